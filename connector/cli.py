@@ -1,0 +1,109 @@
+"""The `connector` command: serve, worker, sync, simulate, check-config, schema, demo.
+
+Every command that reads rules takes the config from `--config`, else `CONNECTOR_CONFIG`,
+else the embedded standard process, and refuses to go on with a config that does not
+validate: the error lists file:line, key path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from connector.config import ConfigError, load_config, schema_text
+from connector.settings import Settings
+
+
+def _load(path: Path | None):
+    settings = Settings.from_env()
+    try:
+        return load_config(path or settings.config_path)
+    except ConfigError as exc:
+        click.echo("The configuration is not valid:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+
+
+def _parse_now(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    try:
+        now = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 instant; write e.g. 2026-11-20T10:30:00+08:00")
+    if now.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no UTC offset; write e.g. 2026-11-20T10:30:00+08:00 or ...Z")
+    return now
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Make every Jira or Zendesk ticket follow the standard technical-support process."""
+
+
+@main.command("check-config")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def check_config(path: Path | None) -> None:
+    """Validate a rule file or directory (default: CONNECTOR_CONFIG or the embedded rules); exit 2 on error."""
+    config = _load(path)
+    kinds = ", ".join(f"{r.id} ({r.type})" for r in config.rules)
+    click.echo(f"OK: {len(config.rules)} rules: {kinds}; calendars: {', '.join(config.calendars) or 'none'}")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of rule files, for editor autocompletion."""
+    click.echo(schema_text())
+
+
+@main.command()
+@click.option("--platform", type=click.Choice(["jira", "zendesk"]), required=True)
+@click.option("--ticket-json", "ticket_json", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="the platform's own REST JSON: a Jira issue fetched with expand=changelog, or a Zendesk ticket with its audits")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="rule file or directory")
+@click.option("--now", "now_text", help="evaluate at this ISO 8601 instant (default: the current time)")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def simulate(platform: str, ticket_json: Path, config_path: Path | None, now_text: str | None, output: str) -> None:
+    """Dry-run the rules on one ticket: print the plan, the SLA clocks and the next deadline. Writes nothing."""
+    from connector.plan_output import plan_as_json, plan_as_text
+    from connector.simulation import simulate_file
+
+    config = _load(config_path)
+    now = _parse_now(now_text)
+    try:
+        ticket, plan = simulate_file(platform, ticket_json, config, now)
+    except ValueError as exc:
+        raise click.ClickException(f"{ticket_json}: {exc}")
+    if output == "json":
+        click.echo(json.dumps(plan_as_json(ticket, plan), indent=2, ensure_ascii=False))
+    else:
+        click.echo(plan_as_text(ticket, plan))
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="rule file or directory")
+@click.option("--now", "now_text", help="evaluate at this ISO 8601 instant (default: 2026-11-20T15:00+08:00, fits the examples)")
+@click.option("--examples", "examples_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path(__file__).resolve().parent.parent / "examples", show_default=False)
+def examples(config_path: Path | None, now_text: str | None, examples_dir: Path) -> None:
+    """Simulate the bundled example tickets of both platforms and print their plans."""
+    from connector.plan_output import plan_as_text
+    from connector.simulation import simulate_file
+
+    config = _load(config_path)
+    now = _parse_now(now_text or "2026-11-20T15:00:00+08:00")
+    for platform in ("jira", "zendesk"):
+        for path in sorted((examples_dir / platform).glob("*.json")):
+            ticket, plan = simulate_file(platform, path, config, now)
+            click.echo(f"=== {platform}: {path.name}")
+            click.echo(plan_as_text(ticket, plan))
+            click.echo()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

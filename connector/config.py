@@ -1,0 +1,292 @@
+"""Loading and validating the admins' YAML rule files.
+
+A bad config must never start silently: every problem is reported with the file, the line,
+the key path and what is allowed, all at once, so an admin can fix a file in one pass and
+`connector check-config` can gate a merge request. Several files (a directory) are merged:
+rules are concatenated in file-name order, named sections (calendars, fields) must not
+define the same name twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from connector.calendar import CalendarConfig
+from connector.platforms.mapping import PlatformMappings, default_jira_mapping, default_zendesk_mapping
+from connector.rules import Rule, RULE_TYPES
+
+DEFAULT_FIELD_LABELS = {
+    "category": "Category",
+    "priority": "Priority",
+    "environment": "Environment (OS / browser / product version)",
+    "impact_scope": "Impact scope (who and what is affected)",
+    "symptom": "Symptom",
+    "repro_steps": "Steps to reproduce",
+    "error_message": "Exact error message",
+    "occurred_at": "When it happened",
+    "root_cause": "Root cause",
+    "solution": "Solution",
+    "verification_result": "Reporter's verification result",
+    "kb_link": "Knowledge-base link",
+    "satisfaction": "Satisfaction",
+}
+
+
+class Markers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prefix: str = Field(
+        default="spc-",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="prefix of the labels/tags that record one-time actions; lower case, no spaces",
+    )
+
+
+class SupportConfig(BaseModel):
+    """The whole configuration: calendars, platform mappings, field labels and rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    markers: Markers = Field(default_factory=Markers)
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="logical field name -> label used in comments"
+    )
+    calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
+    platforms: PlatformMappings = Field(default_factory=PlatformMappings)
+    rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "SupportConfig":
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id '{rule.id}' is used twice; every rule needs its own id")
+            seen.add(rule.id)
+        for index, rule in enumerate(self.rules):
+            for problem in rule.check(self):
+                raise ValueError(f"rules[{index}] ({rule.id}): {problem}")
+        return self
+
+    @cached_property
+    def compiled_calendars(self) -> dict[str, Any]:
+        return {name: cal.build(name) for name, cal in self.calendars.items()}
+
+    def calendar(self, name: str):
+        return self.compiled_calendars[name]
+
+    def field_label(self, name: str) -> str:
+        return self.fields.get(name) or DEFAULT_FIELD_LABELS.get(name) or name.replace("_", " ")
+
+    def marker(self, name: str) -> str:
+        return f"{self.markers.prefix}{name}"
+
+
+@dataclass
+class ConfigProblem:
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` lists every reason found."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# --- YAML with positions -------------------------------------------------------------------
+
+Position = tuple[str, int]  # (file, line)
+
+
+def _positions(node: yaml.Node, file: str, path: tuple = (), out: dict | None = None) -> dict:
+    """Map every key path in a composed YAML document to (file, 1-based line)."""
+    out = {} if out is None else out
+    out.setdefault(path, (file, node.start_mark.line + 1))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            _positions(value_node, file, path + (key,), out)
+            # The key's own line, not its value's, is where an admin looks.
+            out[path + (key,)] = (file, key_node.start_mark.line + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _positions(item, file, path + (index,), out)
+    return out
+
+
+def _read_yaml(path: Path) -> tuple[dict, dict]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ConfigError([ConfigProblem(str(path), line, "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}")])
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(str(path), 1, "", "the file must be a mapping with keys such as rules:, calendars:, platforms:")])
+    return data, _positions(node, str(path))
+
+
+def _merge(files: list[Path]) -> tuple[dict, dict]:
+    merged: dict[str, Any] = {}
+    positions: dict[tuple, Position] = {}
+    problems: list[ConfigProblem] = []
+    for path in files:
+        data, pos = _read_yaml(path)
+        offset = len(merged.get("rules", []))
+        for key, value in data.items():
+            if key == "rules" and isinstance(value, list):
+                merged.setdefault("rules", []).extend(value)
+            elif key in ("calendars", "fields") and isinstance(value, dict):
+                section = merged.setdefault(key, {})
+                for name in value:
+                    if name in section:
+                        problems.append(ConfigProblem(str(path), pos.get((key, name), (None, None))[1], f"{key}.{name}", f"'{name}' is already defined in another file"))
+                section.update(value)
+            elif key in merged and key not in ("version",):
+                problems.append(ConfigProblem(str(path), pos.get((key,), (None, None))[1], key, "this section is already defined in another file; keep it in one file"))
+            else:
+                merged[key] = value
+        for p, where in pos.items():
+            if p and p[0] == "rules" and len(p) > 1 and isinstance(p[1], int):
+                positions[("rules", p[1] + offset) + p[2:]] = where
+            else:
+                positions.setdefault(p, where)
+    if problems:
+        raise ConfigError(problems)
+    return merged, positions
+
+
+def _with_platform_defaults(data: dict) -> dict:
+    """Admins override only what differs from the stock platform; the rest keeps its default."""
+    platforms = data.get("platforms")
+    if not isinstance(platforms, dict):
+        return data
+    data = dict(data)
+    defaults = {"jira": default_jira_mapping(), "zendesk": default_zendesk_mapping()}
+    merged = {}
+    for name, override in platforms.items():
+        if name in defaults and isinstance(override, dict):
+            base = defaults[name].model_dump(mode="json")
+            for key, value in override.items():
+                if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("statuses", "priorities"):
+                    base[key] = {**base[key], **value}
+                else:
+                    base[key] = value
+            merged[name] = base
+        else:
+            merged[name] = override
+    data["platforms"] = merged
+    return data
+
+
+def _locate(loc: tuple, data: Any, positions: dict, fallback_file: str) -> tuple[str, int | None, str]:
+    """Turn a pydantic error location into (file, line, readable key path) of the YAML."""
+    path: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(part, str) and part in RULE_TYPES:
+            continue  # the discriminator tag pydantic adds for a union member
+        elif isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue  # pydantic's internal step names
+        else:
+            path.append(part)
+            node = None
+    file, line = fallback_file, None
+    for end in range(len(path), -1, -1):
+        where = positions.get(tuple(path[:end]))
+        if where:
+            file, line = where
+            break
+    readable = ""
+    for part in path:
+        readable += f"[{part}]" if isinstance(part, int) else (f".{part}" if readable else str(part))
+    if path and path[0] == "rules" and len(path) > 1 and isinstance(data, dict):
+        try:
+            rule_id = data["rules"][path[1]].get("id")
+        except (IndexError, AttributeError, KeyError, TypeError):
+            rule_id = None
+        if rule_id:
+            readable += f" (rule '{rule_id}')"
+    return file, line, readable
+
+
+def _message(error: dict) -> str:
+    kind = error.get("type")
+    ctx = error.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        return f"unknown rule type '{ctx.get('tag')}'; valid types: {', '.join(sorted(RULE_TYPES))}"
+    if kind == "union_tag_not_found":
+        return f"every rule needs a 'type'; valid types: {', '.join(sorted(RULE_TYPES))}"
+    if kind == "extra_forbidden":
+        return "unknown key; check the spelling (`connector schema` lists the allowed keys)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        return f"got {error.get('input')!r}; allowed: {ctx.get('expected')}"
+    if kind == "enum":
+        return f"got {error.get('input')!r}; allowed: {ctx.get('expected')}"
+    msg = error.get("msg", "invalid value")
+    return msg.removeprefix("Value error, ")
+
+
+def config_files(path: Path) -> list[Path]:
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not files:
+            raise ConfigError([ConfigProblem(str(path), None, "", "no .yaml files in this directory; point CONNECTOR_CONFIG at a rule file or a directory of them")])
+        return files
+    if not path.exists():
+        raise ConfigError([ConfigProblem(str(path), None, "", "file not found; set CONNECTOR_CONFIG or pass the path of a rule file (e.g. config/standard-support.yaml)")])
+    return [path]
+
+
+def load_config(path: Path | str) -> SupportConfig:
+    """Load and validate one rule file or a directory of them; raise ConfigError listing every problem."""
+    files = config_files(Path(path))
+    data, positions = _merge(files)
+    try:
+        return SupportConfig.model_validate(_with_platform_defaults(data))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            file, line, key_path = _locate(tuple(error["loc"]), data, positions, str(files[0]))
+            problems.append(ConfigProblem(file, line, key_path, _message(error)))
+        raise ConfigError(problems) from None
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a rule file, for editors' autocompletion (yaml-language-server)."""
+    schema = SupportConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Support-process connector rules"
+    return schema
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False)

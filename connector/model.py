@@ -1,0 +1,212 @@
+"""Platform-neutral ticket and plan.
+
+The rules engine never sees a Jira issue or a Zendesk ticket: adapters parse the platform's
+own REST representation into a `Ticket`, the engine turns a `Ticket` into a `Plan` of
+`Action`s, and adapters write the plan back. Keeping this module free of platform detail is
+what lets one rule file drive both platforms.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Platform = Literal["jira", "zendesk"]
+Priority = Literal["P0", "P1", "P2", "P3"]
+PRIORITIES: tuple[Priority, ...] = ("P0", "P1", "P2", "P3")
+
+
+class Status(StrEnum):
+    """The logical statuses of the standard process; platforms map their own names onto these."""
+
+    NEW = "new"
+    WAITING_FOR_INFORMATION = "waiting_for_information"
+    IN_PROGRESS = "in_progress"
+    WAITING_FOR_CUSTOMER = "waiting_for_customer"
+    WAITING_FOR_THIRD_PARTY = "waiting_for_third_party"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+DONE_STATUSES = frozenset({Status.RESOLVED, Status.CLOSED})
+
+
+class AuthorRole(StrEnum):
+    """Who wrote a comment; only agents' public comments count as responses for the SLA."""
+
+    AGENT = "agent"
+    REQUESTER = "requester"
+    # The connector's own account: its notices must never satisfy a first-response target.
+    CONNECTOR = "connector"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Comment(_Frozen):
+    id: str
+    author: str | None = None
+    author_role: AuthorRole = AuthorRole.AGENT
+    public: bool = True
+    body: str = ""
+    created: datetime
+
+
+class StatusChange(_Frozen):
+    """One status transition from the platform's history (Jira changelog, Zendesk audits)."""
+
+    at: datetime
+    from_status: Status | None = None
+    to_status: Status
+    raw_from: str | None = None
+    raw_to: str | None = None
+
+
+class Ticket(BaseModel):
+    """A ticket as the rules see it: logical names only, times timezone-aware."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platform: Platform
+    id: str
+    key: str
+    url: str | None = None
+    summary: str = ""
+    description: str = ""
+    category: str | None = None
+    priority: Priority | None = None
+    raw_priority: str | None = None
+    status: Status
+    raw_status: str | None = None
+    # Logical statuses that the platform writes with the same raw status as this ticket's
+    # (Zendesk has one "pending" for waiting on customer and waiting for information):
+    # a transition to any of them is already done.
+    status_equivalents: frozenset[Status] = frozenset()
+    reporter: str | None = None
+    assignee: str | None = None
+    group: str | None = None
+    labels: frozenset[str] = frozenset()
+    fields: dict[str, Any] = Field(default_factory=dict)
+    created: datetime
+    updated: datetime | None = None
+    resolved: datetime | None = None
+    status_history: tuple[StatusChange, ...] = ()
+    comments: tuple[Comment, ...] = ()
+
+    def is_in(self, status: Status) -> bool:
+        """True when the ticket already shows `status` as far as its platform can tell."""
+        return self.status == status or status in self.status_equivalents
+
+    def field_present(self, name: str) -> bool:
+        """A logical field counts as given when it holds something other than blanks."""
+        value = self.fields.get(name)
+        if value is None:
+            return False
+        if isinstance(value, str):
+            return bool(value.strip())
+        if isinstance(value, (list, tuple, set, frozenset, dict)):
+            return len(value) > 0
+        return True
+
+
+# --- actions ---------------------------------------------------------------------------
+
+
+class _Action(_Frozen):
+    rule: str = Field(description="id of the rule that produced this action")
+    reason: str = Field(description="why, in words an agent understands")
+
+
+class SetFields(_Action):
+    type: Literal["set-fields"] = "set-fields"
+    fields: dict[str, Any]
+
+
+class AddLabel(_Action):
+    """Add a marker label (Jira) / tag (Zendesk); markers record one-time actions on the ticket."""
+
+    type: Literal["add-label"] = "add-label"
+    label: str
+
+
+class RemoveLabel(_Action):
+    type: Literal["remove-label"] = "remove-label"
+    label: str
+
+
+class AddComment(_Action):
+    """A comment; `marker` is the label that records it, written in the same request."""
+
+    type: Literal["comment"] = "comment"
+    body: str
+    public: bool = False
+    marker: str | None = None
+
+
+class Transition(_Action):
+    type: Literal["transition"] = "transition"
+    to: Status
+
+
+class Assign(_Action):
+    type: Literal["assign"] = "assign"
+    group: str | None = None
+    assignee: str | None = None
+
+
+class SetPriority(_Action):
+    type: Literal["set-priority"] = "set-priority"
+    priority: Priority
+
+
+Action = Annotated[
+    Union[SetFields, AddLabel, RemoveLabel, AddComment, Transition, Assign, SetPriority],
+    Field(discriminator="type"),
+]
+
+
+class SlaClock(BaseModel):
+    """One SLA metric of one ticket at one instant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Literal["first_response", "resolution", "periodic_update"]
+    target_minutes: int
+    clock: Literal["business", "calendar"]
+    calendar: str
+    elapsed_minutes: float
+    remaining_minutes: float
+    state: Literal["running", "paused", "met", "breached"]
+    started: datetime
+    due: datetime | None = None
+    breached_at: datetime | None = None
+    stopped_at: datetime | None = None
+    # Periodic updates restart after every agent update; a breach notice is once per cycle.
+    cycle: int = 0
+    warn_at: tuple[datetime, ...] = ()
+
+    @property
+    def elapsed_percent(self) -> float:
+        return 100.0 * self.elapsed_minutes / self.target_minutes if self.target_minutes else 100.0
+
+
+class Plan(BaseModel):
+    """What the rules want done to one ticket at one instant, plus the clocks behind it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platform: Platform
+    ticket_id: str
+    ticket_key: str
+    evaluated_at: datetime
+    actions: list[Action] = Field(default_factory=list)
+    sla: dict[str, SlaClock] = Field(default_factory=dict)
+    next_deadline: datetime | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions

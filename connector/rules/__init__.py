@@ -1,0 +1,16 @@
+"""The rule types, registered by their `type` key, and the union the config validates against.
+
+Importing a rule module registers it; the discriminated union on `type` makes pydantic
+report an unknown type together with the list of valid ones.
+"""
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from connector.rules import closure, escalation, follow_up, required_fields, routing, sla  # noqa: F401  (registers)
+from connector.rules.base import RULE_TYPES
+
+Rule = Annotated[Union[tuple(RULE_TYPES.values())], Field(discriminator="type")]
+
+__all__ = ["RULE_TYPES", "Rule"]

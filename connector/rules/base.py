@@ -1,0 +1,150 @@
+"""What every rule type shares: matching, comment specs, the evaluation context, the registry.
+
+Rule types follow Cloud Custodian's habit: each is a small class registered under its
+`type` name, carrying its own schema (a pydantic model) and a YAML example in its docstring.
+An unknown type fails at load time with the list of valid types.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from connector import templates
+from connector.model import PRIORITIES, AddComment, Priority, SlaClock, Status, Ticket
+
+if TYPE_CHECKING:
+    from connector.config import SupportConfig
+
+RULE_TYPES: dict[str, type["RuleBase"]] = {}
+
+
+def register(cls: type["RuleBase"]) -> type["RuleBase"]:
+    """Register a rule class under the literal value of its `type` field."""
+    type_name = cls.model_fields["type"].default
+    RULE_TYPES[type_name] = cls
+    return cls
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Match(Strict):
+    """Which tickets a rule (or a part of it) applies to; an empty list means any."""
+
+    categories: list[str] = Field(default_factory=list)
+    priorities: list[Priority] = Field(default_factory=list)
+    platforms: list[str] = Field(default_factory=list)
+
+    def matches(self, ticket: Ticket) -> bool:
+        if self.categories and (ticket.category or "").casefold() not in {c.casefold() for c in self.categories}:
+            return False
+        if self.priorities and ticket.priority not in self.priorities:
+            return False
+        if self.platforms and ticket.platform not in self.platforms:
+            return False
+        return True
+
+
+class CommentSpec(Strict):
+    """A comment the rule posts: a Jinja2 template and whether the customer sees it."""
+
+    template: str
+    public: bool = False
+
+
+@dataclass
+class EvalContext:
+    """Mutable state of one evaluation: the ticket as projected by earlier rules' actions."""
+
+    ticket: Ticket
+    now: datetime
+    config: "SupportConfig"
+    sla: dict[str, SlaClock] = field(default_factory=dict)
+    # Per metric: (running intervals, calendar) so later rules can ask when a share is reached.
+    sla_timelines: dict[str, Any] = field(default_factory=dict)
+    deadlines: list[datetime] = field(default_factory=list)
+
+    def marker(self, name: str) -> str:
+        return self.config.marker(name)
+
+    def has_marker(self, name: str) -> bool:
+        return self.marker(name) in self.ticket.labels
+
+    def add_deadline(self, at: datetime | None) -> None:
+        if at is not None and at > self.now:
+            self.deadlines.append(at)
+
+    def field_mapped(self, logical: str) -> bool:
+        """True when the ticket's platform has a field for `logical` (writes to unmapped fields are skipped)."""
+        return logical in self.config.platforms.for_platform(self.ticket.platform).fields
+
+    def comment(self, rule: "RuleBase", spec: CommentSpec, reason: str, marker: str | None, **extra: Any) -> AddComment:
+        body = templates.render(spec.template, {"ticket": templates.ticket_context(self.ticket), "now": self.now, **extra})
+        return AddComment(rule=rule.id, reason=reason, body=body, public=spec.public,
+                          marker=self.marker(marker) if marker else None)
+
+
+class RuleBase(Strict):
+    """Fields every rule has. Subclasses add `type: Literal[...]` and their own settings."""
+
+    type: str
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="unique id, used in markers and logs")
+    description: str = ""
+    enabled: bool = True
+    when: Match = Field(default_factory=Match, description="which tickets the rule applies to")
+
+    # Sample variables each rule's templates may use, checked at load time.
+    template_sample: ClassVar[dict[str, Any]] = {}
+
+    def applies(self, ticket: Ticket) -> bool:
+        return self.enabled and self.when.matches(ticket)
+
+    @abstractmethod
+    def evaluate(self, ctx: EvalContext) -> list:
+        """The actions this rule wants on `ctx.ticket` at `ctx.now`; pure, no I/O."""
+
+    def comment_specs(self) -> Iterable[tuple[str, CommentSpec]]:
+        """(key path, spec) of every template in this rule, for load-time checks."""
+        return ()
+
+    def check(self, config: "SupportConfig") -> list[str]:
+        """Problems that need the whole config (calendar names, templates, field names)."""
+        problems = []
+        for where, spec in self.comment_specs():
+            sample = {"ticket": templates.SAMPLE_TICKET, "now": datetime(2026, 11, 20, 9, 0), **self.template_sample}
+            problem = templates.check(spec.template, sample)
+            if problem:
+                problems.append(f"{where}: {problem}")
+        return problems
+
+
+def status_list(values: Iterable[Status]) -> frozenset[Status]:
+    return frozenset(values)
+
+
+def next_priority(priority: Priority | None) -> Priority | None:
+    """One step more urgent (P2 -> P1); P0 stays P0."""
+    if priority is None:
+        return None
+    index = PRIORITIES.index(priority)
+    return PRIORITIES[max(0, index - 1)]
+
+
+class _AnyCalendar:
+    """Stands in for a calendar when only the spelling of a duration is checked."""
+
+    business_day_minutes = 480.0
+
+
+def check_duration(text: str) -> str:
+    """Validate a duration's spelling at load time (its length in minutes needs the calendar)."""
+    from connector.calendar import parse_duration
+
+    parse_duration(text, _AnyCalendar())
+    return text

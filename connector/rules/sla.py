@@ -1,0 +1,179 @@
+"""SLA targets per priority, warning and breach notices, due times agents can see.
+
+The clocks themselves are computed in `connector.sla` from the ticket's history; this rule
+holds the targets, posts a warning at each threshold and one breach notice per metric (per
+cycle, for periodic updates) – each recorded by a marker so it is never posted twice –
+writes due instants into mapped date-time fields, and reports the next instant that matters
+so the scheduler can wake up exactly then.
+
+A target is a duration in business time of the rule's calendar ("30m", "2h", "1h30m",
+"3bd" = three business days) or, with the word `calendar`, in wall-clock time ("24h calendar").
+
+Example::
+
+    - id: sla
+      type: sla
+      calendar: standard
+      warn_at: [75]
+      pause_statuses: [waiting_for_information, waiting_for_customer, waiting_for_third_party]
+      targets:
+        P0: {first_response: 30m, resolution: 24h calendar, periodic_update: 4h calendar}
+        P1: {first_response: 2h, resolution: 1bd, periodic_update: 4h}
+        P2: {first_response: 4h, resolution: 3bd}
+        P3: {first_response: 8h, resolution: 5bd}
+      due_fields: {first_response: sla_first_response_due, resolution: sla_resolution_due}
+      notify:
+        warning: {template: "{{ clock.metric_label }} due {{ clock.due }} ({{ clock.percent }}% used)"}
+        breach: {template: "{{ clock.metric_label }} target of {{ clock.target }} breached at {{ clock.breached_at }}"}
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from connector.calendar import ContinuousCalendar, parse_duration
+from connector.model import DONE_STATUSES, Priority, SetFields, SlaClock, Status
+from connector.rules.base import CommentSpec, EvalContext, RuleBase, Strict, check_duration, register
+from connector.sla import build_clock
+from connector.templates import SAMPLE_CLOCK
+from connector.timefmt import format_instant, format_minutes, same_instant
+
+METRICS = ("first_response", "resolution", "periodic_update")
+METRIC_LABELS = {"first_response": "first response", "resolution": "resolution",
+                 "periodic_update": "progress update"}
+_TARGET = re.compile(r"^\s*(?P<duration>\S+)\s*(?P<clock>business|calendar)?\s*$")
+
+
+class Target(Strict):
+    within: str = Field(description="duration: 30m, 2h, 1h30m, 3bd (business days)")
+    clock: Literal["business", "calendar"] = "business"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value):
+        if isinstance(value, (int, float)):
+            return {"within": f"{value}m"}
+        if isinstance(value, str):
+            match = _TARGET.match(value)
+            if not match:
+                raise ValueError(f"invalid target {value!r}; write e.g. '30m', '2h', '3bd' or '24h calendar'")
+            return {"within": match["duration"], "clock": match["clock"] or "business"}
+        return value
+
+    @field_validator("within")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return check_duration(value)
+
+
+class Targets(Strict):
+    first_response: Target | None = None
+    resolution: Target | None = None
+    periodic_update: Target | None = None
+
+
+class Notices(Strict):
+    warning: CommentSpec | None = None
+    breach: CommentSpec | None = None
+
+
+def clock_context(clock: SlaClock, tz, percent: int | None = None) -> dict:
+    """The `clock` variable of notice and escalation templates, times in the calendar's zone."""
+    return {
+        "metric": clock.metric, "metric_label": METRIC_LABELS[clock.metric],
+        "target": format_minutes(clock.target_minutes), "elapsed": format_minutes(clock.elapsed_minutes),
+        "remaining": format_minutes(clock.remaining_minutes),
+        "due": format_instant(clock.due, tz) if clock.due else "",
+        "breached_at": format_instant(clock.breached_at, tz) if clock.breached_at else "",
+        "percent": percent if percent is not None else int(clock.elapsed_percent), "cycle": clock.cycle,
+    }
+
+
+@register
+class SlaRule(RuleBase):
+    type: Literal["sla"] = "sla"
+    calendar: str = Field(description="name of a calendar under `calendars:`")
+    targets: dict[Priority, Targets]
+    pause_statuses: list[Status] = Field(default=[Status.WAITING_FOR_INFORMATION, Status.WAITING_FOR_CUSTOMER,
+                                                  Status.WAITING_FOR_THIRD_PARTY])
+    warn_at: list[int] = Field(default=[75], description="percent of a target at which to warn")
+    due_fields: dict[Literal["first_response", "resolution", "periodic_update"], str] = Field(default_factory=dict)
+    notify: Notices = Field(default_factory=Notices)
+
+    template_sample: ClassVar[dict] = {"clock": SAMPLE_CLOCK}
+
+    @field_validator("warn_at")
+    @classmethod
+    def _percent(cls, values: list[int]) -> list[int]:
+        for value in values:
+            if not 0 < value < 100:
+                raise ValueError(f"warn_at {value} must be between 1 and 99 (percent of the target)")
+        return sorted(set(values))
+
+    def comment_specs(self):
+        return [(f"notify.{k}", v) for k, v in (("warning", self.notify.warning), ("breach", self.notify.breach)) if v]
+
+    def check(self, config) -> list[str]:
+        problems = super().check(config)
+        if self.calendar not in config.calendars:
+            problems.append(f"calendar '{self.calendar}' is not defined; defined calendars: {', '.join(config.calendars) or 'none'}")
+        return problems
+
+    def target_minutes(self, target: Target, calendar) -> float:
+        return parse_duration(target.within, calendar)
+
+    def clocks(self, ctx: EvalContext):
+        """Build every clock of the ticket's current priority; (clock, timeline, calendar) per metric."""
+        ticket = ctx.ticket
+        targets = self.targets.get(ticket.priority) if ticket.priority else None
+        if not targets:
+            return {}
+        business = ctx.config.calendar(self.calendar)
+        out = {}
+        for metric in METRICS:
+            target = getattr(targets, metric)
+            if target is None:
+                continue
+            calendar = ContinuousCalendar() if target.clock == "calendar" else business
+            built = build_clock(metric, ticket, ctx.now, target_minutes=round(parse_duration(target.within, business)),
+                                clock=target.clock, calendar=calendar, paused=frozenset(self.pause_statuses),
+                                warn_percents=self.warn_at)
+            if built:
+                out[metric] = built
+        return out
+
+    def evaluate(self, ctx: EvalContext) -> list:
+        ticket = ctx.ticket
+        tz = ctx.config.calendar(self.calendar).tz
+        actions: list = []
+        due_updates: dict[str, str] = {}
+        for metric, (clock, timeline) in self.clocks(ctx).items():
+            ctx.sla[metric] = clock
+            ctx.sla_timelines[metric] = timeline
+            suffix = f"-c{clock.cycle}" if metric == "periodic_update" else ""
+            open_ticket = ticket.status not in DONE_STATUSES
+            if clock.state == "breached" and open_ticket and self.notify.breach:
+                marker = f"{self.id}-breach-{metric}{suffix}"
+                if not ctx.has_marker(marker):
+                    reason = f"{METRIC_LABELS[metric]} target {format_minutes(clock.target_minutes)} breached"
+                    actions.append(ctx.comment(self, self.notify.breach, reason, marker, clock=clock_context(clock, tz)))
+            elif clock.state == "running" and open_ticket:
+                for percent, at in zip(self.warn_at, clock.warn_at):
+                    marker = f"{self.id}-warning-{metric}-{percent}{suffix}"
+                    if at <= ctx.now and not ctx.has_marker(marker) and self.notify.warning:
+                        reason = f"{percent}% of the {METRIC_LABELS[metric]} target used"
+                        actions.append(ctx.comment(self, self.notify.warning, reason, marker,
+                                                   clock=clock_context(clock, tz, percent)))
+                    elif at > ctx.now:
+                        ctx.add_deadline(at)
+                ctx.add_deadline(clock.due)
+            field = self.due_fields.get(metric)
+            if field and clock.due and ctx.field_mapped(field) and not same_instant(ticket.fields.get(field), clock.due):
+                due_updates[field] = format_instant(clock.due, tz, iso=True)
+        if due_updates:
+            actions.insert(0, SetFields(rule=self.id, reason="SLA due times changed", fields=due_updates))
+        return actions
