@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.calendar import CalendarConfig
 from connector.platforms.mapping import PlatformMappings, default_jira_mapping, default_zendesk_mapping
@@ -62,17 +62,16 @@ class SupportConfig(BaseModel):
     platforms: PlatformMappings = Field(default_factory=PlatformMappings)
     rules: list[Rule] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _cross_references(self) -> "SupportConfig":
+    def cross_check(self) -> list[tuple[tuple, str]]:
+        """Problems between sections (ids, calendar names, templates) as (key path, message)."""
+        problems: list[tuple[tuple, str]] = []
         seen: set[str] = set()
-        for rule in self.rules:
-            if rule.id in seen:
-                raise ValueError(f"rule id '{rule.id}' is used twice; every rule needs its own id")
-            seen.add(rule.id)
         for index, rule in enumerate(self.rules):
-            for problem in rule.check(self):
-                raise ValueError(f"rules[{index}] ({rule.id}): {problem}")
-        return self
+            if rule.id in seen:
+                problems.append((("rules", index, "id"), f"rule id '{rule.id}' is used twice; every rule needs its own id"))
+            seen.add(rule.id)
+            problems.extend((("rules", index) + where, message) for where, message in rule.check(self))
+        return problems
 
     @cached_property
     def compiled_calendars(self) -> dict[str, Any]:
@@ -271,13 +270,21 @@ def load_config(path: Path | str) -> SupportConfig:
     files = config_files(Path(path))
     data, positions = _merge(files)
     try:
-        return SupportConfig.model_validate(_with_platform_defaults(data))
+        config = SupportConfig.model_validate(_with_platform_defaults(data))
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
-            file, line, key_path = _locate(tuple(error["loc"]), data, positions, str(files[0]))
+            loc = tuple(error["loc"])
+            if error.get("type", "").startswith("union_tag"):
+                loc += ("type",)  # point at the rule's `type:` line
+            file, line, key_path = _locate(loc, data, positions, str(files[0]))
             problems.append(ConfigProblem(file, line, key_path, _message(error)))
         raise ConfigError(problems) from None
+    problems = [ConfigProblem(*_locate(loc, data, positions, str(files[0])), message)
+                for loc, message in config.cross_check()]
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def json_schema() -> dict:

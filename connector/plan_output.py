@@ -68,8 +68,8 @@ def plan_as_text(ticket: Ticket, plan: Plan) -> str:
     if plan.sla:
         lines.append("  SLA:")
         for metric, clock in plan.sla.items():
-            due = f", due {clock.due.isoformat()}" if clock.due else ""
+            due = f", due {clock.due.isoformat(timespec='minutes')}" if clock.due else ""
             lines.append(f"    {metric}: {clock.state}, {format_minutes(clock.elapsed_minutes)} of "
                          f"{format_minutes(clock.target_minutes)} ({clock.clock}){due}")
-    lines.append(f"  next deadline: {plan.next_deadline.isoformat() if plan.next_deadline else 'none'}")
+    lines.append(f"  next deadline: {plan.next_deadline.isoformat(timespec='seconds') if plan.next_deadline else 'none'}")
     return "\n".join(lines)

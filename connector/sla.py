@@ -82,6 +82,17 @@ def status_segments(ticket: Ticket, now: datetime) -> list[tuple[datetime, datet
     return segments
 
 
+def status_at(ticket: Ticket, now: datetime) -> Status:
+    """The ticket's status at `now` (a change made exactly at `now` counts)."""
+    past = [c for c in ticket.status_history if c.at <= now]
+    if past:
+        return max(past, key=lambda c: c.at).to_status
+    history = sorted(ticket.status_history, key=lambda c: c.at)
+    if history and history[0].from_status:
+        return history[0].from_status
+    return ticket.status if not history else Status.NEW
+
+
 def _running_intervals(segments, begin: datetime, stop: datetime | None, paused: frozenset[Status],
                        now: datetime, status_now: Status) -> tuple[tuple[datetime, datetime | None], ...]:
     """Spans between begin and stop (or now) in which the clock runs; open-ended if running now."""
@@ -145,7 +156,7 @@ def build_clock(metric: str, ticket: Ticket, now: datetime, *, target_minutes: i
     else:
         raise ValueError(f"unknown SLA metric {metric!r}")
 
-    status_now = segments[-1][2] if segments else ticket.status
+    status_now = status_at(ticket, now)
     timeline = Timeline(_running_intervals(segments, begin, stop, paused, now, status_now), now, calendar)
     elapsed = timeline.elapsed()
     breached_at = timeline.reached_at(target_minutes) if elapsed >= target_minutes else None

@@ -109,18 +109,19 @@ class RuleBase(Strict):
     def evaluate(self, ctx: EvalContext) -> list:
         """The actions this rule wants on `ctx.ticket` at `ctx.now`; pure, no I/O."""
 
-    def comment_specs(self) -> Iterable[tuple[str, CommentSpec]]:
-        """(key path, spec) of every template in this rule, for load-time checks."""
+    def comment_specs(self) -> Iterable[tuple[tuple, CommentSpec]]:
+        """(key path inside the rule, spec) of every template in this rule, for load-time checks."""
         return ()
 
-    def check(self, config: "SupportConfig") -> list[str]:
-        """Problems that need the whole config (calendar names, templates, field names)."""
+    def check(self, config: "SupportConfig") -> list[tuple[tuple, str]]:
+        """Problems that need the whole config (calendar names, templates, field names),
+        as (key path inside the rule, message)."""
         problems = []
         for where, spec in self.comment_specs():
             sample = {"ticket": templates.SAMPLE_TICKET, "now": datetime(2026, 11, 20, 9, 0), **self.template_sample}
             problem = templates.check(spec.template, sample)
             if problem:
-                problems.append(f"{where}: {problem}")
+                problems.append((where + ("template",), problem))
         return problems
 
 

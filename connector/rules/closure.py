@@ -57,9 +57,9 @@ class ClosureRule(RuleBase):
     template_sample: ClassVar[dict] = {"missing": ["Root cause"], "missing_fields": ["root_cause"], "verification": "not resolved"}
 
     def comment_specs(self):
-        specs = [("comment", self.comment)]
+        specs = [(("comment",), self.comment)]
         if self.reopen_comment:
-            specs.append(("reopen_comment", self.reopen_comment))
+            specs.append((("reopen_comment",), self.reopen_comment))
         return specs
 
     def required_for(self, ticket: Ticket) -> list[str]:

@@ -66,20 +66,20 @@ class EscalationRule(RuleBase):
     template_sample: ClassVar[dict] = {"clock": SAMPLE_CLOCK, "level": "l2"}
 
     def comment_specs(self):
-        return [(f"levels[{i}].comment", lvl.comment) for i, lvl in enumerate(self.levels) if lvl.comment]
+        return [(("levels", i, "comment"), lvl.comment) for i, lvl in enumerate(self.levels) if lvl.comment]
 
     def check(self, config) -> list[str]:
         problems = super().check(config)
         position = {rule.id: i for i, rule in enumerate(config.rules)}
         sla_rules = [r for r in config.rules if isinstance(r, SlaRule)]
         if self.sla and self.sla not in position:
-            problems.append(f"sla rule '{self.sla}' is not defined")
+            problems.append((("sla",), f"sla rule '{self.sla}' is not defined"))
         elif not sla_rules:
-            problems.append("needs an `sla` rule to read clocks from; add one before this rule")
+            problems.append(((), "needs an `sla` rule to read clocks from; add one before this rule"))
         else:
             source = self.sla or sla_rules[0].id
             if position[source] > position[self.id]:
-                problems.append(f"must come after the sla rule '{source}' it reads clocks from")
+                problems.append(((), f"must come after the sla rule '{source}' it reads clocks from"))
         return problems
 
     def evaluate(self, ctx: EvalContext) -> list:

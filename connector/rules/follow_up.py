@@ -55,12 +55,12 @@ class FollowUpRule(RuleBase):
         return check_duration(value)
 
     def comment_specs(self):
-        return [("reminder", self.reminder)]
+        return [(("reminder",), self.reminder)]
 
     def check(self, config) -> list[str]:
         problems = super().check(config)
         if self.calendar not in config.calendars:
-            problems.append(f"calendar '{self.calendar}' is not defined; defined calendars: {', '.join(config.calendars) or 'none'}")
+            problems.append((("calendar",), f"calendar '{self.calendar}' is not defined; defined calendars: {', '.join(config.calendars) or 'none'}"))
         return problems
 
     def evaluate(self, ctx: EvalContext) -> list:

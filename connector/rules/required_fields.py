@@ -48,7 +48,7 @@ class RequiredFieldsRule(RuleBase):
     template_sample: ClassVar[dict] = {"missing": ["Environment", "Exact error message"], "missing_fields": ["environment", "error_message"]}
 
     def comment_specs(self):
-        return [("comment", self.comment)]
+        return [(("comment",), self.comment)]
 
     def check(self, config) -> list[str]:
         problems = super().check(config)
@@ -56,7 +56,7 @@ class RequiredFieldsRule(RuleBase):
         for name in {*self.fields, *(f for fs in self.by_category.values() for f in fs),
                      *(f for fs in self.by_priority.values() for f in fs)}:
             if name not in known:
-                problems.append(f"field '{name}' is not mapped on any platform; known fields: {', '.join(sorted(known))}")
+                problems.append(((), f"field '{name}' is not mapped on any platform; known fields: {', '.join(sorted(known))}"))
         return problems
 
     def required_for(self, ticket: Ticket) -> list[str]:

@@ -115,12 +115,12 @@ class SlaRule(RuleBase):
         return sorted(set(values))
 
     def comment_specs(self):
-        return [(f"notify.{k}", v) for k, v in (("warning", self.notify.warning), ("breach", self.notify.breach)) if v]
+        return [(("notify", k), v) for k, v in (("warning", self.notify.warning), ("breach", self.notify.breach)) if v]
 
     def check(self, config) -> list[str]:
         problems = super().check(config)
         if self.calendar not in config.calendars:
-            problems.append(f"calendar '{self.calendar}' is not defined; defined calendars: {', '.join(config.calendars) or 'none'}")
+            problems.append((("calendar",), f"calendar '{self.calendar}' is not defined; defined calendars: {', '.join(config.calendars) or 'none'}"))
         return problems
 
     def target_minutes(self, target: Target, calendar) -> float:

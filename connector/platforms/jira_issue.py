@@ -1,0 +1,306 @@
+"""A Jira issue, as the REST API returns it, turned into the platform-neutral `Ticket`.
+
+The input is exactly the body of `GET /rest/api/2/issue/{key}?expand=changelog,names`
+(Cloud or Data Center; v3 ADF rich text is tolerated), so the same function serves the
+adapter's single read per reconcile, `connector simulate --ticket-json`, and tests over
+recorded responses – with no network and no `jira` library objects involved.
+
+Jira lets every site rename statuses and name custom fields freely, so everything goes
+through the `PlatformMapping`: field references may be ids (`customfield_10050`) or the
+display names admins see, resolved with the `names` map that `expand=names` returns or a
+catalogue from `GET /rest/api/2/field`. A status the mapping does not know falls back on
+Jira's own status category, because a new custom workflow status must never stop the
+connector from working on a ticket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from connector.model import DONE_STATUSES, AuthorRole, Comment, Status, StatusChange, Ticket
+from connector.platforms.field_values import (
+    MalformedTicketError,
+    first_text,
+    history_status,
+    id_text,
+    last_entered,
+    optional_time,
+    parse_time,
+    plain_value,
+    require_list,
+    require_mapping,
+    rich_text,
+)
+from connector.platforms.mapping import PlatformMapping
+
+# Jira's three status categories (the fourth, "undefined", is never assigned to a status).
+STATUS_CATEGORY_FALLBACK: dict[str, Status] = {
+    "new": Status.NEW,
+    "indeterminate": Status.IN_PROGRESS,
+    "done": Status.CLOSED,
+}
+
+# Identity keys of a Jira user: Cloud has accountId; Data Center has name and key.
+_USER_IDS = ("accountId", "name", "key")
+
+
+def parse_jira_issue(
+    issue: dict,
+    mapping: PlatformMapping,
+    *,
+    base_url: str | None = None,
+    field_names: dict[str, str] | None = None,
+) -> Ticket:
+    """Build a `Ticket` from a Jira issue fetched with `expand=changelog,names`.
+
+    `base_url` is the site's browser URL (`https://acme.atlassian.net`); without it the
+    host of `issue["self"]` is used. `field_names` (field id -> display name, from
+    `GET /rest/api/2/field`) resolves display-name references when the issue carries no
+    `names` map. Raises `MalformedTicketError` (a ValueError) when the issue lacks its
+    id, key, fields, status or creation time.
+    """
+    if not isinstance(issue, Mapping):
+        raise MalformedTicketError(f"a Jira issue must be a JSON object, found {type(issue).__name__}")
+    issue_id = id_text(issue.get("id"))
+    key = issue.get("key")
+    if not issue_id or not isinstance(key, str) or not key:
+        raise MalformedTicketError(
+            "a Jira issue needs 'id' and 'key' (the body of GET /rest/api/2/issue/{key}?expand=changelog,names)"
+        )
+    where = f"issue {key}"
+    fields = require_mapping(issue, "fields", where=where)
+
+    created = parse_time(fields.get("created"), what=f"{where} fields.created")
+    status_obj = require_mapping(fields, "status", where=f"{where} fields")
+    raw_status = status_obj.get("name")
+    status = _current_status(mapping, status_obj, where=where)
+
+    history = _status_history(issue, mapping, created=created, raw_current=raw_status, current=status)
+    resolver = _FieldResolver(fields, {**(field_names or {}), **(issue.get("names") or {})})
+    reporter = fields.get("reporter")
+    priority_obj = fields.get("priority") or {}
+    raw_priority = priority_obj.get("name") if isinstance(priority_obj, Mapping) else None
+
+    resolved = optional_time(fields.get("resolutiondate"), what=f"{where} fields.resolutiondate")
+    if resolved is None and status in DONE_STATUSES:
+        resolved = last_entered(history, DONE_STATUSES)
+
+    return Ticket(
+        platform="jira",
+        id=issue_id,
+        key=key,
+        url=_browse_url(issue, key, base_url),
+        summary=str(fields.get("summary") or ""),
+        description=rich_text(fields.get("description")),
+        category=_category(fields, mapping, resolver),
+        priority=mapping.logical_priority(raw_priority),
+        raw_priority=raw_priority,
+        status=status,
+        raw_status=raw_status,
+        status_equivalents=mapping.status_equivalents(raw_status),
+        reporter=_user_id(reporter),
+        assignee=_user_id(fields.get("assignee")),
+        group=_group(mapping, resolver),
+        labels=frozenset(str(label) for label in fields.get("labels") or ()),
+        fields=_logical_fields(mapping, resolver),
+        created=created,
+        updated=optional_time(fields.get("updated"), what=f"{where} fields.updated"),
+        resolved=resolved,
+        status_history=history,
+        comments=_comments(fields, mapping, reporter, where=where),
+    )
+
+
+# --- status -----------------------------------------------------------------------------
+
+
+def _current_status(mapping: PlatformMapping, status_obj: Mapping[str, Any], *, where: str) -> Status:
+    raw = status_obj.get("name")
+    mapped = mapping.logical_status(raw)
+    if mapped is not None:
+        return mapped
+    category = (status_obj.get("statusCategory") or {}).get("key")
+    fallback = STATUS_CATEGORY_FALLBACK.get(category)
+    if fallback is None:
+        raise MalformedTicketError(
+            f"{where}: status {raw!r} is not in the mapping's statuses and has no status category "
+            "(new / indeterminate / done) to fall back on"
+        )
+    return fallback
+
+
+def _is_status_item(item: Mapping[str, Any]) -> bool:
+    # Cloud writes field "Status" with fieldId "status"; Data Center only field "status".
+    # A custom field an admin named "Status" has a customfield_ id and must not match.
+    if item.get("fieldId"):
+        return item["fieldId"] == "status"
+    return str(item.get("field", "")).casefold() == "status" and item.get("fieldtype") != "custom"
+
+
+def _status_history(
+    issue: Mapping[str, Any],
+    mapping: PlatformMapping,
+    *,
+    created: datetime,
+    raw_current: str | None,
+    current: Status,
+) -> tuple[StatusChange, ...]:
+    """Status transitions from the changelog, oldest first, starting at creation.
+
+    The changelog has no entry for the status an issue was created in: it is the
+    `fromString` of the first status change, or the current status when none happened.
+    Without a changelog at all (a webhook's issue) the history is unknown and left empty.
+    """
+    changelog = issue.get("changelog")
+    if not isinstance(changelog, Mapping):
+        return ()
+    where = f"issue {issue.get('key')} changelog"
+
+    # The current status may be known only through its category; history reuses that.
+    known = dict(mapping.statuses)
+    if raw_current:
+        known[raw_current.casefold()] = current
+
+    def logical(raw: str | None) -> Status:
+        return history_status(raw, known=known)
+
+    changes: list[StatusChange] = []
+    for history in require_list(changelog, "histories", where=where):
+        items = [item for item in history.get("items") or () if isinstance(item, Mapping) and _is_status_item(item)]
+        if not items:
+            continue
+        at = parse_time(history.get("created"), what=f"{where} history {history.get('id')} created")
+        for item in items:
+            raw_from, raw_to = item.get("fromString"), item.get("toString")
+            changes.append(
+                StatusChange(
+                    at=at,
+                    from_status=logical(raw_from) if raw_from else None,
+                    to_status=logical(raw_to),
+                    raw_from=raw_from,
+                    raw_to=raw_to,
+                )
+            )
+    changes.sort(key=lambda change: change.at)
+
+    if not changes:
+        return (StatusChange(at=created, to_status=current, raw_to=raw_current),)
+    first = changes[0]
+    if first.raw_from:
+        changes.insert(0, StatusChange(at=created, to_status=logical(first.raw_from), raw_to=first.raw_from))
+    return tuple(changes)
+
+
+# --- people and comments ----------------------------------------------------------------
+
+
+def _user_id(user: Any) -> str | None:
+    """accountId on Cloud, username on Data Center."""
+    if not isinstance(user, Mapping):
+        return None
+    return id_text(user.get("accountId")) or id_text(user.get("name")) or id_text(user.get("key"))
+
+
+def _identities(user: Any, keys: tuple[str, ...]) -> set[str]:
+    if not isinstance(user, Mapping):
+        return set()
+    return {str(user[k]).casefold() for k in keys if user.get(k)}
+
+
+def _comment_role(author: Any, reporter: Any, connector_account: str | None) -> AuthorRole:
+    if connector_account and connector_account.casefold() in _identities(author, _USER_IDS + ("emailAddress",)):
+        return AuthorRole.CONNECTOR
+    if _identities(author, _USER_IDS) & _identities(reporter, _USER_IDS):
+        return AuthorRole.REQUESTER
+    return AuthorRole.AGENT
+
+
+def _comments(
+    fields: Mapping[str, Any], mapping: PlatformMapping, reporter: Any, *, where: str
+) -> tuple[Comment, ...]:
+    page = fields.get("comment")
+    if page is None:
+        return ()
+    if not isinstance(page, Mapping):
+        raise MalformedTicketError(f"{where} fields.comment must be an object with a 'comments' list")
+    comments = []
+    for raw in require_list(page, "comments", where=f"{where} fields.comment"):
+        comment_id = id_text(raw.get("id"))
+        if comment_id is None:
+            raise MalformedTicketError(f"{where} fields.comment.comments: a comment has no 'id'")
+        author = raw.get("author")
+        comments.append(
+            Comment(
+                id=comment_id,
+                author=_user_id(author),
+                author_role=_comment_role(author, reporter, mapping.connector_account),
+                # JSM marks internal notes jsdPublic=false; plain Jira comments are public.
+                public=bool(raw.get("jsdPublic", True)),
+                body=rich_text(raw.get("body")),
+                created=parse_time(raw.get("created"), what=f"{where} comment {comment_id} created"),
+            )
+        )
+    return tuple(sorted(comments, key=lambda comment: comment.created))
+
+
+# --- fields -----------------------------------------------------------------------------
+
+
+class _FieldResolver:
+    """Finds a field's value by id or by the display name admins know it by."""
+
+    def __init__(self, fields: Mapping[str, Any], names: Mapping[str, str]) -> None:
+        self._fields = fields
+        self._ids_by_name: dict[str, list[str]] = {}
+        for field_id, name in names.items():
+            if isinstance(name, str):
+                self._ids_by_name.setdefault(name.casefold(), []).append(field_id)
+
+    def raw(self, ref: str) -> Any:
+        if ref in self._fields:
+            return self._fields[ref]
+        # Jira allows two custom fields with one name; take the one that holds something.
+        candidates = [fid for fid in self._ids_by_name.get(ref.casefold(), ()) if fid in self._fields]
+        for field_id in candidates:
+            if plain_value(self._fields[field_id]) is not None:
+                return self._fields[field_id]
+        return None
+
+
+def _category(fields: Mapping[str, Any], mapping: PlatformMapping, resolver: _FieldResolver) -> str | None:
+    if mapping.category_field == "components":
+        for component in fields.get("components") or ():
+            if isinstance(component, Mapping) and component.get("name"):
+                return str(component["name"])
+        return None
+    return first_text(resolver.raw(mapping.category_field))
+
+
+def _group(mapping: PlatformMapping, resolver: _FieldResolver) -> str | None:
+    return mapping.group_name(first_text(resolver.raw(mapping.group_field)))
+
+
+def _logical_fields(mapping: PlatformMapping, resolver: _FieldResolver) -> dict[str, Any]:
+    values = {}
+    for logical, ref in mapping.fields.items():
+        value = plain_value(resolver.raw(ref))
+        if value is not None:
+            values[logical] = value
+    return values
+
+
+def _browse_url(issue: Mapping[str, Any], key: str, base_url: str | None) -> str | None:
+    if base_url:
+        return f"{base_url.rstrip('/')}/browse/{key}"
+    self_url = issue.get("self")
+    if not isinstance(self_url, str) or "://" not in self_url:
+        return None
+    # Data Center may live under a context path (https://host/jira/rest/api/2/issue/1).
+    site = self_url.split("/rest/api/", 1)[0] if "/rest/api/" in self_url else None
+    if site is None:
+        parts = urlsplit(self_url)
+        site = f"{parts.scheme}://{parts.netloc}"
+    return f"{site.rstrip('/')}/browse/{key}"
