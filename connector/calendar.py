@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = [
     "WEEKDAYS",
@@ -291,10 +291,10 @@ class CalendarConfig(BaseModel):
 
     @field_validator("extra_holidays", "extra_workdays", mode="before")
     @classmethod
-    def _valid_dates(cls, value: Any, info: Any) -> list[date]:
+    def _valid_dates(cls, value: Any, info: ValidationInfo) -> list[date]:
         if not isinstance(value, list):
             raise ValueError(f"{info.field_name} must be a list of dates like ['2026-12-31']")
-        return [_parse_date(item, info.field_name) for item in value]
+        return [_parse_date(item, str(info.field_name)) for item in value]
 
     @field_validator("make_up_day_hours")
     @classmethod
@@ -416,7 +416,7 @@ class _Year:
 
     def instant_at(self, position: int) -> int:
         """Earliest instant at which `position` (0 < position <= total) business µs have passed."""
-        index = bisect_right(self.through, position)
+        index = bisect_left(self.through, position)
         return self.starts[index] + position - self.before[index]
 
 

@@ -145,8 +145,16 @@ def id_text(value: Any) -> str | None:
 
 
 def last_entered(history: Iterable[StatusChange], statuses: frozenset[Status]) -> datetime | None:
-    """When the ticket last moved into one of `statuses` (e.g. resolved when no date field says)."""
-    entered = [change.at for change in history if change.to_status in statuses]
+    """When the ticket last moved into `statuses` from outside them.
+
+    Used for the resolved time where no date field says it: Resolved -> Closed is not a
+    new resolution, so moves within `statuses` do not count.
+    """
+    entered = [
+        change.at
+        for change in history
+        if change.to_status in statuses and (change.from_status is None or change.from_status not in statuses)
+    ]
     return max(entered) if entered else None
 
 

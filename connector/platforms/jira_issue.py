@@ -79,7 +79,8 @@ def parse_jira_issue(
     status = _current_status(mapping, status_obj, where=where)
 
     history = _status_history(issue, mapping, created=created, raw_current=raw_status, current=status)
-    resolver = _FieldResolver(fields, {**(field_names or {}), **(issue.get("names") or {})})
+    names = issue.get("names")
+    resolver = _FieldResolver(fields, {**(field_names or {}), **(names if isinstance(names, Mapping) else {})})
     reporter = fields.get("reporter")
     priority_obj = fields.get("priority") or {}
     raw_priority = priority_obj.get("name") if isinstance(priority_obj, Mapping) else None
