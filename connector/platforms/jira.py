@@ -1,0 +1,802 @@
+"""The Jira adapter: one read per reconcile, one edit (plus a transition) per plan.
+
+API calls are the scarce resource (rate limits are per site and shared with every other
+integration), so the adapter is built around counting them:
+
+- `fetch` is ONE request, `GET /rest/api/2/issue/{key}?expand=changelog,names,transitions`:
+  the changelog gives the status history for SLA clocks, `names` resolves custom field
+  display names, and the transitions are kept so `apply` needs no second read. Jira Cloud
+  embeds only the most recent 100 changelog entries; when `changelog.total` says there
+  are more, the rest is paged from `/rest/api/2/issue/{key}/changelog` (Cloud only – Data
+  Center returns the whole changelog with the issue; if it ever reports more, the event
+  `jira.changelog_truncated` is logged and the ticket is parsed with what came).
+- `apply` sends nothing for a plan the ticket already shows (label present, field equal,
+  priority equal, status reached). Otherwise ONE `PUT /rest/api/2/issue/{key}` carries all
+  field values, label changes and comments, so a one-time comment and the marker label
+  that records it are written together: either both land or neither does. A workflow
+  transition cannot ride in an edit, so it is a second request, picked from the fetched
+  transitions by its target status name. A transition the workflow does not offer is a
+  warning (logged, counted, returned), not a failure: the rest of the plan still counts.
+- `search` pages `/rest/api/2/search/jql` with `nextPageToken` on Cloud (the old
+  `/search` answers 410 there) and `/rest/api/2/search` with `startAt` on Data Center.
+  REST v2 is used throughout because its rich text is plain strings, which is what the
+  parser and the comment bodies use; v3 has the same shapes with ADF bodies.
+
+It is built on the `jira` library for authentication (basic auth with an e-mail and API
+token on Cloud, a bearer personal access token on Data Center), its JSON error parsing and
+its search helpers. The library's own retries are off (`max_retries=0`: ResilientSession
+then sends once and never sleeps), every request goes through the shared `RetryPolicy`,
+and library exceptions become the taxonomy in `base.py`. Three requests have no public
+library call that sends exactly that one request (an edit without the reload and
+"autofix" of `Issue.update`, a transition with a string id, a changelog page); they go
+through the library's own session, so auth, headers and error parsing stay the same.
+The library's logger is set to CRITICAL because it logs response bodies on bad JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import requests
+from jira import JIRA
+from jira.exceptions import JIRAError
+
+from connector.metrics import API_CALLS, TRANSITIONS_UNAVAILABLE
+from connector.model import (
+    Action,
+    AddComment,
+    AddLabel,
+    Assign,
+    Plan,
+    Platform,
+    RemoveLabel,
+    SetFields,
+    SetPriority,
+    Ticket,
+    Transition,
+)
+from connector.platforms.base import (
+    ApplyResult,
+    BadRequest,
+    Conflict,
+    NotFound,
+    PlatformError,
+    RetryPolicy,
+    SkippedAction,
+    error_from_requests,
+    error_from_response,
+)
+from connector.platforms.field_values import plain_value
+from connector.platforms.jira_issue import parse_jira_issue
+from connector.platforms.mapping import PlatformMapping
+from connector.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PLATFORM: Platform = "jira"
+FETCH_EXPAND = "changelog,names,transitions"
+CHANGELOG_PAGE_SIZE = 100
+SEARCH_PAGE_SIZE = 100
+# Jira Service Management reads this comment property: internal=true makes an agent-only note.
+INTERNAL_COMMENT_PROPERTY = {"key": "sd.public.comment", "value": {"internal": True}}
+# Transitions kept from fetches that were not (yet) followed by an apply (simulate, dry runs).
+TRANSITION_CACHE_SIZE = 1024
+# A numeric issue id or a key such as SUP-42; anything else must not reach a URL path.
+_ISSUE_REF = re.compile(r"^(?:\d+|[A-Za-z][A-Za-z0-9_]*-\d+)$")
+
+
+# --- field catalogue and value formatting ---------------------------------------------
+
+
+class FieldResolutionError(ValueError):
+    """A mapping names a field the site does not have, or a name several fields share."""
+
+
+@dataclass(frozen=True)
+class JiraField:
+    """One entry of `GET /rest/api/2/field`: id, display name and the schema that shapes writes."""
+
+    id: str
+    name: str
+    schema: Mapping[str, Any]
+
+    @property
+    def type(self) -> str | None:
+        return self.schema.get("type")
+
+
+class FieldCatalogue:
+    """The site's fields by id and by display name (names are not unique in Jira)."""
+
+    def __init__(self, raw_fields: Sequence[Mapping[str, Any]]) -> None:
+        self._by_id: dict[str, JiraField] = {}
+        self._by_name: dict[str, list[JiraField]] = {}
+        self._clauses: dict[str, str] = {}
+        for raw in raw_fields:
+            field_id = raw.get("id")
+            if not isinstance(field_id, str):
+                continue
+            entry = JiraField(id=field_id, name=str(raw.get("name") or field_id), schema=raw.get("schema") or {})
+            self._by_id[field_id] = entry
+            self._by_name.setdefault(entry.name.casefold(), []).append(entry)
+            for clause in raw.get("clauseNames") or ():
+                self._clauses[str(clause)] = field_id
+
+    def resolve(self, ref: str) -> JiraField:
+        """The field a mapping means by `ref`: an id (`customfield_10050`) or a display name."""
+        if ref in self._by_id:
+            return self._by_id[ref]
+        matches = self._by_name.get(ref.casefold(), [])
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise FieldResolutionError(f"Jira has no field with id or name {ref!r}")
+        ids = ", ".join(sorted(m.id for m in matches))
+        raise FieldResolutionError(f"several Jira fields are named {ref!r} ({ids}); map it by id")
+
+    def names(self) -> dict[str, str]:
+        return {field_id: entry.name for field_id, entry in self._by_id.items()}
+
+    def clause_ids(self) -> dict[str, str]:
+        """JQL clause name -> field id, the table the library keeps for its search helpers."""
+        return dict(self._clauses)
+
+
+def jira_datetime(value: Any) -> str:
+    """Jira's date-time format, `2026-04-25T10:00:00.000+0000`; a value without offset is refused."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        raise ValueError("a date-time field needs a datetime or an ISO 8601 string")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a date-time without a UTC offset would be read in the server's zone")
+    return f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}.{moment.microsecond // 1000:03d}{moment.strftime('%z')}"
+
+
+def jira_date(value: Any) -> str:
+    """Jira's date format, `yyyy-MM-dd`; a datetime gives its date in its own time zone."""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            return datetime.fromisoformat(value).date().isoformat()
+    raise ValueError("a date field needs a date, a datetime or an ISO 8601 string")
+
+
+def format_field_value(schema: Mapping[str, Any], value: Any, *, cloud: bool) -> Any:
+    """`value` shaped for the `fields` part of an edit, by the field's schema type.
+
+    None clears the field. Values that already have Jira's shape (a dict) pass through, so
+    a rule can still write a cascading select or anything else not covered here.
+    """
+    if value is None or isinstance(value, Mapping):
+        return value
+    kind = schema.get("type")
+    if kind == "array":
+        items = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        item_schema = {"type": schema.get("items")}
+        return [format_field_value(item_schema, item, cloud=cloud) for item in items]
+    if kind == "string":
+        return str(value)
+    if kind == "number":
+        if isinstance(value, bool):
+            raise ValueError("a number field cannot hold true/false")
+        return value if isinstance(value, (int, float)) else float(value)
+    if kind == "date":
+        return jira_date(value)
+    if kind == "datetime":
+        return jira_datetime(value)
+    if kind in ("option", "option-with-child"):
+        return {"value": str(value)}
+    if kind == "user":
+        return {"accountId": str(value)} if cloud else {"name": str(value)}
+    if kind in ("group", "priority", "version", "component", "resolution"):
+        return {"name": str(value)}
+    return value
+
+
+def _comparable(value: Any) -> Any:
+    """A value reduced so that what the ticket shows and what a rule wants compare equal."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    plain = plain_value(value)
+    if isinstance(plain, str):
+        try:
+            moment = datetime.fromisoformat(plain)
+        except ValueError:
+            return plain
+        # Jira answers +0000 where a rule may say +00:00: compare instants, not spellings.
+        return moment if moment.tzinfo is not None else plain
+    if isinstance(plain, list):
+        return sorted(str(_comparable(item)) for item in plain)
+    if isinstance(plain, (int, float)) and not isinstance(plain, bool):
+        return float(plain)
+    return plain
+
+
+def already_equal(current: Any, desired: Any) -> bool:
+    """True when a field showing `current` needs no write to hold `desired`."""
+    return _comparable(current) == _comparable(desired)
+
+
+# --- the edit request -----------------------------------------------------------------
+
+
+@dataclass
+class _Edit:
+    """Collects one plan's writes into the body of a single `PUT /issue/{key}`."""
+
+    fields: dict[str, Any]
+    labels: list[dict[str, str]]
+    comments: list[dict[str, Any]]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.fields or self.labels or self.comments)
+
+    @property
+    def idempotent(self) -> bool:
+        # Setting fields and labels twice leaves the same issue; adding a comment twice does not.
+        return not self.comments
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.fields:
+            body["fields"] = self.fields
+        update: dict[str, Any] = {}
+        if self.labels:
+            update["labels"] = self.labels
+        if self.comments:
+            update["comment"] = self.comments
+        if update:
+            body["update"] = update
+        return body
+
+
+def _comment_add(action: AddComment) -> dict[str, Any]:
+    add: dict[str, Any] = {"body": action.body}
+    if not action.public:
+        add["properties"] = [INTERNAL_COMMENT_PROPERTY]
+    return {"add": add}
+
+
+# --- the adapter ----------------------------------------------------------------------
+
+
+class JiraAdapter:
+    """`PlatformAdapter` for Jira Cloud and Data Center."""
+
+    platform: Platform = PLATFORM
+
+    def __init__(
+        self,
+        base_url: str,
+        user: str | None,
+        token: str,
+        mapping: PlatformMapping,
+        *,
+        deployment: str | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
+    ) -> None:
+        """Build the client; no request is sent until a method needs one.
+
+        `user` set means Jira Cloud style basic auth (e-mail + API token); `user` None means a
+        Data Center personal access token sent as `Authorization: Bearer`. `deployment`
+        ("Cloud", "Server" or "DataCenter") saves the one `serverInfo` request that
+        otherwise tells them apart when it first matters (assignee shape, search, changelog).
+        """
+        if not base_url or not token:
+            raise ValueError("JiraAdapter needs a base URL and a token")
+        self._base_url = base_url.rstrip("/")
+        self._mapping = mapping
+        self._policy = policy or RetryPolicy()
+        auth: dict[str, Any] = {"basic_auth": (user, token)} if user else {"token_auth": token}
+        self._client = JIRA(
+            server=self._base_url,
+            get_server_info=False,
+            max_retries=0,
+            timeout=timeout,
+            logging=False,
+            **auth,
+        )
+        self._client._session.hooks["response"].append(_count_response)
+        self._lock = threading.RLock()
+        self._deployment: str | None = None
+        if deployment is not None:
+            self._set_deployment(deployment)
+        self._catalogue_cache: FieldCatalogue | None = None
+        self._transitions: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> "JiraAdapter":
+        if not settings.jira_url or not settings.jira_token:
+            raise ValueError("JIRA_URL and JIRA_TOKEN must be set to talk to Jira")
+        return cls(settings.jira_url, settings.jira_user, settings.jira_token, mapping, **kwargs)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def fetch(self, ticket_id: str) -> Ticket:
+        """The issue with its status history, comments and available transitions (one request)."""
+        ref = _issue_ref(ticket_id)
+        raw = self._call(
+            "issue.get", "GET", lambda: self._client.issue(ref, expand=FETCH_EXPAND).raw, idempotent=True
+        )
+        raw = self._complete_changelog(raw)
+        names = self._catalogue_cache.names() if self._catalogue_cache else None
+        ticket = parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=names)
+        transitions = raw.get("transitions")
+        if isinstance(transitions, list):
+            self._remember_transitions(ticket.id, transitions)
+        return ticket
+
+    def search(
+        self, query: str, fields: Sequence[str] | None = None, page_size: int = SEARCH_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Raw issues matching the JQL `query`, one page per request, fetched as consumed."""
+        wanted = list(fields) if fields else ["*all"]
+        # The library turns JQL names into field ids from its own cache; fill it from the
+        # catalogue so it does not send a second GET /field outside the retry policy.
+        self._catalogue()
+        if self._is_cloud():
+            yield from self._search_cloud(query, wanted, page_size)
+        else:
+            yield from self._search_data_center(query, wanted, page_size)
+
+    def _search_cloud(self, query: str, wanted: list[str], page_size: int) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            page = self._call(
+                "search.jql",
+                "GET",
+                lambda: self._client.enhanced_search_issues(
+                    query, nextPageToken=token, maxResults=page_size, fields=list(wanted), json_result=True
+                ),
+                idempotent=True,
+            )
+            yield from page.get("issues") or ()
+            token = page.get("nextPageToken")
+            if not token or page.get("isLast"):
+                return
+
+    def _search_data_center(self, query: str, wanted: list[str], page_size: int) -> Iterator[dict[str, Any]]:
+        start = 0
+        while True:
+            page = self._call(
+                "search",
+                "GET",
+                lambda: self._client.search_issues(
+                    query, startAt=start, maxResults=page_size, fields=list(wanted), json_result=True
+                ),
+                idempotent=True,
+            )
+            issues = page.get("issues") or []
+            yield from issues
+            start += len(issues)
+            total = page.get("total")
+            if not issues or (isinstance(total, int) and start >= total):
+                return
+
+    def _complete_changelog(self, raw: dict[str, Any]) -> dict[str, Any]:
+        changelog = raw.get("changelog")
+        if not isinstance(changelog, dict):
+            return raw
+        histories = list(changelog.get("histories") or ())
+        total = changelog.get("total")
+        if not isinstance(total, int) or total <= len(histories):
+            return raw
+        key = str(raw.get("key") or raw.get("id"))
+        if not self._is_cloud():
+            log.warning(
+                "jira.changelog_truncated",
+                extra={"platform": PLATFORM, "ticket": key, "total": total, "returned": len(histories)},
+            )
+            return raw
+        # The embedded entries are the most recent ones; /changelog pages from the oldest.
+        # Keep reading until the pages reach the embedded part, merging by history id.
+        older: list[dict[str, Any]] = []
+        seen = {str(h.get("id")) for h in histories}
+        missing = total - len(histories)
+        start = 0
+        while start < missing:
+            page = self._call(
+                "issue.changelog",
+                "GET",
+                lambda: self._client._get_json(
+                    f"issue/{_issue_ref(key)}/changelog",
+                    params={"startAt": start, "maxResults": CHANGELOG_PAGE_SIZE},
+                ),
+                idempotent=True,
+            )
+            values = page.get("values") or []
+            for history in values:
+                if str(history.get("id")) not in seen:
+                    seen.add(str(history.get("id")))
+                    older.append(history)
+            if not values or page.get("isLast", True):
+                break
+            start += len(values)
+        merged = older + histories
+        return {**raw, "changelog": {**changelog, "startAt": 0, "maxResults": len(merged), "histories": merged}}
+
+    # --- writing ---------------------------------------------------------------------
+
+    def apply(self, ticket: Ticket, plan: Plan) -> ApplyResult:
+        """Write what `plan` asks and `ticket` does not already show, in at most two requests."""
+        if plan.ticket_id not in (ticket.id, ticket.key):
+            raise ValueError(f"plan for {plan.ticket_key} applied to ticket {ticket.key}")
+        result = ApplyResult()
+        transitions = self._forget_transitions(ticket.id)
+        edit = _Edit(fields={}, labels=[], comments=[])
+        labels = _LabelChanges(ticket.labels)
+        transition: Transition | None = None
+        carried: list[Action] = []
+
+        for action in plan.actions:
+            if isinstance(action, AddLabel):
+                labels.add(action, action.label, result)
+            elif isinstance(action, RemoveLabel):
+                labels.remove(action, action.label, result)
+            elif isinstance(action, AddComment):
+                self._plan_comment(ticket, action, edit, labels, carried, result)
+            elif isinstance(action, SetFields):
+                if self._plan_fields(ticket, action, edit, result):
+                    carried.append(action)
+            elif isinstance(action, SetPriority):
+                if ticket.priority == action.priority:
+                    result.skipped.append(SkippedAction(action, f"priority is already {action.priority}"))
+                else:
+                    edit.fields["priority"] = {"name": self._mapping.write_priorities[action.priority]}
+                    carried.append(action)
+            elif isinstance(action, Assign):
+                if self._plan_assign(ticket, action, edit, result):
+                    carried.append(action)
+            elif isinstance(action, Transition):
+                if transition is not None:
+                    result.skipped.append(SkippedAction(transition, "superseded by a later transition in the plan"))
+                transition = action
+
+        edit.labels = labels.operations()
+        carried.extend(labels.carried(result))
+        if not edit.empty:
+            body = edit.body()
+            path = f"issue/{_issue_ref(ticket.key)}"
+            self._call(
+                "issue.edit", "PUT", lambda: self._send("PUT", path, body), idempotent=edit.idempotent
+            )
+            result.writes.append(f"PUT /rest/api/2/{path}")
+            order = {id(action): index for index, action in enumerate(plan.actions)}
+            result.applied.extend(sorted(carried, key=lambda action: order[id(action)]))
+
+        if transition is not None:
+            self._apply_transition(ticket, transition, transitions, result)
+
+        if result.writes:
+            log.info(
+                "jira.applied",
+                extra={
+                    "platform": PLATFORM,
+                    "ticket": ticket.key,
+                    "writes": len(result.writes),
+                    "actions": len(result.applied),
+                    "skipped": len(result.skipped),
+                },
+            )
+        return result
+
+    def _plan_comment(
+        self,
+        ticket: Ticket,
+        action: AddComment,
+        edit: _Edit,
+        labels: "_LabelChanges",
+        carried: list[Action],
+        result: ApplyResult,
+    ) -> None:
+        if action.marker is not None:
+            if action.marker in ticket.labels:
+                result.skipped.append(SkippedAction(action, f"already posted (marker {action.marker!r} present)"))
+                return
+            if labels.is_pinned(action.marker):
+                result.skipped.append(
+                    SkippedAction(action, f"a comment with marker {action.marker!r} is already in this edit")
+                )
+                return
+            labels.pin(action.marker)
+        edit.comments.append(_comment_add(action))
+        carried.append(action)
+
+    def _plan_fields(self, ticket: Ticket, action: SetFields, edit: _Edit, result: ApplyResult) -> bool:
+        written = False
+        for name, value in action.fields.items():
+            ref = self._mapping.fields.get(name, name)
+            # Only logical fields are parsed into the ticket; a raw id's value is unknown, so write it.
+            if name in self._mapping.fields and already_equal(ticket.fields.get(name), value):
+                result.skipped.append(SkippedAction(action, f"field {name!r} already holds that value"))
+                continue
+            formatted = self._format(ref, value, action, result)
+            if formatted is _UNWRITABLE:
+                continue
+            field_id, field_value = formatted
+            edit.fields[field_id] = field_value
+            written = True
+        return written
+
+    def _plan_assign(self, ticket: Ticket, action: Assign, edit: _Edit, result: ApplyResult) -> bool:
+        if action.group is None and action.assignee is None:
+            result.skipped.append(SkippedAction(action, "names neither a group nor an assignee"))
+            return False
+        written = False
+        if action.group is not None:
+            if ticket.group == action.group:
+                result.skipped.append(SkippedAction(action, f"group is already {action.group!r}"))
+            else:
+                value = self._mapping.group_value(action.group)
+                formatted = self._format(self._mapping.group_field, value, action, result)
+                if formatted is not _UNWRITABLE:
+                    field_id, field_value = formatted
+                    edit.fields[field_id] = field_value
+                    written = True
+        if action.assignee is not None:
+            if ticket.assignee == action.assignee:
+                result.skipped.append(SkippedAction(action, "assignee is already set to that user"))
+            else:
+                user_key = "accountId" if self._is_cloud() else "name"
+                edit.fields["assignee"] = {user_key: action.assignee}
+                written = True
+        return written
+
+    def _format(self, ref: str, value: Any, action: Action, result: ApplyResult) -> Any:
+        """(field id, value in Jira's shape), or _UNWRITABLE after recording why."""
+        try:
+            field = self._catalogue().resolve(ref)
+        except FieldResolutionError as exc:
+            self._warn(result, action, "jira.field_unresolved", str(exc), field=ref)
+            return _UNWRITABLE
+        # Only user values differ between Cloud and Data Center; ask which it is only then.
+        holds_users = field.type == "user" or field.schema.get("items") == "user"
+        cloud = self._is_cloud() if holds_users else True
+        try:
+            return field.id, format_field_value(field.schema, value, cloud=cloud)
+        except (TypeError, ValueError) as exc:
+            reason = f"value for field {field.name!r} ({field.type}) cannot be written: {exc}"
+            self._warn(result, action, "jira.field_value_invalid", reason, field=field.id)
+            return _UNWRITABLE
+
+    def _warn(self, result: ApplyResult, action: Action, event: str, reason: str, **fields: Any) -> None:
+        log.warning(event, extra={"platform": PLATFORM, "rule": action.rule, **fields})
+        result.skipped.append(SkippedAction(action, reason))
+        result.warnings.append(reason)
+
+    def _apply_transition(
+        self,
+        ticket: Ticket,
+        action: Transition,
+        transitions: list[dict[str, Any]] | None,
+        result: ApplyResult,
+    ) -> None:
+        target = self._mapping.write_statuses[action.to]
+        if ticket.is_in(action.to) or (ticket.raw_status or "").casefold() == target.casefold():
+            result.skipped.append(SkippedAction(action, f"already in status {target!r}"))
+            return
+        key = _issue_ref(ticket.key)
+        if transitions is None:
+            # A ticket that did not come from this adapter's fetch: ask what the workflow offers.
+            transitions = self._call(
+                "issue.transitions", "GET", lambda: self._client.transitions(key), idempotent=True
+            )
+        chosen = _pick_transition(transitions, target)
+        if chosen is None:
+            available = sorted({str((t.get("to") or {}).get("name")) for t in transitions})
+            reason = f"the workflow offers no transition from {ticket.raw_status!r} to {target!r}"
+            log.warning(
+                "jira.transition_unavailable",
+                extra={
+                    "platform": PLATFORM,
+                    "ticket": ticket.key,
+                    "rule": action.rule,
+                    "from_status": ticket.raw_status,
+                    "to_status": target,
+                    "available": available,
+                },
+            )
+            TRANSITIONS_UNAVAILABLE.labels(platform=PLATFORM, to_status=action.to.value).inc()
+            result.skipped.append(SkippedAction(action, reason))
+            result.warnings.append(reason)
+            return
+        path = f"issue/{key}/transitions"
+        body = {"transition": {"id": str(chosen["id"])}}
+        try:
+            # Not idempotent: a resent transition may run its post-functions twice.
+            self._call("issue.transition", "POST", lambda: self._send("POST", path, body), idempotent=False)
+        except (BadRequest, Conflict) as exc:
+            # A validator or a required screen field refused it: the edit above stands, and
+            # raising would only make the queue repeat a request that fails the same way.
+            reason = f"Jira refused the transition to {target!r}: {exc.message}"
+            log.warning(
+                "jira.transition_rejected",
+                extra={"platform": PLATFORM, "ticket": ticket.key, "rule": action.rule,
+                       "to_status": target, "status": exc.status},
+            )
+            result.skipped.append(SkippedAction(action, reason))
+            result.warnings.append(reason)
+            return
+        result.writes.append(f"POST /rest/api/2/{path}")
+        result.applied.append(action)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _call(self, operation: str, method: str, fn: Callable[[], T], *, idempotent: bool) -> T:
+        """One HTTP request under the retry policy, with library errors translated."""
+
+        def attempt() -> T:
+            try:
+                return fn()
+            except JIRAError as exc:
+                # `from None`: a JIRAError's text carries request headers and response bodies,
+                # which must not reach logs through a chained traceback.
+                raise _from_jira_error(exc) from None
+            except requests.RequestException as exc:
+                if exc.response is None:
+                    API_CALLS.labels(platform=PLATFORM, method=method, status="no_response").inc()
+                raise error_from_requests(exc, platform=PLATFORM) from None
+
+        return self._policy.call(operation, attempt, idempotent=idempotent, platform=PLATFORM)
+
+    def _send(self, method: str, path: str, body: dict[str, Any]) -> None:
+        url = self._client._get_url(path)
+        # ResilientSession raises JIRAError for any non-2xx answer.
+        self._client._session.request(method, url, data=json.dumps(body))
+
+    def _catalogue(self) -> FieldCatalogue:
+        with self._lock:
+            if self._catalogue_cache is None:
+                raw = self._call("field.list", "GET", self._client.fields, idempotent=True)
+                self._catalogue_cache = FieldCatalogue(raw)
+                # Same table the library would build from a GET /field of its own.
+                self._client._fields_cache_value = self._catalogue_cache.clause_ids()
+            return self._catalogue_cache
+
+    def _is_cloud(self) -> bool:
+        with self._lock:
+            if self._deployment is None:
+                info = self._call("server.info", "GET", self._client.server_info, idempotent=True)
+                self._set_deployment(str(info.get("deploymentType") or "Server"))
+            return self._deployment == "Cloud"
+
+    def _set_deployment(self, deployment: str) -> None:
+        self._deployment = deployment
+        # The library's Cloud-only helpers (enhanced_search_issues) check this attribute.
+        self._client.deploymentType = deployment
+
+    def _remember_transitions(self, ticket_id: str, transitions: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._transitions[ticket_id] = transitions
+            self._transitions.move_to_end(ticket_id)
+            while len(self._transitions) > TRANSITION_CACHE_SIZE:
+                self._transitions.popitem(last=False)
+
+    def _forget_transitions(self, ticket_id: str) -> list[dict[str, Any]] | None:
+        # Used at most once: after this apply the workflow position may have changed.
+        with self._lock:
+            return self._transitions.pop(ticket_id, None)
+
+
+_UNWRITABLE: Any = object()
+
+
+class _LabelChanges:
+    """Label adds/removes of one plan, reduced to their net effect on the ticket's labels.
+
+    A marker label pinned by a comment of the plan is always added with it, so the comment
+    can never be posted without the record that stops it being posted again.
+    """
+
+    def __init__(self, current: frozenset[str]) -> None:
+        self._original = current
+        self._labels = set(current)
+        self._pinned: list[str] = []
+        self._order: list[str] = []
+        self._actions: list[tuple[Action, str]] = []
+
+    def add(self, action: Action, label: str, result: ApplyResult) -> None:
+        if label in self._labels:
+            result.skipped.append(SkippedAction(action, f"label {label!r} already present"))
+            return
+        self._labels.add(label)
+        self._note(action, label)
+
+    def remove(self, action: Action, label: str, result: ApplyResult) -> None:
+        if label in self._pinned:
+            result.skipped.append(SkippedAction(action, f"label {label!r} records a comment of this plan"))
+            return
+        if label not in self._labels:
+            result.skipped.append(SkippedAction(action, f"label {label!r} not present"))
+            return
+        self._labels.discard(label)
+        self._note(action, label)
+
+    def pin(self, marker: str) -> None:
+        self._pinned.append(marker)
+        self._labels.add(marker)
+        if marker not in self._order:
+            self._order.append(marker)
+
+    def is_pinned(self, marker: str) -> bool:
+        return marker in self._pinned
+
+    def _note(self, action: Action, label: str) -> None:
+        self._actions.append((action, label))
+        if label not in self._order:
+            self._order.append(label)
+
+    def operations(self) -> list[dict[str, str]]:
+        ops = []
+        for label in self._order:
+            if label in self._labels and label not in self._original:
+                ops.append({"add": label})
+            elif label not in self._labels and label in self._original:
+                ops.append({"remove": label})
+        return ops
+
+    def carried(self, result: ApplyResult) -> list[Action]:
+        """Label actions whose effect survives; the others are recorded as skipped."""
+        carried = []
+        for action, label in self._actions:
+            wanted_present = isinstance(action, AddLabel)
+            survives = (label in self._labels) == wanted_present and (label in self._original) != wanted_present
+            if survives and not any(a is action for a in carried):
+                carried.append(action)
+            elif not survives:
+                result.skipped.append(SkippedAction(action, f"label {label!r} undone by a later action of the plan"))
+        return carried
+
+
+def _pick_transition(transitions: Sequence[Mapping[str, Any]], target: str) -> Mapping[str, Any] | None:
+    """The transition into status `target` (by name, case-insensitive) the user may run now."""
+    for transition in transitions:
+        to_name = (transition.get("to") or {}).get("name")
+        if (
+            isinstance(to_name, str)
+            and to_name.casefold() == target.casefold()
+            and transition.get("isAvailable", True) is not False
+            and transition.get("id") is not None
+        ):
+            return transition
+    return None
+
+
+def _issue_ref(ticket_id: str) -> str:
+    text = str(ticket_id).strip()
+    if not _ISSUE_REF.match(text):
+        raise NotFound("not a Jira issue key or id", platform=PLATFORM)
+    return text
+
+
+def _from_jira_error(exc: JIRAError) -> PlatformError:
+    if exc.status_code is None:
+        return PlatformError(exc.text or "the jira library reported an error", platform=PLATFORM)
+    headers = exc.response.headers if exc.response is not None else None
+    return error_from_response(exc.status_code, headers, exc.text or "", platform=PLATFORM)
+
+
+def _count_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """requests response hook: every answer from Jira, whoever sent the request."""
+    API_CALLS.labels(
+        platform=PLATFORM, method=response.request.method or "?", status=str(response.status_code)
+    ).inc()
