@@ -105,5 +105,41 @@ def examples(config_path: Path | None, now_text: str | None, examples_dir: Path)
             click.echo()
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="receiver only; run `connector worker` elsewhere")
+@click.option("--workers", default=2, show_default=True, type=int, help="worker threads of the in-process worker")
+@click.option("--allow-unsigned", "allow_unsigned", multiple=True, type=click.Choice(["jira", "zendesk"]),
+              help="accept unsigned webhooks from this platform (Jira Data Center without secrets); logged loudly")
+def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: tuple[str, ...]) -> None:
+    """Run the webhook receiver under gunicorn, with a queue worker unless --no-worker."""
+    from connector.queue import QueueConfigError
+    from connector.serve import serve as run_serve
+
+    settings = Settings.from_env()
+    _load(None)
+    try:
+        sys.exit(run_serve(settings, host, port, with_worker=not no_worker, workers=workers,
+                           allow_unsigned=frozenset(allow_unsigned)))
+    except QueueConfigError as exc:
+        raise click.ClickException(str(exc))
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True, type=int, help="worker threads")
+def worker(workers: int) -> None:
+    """Run queue workers alone (reconciles and SLA timers), for machines without a receiver."""
+    from connector.queue import QueueConfigError
+    from connector.serve import worker as run_worker
+
+    settings = Settings.from_env()
+    _load(None)
+    try:
+        sys.exit(run_worker(settings, workers))
+    except QueueConfigError as exc:
+        raise click.ClickException(str(exc))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -97,6 +97,25 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
     return Outcome(platform, ticket_id, outcome, plan, result)
 
 
+def queue_timers(settings: Settings) -> Callable[[str, str, datetime], None]:
+    """Arm SLA timers in the durable queue; a failure is logged, the sweep catches up later."""
+    queue = None
+
+    def schedule(platform: str, ticket_id: str, at: datetime) -> None:
+        nonlocal queue
+        from connector.queue import QueueUnavailable, ReconcileQueue
+
+        try:
+            if queue is None:
+                queue = ReconcileQueue.from_settings(settings)
+            queue.schedule_reconcile(platform, ticket_id, at)
+        except QueueUnavailable:
+            log.warning("reconcile.timer_not_armed", extra={"platform": platform, "ticket_id": ticket_id,
+                                                             "due": at.isoformat()})
+
+    return schedule
+
+
 _RUNTIME: Runtime | None = None
 _RUNTIME_LOCK = threading.Lock()
 
@@ -107,7 +126,8 @@ def get_runtime() -> Runtime:
     with _RUNTIME_LOCK:
         if _RUNTIME is None:
             settings = Settings.from_env()
-            _RUNTIME = Runtime(settings=settings, config=load_config(settings.config_path))
+            _RUNTIME = Runtime(settings=settings, config=load_config(settings.config_path),
+                               schedule=queue_timers(settings))
         return _RUNTIME
 
 
