@@ -141,5 +141,16 @@ def worker(workers: int) -> None:
         raise click.ClickException(str(exc))
 
 
+@main.command()
+def demo() -> None:
+    """Run the standard process end to end on a sandbox Jira (local ports, temporary data); < 1 minute."""
+    import logging
+
+    from connector.demo import run_demo
+
+    logging.basicConfig(level=logging.ERROR)
+    sys.exit(run_demo(click.echo))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

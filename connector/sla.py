@@ -84,10 +84,11 @@ def status_segments(ticket: Ticket, now: datetime) -> list[tuple[datetime, datet
 
 def status_at(ticket: Ticket, now: datetime) -> Status:
     """The ticket's status at `now` (a change made exactly at `now` counts)."""
-    past = [c for c in ticket.status_history if c.at <= now]
-    if past:
-        return max(past, key=lambda c: c.at).to_status
+    # A stable sort keeps the platform's order for changes made in the same instant.
     history = sorted(ticket.status_history, key=lambda c: c.at)
+    past = [c for c in history if c.at <= now]
+    if past:
+        return past[-1].to_status
     if history and history[0].from_status:
         return history[0].from_status
     return ticket.status if not history else Status.NEW

@@ -126,3 +126,11 @@ def test_periodic_update_cycles_restart_on_each_agent_update():
     c = clock("periodic_update", t, at("2026-11-20 14:00"), 240)
     assert c.cycle == 2 and c.started == at("2026-11-20 11:00") and c.elapsed_minutes == 120
     assert clock("periodic_update", ticket(), at("2026-11-20 14:00"), 240) is None
+
+
+def test_changes_in_the_same_instant_keep_their_order():
+    t = ticket(created="2026-11-20 08:50", status=Status.IN_PROGRESS, history=[
+        ("2026-11-20 09:00", Status.NEW, Status.WAITING_FOR_CUSTOMER),
+        ("2026-11-20 09:00", Status.WAITING_FOR_CUSTOMER, Status.IN_PROGRESS)])
+    c = clock("first_response", t, at("2026-11-20 09:00"), 240)
+    assert c.state == "running" and c.due == at("2026-11-20 14:00")

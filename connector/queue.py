@@ -1,0 +1,491 @@
+"""The durable queue between the webhook receiver and the reconciler.
+
+An event is only a hint that a ticket changed, so the queue carries *which ticket to look
+at*, never what the event said: the worker re-reads the ticket anyway. That is what makes
+the three tricks in this module safe:
+
+- **Burst collapsing.** Jira sends several webhooks for one edit (issue_updated plus
+  comment_created, a retry or two). A per-ticket "pending" flag in huey's key/value storage
+  is set when a reconcile is queued and cleared by the task *before* it fetches the ticket,
+  so any number of events for one ticket cost one reconcile, and an event that arrives while
+  a reconcile is running queues exactly one more (which will see the newer state).
+- **Delivery dedupe.** A platform redelivers the same event (same delivery id) when it did
+  not see our answer in time; the ids seen in the last hour are remembered in the queue's
+  own storage, so every receiver process and every replica shares them.
+- **One reconcile per ticket at a time.** A per-ticket lock in the same storage; a task that
+  finds the lock taken comes back a moment later instead of failing, so two workers never
+  write to one ticket concurrently.
+
+Transient platform failures (429 with Retry-After, 5xx, timeouts) reschedule the task no
+earlier than the platform asked, a bounded number of times; after that the periodic sweep
+picks the ticket up again. Flags and locks carry a timestamp and are taken over when stale,
+so a worker killed mid-task cannot silence a ticket forever.
+
+Storage: SQLite file `<data_dir>/queue.db` by default (one host, no extra service), Redis
+when `CONNECTOR_QUEUE_URL=redis://…` (several hosts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Literal, Protocol
+from urllib.parse import urlsplit
+
+from huey import Huey, SqliteHuey
+from huey.storage import RedisStorage, SqliteStorage
+
+from connector.metrics import RECONCILES
+from connector.settings import Settings
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "connector"
+QUEUE_FILE = "queue.db"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+EnqueueResult = Literal["queued", "duplicate"]
+ScheduleResult = Literal["scheduled", "duplicate"]
+
+
+class QueueUnavailable(Exception):
+    """The queue's storage could not record the request; the caller must not report success."""
+
+
+class QueueConfigError(Exception):
+    """CONNECTOR_QUEUE_URL names a backend that cannot be used; the message says how to fix it."""
+
+
+def reconcile_ticket(platform: str, ticket_id: str) -> str:
+    """Run one reconcile and return its outcome label (applied, noop, not_found, …).
+
+    A module-level indirection so the receiver never imports the reconciler and the platform
+    clients, and so tests can substitute the reconciler without a platform behind it.
+    """
+    from connector.reconcile import reconcile_ticket as reconcile
+
+    return reconcile(platform, ticket_id)
+
+
+def _transient_error_types() -> tuple[type[BaseException], ...]:
+    from connector.platforms.base import HostError, RateLimited, Timeout
+
+    return (RateLimited, HostError, Timeout)
+
+
+# --- storage ----------------------------------------------------------------------------------
+
+
+def create_huey(settings: Settings) -> Huey:
+    """The huey instance the settings ask for; raise QueueConfigError when it cannot be built."""
+    if not settings.queue_url:
+        data_dir = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # results=False: nobody waits on a reconcile's return value, and stored results
+        # would only grow the key/value table the flags and locks live in.
+        return SqliteHuey(QUEUE_NAME, filename=str(data_dir / QUEUE_FILE), results=False)
+    scheme = urlsplit(settings.queue_url).scheme
+    if scheme not in REDIS_SCHEMES:
+        # Only the scheme is echoed: the URL may carry a password.
+        raise QueueConfigError(
+            f"CONNECTOR_QUEUE_URL has the unsupported scheme {scheme!r}; "
+            "use redis://host:6379/0 (or rediss://), or leave it unset for the SQLite file in CONNECTOR_DATA_DIR"
+        )
+    try:
+        import redis  # noqa: F401  (huey's Redis storage needs it; say so before huey does)
+    except ImportError:
+        raise QueueConfigError(
+            "CONNECTOR_QUEUE_URL points at Redis but the 'redis' package is not installed; "
+            "run `pip install redis` (or unset CONNECTOR_QUEUE_URL to use the SQLite file)"
+        ) from None
+    from huey import PriorityRedisHuey
+
+    return PriorityRedisHuey(QUEUE_NAME, url=settings.queue_url, results=False)
+
+
+class _RecentDeliveries(Protocol):
+    def claim(self, delivery_key: str) -> bool: ...
+    def release(self, delivery_key: str) -> None: ...
+
+
+class _SqliteRecentDeliveries:
+    """Delivery ids seen recently, in a table of the queue's own SQLite file.
+
+    huey's SQLite key/value store has no expiry, so the ids get their own small table whose
+    old rows are pruned on every claim; the size stays bounded by one TTL's worth of events.
+    """
+
+    def __init__(self, storage: SqliteStorage, ttl: timedelta):
+        self._storage = storage
+        self._ttl = ttl.total_seconds()
+        storage.sql(
+            "create table if not exists connector_recent_delivery ("
+            "queue text not null, delivery_key text not null, seen_at real not null, "
+            "primary key (queue, delivery_key))",
+            commit=True,
+        )
+        storage.sql(
+            "create index if not exists connector_recent_delivery_seen_at "
+            "on connector_recent_delivery (queue, seen_at)",
+            commit=True,
+        )
+
+    def claim(self, delivery_key: str) -> bool:
+        now = time.time()
+        with self._storage.db(commit=True) as cursor:
+            cursor.execute(
+                "delete from connector_recent_delivery where queue = ? and seen_at < ?",
+                (self._storage.name, now - self._ttl),
+            )
+            cursor.execute(
+                "insert or ignore into connector_recent_delivery (queue, delivery_key, seen_at) values (?, ?, ?)",
+                (self._storage.name, delivery_key, now),
+            )
+            return cursor.rowcount == 1
+
+    def release(self, delivery_key: str) -> None:
+        self._storage.sql(
+            "delete from connector_recent_delivery where queue = ? and delivery_key = ?",
+            (self._storage.name, delivery_key),
+            commit=True,
+        )
+
+
+class _RedisRecentDeliveries:
+    """Delivery ids seen recently, as Redis keys that expire by themselves."""
+
+    def __init__(self, storage: RedisStorage, ttl: timedelta):
+        self._storage = storage
+        self._ttl = max(1, int(ttl.total_seconds()))
+
+    def _key(self, delivery_key: str) -> str:
+        return f"connector.{self._storage.name}.delivery.{delivery_key}"
+
+    def claim(self, delivery_key: str) -> bool:
+        return bool(self._storage.conn.set(self._key(delivery_key), b"1", nx=True, ex=self._ttl))
+
+    def release(self, delivery_key: str) -> None:
+        self._storage.conn.delete(self._key(delivery_key))
+
+
+def _recent_deliveries(huey: Huey, ttl: timedelta) -> _RecentDeliveries:
+    if isinstance(huey.storage, SqliteStorage):
+        return _SqliteRecentDeliveries(huey.storage, ttl)
+    if isinstance(huey.storage, RedisStorage):
+        return _RedisRecentDeliveries(huey.storage, ttl)
+    raise QueueConfigError(
+        f"the reconcile queue needs SQLite or Redis storage, not {type(huey.storage).__name__}"
+    )
+
+
+# --- the queue --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a reconcile that met a transient platform error is retried."""
+
+    max_attempts: int = 5
+    first_delay: timedelta = timedelta(seconds=5)
+    max_backoff: timedelta = timedelta(minutes=15)
+
+    def delay(self, attempt: int, retry_after: float | None) -> timedelta:
+        """Exponential backoff, but never sooner than the platform's Retry-After."""
+        backoff = min(self.first_delay * (2**attempt), self.max_backoff)
+        return max(backoff, timedelta(seconds=retry_after or 0))
+
+
+class ReconcileQueue:
+    """Queue reconciles of tickets, collapse bursts, dedupe deliveries and run one ticket at a time."""
+
+    def __init__(
+        self,
+        huey: Huey,
+        *,
+        delivery_ttl: timedelta = timedelta(hours=1),
+        pending_stale_after: timedelta = timedelta(minutes=10),
+        lock_stale_after: timedelta = timedelta(minutes=15),
+        locked_retry_delay: timedelta = timedelta(seconds=2),
+        retry_policy: RetryPolicy = RetryPolicy(),
+    ):
+        self.huey = huey
+        self._deliveries = _recent_deliveries(huey, delivery_ttl)
+        self._pending_stale_after = pending_stale_after.total_seconds()
+        self._lock_stale_after = lock_stale_after.total_seconds()
+        self._locked_retry_delay = locked_retry_delay
+        self.retry_policy = retry_policy
+
+        def reconcile_task(
+            platform: str,
+            ticket_id: str,
+            attempt: int = 0,
+            holds_pending_flag: bool = False,
+            timer_key: str | None = None,
+        ) -> str:
+            return self.run_reconcile(
+                platform, ticket_id, attempt=attempt, holds_pending_flag=holds_pending_flag, timer_key=timer_key
+            )
+
+        # The registered name is what a serialized task refers to, so the receiver and the
+        # worker (separate processes, separate ReconcileQueue objects) must agree on it.
+        self._task = huey.task(name="reconcile_ticket")(reconcile_task)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options) -> "ReconcileQueue":
+        return cls(create_huey(settings), **options)
+
+    # -- producer side (the webhook receiver, the sweep, the SLA timers) --------------------
+
+    def enqueue_reconcile(self, platform: str, ticket_id: str, *, event_id: str | None = None) -> EnqueueResult:
+        """Ask for a reconcile of one ticket as soon as a worker is free.
+
+        "duplicate" when the delivery id was seen within the TTL, or when a reconcile of the
+        ticket is already waiting (it will read the ticket after this event, so it covers it).
+        Raise QueueUnavailable when the storage cannot record the request.
+        """
+        delivery_key = f"{platform}:{event_id}" if event_id else None
+        try:
+            if delivery_key is not None and not self._deliveries.claim(delivery_key):
+                return "duplicate"
+        except Exception as exc:
+            raise self._unavailable("queue.delivery_claim_failed", platform, ticket_id, exc) from exc
+        try:
+            if not self._claim_pending(platform, ticket_id, due=time.time()):
+                return "duplicate"
+            try:
+                self._task(platform, ticket_id, holds_pending_flag=True)
+            except Exception:
+                self._forget(self._pending_key(platform, ticket_id))
+                raise
+        except Exception as exc:
+            if delivery_key is not None:
+                # Unclaim, or the platform's retry of this very delivery would be dropped
+                # as a duplicate although nothing was queued.
+                try:
+                    self._deliveries.release(delivery_key)
+                except Exception:
+                    log.warning("queue.delivery_release_failed", extra={"platform": platform, "ticket_id": ticket_id})
+            raise self._unavailable("queue.enqueue_failed", platform, ticket_id, exc) from exc
+        return "queued"
+
+    def schedule_reconcile(self, platform: str, ticket_id: str, at: datetime) -> ScheduleResult:
+        """Reconcile the ticket at `at` (an SLA deadline); "duplicate" if that timer already exists.
+
+        Every reconcile of a ticket computes its next deadline again, so without the dedupe a
+        busy ticket would collect one timer per event for the same instant.
+        """
+        if at.tzinfo is None:
+            raise ValueError("schedule_reconcile needs an aware datetime; a naive one has no defined instant")
+        timer_key = f"timer:{platform}:{ticket_id}:{at.astimezone(timezone.utc).isoformat()}"
+        try:
+            if not self.huey.put_if_empty(timer_key, time.time()):
+                return "duplicate"
+            try:
+                self._task.schedule((platform, ticket_id), {"timer_key": timer_key}, eta=at)
+            except Exception:
+                self._forget(timer_key)
+                raise
+        except Exception as exc:
+            raise self._unavailable("queue.schedule_failed", platform, ticket_id, exc) from exc
+        log.info("reconcile.timer_scheduled", extra={"platform": platform, "ticket_id": ticket_id, "due": at.isoformat()})
+        return "scheduled"
+
+    def pending_count(self) -> int:
+        """Reconciles ready to run and waiting for a worker (timers and delayed retries excluded)."""
+        return int(self.huey.pending_count())
+
+    def check_writable(self) -> None:
+        """Write and delete a probe key; raise QueueUnavailable saying what failed."""
+        probe = f"readiness-probe:{os.getpid()}:{threading.get_ident()}"
+        try:
+            self.huey.put(probe, time.time())
+            self.huey.delete(probe)
+        except Exception as exc:
+            raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    # -- consumer side (the huey task body) -------------------------------------------------
+
+    def run_reconcile(
+        self,
+        platform: str,
+        ticket_id: str,
+        *,
+        attempt: int = 0,
+        holds_pending_flag: bool = False,
+        timer_key: str | None = None,
+    ) -> str:
+        """Reconcile one ticket under its lock; return what happened (the RECONCILES outcome or
+        "deferred" when another worker holds the ticket)."""
+        fields = {"platform": platform, "ticket_id": ticket_id, "attempt": attempt}
+        lock_key = self._lock_key(platform, ticket_id)
+        if not self._take_stamped(lock_key, stamp=time.time(), stale_after=self._lock_stale_after):
+            # Keep the pending flag: it still means "a reconcile is waiting for this ticket",
+            # which is this task, back in a moment.
+            self._task.schedule(
+                (platform, ticket_id),
+                {"attempt": attempt, "holds_pending_flag": holds_pending_flag, "timer_key": timer_key},
+                delay=self._locked_retry_delay.total_seconds(),
+            )
+            log.info("reconcile.deferred_locked", extra=fields)
+            return "deferred"
+        try:
+            if holds_pending_flag:
+                # Before the fetch: an event from now on must queue one more reconcile,
+                # because this one may read the ticket before that change.
+                self.huey.delete(self._pending_key(platform, ticket_id))
+            if timer_key is not None:
+                self.huey.delete(timer_key)
+            try:
+                outcome = reconcile_ticket(platform, ticket_id)
+            except Exception as exc:
+                if not isinstance(exc, _transient_error_types()):
+                    RECONCILES.labels(platform=platform, outcome="error").inc()
+                    log.error("reconcile.failed", extra={**fields, "error": type(exc).__name__}, exc_info=True)
+                    return "error"
+                return self._retry_later(platform, ticket_id, attempt, exc)
+            RECONCILES.labels(platform=platform, outcome=outcome).inc()
+            log.info("reconcile.done", extra={**fields, "outcome": outcome})
+            return outcome
+        finally:
+            self.huey.delete(lock_key)
+
+    def _retry_later(self, platform: str, ticket_id: str, attempt: int, exc: Exception) -> str:
+        fields = {"platform": platform, "ticket_id": ticket_id, "attempt": attempt, "error": type(exc).__name__}
+        if attempt + 1 >= self.retry_policy.max_attempts:
+            RECONCILES.labels(platform=platform, outcome="error").inc()
+            # The sweep re-reads recently updated tickets, so giving up here delays the
+            # ticket by one sweep period instead of losing it.
+            log.error("reconcile.gave_up", extra={**fields, "max_attempts": self.retry_policy.max_attempts})
+            return "gave_up"
+        delay = self.retry_policy.delay(attempt, getattr(exc, "retry_after", None))
+        RECONCILES.labels(platform=platform, outcome="retry").inc()
+        if not self._claim_pending(platform, ticket_id, due=time.time() + delay.total_seconds()):
+            # A reconcile for this ticket is already waiting and will do the same work.
+            log.info("reconcile.retry_collapsed", extra=fields)
+            return "retry"
+        try:
+            self._task.schedule(
+                (platform, ticket_id),
+                {"attempt": attempt + 1, "holds_pending_flag": True},
+                delay=delay.total_seconds(),
+            )
+        except Exception:
+            self._forget(self._pending_key(platform, ticket_id))
+            log.error("reconcile.retry_not_stored", extra=fields, exc_info=True)
+            return "error"
+        log.warning("reconcile.retry_scheduled", extra={**fields, "delay_seconds": delay.total_seconds()})
+        return "retry"
+
+    # -- flags and locks ----------------------------------------------------------------------
+
+    @staticmethod
+    def _pending_key(platform: str, ticket_id: str) -> str:
+        return f"pending:reconcile:{platform}:{ticket_id}"
+
+    def _lock_key(self, platform: str, ticket_id: str) -> str:
+        # huey's own lock-key format, so `huey.is_locked("reconcile:jira:10000")` and
+        # `huey.flush_locks(...)` work on these locks for an operator.
+        return f"{self.huey.name}.lock.reconcile:{platform}:{ticket_id}"
+
+    def _claim_pending(self, platform: str, ticket_id: str, *, due: float) -> bool:
+        return self._take_stamped(self._pending_key(platform, ticket_id), stamp=due, stale_after=self._pending_stale_after)
+
+    def _take_stamped(self, key: str, *, stamp: float, stale_after: float) -> bool:
+        """Set `key` to `stamp` if it is unset or its stamp is older than `stale_after` seconds.
+
+        A stale key belongs to a task lost in a crash (or a queue write that failed after the
+        flag was set). Taking it over can, in a rare race, let two tasks through; reconcile
+        is idempotent, so that costs API calls, never a wrong write.
+        """
+        if self.huey.put_if_empty(key, stamp):
+            return True
+        held_since = self.huey.get(key, peek=True)
+        if held_since is None:
+            return self.huey.put_if_empty(key, stamp)
+        if not isinstance(held_since, (int, float)):
+            # Set by someone else (an operator's `huey.lock_task`): respect it, no age known.
+            return False
+        if held_since + stale_after < time.time():
+            log.warning("queue.stale_key_taken_over", extra={"key": key, "age_seconds": round(time.time() - held_since)})
+            self.huey.put(key, stamp)
+            return True
+        return False
+
+    def _forget(self, key: str) -> None:
+        try:
+            self.huey.delete(key)
+        except Exception:
+            log.warning("queue.key_cleanup_failed", extra={"key": key})
+
+    @staticmethod
+    def _unavailable(event: str, platform: str, ticket_id: str, exc: Exception) -> QueueUnavailable:
+        log.error(event, extra={"platform": platform, "ticket_id": ticket_id, "error": type(exc).__name__})
+        return QueueUnavailable(f"queue storage failed: {type(exc).__name__}")
+
+
+# --- running workers --------------------------------------------------------------------------
+
+WORKER_SHUTDOWN_TIMEOUT = 25  # seconds; below the usual 30 s a supervisor waits before SIGKILL
+
+
+def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | None = None) -> None:
+    """Run the huey consumer in this process until SIGTERM (finish running tasks) or SIGINT (stop now).
+
+    Pass `queue` to run a queue on which periodic tasks (the sweep) were registered.
+    """
+    queue = queue or ReconcileQueue.from_settings(settings)
+    consumer = queue.huey.create_consumer(
+        workers=workers,
+        worker_type="thread",
+        periodic=True,
+        graceful_signal="TERM",
+        shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT,
+    )
+    log.info("worker.started", extra={"workers": workers, "pid": os.getpid()})
+    consumer.run()
+    log.info("worker.stopped", extra={"pid": os.getpid()})
+
+
+class WorkerThreads:
+    """A huey consumer running in threads of the current process, without signal handlers.
+
+    For tests and single-process tools (a demo): huey's `Consumer.run()` installs signal
+    handlers, which only the main thread may do, so this starts the consumer's scheduler and
+    worker threads directly and stops them with the consumer's own graceful stop.
+    """
+
+    def __init__(self, queue: ReconcileQueue, workers: int = 2, *, poll_interval: float = 0.05):
+        self._consumer = queue.huey.create_consumer(
+            workers=workers,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=poll_interval,
+            max_delay=max(poll_interval, 0.5),
+            check_worker_health=False,
+            shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT,
+        )
+        self._started = False
+
+    def start(self) -> "WorkerThreads":
+        if self._started:
+            raise RuntimeError("these worker threads were already started")
+        self._started = True
+        self._consumer.scheduler.start()
+        for _, thread in self._consumer.worker_threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Let running reconciles finish, then stop the threads."""
+        if self._started:
+            self._consumer.stop(graceful=True)
+
+    def __enter__(self) -> "WorkerThreads":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,676 @@
+"""Sandbox Jira: a stateful, in-memory Jira REST API v2 for the demo and end-to-end tests.
+
+The connector's Jira adapter must be tested through the real `jira` library over real HTTP,
+against something that answers like Jira: the same JSON shapes, the same 400/401/404/429
+bodies, the same workflow refusals, the same changelog and webhooks. Mocks of library
+methods would only test our assumptions about Jira. This sandbox is that something, plus the
+controls real Jira lacks: a settable clock for back-dated tickets and SLA breaches, fault
+injection, per-endpoint call counts, and captured webhooks.
+
+Typical use::
+
+    with JiraSandbox(webhook_url="http://127.0.0.1:8000/webhooks/jira", webhook_secret="s") as jira:
+        key = jira.create_issue("Login fails", created=datetime(2026, 11, 20, 9, tzinfo=UTC))
+        client = JIRA(server=jira.base_url, basic_auth=(jira.email, jira.api_token), max_retries=0)
+        jira.clock.advance(timedelta(hours=5))
+        jira.inject(status=429, retry_after=2, times=1, path_prefix="/rest/api/2/issue")
+
+Standalone: ``python -m connector.sandbox.jira --port 8081`` (credentials from JIRA_USER and
+JIRA_TOKEN, webhook secret from JIRA_WEBHOOK_SECRET, as the connector reads them).
+
+HTTP writes run as the authenticated (connector) account; the Python methods
+`create_issue`, `add_comment`, `set_status` and `set_fields` act as human agents or
+customers and fire the same webhooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Request, Response
+
+from connector.sandbox import jira_jql
+from connector.sandbox.jira_spec import JiraSpec
+from connector.sandbox.jira_store import (
+    Change,
+    FieldDef,
+    JiraApiError,
+    JiraStore,
+    SandboxUser,
+    StatusDef,
+    TransitionDef,
+    DEFAULT_STATUSES,
+    DEFAULT_TRANSITIONS,
+    adf_text,
+    is_internal,
+    jira_time,
+)
+from connector.sandbox.server import (
+    Call,
+    CallLog,
+    Clock,
+    Delivery,
+    Fault,
+    FaultInjector,
+    ThreadedServer,
+    WebhookDispatcher,
+)
+
+__all__ = ["JiraSandbox", "JiraApiError", "Clock", "Call", "Delivery", "Fault", "CONNECTOR", "AGENT", "CUSTOMER"]
+
+log = logging.getLogger(__name__)
+
+CONNECTOR = "acc-connector"
+AGENT = "acc-agent"
+CUSTOMER = "acc-customer"
+
+NOT_AUTHENTICATED = "You are not authenticated. Authentication required to perform this operation."
+CLOUD_SEARCH_GONE = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+    "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
+)
+ALL_WEBHOOK_EVENTS = frozenset({"jira:issue_created", "jira:issue_updated", "comment_created"})
+
+Handler = Callable[[Request, dict[str, str], int], tuple[int, Any]]
+
+
+def _route(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+
+
+class JiraSandbox:
+    """A Jira Cloud (or Data Center) site with one service-desk project, served over HTTP."""
+
+    def __init__(
+        self,
+        *,
+        deployment: str = "Cloud",
+        email: str = "connector@example.com",
+        api_token: str = "sandbox-api-token",
+        pat: str = "sandbox-personal-access-token",
+        project_key: str = "SUP",
+        project_name: str = "Support",
+        timezone: str = "UTC",
+        clock: Clock | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_events: Iterable[str] = ALL_WEBHOOK_EVENTS,
+        deliver_webhooks: bool = True,
+        validate: bool = True,
+        validate_responses: bool = False,
+        custom_fields: Sequence[FieldDef] | None = None,
+        statuses: Sequence[StatusDef] = DEFAULT_STATUSES,
+        transitions: Sequence[TransitionDef] = DEFAULT_TRANSITIONS,
+        components: Iterable[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if deployment not in ("Cloud", "Server"):
+            raise ValueError("deployment must be 'Cloud' or 'Server'")
+        self.deployment = deployment
+        self.email = email
+        self.api_token = api_token
+        self.pat = pat
+        self.tz = ZoneInfo(timezone)
+        self.clock = clock or Clock()
+        self.validate = validate
+        self.validate_responses = validate_responses
+        # Response-vs-document mismatches; tests assert this stays empty.
+        self.spec_violations: list[str] = []
+        self._spec = JiraSpec()
+        self._lock = threading.RLock()
+        self.store = JiraStore(project_key=project_key, project_name=project_name, tz=self.tz,
+                               deployment=deployment, custom_fields=custom_fields, statuses=statuses,
+                               transitions=transitions, components=components)
+        self.store.add_user(SandboxUser(CONNECTOR, "connector", "Support Connector", email))
+        self.store.add_user(SandboxUser(AGENT, "alice", "Alice Agent", "alice@example.com"))
+        self.store.add_user(SandboxUser(CUSTOMER, "carl", "Carl Customer", "carl@example.com",
+                                        account_type="customer"))
+        self._faults = FaultInjector()
+        self._calls = CallLog()
+        self.webhook_secret = webhook_secret
+        self.webhook_events = frozenset(webhook_events)
+        self.webhooks = WebhookDispatcher(self._sign, url=webhook_url, enabled=deliver_webhooks,
+                                          identifier_header="X-Atlassian-Webhook-Identifier")
+        self._server = ThreadedServer(self.wsgi_app, host=host, port=port)
+        self.store.base_url = f"http://{host}:{port or 0}"
+        self._routes: list[tuple[str, str, re.Pattern[str], Handler, bool]] = []
+        for version in (2, 3):
+            base = f"/rest/api/{version}"
+            for method, path, handler, anonymous in (
+                ("GET", "/serverInfo", self._server_info, True),
+                ("GET", "/myself", self._myself, False),
+                ("GET", "/field", self._fields, False),
+                ("POST", "/issue", self._create, False),
+                ("GET", "/issue/{issueIdOrKey}", self._get_issue, False),
+                ("PUT", "/issue/{issueIdOrKey}", self._edit_issue, False),
+                ("GET", "/issue/{issueIdOrKey}/transitions", self._get_transitions, False),
+                ("POST", "/issue/{issueIdOrKey}/transitions", self._do_transition, False),
+                ("GET", "/issue/{issueIdOrKey}/comment", self._get_comments, False),
+                ("POST", "/issue/{issueIdOrKey}/comment", self._add_comment, False),
+                ("GET", "/search/jql", self._search_jql, False),
+                ("POST", "/search/jql", self._search_jql, False),
+                ("GET", "/search", self._search, False),
+                ("POST", "/search", self._search, False),
+            ):
+                template = base + path
+                self._routes.append((method, template, _route(template), handler, anonymous))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> str:
+        url = self._server.start()
+        self.store.base_url = url
+        return url
+
+    def stop(self) -> None:
+        self._server.stop()
+        self.webhooks.close()
+
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url
+
+    def __enter__(self) -> JiraSandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ test controls
+
+    def inject(self, status: int | None = 429, *, retry_after: float | None = None, times: int | None = 1,
+               path_prefix: str | None = None, method: str | None = None, delay: float = 0.0) -> Fault:
+        """Make the next `times` matching requests fail with `status` (after `delay` seconds).
+
+        `status=None` with a delay makes requests slow but successful; `times=None` keeps the
+        fault until `clear_faults()`. A 429 always carries Retry-After (default 1 s).
+        """
+        return self._faults.inject(status, retry_after=retry_after, times=times, path_prefix=path_prefix,
+                                   method=method, delay=delay)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    @property
+    def calls(self) -> Counter[Call]:
+        """Requests served so far, keyed by (method, path template, status)."""
+        return self._calls.snapshot()
+
+    def count(self, method: str | None = None, path: str | None = None, status: int | None = None) -> int:
+        return self._calls.count(method, path, status)
+
+    def reset_calls(self) -> None:
+        self._calls.reset()
+
+    def set_webhook(self, url: str | None, secret: str | None = None) -> None:
+        self.webhooks.url = url
+        self.webhook_secret = secret
+
+    @property
+    def webhook_log(self) -> list[Delivery]:
+        """Every webhook built, delivered or not (delivery may be off)."""
+        return list(self.webhooks.log)
+
+    def flush_webhooks(self, timeout: float = 10.0) -> bool:
+        return self.webhooks.flush(timeout)
+
+    # ------------------------------------------------------------------ seeding / human actors
+
+    def add_user(self, account_id: str, display_name: str, email: str, *, name: str | None = None,
+                 account_type: str = "atlassian", time_zone: str = "UTC") -> None:
+        with self._lock:
+            self.store.add_user(SandboxUser(account_id, name or email.split("@")[0], display_name, email,
+                                            account_type, time_zone))
+
+    def create_issue(
+        self,
+        summary: str,
+        *,
+        description: str | None = None,
+        priority: str = "Medium",
+        issuetype: str = "Service Request",
+        labels: Sequence[str] = (),
+        components: Sequence[str] = (),
+        environment: str | None = None,
+        reporter: str = CUSTOMER,
+        assignee: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        created: datetime | None = None,
+        status: str | None = None,
+        history: Sequence[tuple[datetime, str] | tuple[datetime, str, str]] = (),
+    ) -> str:
+        """Seed an issue as if a customer raised it at `created`; returns its key.
+
+        `fields` maps custom field names or ids to plain Python values (str, datetime,
+        float, an option's value). `history` is [(at, status[, author])...] applied in order
+        after creation; `status` alone records one change at `created`. Fires webhooks.
+        """
+        at = created or self.clock.now()
+        if status is not None and history and history[-1][1].casefold() != status.casefold():
+            raise ValueError(f"history ends in {history[-1][1]!r}, not status={status!r}")
+        with self._lock:
+            reporter_id = self._account(reporter)
+            rest: dict[str, Any] = {
+                "project": {"key": self.store.project_key}, "issuetype": {"name": issuetype},
+                "summary": summary, "priority": {"name": priority}, "labels": list(labels),
+                "components": [{"name": c} for c in components],
+                "reporter": self._user_ref(reporter_id),
+            }
+            if description is not None:
+                rest["description"] = description
+            if environment is not None:
+                rest["environment"] = environment
+            if assignee is not None:
+                rest["assignee"] = self._user_ref(self._account(assignee))
+            rest.update(self._rest_fields(fields or {}))
+            change = self.store.create(rest, actor=reporter_id, at=at)
+            changes = [change]
+            steps = list(history)
+            if status is not None and not steps:
+                steps = [(at, status)]
+            for step in steps:
+                step_at, step_status = step[0], step[1]
+                author = self._account(step[2]) if len(step) > 2 else AGENT  # type: ignore[misc]
+                changes.append(self.store.force_status(change.issue, step_status, actor=author, at=step_at))
+            for c in changes:
+                self._emit(c)
+            return change.issue.key
+
+    def add_comment(self, key: str, body: str, *, author: str | None = None, public: bool = True,
+                    at: datetime | None = None) -> str:
+        """A human comment (default: the reporter); returns the comment id. Fires webhooks."""
+        with self._lock:
+            issue = self.store.get(key)
+            actor = self._account(author) if author else issue.values.get("reporter") or CUSTOMER
+            change = self.store.add_comment(issue, body, public=public, actor=actor, at=at or self.clock.now())
+            self._emit(change)
+            return change.comments[0].id
+
+    def set_status(self, key: str, status_name: str, *, author: str = AGENT, at: datetime | None = None) -> None:
+        """Move an issue to any status, as an admin could; bypasses the workflow. Fires webhooks."""
+        with self._lock:
+            issue = self.store.get(key)
+            self._emit(self.store.force_status(issue, status_name, actor=self._account(author),
+                                              at=at or self.clock.now()))
+
+    def set_fields(self, key: str, fields: Mapping[str, Any], *, author: str = CUSTOMER,
+                   at: datetime | None = None) -> None:
+        """Edit fields (names or ids, plain values) as a human would, e.g. a reporter adding details."""
+        with self._lock:
+            issue = self.store.get(key)
+            self._emit(self.store.edit(issue, self._rest_fields(fields), None, actor=self._account(author),
+                                       at=at or self.clock.now()))
+
+    def issue(self, key: str, *, expand: str = "changelog,names") -> dict[str, Any]:
+        """The issue's REST v2 representation, as GET /issue/{key}?expand=... returns it."""
+        with self._lock:
+            return self.store.issue_json(self.store.get(key), expand=expand)
+
+    def _account(self, ref: str) -> str:
+        user = self.store.find_user(ref)
+        if user is None:
+            raise KeyError(f"unknown user {ref!r}; add it with add_user()")
+        return user.account_id
+
+    def _user_ref(self, account_id: str) -> dict[str, str]:
+        user = self.store.users[account_id]
+        return {"accountId": user.account_id} if self.store.cloud else {"name": user.name}
+
+    def _rest_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for ref, value in fields.items():
+            definition = self.store.field_by_name_or_id(ref)
+            if isinstance(value, datetime):
+                value = jira_time(value, self.tz)
+            elif definition.kind == "option" and isinstance(value, str):
+                value = {"value": value}
+            elif definition.kind == "priority" and isinstance(value, str):
+                value = {"name": value}
+            elif definition.kind == "user" and isinstance(value, str):
+                value = self._user_ref(self._account(value))
+            elif definition.kind == "components" and value and isinstance(value[0], str):
+                value = [{"name": v} for v in value]
+            out[definition.id] = value
+        return out
+
+    # ------------------------------------------------------------------ webhooks
+
+    def _sign(self, body: bytes) -> dict[str, str]:
+        if not self.webhook_secret:
+            return {}
+        digest = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        return {"X-Hub-Signature": f"sha256={digest}"}
+
+    def _emit(self, change: Change) -> None:
+        if not change.changed:
+            return
+        issue = change.issue
+        timestamp = int(change.at.timestamp() * 1000)
+        user = self.store.user_json(change.actor)
+        issue_body = self.store.issue_json(issue)
+        events: list[tuple[str, dict[str, Any]]] = []
+        if change.created:
+            events.append(("jira:issue_created", {
+                "timestamp": timestamp, "webhookEvent": "jira:issue_created",
+                "issue_event_type_name": "issue_created", "user": user, "issue": issue_body,
+            }))
+        else:
+            payload: dict[str, Any] = {
+                "timestamp": timestamp, "webhookEvent": "jira:issue_updated",
+                "issue_event_type_name": ("issue_generic" if change.status_changed else
+                                          "issue_updated" if change.history else "issue_commented"),
+                "user": user, "issue": issue_body,
+            }
+            if change.history is not None:
+                payload["changelog"] = {"id": change.history.id, "items": [dict(i) for i in change.history.items]}
+            if change.comments:
+                payload["comment"] = self.store.comment_json(issue, change.comments[-1])
+            events.append(("jira:issue_updated", payload))
+        summary_fields = {k: issue_body["fields"][k] for k in
+                          ("summary", "issuetype", "project", "assignee", "priority", "status")}
+        for comment in change.comments:
+            events.append(("comment_created", {
+                "timestamp": timestamp, "webhookEvent": "comment_created",
+                "comment": self.store.comment_json(issue, comment),
+                "issue": {"id": str(issue.id), "self": issue_body["self"], "key": issue.key, "fields": summary_fields},
+            }))
+        for event, payload in events:
+            if event in self.webhook_events:
+                self.webhooks.send(event, json.dumps(payload).encode())
+
+    # ------------------------------------------------------------------ HTTP
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        response, template = self._respond(request)
+        self._calls.record(request.method, template, response.status_code)
+        return response(environ, start_response)
+
+    def _respond(self, request: Request) -> tuple[Response, str]:
+        method, path = request.method.upper(), request.path
+        matched = None
+        for route_method, template, pattern, handler, anonymous in self._routes:
+            m = pattern.match(path)
+            if m and route_method == method:
+                matched = (template, handler, anonymous, m.groupdict())
+                break
+        template = matched[0] if matched else path
+        fault = self._faults.take(method, path)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status is not None:
+                headers = {"Retry-After": _retry_after(fault.retry_after)} if fault.retry_after is not None else {}
+                message = "Rate limit exceeded." if fault.status == 429 else f"HTTP {fault.status} (injected)"
+                return _json(fault.status, {"errorMessages": [message], "errors": {}}, headers), template
+        authenticated = self._authenticate(request.headers.get("Authorization"))
+        if authenticated is False or (authenticated is None and not (matched and matched[2])):
+            return _json(401, {"errorMessages": [NOT_AUTHENTICATED], "errors": {}},
+                         {"WWW-Authenticate": 'Basic realm="protected-area"'}), template
+        if matched is None:
+            return _json(404, {"errorMessages": [f"No REST resource at {method} {path}."], "errors": {}}), template
+        _, handler, _, params = matched
+        version = int(path.split("/")[3])
+        body = request.get_data()
+        try:
+            if method in ("POST", "PUT") and body:
+                try:
+                    json.loads(body)
+                except ValueError as exc:
+                    raise JiraApiError(400, [f"Unexpected character in the JSON body: {exc}"]) from None
+            if self.validate:
+                problem = self._spec.validate_request(method, path, request.args, request.headers, body,
+                                                      request.content_type or "application/json")
+                if problem:
+                    raise JiraApiError(400, [f"The request does not match the Jira REST API: {problem}"])
+            with self._lock:
+                status, payload = handler(request, params, version)
+        except JiraApiError as err:
+            status, payload = err.status, err.body()
+        response = _json(status, payload) if payload is not None else Response(status=status)
+        # A 204 has no body to check, although the document declares a JSON one.
+        if self.validate_responses and status < 500 and status != 204:
+            problem = self._spec.validate_response(
+                method, path, request.args, request.headers, body, request.content_type or "application/json",
+                status, Headers(response.headers), response.get_data(), response.content_type or "application/json")
+            if problem:
+                self.spec_violations.append(f"{method} {template} -> {status}: {problem}")
+        return response, template
+
+    def _authenticate(self, header: str | None) -> bool | None:
+        """True: valid credentials; False: credentials given but wrong; None: none given."""
+        if not header:
+            return None
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                user, _, secret = base64.b64decode(credentials).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+            connector = self.store.users[CONNECTOR]
+            return hmac.compare_digest(secret, self.api_token) and user in (connector.email, connector.name)
+        if scheme.lower() == "bearer":
+            return hmac.compare_digest(credentials.strip(), self.pat)
+        return False
+
+    # ---- endpoint handlers (run under self._lock)
+
+    def _server_info(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        cloud = self.deployment == "Cloud"
+        number = [1001, 0, 0] if cloud else [9, 12, 15]
+        return 200, {
+            "baseUrl": self.store.base_url, "displayUrl": self.store.base_url,
+            "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.15", "versionNumbers": number,
+            "deploymentType": self.deployment, "buildNumber": 100270 if cloud else 9120015,
+            "buildDate": "2026-01-01T00:00:00.000+0000", "serverTime": jira_time(self.clock.now(), self.tz),
+            "scmInfo": "sandbox", "serverTitle": "Jira Sandbox", "serverTimeZone": str(self.tz),
+        }
+
+    def _myself(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        me = self.store.user_json(CONNECTOR, version) or {}
+        return 200, {**me, "locale": "en_US", "groups": {"size": 1, "items": []},
+                     "applicationRoles": {"size": 1, "items": []}}
+
+    def _fields(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        return 200, self.store.field_catalogue()
+
+    def _create(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        body = request.get_json(silent=True) or {}
+        if body.get("update"):
+            raise JiraApiError(400, ["The sandbox does not support 'update' when creating an issue; use 'fields'."])
+        change = self.store.create(self._rich_text_to_plain(body.get("fields") or {}, version),
+                                   actor=CONNECTOR, at=self.clock.now())
+        self._emit(change)
+        issue = change.issue
+        return 201, {"id": str(issue.id), "key": issue.key, "self": f"{self.store.api(version)}/issue/{issue.id}"}
+
+    def _get_issue(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        issue = self.store.get(params["issueIdOrKey"])
+        return 200, self.store.issue_json(issue, version=version, fields=request.args.getlist("fields") or None,
+                                          expand=request.args.get("expand"))
+
+    def _edit_issue(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        issue = self.store.get(params["issueIdOrKey"])
+        body = request.get_json(silent=True) or {}
+        change = self.store.edit(issue, self._rich_text_to_plain(body.get("fields") or {}, version),
+                                 body.get("update") or {}, actor=CONNECTOR, at=self.clock.now(), version=version)
+        self._emit(change)
+        return 204, None
+
+    def _get_transitions(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        issue = self.store.get(params["issueIdOrKey"])
+        wanted = request.args.get("transitionId")
+        transitions = [self.store.transition_json(t, version) for t in self.store.available_transitions(issue)
+                       if wanted is None or t.id == wanted]
+        return 200, {"expand": "transitions", "transitions": transitions}
+
+    def _do_transition(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        issue = self.store.get(params["issueIdOrKey"])
+        body = request.get_json(silent=True) or {}
+        transition = body.get("transition") or {}
+        change = self.store.transition(issue, transition.get("id"),
+                                       self._rich_text_to_plain(body.get("fields") or {}, version),
+                                       body.get("update") or {}, actor=CONNECTOR, at=self.clock.now(),
+                                       version=version)
+        self._emit(change)
+        return 204, None
+
+    def _get_comments(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        issue = self.store.get(params["issueIdOrKey"])
+        comments = [self.store.comment_json(issue, c, version) for c in issue.comments]
+        return 200, {"startAt": 0, "maxResults": len(comments), "total": len(comments), "comments": comments}
+
+    def _add_comment(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        issue = self.store.get(params["issueIdOrKey"])
+        body = request.get_json(silent=True) or {}
+        change = self.store.add_comment(issue, body.get("body"), public=not is_internal(body.get("properties")),
+                                        actor=CONNECTOR, at=self.clock.now(), version=version)
+        self._emit(change)
+        return 201, self.store.comment_json(issue, change.comments[0], version)
+
+    def _query(self, jql: str) -> list[Any]:
+        try:
+            query = jira_jql.parse(jql, now=self.clock.now(), tz=self.tz)
+            found = jira_jql.search(query, [self.store.facts(i) for i in self.store.issues.values()],
+                                    key_exists=lambda k: _exists(self.store, k))
+        except jira_jql.JqlError as exc:
+            raise JiraApiError(400, [str(exc)]) from None
+        return [self.store.issues[f.id] for f in found]
+
+    def _search_params(self, request: Request) -> dict[str, Any]:
+        if request.method == "POST":
+            body = request.get_json(silent=True) or {}
+            fields = body.get("fields")
+            expand = body.get("expand")
+            return {**body, "fields": fields if isinstance(fields, list) else ([fields] if fields else None),
+                    "expand": ",".join(expand) if isinstance(expand, list) else expand}
+        args = request.args
+        return {"jql": args.get("jql", ""), "fields": args.getlist("fields") or None, "expand": args.get("expand"),
+                "maxResults": args.get("maxResults"), "startAt": args.get("startAt"),
+                "nextPageToken": args.get("nextPageToken")}
+
+    def _search_jql(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        if self.deployment != "Cloud":
+            raise JiraApiError(404, [f"No REST resource at {request.method} {request.path}."])
+        p = self._search_params(request)
+        issues = self._query(p.get("jql") or "")
+        limit = max(1, min(int(p.get("maxResults") or 50), 5000))
+        offset = _decode_token(p.get("nextPageToken"), p.get("jql") or "")
+        page = issues[offset:offset + limit]
+        expand = p.get("expand") or ""
+        body: dict[str, Any] = {"issues": [self.store.issue_json(i, version=version, fields=p.get("fields"),
+                                                                 default_fields="id", expand=expand) for i in page]}
+        if offset + limit < len(issues):
+            body["nextPageToken"] = _encode_token(offset + limit, p.get("jql") or "")
+        body["isLast"] = offset + limit >= len(issues)
+        return 200, body
+
+    def _search(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        if self.deployment == "Cloud":
+            raise JiraApiError(410, [CLOUD_SEARCH_GONE])
+        p = self._search_params(request)
+        issues = self._query(p.get("jql") or "")
+        start = max(0, int(p.get("startAt") or 0))
+        limit = max(0, min(int(p.get("maxResults") or 50), 1000))
+        page = issues[start:start + limit]
+        return 200, {"expand": "schema,names", "startAt": start, "maxResults": limit, "total": len(issues),
+                     "issues": [self.store.issue_json(i, version=version, fields=p.get("fields"),
+                                                      default_fields="*navigable", expand=p.get("expand"))
+                                for i in page]}
+
+    def _rich_text_to_plain(self, fields: Mapping[str, Any], version: int) -> dict[str, Any]:
+        """v3 sends ADF documents for rich-text fields; the store keeps plain text."""
+        if version < 3 or not isinstance(fields, Mapping):
+            return dict(fields) if isinstance(fields, Mapping) else fields  # type: ignore[return-value]
+        out = dict(fields)
+        for fid, value in fields.items():
+            definition = self.store.fields.get(fid)
+            if definition is not None and definition.rich_text and isinstance(value, Mapping):
+                out[fid] = adf_text(value)
+        return out
+
+
+def _exists(store: JiraStore, ref: str) -> bool:
+    try:
+        store.get(ref)
+    except JiraApiError:
+        return False
+    return True
+
+
+def _encode_token(offset: int, jql: str) -> str:
+    raw = json.dumps({"o": offset, "q": hashlib.sha256(jql.encode()).hexdigest()[:12]})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(token: str | None, jql: str) -> int:
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if data["q"] != hashlib.sha256(jql.encode()).hexdigest()[:12]:
+            raise ValueError("token belongs to another query")
+        return int(data["o"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise JiraApiError(400, ["The provided next page token is invalid or expired."]) from None
+
+
+def _retry_after(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+def _json(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload), status=status, headers=dict(headers or {}),
+                    content_type="application/json;charset=UTF-8")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m connector.sandbox.jira", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--deployment", choices=("Cloud", "Server"), default="Cloud")
+    parser.add_argument("--project", default="SUP")
+    parser.add_argument("--timezone", default="UTC")
+    parser.add_argument("--webhook-url", default=None, help="where to POST webhooks (secret: JIRA_WEBHOOK_SECRET)")
+    parser.add_argument("--no-validate", action="store_true", help="skip OpenAPI request validation")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    sandbox = JiraSandbox(
+        deployment=args.deployment, project_key=args.project, timezone=args.timezone,
+        email=os.environ.get("JIRA_USER") or "connector@example.com",
+        api_token=os.environ.get("JIRA_TOKEN") or "sandbox-api-token",
+        pat=os.environ.get("JIRA_TOKEN") or "sandbox-personal-access-token",
+        webhook_url=args.webhook_url, webhook_secret=os.environ.get("JIRA_WEBHOOK_SECRET"),
+        validate=not args.no_validate, clock=Clock(frozen=False), host=args.host, port=args.port,
+    )
+    sandbox.store.base_url = f"http://{args.host}:{args.port}"
+    print(f"Jira sandbox ({args.deployment}) on {sandbox.store.base_url} - project {args.project}; "
+          f"user {sandbox.email}, token from JIRA_TOKEN (default sandbox-api-token)", flush=True)
+    try:
+        sandbox._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.webhooks.close()
+
+
+if __name__ == "__main__":
+    main()

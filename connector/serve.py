@@ -1,0 +1,159 @@
+"""Run the connector's processes: the webhook receiver under gunicorn, and the queue worker.
+
+`serve` is the one-command deployment: a small supervisor process starting two children,
+the receiver (gunicorn's arbiter and its HTTP worker) and the queue worker (huey consumer).
+They are siblings rather than parent and child because gunicorn's arbiter reaps every child
+of its process, which would steal the worker's exit status. The supervisor forwards SIGTERM
+and SIGINT to both and waits for them to finish what they are doing; if either dies on its
+own, it stops the other and exits non-zero, so the process manager sees the failure and
+restarts the whole unit instead of running a receiver that queues work nobody does.
+
+`worker` runs the queue worker alone, for deployments that scale receivers and workers
+separately (Redis queue).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+from collections.abc import Set
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from connector.queue import WORKER_SHUTDOWN_TIMEOUT, create_huey, run_worker
+from connector.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# One HTTP process: the receiver does a few milliseconds of work per event, and a single
+# process keeps the Prometheus counters of /metrics in one place. Threads absorb bursts.
+RECEIVER_THREADS = 8
+REQUEST_TIMEOUT = 30  # seconds; Jira gives up on a delivery after about 10
+_KILL_AFTER = WORKER_SHUTDOWN_TIMEOUT + 5
+
+
+class ReceiverApplication(BaseApplication):
+    """gunicorn configured from code (not from sys.argv or a config file), serving `create_app`."""
+
+    def __init__(self, settings: Settings, host: str, port: int, allow_unsigned: Set[str] = frozenset()):
+        self._settings = settings
+        self._allow_unsigned = frozenset(allow_unsigned)
+        self._options: dict[str, Any] = {
+            "bind": f"{host}:{port}",
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": RECEIVER_THREADS,
+            "timeout": REQUEST_TIMEOUT,
+            "graceful_timeout": WORKER_SHUTDOWN_TIMEOUT,
+            "proc_name": "connector-receiver",
+            "accesslog": None,
+            "errorlog": "-",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self._options.items():
+            self.cfg.set(name, value)
+
+    def load(self):
+        from webhooks.app import create_app
+
+        return create_app(self._settings, allow_unsigned=self._allow_unsigned)
+
+
+def run_receiver(settings: Settings, host: str, port: int, allow_unsigned: Set[str] = frozenset()) -> int:
+    """Serve the webhook receiver in this process until SIGTERM/SIGINT; return the exit status."""
+    log.info("receiver.started", extra={"host": host, "port": port, "pid": os.getpid()})
+    try:
+        ReceiverApplication(settings, host, port, allow_unsigned).run()
+    except SystemExit as exit_:  # gunicorn ends its arbiter with sys.exit
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
+def worker(settings: Settings, workers: int = 2) -> int:
+    """Run the queue worker alone until SIGTERM (finish running reconciles) or SIGINT."""
+    run_worker(settings, workers)
+    return 0
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    with_worker: bool = True,
+    workers: int = 2,
+    *,
+    allow_unsigned: Set[str] = frozenset(),
+) -> int:
+    """Run the receiver, and unless `with_worker=False` a queue worker with `workers` threads.
+
+    Return the exit status: 0 after a requested shutdown, non-zero when a child failed.
+    Raise QueueConfigError before starting anything when the queue settings are unusable.
+    """
+    # Fail here, with the message, rather than in a child's boot where it is a stack trace.
+    create_huey(settings)
+    if not with_worker:
+        return run_receiver(settings, host, port, allow_unsigned)
+
+    context = multiprocessing.get_context("fork")
+    children = {
+        "worker": context.Process(target=_child_main, args=(worker, settings, workers), name="connector-worker"),
+        "receiver": context.Process(
+            target=_child_main,
+            args=(run_receiver, settings, host, port, frozenset(allow_unsigned)),
+            name="connector-receiver",
+        ),
+    }
+    for child in children.values():
+        child.start()
+    return _supervise(children)
+
+
+def _child_main(entry_point, *args) -> None:
+    raise SystemExit(entry_point(*args))
+
+
+def _supervise(children: dict[str, multiprocessing.process.BaseProcess]) -> int:
+    signalled: set[str] = set()
+    requested = False
+
+    def stop(names) -> None:
+        # Each child gets one SIGTERM: a second one makes huey abandon running tasks.
+        for name in names:
+            child = children[name]
+            if name not in signalled and child.is_alive() and child.pid is not None:
+                signalled.add(name)
+                os.kill(child.pid, signal.SIGTERM)
+
+    def on_signal(signum: int, frame) -> None:
+        nonlocal requested
+        requested = True
+        log.info("serve.stopping", extra={"signal": signal.Signals(signum).name})
+        stop(children)
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        multiprocessing.connection.wait([child.sentinel for child in children.values()])
+        if not requested:
+            for name, child in children.items():
+                if not child.is_alive():
+                    log.error("serve.child_exited", extra={"child": name, "exit_code": child.exitcode})
+        stop(children)
+        for name, child in children.items():
+            child.join(_KILL_AFTER)
+            if child.is_alive():
+                log.error("serve.child_killed", extra={"child": name, "after_seconds": _KILL_AFTER})
+                child.kill()
+                child.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if requested and all(child.exitcode == 0 for child in children.values()):
+        return 0
+    failed = [child.exitcode for child in children.values() if child.exitcode]
+    return failed[0] if failed and failed[0] > 0 else 1

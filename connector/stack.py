@@ -1,0 +1,109 @@
+"""A whole connector on local ports: sandbox Jira → signed webhook → receiver → queue → worker.
+
+The demo and the end-to-end tests need the real path, not shortcuts: the sandbox sends
+signed webhooks over HTTP to the Flask receiver, which stores a reconcile in a real SQLite
+huey queue, which worker threads run against the sandbox through the real `jira` client.
+One clock (the sandbox's) is the connector's "now", so back-dated tickets and moved time
+give exact, repeatable SLA results.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL_RETRYING
+
+from connector.config import SupportConfig, load_config
+from connector.queue import QueueUnavailable, ReconcileQueue, WorkerThreads
+from connector.reconcile import Runtime, set_runtime
+from connector.sandbox.jira import JiraSandbox
+from connector.sandbox.server import Clock, ThreadedServer
+from connector.settings import DEFAULT_CONFIG, Settings
+
+WEBHOOK_SECRET = "local-stack-webhook-secret"
+
+
+class LocalStack:
+    """Start with `with LocalStack(data_dir) as stack:`; `stack.jira` is the sandbox."""
+
+    def __init__(self, data_dir: Path, *, config_path: Path = DEFAULT_CONFIG, clock: Clock | None = None,
+                 workers: int = 2, timezone: str = "Asia/Shanghai", validate: bool = True) -> None:
+        self.clock = clock or Clock(frozen=False)
+        self.config: SupportConfig = load_config(config_path)
+        self.jira = JiraSandbox(clock=self.clock, timezone=timezone, webhook_secret=WEBHOOK_SECRET, validate=validate)
+        self.settings = Settings(config_path=config_path, data_dir=data_dir, jira_user=self.jira.email,
+                                 jira_token=self.jira.api_token, jira_webhook_secrets=(WEBHOOK_SECRET,))
+        self.queue = ReconcileQueue.from_settings(self.settings)
+        self._executing = 0
+        self._busy = threading.Lock()
+        for signal in (SIGNAL_EXECUTING, SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_RETRYING):
+            self.queue.huey.signal(signal)(self._track)
+        self._workers = WorkerThreads(self.queue, workers=workers, poll_interval=0.02)
+        self.receiver: ThreadedServer | None = None
+        self.runtime: Runtime | None = None
+
+    def _track(self, signal: str, task, *args) -> None:
+        with self._busy:
+            self._executing += 1 if signal == SIGNAL_EXECUTING else -1
+
+    def _arm_timer(self, platform: str, ticket_id: str, at: datetime) -> None:
+        # The queue runs on real time; the stack's clock may be set elsewhere (a fixed demo day).
+        real = datetime.now(timezone.utc) + (at - self.clock.now())
+        try:
+            self.queue.schedule_reconcile(platform, ticket_id, real)
+        except QueueUnavailable:
+            pass  # the sweep would catch it; the stack has no sweep, so tests would notice
+
+    def start(self) -> "LocalStack":
+        from webhooks.app import create_app
+
+        self.jira.start()
+        self.settings = replace(self.settings, jira_url=self.jira.base_url)
+        self.receiver = ThreadedServer(create_app(self.settings, queue=self.queue))
+        receiver_url = self.receiver.start()
+        self.jira.set_webhook(f"{receiver_url}/webhooks/jira", WEBHOOK_SECRET)
+        self.runtime = Runtime(settings=self.settings, config=self.config, clock=self.clock.now,
+                               schedule=self._arm_timer)
+        set_runtime(self.runtime)
+        self._workers.start()
+        return self
+
+    def stop(self) -> None:
+        self._workers.stop()
+        if self.receiver:
+            self.receiver.stop()
+        self.jira.stop()
+        set_runtime(None)
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _due_soon(self, horizon: float = 5.0) -> bool:
+        """A deferred task (lock retry, 429 backoff) comes back within `horizon` seconds; SLA
+        timers days ahead do not count."""
+        limit = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=horizon)
+        return any(task.eta is not None and task.eta <= limit for task in self.queue.huey.scheduled())
+
+    def settle(self, timeout: float = 20.0) -> None:
+        """Wait until every webhook is delivered and every queued reconcile has run."""
+        deadline = time.monotonic() + timeout
+        quiet_polls = 0
+        while time.monotonic() < deadline:
+            self.jira.flush_webhooks(timeout=max(0.1, deadline - time.monotonic()))
+            with self._busy:
+                busy = self._executing > 0
+            if not busy and self.queue.pending_count() == 0 and not self._due_soon():
+                quiet_polls += 1
+                if quiet_polls >= 3:
+                    return
+            else:
+                quiet_polls = 0
+            time.sleep(0.03)
+        raise TimeoutError(f"the connector did not settle within {timeout} s")

@@ -1,0 +1,228 @@
+"""The webhook receiver: a Flask app that turns platform events into queued reconciles.
+
+The receiver's only job is to answer the platform within milliseconds with a status that
+tells it the truth: 2xx only once the event is safely stored (or needs no work), 4xx for a
+request that will never be acceptable, 5xx when we cannot store it now so the platform
+retries. It never talks to the platform's API, so a slow or rate-limited Jira or Zendesk
+cannot make webhook deliveries time out.
+
+This module holds the app factory and what both platform blueprints share: reading a
+bounded body, the rejection/acceptance responses and their metrics. The blueprints hold
+only what differs per platform: signature scheme and event vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Set
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from flask import Flask, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from connector.metrics import EVENTS_IGNORED, EVENTS_RECEIVED, EVENTS_REJECTED
+from connector.queue import QueueUnavailable, ReconcileQueue
+from connector.settings import Settings
+from webhooks.signatures import ReplayWindow
+
+log = logging.getLogger(__name__)
+
+PLATFORMS = ("jira", "zendesk")
+MAX_BODY_BYTES = 1024 * 1024  # real ticket events are a few KiB; 1 MiB bounds what we buffer
+_READ_CHUNK = 64 * 1024
+_EXTENSION = "connector"
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReceiverState:
+    """What the blueprints need from the app, kept in `app.extensions` by the factory."""
+
+    settings: Settings
+    queue: ReconcileQueue
+    allow_unsigned: frozenset[str]
+    zendesk_replay_window: ReplayWindow
+
+
+def receiver_state() -> ReceiverState:
+    return current_app.extensions[_EXTENSION]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    queue: ReconcileQueue | None = None,
+    allow_unsigned: Set[str] = frozenset(),
+    zendesk_replay_window: ReplayWindow = ReplayWindow(),
+) -> Flask:
+    """Build the receiver.
+
+    `allow_unsigned` names platforms whose webhooks are accepted without a signature when no
+    secret is configured for them (local trials, the sandbox); a configured secret is always
+    enforced. Without it, a platform with no secret answers 503 so the misconfiguration is
+    visible and the platform keeps retrying until it is fixed.
+    """
+    settings = settings or Settings.from_env()
+    unknown = set(allow_unsigned) - set(PLATFORMS)
+    if unknown:
+        raise ValueError(f"allow_unsigned names unknown platforms {sorted(unknown)}; use {list(PLATFORMS)}")
+
+    app = Flask(__name__)
+    # One byte of slack: read_body reads one byte past the limit to tell "exactly 1 MiB"
+    # from "more", and enforces the exact limit itself.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
+    app.extensions[_EXTENSION] = ReceiverState(
+        settings=settings,
+        queue=queue or ReconcileQueue.from_settings(settings),
+        allow_unsigned=frozenset(allow_unsigned),
+        zendesk_replay_window=zendesk_replay_window,
+    )
+    _warn_about_missing_secrets(settings, frozenset(allow_unsigned))
+
+    # Imported here because the blueprints import this module's helpers.
+    from webhooks.health import blueprint as health_blueprint
+    from webhooks.jira import blueprint as jira_blueprint
+    from webhooks.zendesk import blueprint as zendesk_blueprint
+
+    app.register_blueprint(jira_blueprint)
+    app.register_blueprint(zendesk_blueprint)
+    app.register_blueprint(health_blueprint)
+    app.register_error_handler(DeliveryRejected, _rejection_response)
+    return app
+
+
+def _warn_about_missing_secrets(settings: Settings, allow_unsigned: frozenset[str]) -> None:
+    configured = {"jira": settings.jira_webhook_secrets, "zendesk": settings.zendesk_webhook_secrets}
+    for platform, secrets in configured.items():
+        if secrets:
+            continue
+        if platform in allow_unsigned:
+            log.warning("webhook.unsigned_accepted", extra={"platform": platform})
+        else:
+            log.warning("webhook.secret_missing", extra={"platform": platform})
+
+
+# --- rejections -------------------------------------------------------------------------------
+
+
+class DeliveryRejected(Exception):
+    """Stop handling a delivery and answer `status` with `message`; counted under `reason`."""
+
+    def __init__(self, platform: str, status: int, reason: str, message: str):
+        super().__init__(message)
+        self.platform = platform
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def reject(platform: str, status: int, reason: str, message: str) -> NoReturn:
+    raise DeliveryRejected(platform, status, reason, message)
+
+
+def _rejection_response(exc: DeliveryRejected) -> ResponseReturnValue:
+    EVENTS_REJECTED.labels(platform=exc.platform, reason=exc.reason).inc()
+    log.warning("webhook.rejected", extra={"platform": exc.platform, "reason": exc.reason, "status_code": exc.status})
+    response = jsonify(error=exc.message)
+    response.status_code = exc.status
+    if exc.status == 503:
+        response.headers["Retry-After"] = "30"
+    return response
+
+
+# --- the shared steps of every delivery -------------------------------------------------------
+
+
+def require_secret_or_unsigned(platform: str, secrets: tuple[str, ...], env_var: str) -> None:
+    if not secrets and platform not in receiver_state().allow_unsigned:
+        reject(platform, 503, "secret_not_configured", f"webhook secret not configured; set {env_var}")
+
+
+def read_body(platform: str) -> bytes:
+    """The raw body, refused when absent (400) or above MAX_BODY_BYTES (413).
+
+    Both the declared Content-Length and the bytes actually read are checked: a chunked
+    request declares no length at all.
+    """
+    declared = request.content_length
+    if declared == 0:
+        reject(platform, 400, "empty_body", "request body is empty")
+    if declared is not None and declared > MAX_BODY_BYTES:
+        reject(platform, 413, "body_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        while received <= MAX_BODY_BYTES:
+            chunk = request.stream.read(min(_READ_CHUNK, MAX_BODY_BYTES + 1 - received))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+    except RequestEntityTooLarge:
+        received = MAX_BODY_BYTES + 1
+    if received > MAX_BODY_BYTES:
+        reject(platform, 413, "body_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if received == 0:
+        reject(platform, 400, "empty_body", "request body is empty")
+    return b"".join(chunks)
+
+
+def reject_bad_signature(platform: str) -> NoReturn:
+    # One message for missing, malformed and wrong: the caller learns nothing about which.
+    reject(platform, 401, "bad_signature", "invalid or missing webhook signature")
+
+
+def parse_json_object(platform: str, body: bytes) -> JsonObject:
+    try:
+        payload = json.loads(body)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are ValueErrors
+        reject(platform, 400, "not_json", "body is not JSON")
+    if not isinstance(payload, dict):
+        reject(platform, 400, "not_json_object", "body is not a JSON object")
+    return payload
+
+
+def missing_ticket_id(platform: str, event_type: str) -> NoReturn:
+    reject(platform, 400, "missing_ticket_id", f"{event_type} event carries no ticket id")
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+
+def ignore(platform: str, reason: str, event_type: str | None = None) -> ResponseReturnValue:
+    """Answer 200 without queueing: a 4xx/5xx would make the platform retry or disable the hook."""
+    EVENTS_IGNORED.labels(platform=platform, reason=reason).inc()
+    log.info("webhook.ignored", extra={"platform": platform, "reason": reason, "event_type": _short(event_type)})
+    return jsonify(status="ignored", reason=reason), 200
+
+
+def nothing_to_reconcile(platform: str, event_type: str, reason: str) -> ResponseReturnValue:
+    """A recognised event that needs no reconcile (e.g. the ticket was deleted)."""
+    EVENTS_RECEIVED.labels(platform=platform, event=event_type).inc()
+    return ignore(platform, reason, event_type)
+
+
+def queue_reconcile(platform: str, event_type: str, ticket_id: str, delivery_id: str | None) -> ResponseReturnValue:
+    """Queue a reconcile of the ticket: 202 queued, 200 duplicate, 503 when it cannot be stored."""
+    fields = {"platform": platform, "event_type": event_type, "ticket_id": ticket_id, "delivery_id": _short(delivery_id)}
+    try:
+        result = receiver_state().queue.enqueue_reconcile(platform, ticket_id, event_id=delivery_id)
+    except QueueUnavailable:
+        reject(platform, 503, "queue_unavailable", "event could not be stored; retry later")
+    EVENTS_RECEIVED.labels(platform=platform, event=event_type).inc()
+    if result == "duplicate":
+        # 200, never 409: Jira retries 409 for half an hour.
+        EVENTS_IGNORED.labels(platform=platform, reason="duplicate").inc()
+        log.info("webhook.duplicate", extra=fields)
+        return jsonify(status="duplicate"), 200
+    log.info("webhook.queued", extra=fields)
+    return jsonify(status="queued"), 202
+
+
+def _short(value: str | None, limit: int = 100) -> str | None:
+    """Bound what a sender-controlled string can put into a log line."""
+    return value[:limit] if isinstance(value, str) else None

@@ -1,0 +1,76 @@
+"""`/healthz`, `/readyz` and `/metrics` for the process supervisor and the monitoring.
+
+Liveness and readiness are kept apart on purpose: `/healthz` only says the process answers
+(restart it if not), `/readyz` says whether it can do its job right now (route webhooks to
+it or not). A receiver that cannot write its queue would answer 503 to every event; taking
+it out of rotation and saying why is better. Readiness never calls Jira or Zendesk: their
+outages must not take the receiver down, since storing events is exactly what lets us ride
+them out.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify
+from flask.typing import ResponseReturnValue
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from connector.metrics import QUEUE_DEPTH, REGISTRY
+from connector.queue import QueueUnavailable
+from webhooks.app import receiver_state
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    return jsonify(status="ok"), 200
+
+
+def queue_problem() -> dict[str, str] | None:
+    settings = receiver_state().settings
+    try:
+        receiver_state().queue.check_writable()
+    except QueueUnavailable as exc:
+        if settings.queue_url:
+            fix = "check that the Redis server named by CONNECTOR_QUEUE_URL is running and reachable"
+        else:
+            fix = f"make {settings.data_dir} writable by the connector, or point CONNECTOR_DATA_DIR at a writable directory"
+        return {"check": "queue", "error": f"queue is not writable ({exc})", "fix": fix}
+    return None
+
+
+def config_problem() -> dict[str, str] | None:
+    from connector.config import ConfigError, load_config
+
+    path = receiver_state().settings.config_path
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        return {
+            "check": "config",
+            "error": f"config does not load: {exc}",
+            "fix": f"run `connector check-config {path}` and fix what it lists, or set CONNECTOR_CONFIG",
+        }
+    return None
+
+
+@blueprint.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    failed = [problem for problem in (queue_problem(), config_problem()) if problem is not None]
+    if failed:
+        log.warning("readiness.failed", extra={"checks": [problem["check"] for problem in failed]})
+        return jsonify(status="unavailable", failed=failed), 503
+    return jsonify(status="ready"), 200
+
+
+@blueprint.get("/metrics")
+def metrics() -> ResponseReturnValue:
+    try:
+        QUEUE_DEPTH.set(receiver_state().queue.pending_count())
+    except Exception as exc:  # the figures we have are still worth serving
+        log.warning("metrics.queue_depth_unavailable", extra={"error": type(exc).__name__})
+    return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
