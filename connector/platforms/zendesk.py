@@ -1,0 +1,1034 @@
+"""The Zendesk adapter: two reads per reconcile, one ticket update per plan (two at most).
+
+API calls are the scarce resource (Zendesk allows 200–2,500 requests a minute per account
+and 30 updates of one ticket per 10 minutes), so the adapter is built around counting them:
+
+- `fetch` is TWO requests. `GET /api/v2/tickets/{id}.json` gives the current fields, tags
+  and `updated_at`; `GET /api/v2/tickets/{id}/audits.json?include=users&page[size]=100`
+  gives the status history (Create/Change events) and every comment with its author,
+  visibility and body, plus the authors as a sideload – so the comments endpoint is not
+  needed. The ticket show cannot be dropped: audits record changes, not state, so current
+  custom-field values, tags and the exact `updated_at` (the safe-update stamp) would have to
+  be replayed from every event ever written, and no audit sideload returns the ticket. The
+  ticket is read first: a change landing between the two reads makes the stamp stale, so
+  the write is refused with 409 and re-reconciled rather than based on a mixed picture.
+  Audits are paged (cursor, 100 a page) only when a ticket has more. The ticket-field
+  catalogue (`GET /api/v2/ticket_fields.json`), needed to resolve the field titles a
+  mapping uses, is read once per adapter and only when the mapping names a field by title.
+- `apply` sends nothing for a plan the ticket already shows. Otherwise ONE
+  `PUT /api/v2/tickets/{id}.json` carries status, priority, group, assignee, custom fields,
+  tag changes and the comment, so a one-time comment and the marker tag that records it
+  land together or not at all. Tags travel as `additional_tags` / `remove_tags`, so a tag
+  an agent adds meanwhile is not overwritten, and every update is a safe update
+  (`safe_update` + `updated_stamp` = the fetched `updated_at`): if anyone changed the
+  ticket since the fetch, Zendesk answers 409 and `Conflict` is raised, so the queue
+  re-reconciles from fresh state instead of writing over it.
+- Zendesk takes ONE comment per update. Comments of the same visibility are joined into
+  one comment (blank line between them); a plan with both a public reply and an internal
+  note needs a second update, which carries only the second comment and its markers – a
+  marker never travels ahead of the comment it records. The second update's stamp is the
+  `updated_at` returned by the first.
+- Zendesk limits updates of one ticket to 30 per 10 minutes. The adapter counts its own
+  updates per ticket and, when a plan would exceed the limit, raises `RateLimited` with
+  the wait until enough slots free, without writing. (The count is per process: replicas
+  share the account's limit, and Zendesk's own 429 is then handled like any other.)
+- Impossible actions are warnings, not failures: a field the account does not have, a
+  dropdown value that is not one of its options, a group with no id, a move back to "new",
+  any write to a closed ticket (Zendesk never lets a closed ticket change).
+- `search` uses `/api/v2/search.json` (sorted, but capped by Zendesk at 1,000 results) and
+  switches to the cursor-paged `/api/v2/search/export.json` when the first page reports
+  more than that. `incremental_tickets` pages `/api/v2/incremental/tickets/cursor.json`
+  for the sweep, yielding each page with the cursor to resume from.
+
+It is built on zenpy for authentication (`email/token` basic auth set up on the session),
+its request path (`_call_api`, with its timeout) and its error types (`APIException`,
+`RecordNotFoundException`), which are translated into the taxonomy in `base.py`. zenpy's
+own waiting is switched off rather than stacked under `RetryPolicy`: the session is ours
+(zenpy's default one mounts a urllib3 `Retry` that resends on 503 and connection errors),
+proactive rate limiting stays off, and a 429 is raised by the session itself before
+zenpy's retry-after loop (which sleeps in one-second steps and parses the header with
+`int()`) can see it; `ratelimit_budget` was not used because its exception drops the
+response, and with it the `Retry-After` the policy must honour. Raw JSON is kept
+throughout (the parser reads Zendesk's own shapes), and URLs are built here from
+`ZENDESK_URL`: zenpy's URL builder only knows `https://{subdomain}.{domain}` (the scheme
+is a per-API attribute, the only other override is the process-wide
+`ZENPY_FORCE_NETLOC`), so `http://127.0.0.1:PORT` or a proxy path could not be expressed
+per adapter. zenpy is given no subdomain on purpose: any zenpy helper that tried to build
+its own URL would fail loudly rather than talk to another host. zenpy's logger is capped
+at WARNING because its debug lines carry request payloads and response bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from zenpy import Zenpy
+from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
+
+from connector.metrics import API_CALLS
+from connector.model import (
+    Action,
+    AddComment,
+    AddLabel,
+    Assign,
+    Plan,
+    Platform,
+    RemoveLabel,
+    SetFields,
+    SetPriority,
+    Status,
+    Ticket,
+    Transition,
+)
+from connector.platforms.base import (
+    ApplyResult,
+    HostError,
+    NotFound,
+    PlatformError,
+    RateLimited,
+    RetryPolicy,
+    SkippedAction,
+    error_from_requests,
+    error_from_response,
+)
+from connector.platforms.field_values import plain_value
+from connector.platforms.mapping import PlatformMapping
+from connector.platforms.zendesk_ticket import SYSTEM_FIELD_ATTRIBUTES, parse_zendesk_ticket
+from connector.settings import Settings
+
+log = logging.getLogger(__name__)
+# Its debug lines print request kwargs (comment bodies) and whole responses.
+logging.getLogger("zenpy").setLevel(logging.WARNING)
+
+T = TypeVar("T")
+
+PLATFORM: Platform = "zendesk"
+PAGE_SIZE = 100
+INCREMENTAL_PAGE_SIZE = 1000
+# /search.json never returns more than this many results for one query.
+SEARCH_RESULT_LIMIT = 1000
+TICKET_UPDATE_LIMIT = 30
+TICKET_UPDATE_WINDOW = 600.0
+COMMENT_SEPARATOR = "\n\n"
+# Ticket ids are numbers; "#4540" is how the ticket's key is written.
+_TICKET_REF = re.compile(r"^#?(\d+)$")
+_TYPE_TICKET = re.compile(r"(?<![\w-])type:ticket\b", re.IGNORECASE)
+
+# Ticket attributes an API client may set directly in an update, and how their values look.
+_ID_ATTRIBUTES = frozenset(
+    {"group_id", "assignee_id", "organization_id", "requester_id", "problem_id", "brand_id", "ticket_form_id"}
+)
+_WRITABLE_ATTRIBUTES = _ID_ATTRIBUTES | {"subject", "type", "priority", "status", "due_at", "external_id"}
+# Attributes a mapping may name that no update can change.
+_READ_ONLY_ATTRIBUTES: dict[str, str] = {
+    "description": "the description is the ticket's first comment and cannot be edited",
+    "satisfaction_rating": "only the requester can rate a ticket",
+    "tags": "tags are changed with add-label / remove-label actions",
+    "custom_fields": "name the custom field itself, by id or title",
+    "fields": "name the custom field itself, by id or title",
+    "id": "the ticket id cannot change",
+    "created_at": "Zendesk sets it",
+    "updated_at": "Zendesk sets it",
+}
+
+
+class IncrementalPage(NamedTuple):
+    """One page of the incremental ticket export and the cursor that resumes after it."""
+
+    tickets: list[dict[str, Any]]
+    cursor: str | None
+    end_of_stream: bool
+
+
+# --- the one HTTP session ---------------------------------------------------------------
+
+
+class _ZendeskSession(requests.Session):
+    """Counts every answer and turns a 429 into `RateLimited` before zenpy can sleep on it.
+
+    `send` runs once per HTTP exchange (redirects included), whoever asked for it.
+    """
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        response = super().send(request, **kwargs)
+        API_CALLS.labels(platform=PLATFORM, method=request.method or "?", status=str(response.status_code)).inc()
+        if response.status_code == 429:
+            message = _error_message(response) or "rate limited"
+            response.close()
+            raise error_from_response(429, response.headers, message, platform=PLATFORM)
+        return response
+
+
+def _error_message(response: requests.Response) -> str:
+    """Zendesk's reason from an error body: `error`, `description` and field details, no payload."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(payload, Mapping):
+        return ""
+    parts: list[str] = []
+    error = payload.get("error")
+    if isinstance(error, Mapping):  # {"error": {"title": ..., "message": ...}}
+        parts.extend(str(error[key]) for key in ("title", "message") if error.get(key))
+    elif error:
+        parts.append(str(error))
+    if payload.get("description"):
+        parts.append(str(payload["description"]))
+    details = payload.get("details")
+    if isinstance(details, Mapping):
+        for name, problems in details.items():
+            for problem in problems if isinstance(problems, list) else [problems]:
+                text = problem.get("description") if isinstance(problem, Mapping) else problem
+                if text:
+                    parts.append(f"{name}: {text}")
+    return ": ".join(parts[:2]) + ("" if len(parts) <= 2 else " (" + "; ".join(parts[2:]) + ")")
+
+
+# --- ticket fields ----------------------------------------------------------------------
+
+
+class FieldResolutionError(ValueError):
+    """A mapping names a field the account does not have, several fields, or one no update can set."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a value goes in an update: a ticket attribute, or a custom field (with its definition)."""
+
+    attribute: str | None = None
+    field: Mapping[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        if self.attribute is not None:
+            return self.attribute
+        assert self.field is not None
+        return str(self.field.get("title") or self.field.get("id"))
+
+
+class TicketFieldCatalogue:
+    """The account's ticket fields (`GET /api/v2/ticket_fields`) by id and by title."""
+
+    def __init__(self, raw_fields: Sequence[Mapping[str, Any]]) -> None:
+        self.raw = [dict(raw) for raw in raw_fields]
+        self._by_id: dict[str, Mapping[str, Any]] = {}
+        self._by_title: dict[str, list[Mapping[str, Any]]] = {}
+        for raw in self.raw:
+            if raw.get("id") is None:
+                continue
+            self._by_id[str(raw["id"])] = raw
+            for title in {raw.get("title"), raw.get("raw_title")}:
+                if isinstance(title, str):
+                    self._by_title.setdefault(title.casefold(), []).append(raw)
+
+    def resolve(self, ref: str) -> _Target:
+        """The target a mapping means by `ref`: a custom field id, an attribute or a field title."""
+        if ref.isdigit():
+            found = self._by_id.get(ref)
+            if found is None:
+                raise FieldResolutionError(f"Zendesk has no ticket field with id {ref}")
+            return _system_or_custom(found)
+        matches = self._by_title.get(ref.casefold(), [])
+        if len(matches) > 1:
+            # An old field is often deactivated and replaced by one with the same title.
+            matches = [match for match in matches if match.get("active", True)]
+        if not matches:
+            raise FieldResolutionError(f"Zendesk has no ticket field titled {ref!r}")
+        if len(matches) > 1:
+            ids = ", ".join(sorted(str(match.get("id")) for match in matches))
+            raise FieldResolutionError(f"several active Zendesk ticket fields are titled {ref!r} ({ids}); map it by id")
+        return _system_or_custom(matches[0])
+
+
+def _system_or_custom(raw: Mapping[str, Any]) -> _Target:
+    attribute = SYSTEM_FIELD_ATTRIBUTES.get(str(raw.get("type")))
+    if attribute is None:
+        return _Target(field=raw)
+    return _attribute_target(attribute)
+
+
+def _attribute_target(attribute: str) -> _Target:
+    if attribute in _READ_ONLY_ATTRIBUTES:
+        raise FieldResolutionError(f"{attribute!r} cannot be written: {_READ_ONLY_ATTRIBUTES[attribute]}")
+    return _Target(attribute=attribute)
+
+
+def zendesk_datetime(value: Any) -> str:
+    """An instant as Zendesk writes its own timestamps, `2026-11-22T03:20:05Z`; no offset is refused."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        raise ValueError("a date-time needs a datetime or an ISO 8601 string")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a date-time without a UTC offset would be read in an unknown zone")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _date_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            return datetime.fromisoformat(value).date().isoformat()
+    raise ValueError("a date field needs a date, a datetime or an ISO 8601 string")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return zendesk_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _option_tag(options: Sequence[Mapping[str, Any]], value: Any) -> str:
+    """The tag of the dropdown option `value` names, by its tag or its display name."""
+    wanted = str(value)
+    for option in options:
+        if str(option.get("value")) == wanted:
+            return wanted
+    for option in options:
+        if str(option.get("name", "")).casefold() == wanted.casefold():
+            return str(option.get("value"))
+    raise ValueError(f"{wanted!r} is not one of its options")
+
+
+def format_custom_field_value(ticket_field: Mapping[str, Any], value: Any) -> Any:
+    """`value` shaped for `custom_fields: [{id, value}]` by the field's type; None clears it.
+
+    Dropdowns take the option's tag (a display name is translated), multi-selects a list of
+    tags, dates `yyyy-mm-dd`, and a date-time written to a text field is ISO 8601 in UTC.
+    """
+    if value is None:
+        return None
+    kind = ticket_field.get("type")
+    options = ticket_field.get("custom_field_options") or []
+    if kind == "tagger":
+        return _option_tag(options, value)
+    if kind == "multiselect":
+        items = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        return [_option_tag(options, item) for item in items]
+    if kind == "date":
+        return _date_text(value)
+    if kind == "checkbox":
+        if not isinstance(value, bool):
+            raise ValueError("a checkbox holds true or false")
+        return value
+    if kind == "integer":
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())):
+            raise ValueError("an integer field needs a whole number")
+        return int(value)
+    if kind == "decimal":
+        if isinstance(value, bool):
+            raise ValueError("a decimal field cannot hold true/false")
+        return value if isinstance(value, (int, float)) else float(value)
+    if kind in ("text", "textarea", "regexp", "partialcreditcard"):
+        return _text(value)
+    return _text(value) if isinstance(value, (datetime, date)) else value
+
+
+def _format_attribute(attribute: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if attribute in _ID_ATTRIBUTES:
+        text = str(value).strip()
+        if not text.isdigit():
+            raise ValueError(f"{attribute} needs a numeric Zendesk id")
+        return int(text)
+    if attribute == "due_at":
+        return zendesk_datetime(value)
+    if attribute == "type":
+        kind = str(value).casefold()
+        if kind not in ("question", "incident", "problem", "task"):
+            raise ValueError("the ticket type is question, incident, problem or task")
+        return kind
+    return _text(value)
+
+
+def _comparable(value: Any) -> Any:
+    plain = plain_value(value)
+    if isinstance(plain, datetime):
+        return plain if plain.tzinfo is not None else plain.isoformat()
+    if isinstance(plain, date):
+        return plain.isoformat()
+    if isinstance(plain, str):
+        try:
+            moment = datetime.fromisoformat(plain)
+        except ValueError:
+            return plain
+        # "…Z" and "…+00:00" are the same instant; date-only text stays text.
+        return moment if moment.tzinfo is not None else plain
+    if isinstance(plain, list):
+        return sorted(str(_comparable(item)) for item in plain)
+    if isinstance(plain, (int, float)) and not isinstance(plain, bool):
+        return float(plain)
+    return plain
+
+
+def already_equal(current: Any, written: Any) -> bool:
+    """True when a field showing `current` already holds `written` (a value in Zendesk's shape)."""
+    return _comparable(current) == _comparable(written)
+
+
+# --- the update request ---------------------------------------------------------------
+
+
+@dataclass
+class _Update:
+    """The body of one `PUT /api/v2/tickets/{id}.json` and the plan actions it carries."""
+
+    attributes: dict[str, Any] = field(default_factory=dict)
+    custom_fields: dict[int, Any] = field(default_factory=dict)
+    add_tags: list[str] = field(default_factory=list)
+    remove_tags: list[str] = field(default_factory=list)
+    comment: dict[str, Any] | None = None
+    carried: list[Action] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.attributes or self.custom_fields or self.add_tags or self.remove_tags or self.comment)
+
+    @property
+    def idempotent(self) -> bool:
+        # Setting fields and tags twice leaves the same ticket; posting a comment twice does not.
+        # (The safe-update stamp does not make a resend safe: Zendesk stamps are whole
+        # seconds, so an update landing in the same second as the last one keeps the stamp.)
+        return self.comment is None
+
+    def body(self, stamp: str | None) -> dict[str, Any]:
+        ticket: dict[str, Any] = dict(self.attributes)
+        if self.custom_fields:
+            ticket["custom_fields"] = [{"id": key, "value": value} for key, value in self.custom_fields.items()]
+        if self.add_tags:
+            ticket["additional_tags"] = list(self.add_tags)
+        if self.remove_tags:
+            ticket["remove_tags"] = list(self.remove_tags)
+        if self.comment is not None:
+            ticket["comment"] = dict(self.comment)
+        if stamp is not None:
+            ticket["safe_update"] = True
+            ticket["updated_stamp"] = stamp
+        return {"ticket": ticket}
+
+
+@dataclass
+class _CommentGroup:
+    """Comments of one visibility, posted as one Zendesk comment with all their markers."""
+
+    public: bool
+    bodies: list[str] = field(default_factory=list)
+    markers: list[str] = field(default_factory=list)
+    actions: list[AddComment] = field(default_factory=list)
+
+    def comment(self) -> dict[str, Any]:
+        return {"body": COMMENT_SEPARATOR.join(self.bodies), "public": self.public}
+
+
+class _TagChanges:
+    """Tag adds/removes of one plan reduced to their net effect; markers stay with their comments."""
+
+    def __init__(self, current: frozenset[str], pinned: frozenset[str]) -> None:
+        self._original = current
+        self._tags = set(current)
+        self._pinned = pinned
+        self._order: list[str] = []
+        self._actions: list[tuple[Action, str]] = []
+
+    def add(self, action: Action, tag: str, result: ApplyResult) -> None:
+        if tag in self._pinned:
+            result.skipped.append(SkippedAction(action, f"tag {tag!r} is added with the comment it records"))
+        elif tag in self._tags:
+            result.skipped.append(SkippedAction(action, f"tag {tag!r} already present"))
+        else:
+            self._tags.add(tag)
+            self._note(action, tag)
+
+    def remove(self, action: Action, tag: str, result: ApplyResult) -> None:
+        if tag in self._pinned:
+            result.skipped.append(SkippedAction(action, f"tag {tag!r} records a comment of this plan"))
+        elif tag not in self._tags:
+            result.skipped.append(SkippedAction(action, f"tag {tag!r} not present"))
+        else:
+            self._tags.discard(tag)
+            self._note(action, tag)
+
+    def _note(self, action: Action, tag: str) -> None:
+        self._actions.append((action, tag))
+        if tag not in self._order:
+            self._order.append(tag)
+
+    def operations(self) -> tuple[list[str], list[str]]:
+        adds = [t for t in self._order if t in self._tags and t not in self._original]
+        removes = [t for t in self._order if t not in self._tags and t in self._original]
+        return adds, removes
+
+    def carried(self, result: ApplyResult) -> list[Action]:
+        carried: list[Action] = []
+        for action, tag in self._actions:
+            wanted_present = isinstance(action, AddLabel)
+            survives = (tag in self._tags) == wanted_present and (tag in self._original) != wanted_present
+            if survives and not any(a is action for a in carried):
+                carried.append(action)
+            elif not survives:
+                result.skipped.append(SkippedAction(action, f"tag {tag!r} undone by a later action of the plan"))
+        return carried
+
+
+class _UpdateLimiter:
+    """Zendesk's per-ticket update limit, counted from this adapter's own updates."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        self._sent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_needed(self, ticket_id: str, updates: int) -> float:
+        """Seconds until `updates` more updates of the ticket fit in the window (0: now)."""
+        with self._lock:
+            now = self._clock()
+            sent = self._expire(ticket_id, now)
+            over = len(sent) + updates - self._limit
+            if over <= 0:
+                return 0.0
+            if over > len(sent):  # more updates than the limit in one plan: cannot ever fit
+                return self._window
+            return max(0.0, sent[over - 1] + self._window - now)
+
+    def record(self, ticket_id: str) -> None:
+        with self._lock:
+            now = self._clock()
+            self._expire(ticket_id, now).append(now)
+            if len(self._sent) > 10_000:
+                # Tickets not touched for a window hold only expired entries.
+                for key in [k for k, v in self._sent.items() if not v or v[-1] <= now - self._window]:
+                    del self._sent[key]
+
+    def _expire(self, ticket_id: str, now: float) -> deque[float]:
+        sent = self._sent.setdefault(ticket_id, deque())
+        while sent and sent[0] <= now - self._window:
+            sent.popleft()
+        return sent
+
+
+# --- the adapter ----------------------------------------------------------------------
+
+
+class ZendeskAdapter:
+    """`PlatformAdapter` for Zendesk Support."""
+
+    platform: Platform = PLATFORM
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str,
+        token: str,
+        mapping: PlatformMapping,
+        *,
+        policy: RetryPolicy | None = None,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
+        clock: Callable[[], float] = time.monotonic,
+        update_limit: int = TICKET_UPDATE_LIMIT,
+        update_window: float = TICKET_UPDATE_WINDOW,
+    ) -> None:
+        """Build the client; no request is sent until a method needs one.
+
+        `base_url` is the account URL, `https://acme.zendesk.com`, or any other base URL
+        serving the same API (`http://127.0.0.1:8080`, a proxy path). `clock` (seconds,
+        monotonic) times the per-ticket update limit.
+        """
+        parts = urlsplit(base_url or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("ZendeskAdapter needs an http(s) base URL such as https://acme.zendesk.com")
+        if not email or not token:
+            raise ValueError("ZendeskAdapter needs the agent e-mail and an API token")
+        self._base_url = base_url.rstrip("/")
+        self._api_root = f"{self._base_url}/api/v2"
+        self._mapping = mapping
+        self._policy = policy or RetryPolicy()
+        self._session = _ZendeskSession()
+        self._client = Zenpy(
+            subdomain=None,
+            email=email,
+            token=token,
+            session=self._session,
+            timeout=timeout,
+            disable_cache=True,
+        )
+        # zenpy's request path: its timeout, its error checks and its exception types.
+        self._api = self._client.tickets
+        self._lock = threading.RLock()
+        self._catalogue_cache: TicketFieldCatalogue | None = None
+        self._limiter = _UpdateLimiter(update_limit, update_window, clock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> "ZendeskAdapter":
+        if not settings.zendesk_url or not settings.zendesk_email or not settings.zendesk_token:
+            raise ValueError("ZENDESK_URL, ZENDESK_EMAIL and ZENDESK_TOKEN must be set to talk to Zendesk")
+        return cls(settings.zendesk_url, settings.zendesk_email, settings.zendesk_token, mapping, **kwargs)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def fetch(self, ticket_id: str) -> Ticket:
+        """The ticket with its status history and comments: the ticket, then its audits."""
+        ref = _ticket_ref(ticket_id)
+        shown = self._get("ticket.show", f"tickets/{ref}.json")
+        raw = shown.get("ticket")
+        if not isinstance(raw, dict):
+            raise HostError("the ticket answer has no ticket object", platform=PLATFORM, retryable=False)
+        audits: list[dict[str, Any]] = []
+        users: dict[str, dict[str, Any]] = {}
+        for page in self._pages(
+            "ticket.audits", f"tickets/{ref}/audits.json", {"include": "users", "page[size]": PAGE_SIZE}
+        ):
+            audits.extend(page.get("audits") or ())
+            for user in page.get("users") or ():
+                users.setdefault(str(user.get("id")), user)
+        catalogue = self._catalogue().raw if self._needs_catalogue(raw) else None
+        return parse_zendesk_ticket(
+            raw,
+            self._mapping,
+            audits=audits,
+            users=list(users.values()),
+            ticket_fields=catalogue,
+            base_url=self._base_url,
+        )
+
+    def search(self, query: str, fields: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Raw tickets matching a Zendesk search `query`, one page per request, fetched as consumed.
+
+        Zendesk cannot select fields server-side; `fields` trims each ticket to those keys
+        (and its id) so callers see the same shape on both platforms.
+        """
+        wanted = None if not fields else {"id", *fields}
+        full_query = query if _TYPE_TICKET.search(query) else f"type:ticket {query}".strip()
+        params: dict[str, Any] | None = {"query": full_query, "per_page": PAGE_SIZE}
+        first = True
+        while params is not None:
+            page = self._get("search", "search.json", params)
+            if first and isinstance(page.get("count"), int) and page["count"] > SEARCH_RESULT_LIMIT:
+                # Only the export endpoint reaches past Zendesk's 1,000-result cap.
+                yield from self._search_export(query, wanted)
+                return
+            first = False
+            for result in page.get("results") or ():
+                if result.get("result_type", "ticket") == "ticket":
+                    yield _trimmed(result, wanted)
+            params = _next_params(page, params)
+
+    def _search_export(self, query: str, wanted: set[str] | None) -> Iterator[dict[str, Any]]:
+        params = {"query": query, "filter[type]": "ticket", "page[size]": PAGE_SIZE}
+        for page in self._pages("search.export", "search/export.json", params):
+            for result in page.get("results") or ():
+                if result.get("result_type", "ticket") == "ticket":
+                    yield _trimmed(result, wanted)
+
+    def incremental_tickets(
+        self,
+        start_time: int | datetime | None = None,
+        cursor: str | None = None,
+        *,
+        per_page: int = INCREMENTAL_PAGE_SIZE,
+    ) -> Iterator[IncrementalPage]:
+        """Tickets changed since `start_time` (or since `cursor`), a page per request.
+
+        Each page carries the cursor to resume from; the last page has `end_of_stream` set
+        and still a cursor, which is what a sync stores for its next run.
+        """
+        if (start_time is None) == (cursor is None):
+            raise ValueError("give exactly one of start_time and cursor")
+        params: dict[str, Any] = {"per_page": per_page}
+        if cursor is not None:
+            params["cursor"] = cursor
+        else:
+            assert start_time is not None
+            params["start_time"] = int(start_time.timestamp()) if isinstance(start_time, datetime) else int(start_time)
+        seen: set[str] = set()
+        while True:
+            page = self._get("incremental.tickets", "incremental/tickets/cursor.json", params)
+            after = page.get("after_cursor")
+            after = str(after) if after else None
+            end = bool(page.get("end_of_stream")) or after is None or after in seen
+            yield IncrementalPage(list(page.get("tickets") or ()), after, end)
+            if end:
+                return
+            assert after is not None
+            seen.add(after)
+            params = {"per_page": per_page, "cursor": after}
+
+    # --- writing ---------------------------------------------------------------------
+
+    def apply(self, ticket: Ticket, plan: Plan) -> ApplyResult:
+        """Write what `plan` asks and `ticket` does not already show, in one update (two at most)."""
+        if plan.ticket_id not in (ticket.id, ticket.key):
+            raise ValueError(f"plan for {plan.ticket_key} applied to ticket {ticket.key}")
+        result = ApplyResult()
+        groups = self._plan_comments(ticket, plan, result)
+        pinned = frozenset(marker for group in groups for marker in group.markers)
+        tags = _TagChanges(ticket.labels, pinned)
+        first = _Update()
+        transition: Transition | None = None
+
+        for action in plan.actions:
+            if isinstance(action, AddLabel):
+                tags.add(action, action.label, result)
+            elif isinstance(action, RemoveLabel):
+                tags.remove(action, action.label, result)
+            elif isinstance(action, SetFields):
+                if self._plan_fields(ticket, action, first, result):
+                    first.carried.append(action)
+            elif isinstance(action, SetPriority):
+                if ticket.priority == action.priority:
+                    result.skipped.append(SkippedAction(action, f"priority is already {action.priority}"))
+                else:
+                    first.attributes["priority"] = self._mapping.write_priorities[action.priority]
+                    first.carried.append(action)
+            elif isinstance(action, Assign):
+                if self._plan_assign(ticket, action, first, result):
+                    first.carried.append(action)
+            elif isinstance(action, Transition):
+                if transition is not None:
+                    result.skipped.append(SkippedAction(transition, "superseded by a later transition in the plan"))
+                transition = action
+        if transition is not None and self._plan_transition(ticket, transition, first, result):
+            first.carried.append(transition)
+        first.add_tags, first.remove_tags = tags.operations()
+        first.carried.extend(tags.carried(result))
+
+        updates = self._assign_comments(first, groups)
+        if not updates:
+            return result
+        if (ticket.raw_status or "").casefold() == "closed":
+            reason = "Zendesk does not allow changes to a closed ticket"
+            log.warning("zendesk.ticket_closed", extra={"platform": PLATFORM, "ticket": ticket.key})
+            for update in updates:
+                result.skipped.extend(SkippedAction(action, reason) for action in update.carried)
+            result.warnings.append(reason)
+            return result
+
+        ref = _ticket_ref(ticket.id)
+        wait = self._limiter.wait_needed(ref, len(updates))
+        if wait > 0:
+            log.warning(
+                "zendesk.ticket_update_limit",
+                extra={"platform": PLATFORM, "ticket": ticket.key, "updates": len(updates), "retry_after": round(wait, 1)},
+            )
+            raise RateLimited(
+                f"ticket #{ref} reached {TICKET_UPDATE_LIMIT} updates in {TICKET_UPDATE_WINDOW:.0f}s",
+                retry_after=wait,
+                platform=PLATFORM,
+            )
+
+        order = {id(action): index for index, action in enumerate(plan.actions)}
+        stamp = zendesk_datetime(ticket.updated) if ticket.updated is not None else None
+        path = f"tickets/{ref}.json"
+        for update in updates:
+            answer = self._put_update(ref, path, update.body(stamp), idempotent=update.idempotent)
+            result.writes.append(f"PUT /api/v2/{path}")
+            result.applied.extend(sorted(update.carried, key=lambda action: order[id(action)]))
+            stamp = _updated_at(answer) or stamp
+
+        log.info(
+            "zendesk.applied",
+            extra={
+                "platform": PLATFORM,
+                "ticket": ticket.key,
+                "writes": len(result.writes),
+                "actions": len(result.applied),
+                "skipped": len(result.skipped),
+            },
+        )
+        return result
+
+    def _plan_comments(self, ticket: Ticket, plan: Plan, result: ApplyResult) -> list[_CommentGroup]:
+        """The plan's comments grouped by visibility (first seen first), duplicates skipped."""
+        groups: list[_CommentGroup] = []
+        markers: set[str] = set()
+        for action in plan.actions:
+            if not isinstance(action, AddComment):
+                continue
+            if action.marker is not None:
+                if action.marker in ticket.labels:
+                    result.skipped.append(SkippedAction(action, f"already posted (marker {action.marker!r} present)"))
+                    continue
+                if action.marker in markers:
+                    result.skipped.append(
+                        SkippedAction(action, f"a comment with marker {action.marker!r} is already in this update")
+                    )
+                    continue
+                markers.add(action.marker)
+            group = next((g for g in groups if g.public == action.public), None)
+            if group is None:
+                group = _CommentGroup(public=action.public)
+                groups.append(group)
+            group.bodies.append(action.body)
+            group.actions.append(action)
+            if action.marker is not None:
+                group.markers.append(action.marker)
+        return groups
+
+    @staticmethod
+    def _assign_comments(first: _Update, groups: list[_CommentGroup]) -> list[_Update]:
+        """The updates to send: field/tag changes ride with the first comment, a second visibility alone."""
+        updates: list[_Update] = []
+        for index, group in enumerate(groups):
+            update = first if index == 0 else _Update()
+            update.comment = group.comment()
+            update.add_tags.extend(marker for marker in group.markers if marker not in update.add_tags)
+            update.carried.extend(group.actions)
+            updates.append(update)
+        if not groups and not first.empty:
+            updates.append(first)
+        return [update for update in updates if not update.empty]
+
+    def _plan_fields(self, ticket: Ticket, action: SetFields, update: _Update, result: ApplyResult) -> bool:
+        written = False
+        for name, value in action.fields.items():
+            ref = self._mapping.fields.get(name, name)
+            formatted = self._format(ref, value, action, result)
+            if formatted is _UNWRITABLE:
+                continue
+            target, field_value = formatted
+            # Only logical fields are parsed into the ticket; a raw id's value is unknown, so write it.
+            if name in self._mapping.fields and already_equal(ticket.fields.get(name), field_value):
+                result.skipped.append(SkippedAction(action, f"field {name!r} already holds that value"))
+                continue
+            _put_value(update, target, field_value)
+            written = True
+        return written
+
+    def _plan_assign(self, ticket: Ticket, action: Assign, update: _Update, result: ApplyResult) -> bool:
+        if action.group is None and action.assignee is None:
+            result.skipped.append(SkippedAction(action, "names neither a group nor an assignee"))
+            return False
+        written = False
+        if action.group is not None:
+            value = self._mapping.group_value(action.group)
+            if ticket.group is not None and ticket.group in (action.group, self._mapping.group_name(value)):
+                result.skipped.append(SkippedAction(action, f"group is already {action.group!r}"))
+            else:
+                formatted = self._format(self._mapping.group_field, value, action, result, what=f"group {action.group!r}")
+                if formatted is not _UNWRITABLE:
+                    _put_value(update, *formatted)
+                    written = True
+        if action.assignee is not None:
+            assignee = action.assignee.strip()
+            if ticket.assignee == assignee:
+                result.skipped.append(SkippedAction(action, "assignee is already set to that user"))
+            elif assignee.isdigit():
+                update.attributes["assignee_id"] = int(assignee)
+                written = True
+            elif "@" in assignee:
+                # Zendesk resolves an agent by e-mail itself; no user lookup request needed.
+                update.attributes["assignee_email"] = assignee
+                written = True
+            else:
+                self._warn(result, action, "zendesk.assignee_invalid", "the assignee must be a Zendesk user id or an e-mail")
+        return written
+
+    def _plan_transition(self, ticket: Ticket, action: Transition, update: _Update, result: ApplyResult) -> bool:
+        target = self._mapping.write_statuses[action.to]
+        current = (ticket.raw_status or "").casefold()
+        if ticket.is_in(action.to) or current == target.casefold():
+            result.skipped.append(SkippedAction(action, f"already in status {target!r}"))
+            return False
+        if target.casefold() == "new" or (action.to is Status.NEW and current != "new"):
+            self._warn(result, action, "zendesk.transition_unavailable",
+                       f"Zendesk cannot move a ticket from {ticket.raw_status!r} back to {target!r}",
+                       to_status=target)
+            return False
+        update.attributes["status"] = target
+        return True
+
+    def _format(self, ref: str, value: Any, action: Action, result: ApplyResult, *, what: str | None = None) -> Any:
+        """(target, value in Zendesk's shape), or _UNWRITABLE after recording why."""
+        try:
+            target = self._resolve(ref)
+        except FieldResolutionError as exc:
+            self._warn(result, action, "zendesk.field_unresolved", str(exc), field=ref)
+            return _UNWRITABLE
+        try:
+            if target.attribute is not None:
+                return target, _format_attribute(target.attribute, value)
+            assert target.field is not None
+            return target, format_custom_field_value(target.field, value)
+        except (TypeError, ValueError) as exc:
+            subject = what or f"field {target.name!r}"
+            reason = f"value for {subject} cannot be written: {exc}"
+            self._warn(result, action, "zendesk.field_value_invalid", reason, field=target.name)
+            return _UNWRITABLE
+
+    def _resolve(self, ref: str) -> _Target:
+        # Attributes need no catalogue, so a plan of priorities and tags costs no field read.
+        if ref in _WRITABLE_ATTRIBUTES or ref in _READ_ONLY_ATTRIBUTES:
+            return _attribute_target(ref)
+        return self._catalogue().resolve(ref)
+
+    def _warn(self, result: ApplyResult, action: Action, event: str, reason: str, **fields: Any) -> None:
+        log.warning(event, extra={"platform": PLATFORM, "rule": action.rule, **fields})
+        result.skipped.append(SkippedAction(action, reason))
+        result.warnings.append(reason)
+
+    def _put_update(self, ref: str, path: str, body: dict[str, Any], *, idempotent: bool) -> dict[str, Any]:
+        def send() -> dict[str, Any]:
+            try:
+                answer = self._request("PUT", path, json=body)
+            except PlatformError as exc:
+                if exc.may_have_taken_effect:
+                    self._limiter.record(ref)
+                raise
+            self._limiter.record(ref)
+            return answer
+
+        return self._call("ticket.update", "PUT", send, idempotent=idempotent)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _get(self, operation: str, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self._call(operation, "GET", lambda: self._request("GET", path, params=params), idempotent=True)
+
+    def _pages(self, operation: str, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every page of a listing, following cursor (`meta.has_more`) or offset (`next_page`) paging."""
+        current: dict[str, Any] | None = params
+        seen: list[dict[str, Any]] = []
+        while current is not None:
+            page = self._get(operation, path, current)
+            yield page
+            seen.append(current)
+            current = _next_params(page, current)
+            if current in seen:  # a server repeating its cursor must not loop us forever
+                log.warning("zendesk.pagination_stuck", extra={"platform": PLATFORM, "operation": operation})
+                return
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One request through zenpy's request path; raises zenpy/requests errors, or RateLimited."""
+        send = {"GET": self._session.get, "PUT": self._session.put}[method]
+        kwargs: dict[str, Any] = {"params": dict(params) if params else None, "timeout": self._api.timeout}
+        if json is not None:
+            kwargs["json"] = json
+        response = self._api._call_api(send, f"{self._api_root}/{path}", **kwargs)
+        payload = response.json()
+        if not isinstance(payload, dict):
+            raise HostError("the answer is not a JSON object", platform=PLATFORM, status=response.status_code,
+                            retryable=False)
+        return payload
+
+    def _call(self, operation: str, method: str, fn: Callable[[], T], *, idempotent: bool) -> T:
+        """One HTTP request under the retry policy, with library errors translated."""
+
+        def attempt() -> T:
+            try:
+                return fn()
+            except PlatformError:
+                raise
+            except APIException as exc:
+                # `from None`: zenpy's message is the whole response body.
+                raise _from_api_exception(exc) from None
+            except requests.RequestException as exc:
+                if exc.response is not None:
+                    raise _from_response(exc.response) from None
+                API_CALLS.labels(platform=PLATFORM, method=method, status="no_response").inc()
+                raise error_from_requests(exc, platform=PLATFORM) from None
+            except RatelimitBudgetExceeded:
+                raise RateLimited("zenpy's rate-limit budget is spent", retry_after=None, platform=PLATFORM) from None
+            except ZenpyException as exc:
+                raise PlatformError(f"zenpy refused the request ({type(exc).__name__})", platform=PLATFORM) from None
+
+        return self._policy.call(operation, attempt, idempotent=idempotent, platform=PLATFORM)
+
+    def _catalogue(self) -> TicketFieldCatalogue:
+        with self._lock:
+            if self._catalogue_cache is None:
+                fields: list[dict[str, Any]] = []
+                for page in self._pages("ticket_fields.list", "ticket_fields.json", {}):
+                    fields.extend(page.get("ticket_fields") or ())
+                self._catalogue_cache = TicketFieldCatalogue(fields)
+            return self._catalogue_cache
+
+    def _needs_catalogue(self, raw: Mapping[str, Any]) -> bool:
+        """True when the mapping names a field by title (the parser then needs the catalogue)."""
+        refs = [*self._mapping.fields.values(), self._mapping.category_field, self._mapping.group_field]
+        return any(not ref.isdigit() and (ref not in raw or ref in ("custom_fields", "fields")) for ref in refs)
+
+
+_UNWRITABLE: Any = object()
+
+
+def _put_value(update: _Update, target: _Target, value: Any) -> None:
+    if target.attribute is not None:
+        update.attributes[target.attribute] = value
+    else:
+        assert target.field is not None
+        update.custom_fields[int(target.field["id"])] = value
+
+
+def _ticket_ref(ticket_id: str) -> str:
+    match = _TICKET_REF.match(str(ticket_id).strip())
+    if match is None:
+        raise NotFound("not a Zendesk ticket id", platform=PLATFORM)
+    return match.group(1)
+
+
+def _trimmed(ticket: dict[str, Any], wanted: set[str] | None) -> dict[str, Any]:
+    return ticket if wanted is None else {key: value for key, value in ticket.items() if key in wanted}
+
+
+def _next_params(page: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The query of the next page, or None on the last one.
+
+    Only the query is taken from Zendesk's links: the path and host stay those the adapter
+    was configured with, so a proxy or test server in front of Zendesk keeps being used.
+    """
+    meta = page.get("meta")
+    if isinstance(meta, Mapping) and "has_more" in meta:
+        if not meta.get("has_more"):
+            return None
+        after = meta.get("after_cursor")
+        if not after:
+            links = page.get("links") or {}
+            after = dict(parse_qsl(urlsplit(str(links.get("next") or "")).query)).get("page[after]")
+        return {**params, "page[after]": after} if after else None
+    next_page = page.get("next_page")
+    if isinstance(next_page, str) and next_page:
+        return dict(parse_qsl(urlsplit(next_page).query))
+    return None
+
+
+def _updated_at(answer: Mapping[str, Any]) -> str | None:
+    ticket = answer.get("ticket")
+    stamp = ticket.get("updated_at") if isinstance(ticket, Mapping) else None
+    return str(stamp) if stamp else None
+
+
+def _from_response(response: requests.Response) -> PlatformError:
+    return error_from_response(response.status_code, response.headers, _error_message(response), platform=PLATFORM)
+
+
+def _from_api_exception(exc: APIException) -> PlatformError:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return PlatformError("Zendesk rejected the request", platform=PLATFORM)
+    return _from_response(response)
