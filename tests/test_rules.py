@@ -275,3 +275,32 @@ def test_evaluate_refuses_a_naive_instant():
 
     with pytest.raises(ValueError, match="timezone-aware"):
         evaluate(ticket(), datetime(2026, 11, 20, 9), CONFIG)
+
+
+# --- auto-close ------------------------------------------------------------------------
+
+def resolved_p2(fields=None, **extra):
+    fields = fields or {**INTAKE, "root_cause": "x", "solution": "y", "verification_result": "resolved"}
+    return ticket(status=Status.RESOLVED, fields=fields, group="L1",
+                  history=[("2026-11-20 09:10", Status.NEW, Status.IN_PROGRESS),
+                           ("2026-11-20 16:00", Status.IN_PROGRESS, Status.RESOLVED)], **extra)
+
+
+def test_auto_close_after_three_business_days_without_reply():
+    quiet = evaluate(resolved_p2(), at("2026-11-25 15:59"), only("auto-close"))
+    assert quiet.actions == [] and quiet.next_deadline == at("2026-11-25 16:00")
+    plan, after = settle(resolved_p2(), at("2026-11-25 16:00"), only("auto-close"))
+    comment = next(a for a in plan.actions if isinstance(a, AddComment))
+    assert comment.public and comment.marker == "spc-auto-close-1" and "2026-11-20 16:00" in comment.body
+    assert after.status == Status.CLOSED
+
+
+def test_auto_close_waits_when_the_reporter_answered():
+    replied = resolved_p2(comments=[requester_reply("2026-11-23 10:00")])
+    assert evaluate(replied, at("2026-11-30 10:00"), only("auto-close")).actions == []
+
+
+def test_auto_close_leaves_tickets_failing_closure_to_the_closure_rule():
+    incomplete = resolved_p2(fields=INTAKE)
+    plan = evaluate(incomplete, at("2026-11-26 10:00"), only("closure", "auto-close"))
+    assert [a.to for a in plan.actions if isinstance(a, Transition)] == [Status.IN_PROGRESS]

@@ -8,7 +8,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from connector.rules import closure, escalation, follow_up, required_fields, routing, sla  # noqa: F401  (registers)
+from connector.rules import auto_close, closure, escalation, follow_up, required_fields, routing, sla  # noqa: F401  (registers)
 from connector.rules.base import RULE_TYPES
 
 Rule = Annotated[Union[tuple(RULE_TYPES.values())], Field(discriminator="type")]
