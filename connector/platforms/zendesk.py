@@ -86,7 +86,6 @@ from connector.model import (
     RemoveLabel,
     SetFields,
     SetPriority,
-    Status,
     Ticket,
     Transition,
 )
@@ -730,7 +729,7 @@ class ZendeskAdapter:
                 extra={"platform": PLATFORM, "ticket": ticket.key, "updates": len(updates), "retry_after": round(wait, 1)},
             )
             raise RateLimited(
-                f"ticket #{ref} reached {TICKET_UPDATE_LIMIT} updates in {TICKET_UPDATE_WINDOW:.0f}s",
+                f"ticket #{ref} reached Zendesk's limit of updates per ticket; next slot in {wait:.0f}s",
                 retry_after=wait,
                 platform=PLATFORM,
             )
@@ -742,6 +741,7 @@ class ZendeskAdapter:
             answer = self._put_update(ref, path, update.body(stamp), idempotent=update.idempotent)
             result.writes.append(f"PUT /api/v2/{path}")
             result.applied.extend(sorted(update.carried, key=lambda action: order[id(action)]))
+            _check_tags(ticket, answer, update, result)
             stamp = _updated_at(answer) or stamp
 
         log.info(
@@ -822,6 +822,9 @@ class ZendeskAdapter:
             value = self._mapping.group_value(action.group)
             if ticket.group is not None and ticket.group in (action.group, self._mapping.group_name(value)):
                 result.skipped.append(SkippedAction(action, f"group is already {action.group!r}"))
+            elif self._mapping.group_field == "group_id" and not value.strip().isdigit():
+                self._warn(result, action, "zendesk.group_unmapped",
+                           f"group {action.group!r} has no Zendesk group id in the mapping's groups")
             else:
                 formatted = self._format(self._mapping.group_field, value, action, result, what=f"group {action.group!r}")
                 if formatted is not _UNWRITABLE:
@@ -848,7 +851,7 @@ class ZendeskAdapter:
         if ticket.is_in(action.to) or current == target.casefold():
             result.skipped.append(SkippedAction(action, f"already in status {target!r}"))
             return False
-        if target.casefold() == "new" or (action.to is Status.NEW and current != "new"):
+        if target.casefold() == "new":
             self._warn(result, action, "zendesk.transition_unavailable",
                        f"Zendesk cannot move a ticket from {ticket.raw_status!r} back to {target!r}",
                        to_status=target)
@@ -950,7 +953,8 @@ class ZendeskAdapter:
             except requests.RequestException as exc:
                 if exc.response is not None:
                     raise _from_response(exc.response) from None
-                API_CALLS.labels(platform=PLATFORM, method=method, status="no_response").inc()
+                if not isinstance(exc, requests.exceptions.InvalidJSONError):  # that one had an answer
+                    API_CALLS.labels(platform=PLATFORM, method=method, status="no_response").inc()
                 raise error_from_requests(exc, platform=PLATFORM) from None
             except RatelimitBudgetExceeded:
                 raise RateLimited("zenpy's rate-limit budget is spent", retry_after=None, platform=PLATFORM) from None
@@ -1015,6 +1019,29 @@ def _next_params(page: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     if isinstance(next_page, str) and next_page:
         return dict(parse_qsl(urlsplit(next_page).query))
     return None
+
+
+def _check_tags(ticket: Ticket, answer: Mapping[str, Any], update: _Update, result: ApplyResult) -> None:
+    """Warn when the answer shows a tag change did not land (Zendesk ignores what it does not accept).
+
+    A marker that silently failed to land would let its comment be posted again on every
+    reconcile, so this is checked on the answer the update returns anyway.
+    """
+    shown = answer.get("ticket")
+    tags = shown.get("tags") if isinstance(shown, Mapping) else None
+    if not isinstance(tags, list):
+        return
+    now = {str(tag) for tag in tags}
+    missing = [tag for tag in update.add_tags if tag not in now]
+    kept = [tag for tag in update.remove_tags if tag in now]
+    if missing or kept:
+        log.error(
+            "zendesk.tags_not_applied",
+            extra={"platform": PLATFORM, "ticket": ticket.key, "missing": missing, "not_removed": kept},
+        )
+        result.warnings.append(
+            f"Zendesk did not apply tag changes: missing {missing}, not removed {kept}"
+        )
 
 
 def _updated_at(answer: Mapping[str, Any]) -> str | None:
