@@ -148,6 +148,8 @@ def _term(keyword: str, operator: str, value: str, *, now: datetime, me: Sequenc
     if keyword in TIME_KEYWORDS:
         start, end = _time_span(value, now)
         attribute = keyword
+        if start == end:  # an instant: the operators compare exactly
+            return lambda facts: _comparison(operator)(getattr(facts, attribute), start)
         if operator == ":":
             return lambda facts: start <= getattr(facts, attribute) < end
         return {
@@ -184,7 +186,7 @@ def _term(keyword: str, operator: str, value: str, *, now: datetime, me: Sequenc
     return lambda facts: words in " ".join(getattr(facts, keyword).casefold().split())
 
 
-def _comparison(operator: str) -> Callable[[int, int], bool]:
+def _comparison(operator: str) -> Callable[[Any, Any], bool]:
     return {":": lambda a, b: a == b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
             ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}[operator]
 

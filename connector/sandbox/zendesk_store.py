@@ -9,9 +9,9 @@ rules that decide what a write *means* live here, free of HTTP, shared by the RE
   (real Zendesk refuses even an ISO date-time there, zenpy issue #425), or a dropdown value
   that is not one of its options is a 422 `RecordInvalid` and leaves the ticket untouched;
 - a closed ticket cannot be updated ("Status: closed prevents ticket update");
-- every accepted write appends one audit whose events say what changed (`Create` on
-  creation, `Change` with `previous_value` afterwards, `Comment` for a comment, listed
-  first), and only a real change moves `updated_at`;
+- every write that changes something appends one audit whose events say what changed
+  (`Create` on creation, `Change` with `previous_value` afterwards, `Comment` for a
+  comment, listed first) and moves `updated_at`; a write that changes nothing does neither;
 - a dropdown ("tagger") field and the ticket's tags stay in step: choosing an option adds
   its tag and drops the previous option's tag, removing the tag clears the field;
 - assigning a `new` ticket opens it, and a requester's (end-user's) comment on a `pending`
@@ -402,6 +402,7 @@ class ZendeskStore:
         self.tickets[ticket.id] = ticket
 
         audit = self._audit(ticket, actor_id, at, channel, client)
+        ticket.audits.append(audit)
         stored = self._add_comment(ticket, audit, comment, at, channel)
         for name, value in (("subject", ticket.subject), ("status", ticket.status), ("priority", ticket.priority),
                             ("type", ticket.type), ("requester_id", _id_text(ticket.requester_id)),
@@ -491,6 +492,8 @@ class ZendeskStore:
             audit.events.append({"id": self.new_id(), "type": "Change", "value": value,
                                  "field_name": change.name, "previous_value": previous})
         if changes or stored:
+            # A write that changes nothing leaves no audit and does not move updated_at.
+            ticket.audits.append(audit)
             ticket.updated_at = max(ticket.updated_at, at)
         return Change(ticket, audit, actor_id, at, changes=changes, comment=stored)
 
@@ -628,9 +631,8 @@ class ZendeskStore:
         return text, html_body, public, author_id
 
     def _audit(self, ticket: StoredTicket, actor_id: int, at: datetime, channel: str, client: str) -> Audit:
-        audit = Audit(self.new_id(), ticket.id, at, actor_id, channel, client)
-        ticket.audits.append(audit)
-        return audit
+        """A new audit; `create`/`update` attach it to the ticket only when the write changed something."""
+        return Audit(self.new_id(), ticket.id, at, actor_id, channel, client)
 
     def _add_comment(self, ticket: StoredTicket, audit: Audit, comment: tuple[str, str, bool, int],
                      at: datetime, channel: str) -> StoredComment:
