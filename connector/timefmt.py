@@ -7,7 +7,7 @@ precision SLAs are promised in, so a platform's rounding never triggers a rewrit
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 
 def format_minutes(minutes: float) -> str:
@@ -42,6 +42,13 @@ def parse_instant(value) -> datetime | None:
     return parsed if parsed.tzinfo else None
 
 
-def same_instant(value, at: datetime) -> bool:
+def same_instant(value, at: datetime, tz: tzinfo | None = None) -> bool:
+    """True when a field already shows `at`: to the minute, or to the day for a date-only
+    field (Zendesk date fields hold YYYY-MM-DD), read in the calendar's zone `tz`."""
+    if isinstance(value, str) and len(value.strip()) == 10:
+        try:
+            return date.fromisoformat(value.strip()) == at.astimezone(tz).date()
+        except ValueError:
+            return False
     current = parse_instant(value)
     return current is not None and abs(current - at) < timedelta(minutes=1)

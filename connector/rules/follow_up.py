@@ -72,7 +72,7 @@ class FollowUpRule(RuleBase):
         calendar = ctx.config.calendar(self.calendar)
         due = calendar.add_business_minutes(closed, parse_duration(self.within, calendar))
         actions: list = []
-        if self.due_field and ctx.field_mapped(self.due_field) and not same_instant(ticket.fields.get(self.due_field), due):
+        if self.due_field and ctx.field_mapped(self.due_field) and not same_instant(ticket.fields.get(self.due_field), due, calendar.tz):
             actions.append(SetFields(rule=self.id, reason="follow-up due after closing",
                                      fields={self.due_field: format_instant(due, calendar.tz, iso=True)}))
         revisited = any(c.created > closed and c.public and c.author_role == AuthorRole.AGENT for c in ticket.comments)

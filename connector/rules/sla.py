@@ -172,7 +172,7 @@ class SlaRule(RuleBase):
                         ctx.add_deadline(at)
                 ctx.add_deadline(clock.due)
             field = self.due_fields.get(metric)
-            if field and clock.due and ctx.field_mapped(field) and not same_instant(ticket.fields.get(field), clock.due):
+            if field and clock.due and ctx.field_mapped(field) and not same_instant(ticket.fields.get(field), clock.due, tz):
                 due_updates[field] = format_instant(clock.due, tz, iso=True)
         if due_updates:
             actions.insert(0, SetFields(rule=self.id, reason="SLA due times changed", fields=due_updates))
