@@ -17,6 +17,9 @@ from connector.config import load_config  # noqa: E402
 from connector.reconcile import Runtime, reconcile  # noqa: E402
 from connector.sandbox.jira import CUSTOMER, JiraSandbox  # noqa: E402
 from connector.sandbox.server import Clock  # noqa: E402
+from connector.sandbox.zendesk import CUSTOMER as ZENDESK_CUSTOMER  # noqa: E402
+from connector.sandbox.zendesk import GROUPS as ZENDESK_GROUPS  # noqa: E402
+from connector.sandbox.zendesk import ZendeskSandbox  # noqa: E402
 from connector.settings import DEFAULT_CONFIG, Settings  # noqa: E402
 
 FRIDAY = datetime(2026, 11, 20, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -57,10 +60,42 @@ def jira_figures() -> dict[str, tuple[float, float]]:
     return {name: (reads / n, writes / n) for name, (reads, writes) in figures.items()}
 
 
+def zendesk_figures() -> dict[str, tuple[float, float]]:
+    config = load_config(DEFAULT_CONFIG)
+    config.platforms.zendesk.groups = {name: str(group_id) for name, group_id in ZENDESK_GROUPS.items()}
+    with ZendeskSandbox(clock=Clock(FRIDAY), deliver_webhooks=False) as zendesk:
+        settings = Settings(zendesk_url=zendesk.base_url, zendesk_email=zendesk.email, zendesk_token=zendesk.api_token)
+        runtime = Runtime(settings=settings, config=config, clock=zendesk.clock.now)
+        ids = [str(zendesk.create_ticket(f"VPN drops {i}", "drops", created=FRIDAY - timedelta(minutes=5),
+                                         custom_fields={"Category": "network", "Impact scope": "office",
+                                                        "Steps to reproduce": "connect", "Occurred at": "2026-11-20"}))
+               for i in range(TICKETS)]
+        reconcile(runtime, "zendesk", ids[0])  # warm the ticket-field catalogue (read once per worker process)
+        figures = {}
+        zendesk.reset_calls()
+        for ticket_id in ids[1:]:
+            reconcile(runtime, "zendesk", ticket_id)
+        figures["typical change (intake request: comment, marker label, transition)"] = split(zendesk.calls)
+        zendesk.reset_calls()
+        for ticket_id in ids[1:]:
+            reconcile(runtime, "zendesk", ticket_id)
+        figures["no-op (ticket already follows the process)"] = split(zendesk.calls)
+        for ticket_id in ids[1:]:
+            zendesk.set_fields(int(ticket_id), {"Environment": "Windows 11", "Error message": "E1"},
+                               author=ZENDESK_CUSTOMER)
+        zendesk.reset_calls()
+        for ticket_id in ids[1:]:
+            reconcile(runtime, "zendesk", ticket_id)
+        figures["typical change (intake complete: route, due fields, transition)"] = split(zendesk.calls)
+    n = TICKETS - 1
+    return {name: (reads / n, writes / n) for name, (reads, writes) in figures.items()}
+
+
 def main() -> None:
     print(f"API calls per reconciled ticket ({TICKETS - 1} tickets each, standard process)")
-    for name, (reads, writes) in jira_figures().items():
-        print(f"  jira     {name}: {reads:.2f} reads + {writes:.2f} writes")
+    for platform, figures in (("jira", jira_figures()), ("zendesk", zendesk_figures())):
+        for name, (reads, writes) in figures.items():
+            print(f"  {platform:8} {name}: {reads:.2f} reads + {writes:.2f} writes")
 
 
 if __name__ == "__main__":

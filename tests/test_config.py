@@ -36,8 +36,14 @@ calendars:
 """
 
 
+def test_shipped_mappings_are_the_stock_defaults():
+    from connector.platforms.mapping import PlatformMappings
+
+    assert load_config(ROOT / "config" / "platform-mappings.yaml").platforms == PlatformMappings()
+
+
 def test_shipped_configs_validate():
-    for path in sorted((ROOT / "config").glob("*.yaml")):
+    for path in sorted((ROOT / "config").glob("standard-support*.yaml")):
         config = load_config(path)
         assert {r.type for r in config.rules} == {"required-fields", "routing", "sla", "escalation", "closure",
                                                   "auto-close", "follow-up"}
