@@ -129,19 +129,27 @@ def _positions(node: yaml.Node, file: str, path: tuple = (), out: dict | None = 
 
 
 def _read_yaml(path: Path) -> tuple[dict, dict]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, "", f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")])
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot be read: {exc.strerror}")])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+        positions = _positions(node, str(path)) if isinstance(data, dict) else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise ConfigError([ConfigProblem(str(path), line, "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}")])
+    except RecursionError:
+        raise ConfigError([ConfigProblem(str(path), None, "", "nests too deeply to be a rule file")]) from None
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(str(path), 1, "", "the file must be a mapping with keys such as rules:, calendars:, platforms:")])
-    return data, _positions(node, str(path))
+    return data, positions
 
 
 def _merge(files: list[Path]) -> tuple[dict, dict]:

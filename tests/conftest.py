@@ -68,3 +68,4 @@ def metric() -> Callable[..., float]:
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
     return read
+pytest_plugins = ["tests.log_scrub"]

@@ -181,6 +181,8 @@ def parse_json_object(platform: str, body: bytes) -> JsonObject:
         payload = json.loads(body)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError both are ValueErrors
         reject(platform, 400, "not_json", "body is not JSON")
+    except RecursionError:  # a signed but absurdly nested document; no platform sends one
+        reject(platform, 400, "too_deep", "body nests too deeply to be a webhook")
     if not isinstance(payload, dict):
         reject(platform, 400, "not_json_object", "body is not a JSON object")
     return payload

@@ -205,6 +205,10 @@ def error_from_response(
         return NotFound(text, platform=platform, status=status)
     if status == 409:
         return Conflict(text, platform=platform, status=status)
+    if 300 <= status < 400:
+        # Redirects are never followed (refuse_redirects): the base URL is wrong.
+        return HostError(f"HTTP {status}: the platform answered with a redirect; check the base URL",
+                         platform=platform, status=status, retryable=False, may_have_taken_effect=False)
     if status == 408:
         # The server gave up waiting for the request to arrive: it did not act on it.
         return Timeout(text, platform=platform, status=status, may_have_taken_effect=False)
@@ -241,10 +245,26 @@ def error_from_requests(exc: requests.RequestException, *, platform: str) -> Pla
         return HostError(f"connection failed ({name})", platform=platform, may_have_taken_effect=sent)
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return HostError(f"answer cut off ({name})", platform=platform)
+    if isinstance(exc, requests.TooManyRedirects):
+        # Sessions follow no redirects (see refuse_redirects): a platform that redirects is
+        # misconfigured (wrong base URL, http→https) and credentials must not follow it.
+        return HostError(f"the platform answered with a redirect; check the base URL ({name})",
+                         platform=platform, retryable=False, may_have_taken_effect=False)
     if isinstance(exc, requests.exceptions.InvalidJSONError):
         # A login page from an SSO proxy, say: resending gets the same page.
         return HostError(f"answer is not JSON ({name})", platform=platform, retryable=False)
     return PlatformError(f"request failed ({name})", platform=platform)
+
+
+def refuse_redirects(session: requests.Session) -> requests.Session:
+    """Make a session follow no redirect at all.
+
+    Outbound requests go only to the configured base URL: a redirect to another host would
+    carry the API token along (requests strips Authorization only on some host changes,
+    and never for a token in the query), so it is an error the admin must fix instead.
+    """
+    session.max_redirects = 0
+    return session
 
 
 # --- the retry policy -------------------------------------------------------------------

@@ -64,6 +64,7 @@ from connector.model import (
     Transition,
 )
 from connector.platforms.base import (
+    refuse_redirects,
     ApplyResult,
     BadRequest,
     Conflict,
@@ -316,6 +317,7 @@ class JiraAdapter:
             **auth,
         )
         self._client._session.hooks["response"].append(_count_response)
+        refuse_redirects(self._client._session)
         self._lock = threading.RLock()
         self._deployment: str | None = None
         if deployment is not None:

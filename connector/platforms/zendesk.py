@@ -90,6 +90,7 @@ from connector.model import (
     Transition,
 )
 from connector.platforms.base import (
+    refuse_redirects,
     ApplyResult,
     HostError,
     NotFound,
@@ -561,7 +562,7 @@ class ZendeskAdapter:
         self._api_root = f"{self._base_url}/api/v2"
         self._mapping = mapping
         self._policy = policy or RetryPolicy()
-        self._session = _ZendeskSession()
+        self._session = refuse_redirects(_ZendeskSession())
         self._client = Zenpy(
             subdomain=None,
             email=email,
