@@ -119,6 +119,14 @@ def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: t
 
     settings = Settings.from_env()
     _load(None)
+    if not (settings.jira_webhook_secrets or settings.zendesk_webhook_secrets or allow_unsigned):
+        raise click.ClickException(
+            "no webhook secret is set: set JIRA_WEBHOOK_SECRET and/or ZENDESK_WEBHOOK_SECRET "
+            "(the secret of the platform's webhook), or pass --allow-unsigned jira for a Jira Data Center "
+            "webhook that cannot sign")
+    for platform in allow_unsigned:
+        click.echo(f"WARNING: unsigned {platform} webhooks are accepted: anyone who can reach this port "
+                   f"can make the connector re-read tickets. Set a secret as soon as the platform allows.", err=True)
     try:
         sys.exit(run_serve(settings, host, port, with_worker=not no_worker, workers=workers,
                            allow_unsigned=frozenset(allow_unsigned)))
@@ -139,6 +147,61 @@ def worker(workers: int) -> None:
         sys.exit(run_worker(settings, workers))
     except QueueConfigError as exc:
         raise click.ClickException(str(exc))
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="run one sweep and exit (for cron or a Kubernetes CronJob)")
+@click.option("--platform", "platforms", multiple=True, type=click.Choice(["jira", "zendesk"]),
+              help="sweep this platform (default: every platform whose URL is set)")
+@click.option("--full", is_flag=True, help="all open and recently closed tickets, not only recent updates")
+def sync(once: bool, platforms: tuple[str, ...], full: bool) -> None:
+    """Sweep the platform: reconcile what webhooks missed and re-arm SLA timers.
+
+    Tickets that need a write are queued for the worker (`connector serve` or `connector
+    worker`), which also runs these sweeps periodically by itself.
+    """
+    from connector.platforms.base import PlatformError
+    from connector.queue import QueueConfigError, ReconcileQueue
+    from connector.reconcile import get_runtime
+    from connector.sync.scheduler import configured_platforms
+    from connector.sync.state import SweepBusy
+    from connector.sync.sweep import SweepKind, Sweeper
+
+    if not once:
+        raise click.UsageError("pass --once: `connector serve` and `connector worker` already sweep periodically")
+    settings = Settings.from_env()
+    _load(None)
+    chosen = list(platforms) or configured_platforms(settings)
+    if not chosen:
+        raise click.ClickException("no platform to sweep: set JIRA_URL or ZENDESK_URL (and its credentials)")
+    try:
+        sweeper = Sweeper(get_runtime(), ReconcileQueue.from_settings(settings))
+    except QueueConfigError as exc:
+        raise click.ClickException(str(exc))
+    kind = SweepKind.FULL if full else SweepKind.RECENT
+    failed = False
+    for platform in chosen:
+        try:
+            sweep = sweeper.start(platform, kind)
+        except SweepBusy as exc:
+            click.echo(f"{platform}: skipped, {exc}", err=True)
+            failed = True
+            continue
+        try:
+            with sweep, click.progressbar(sweep, label=f"{platform} {kind.value} sweep",
+                                          item_show_func=lambda item: item.ticket_id if item else None) as bar:
+                for _ in bar:
+                    pass
+        except PlatformError as exc:
+            click.echo(f"{platform}: sweep stopped: {exc}; check the {platform.upper()}_* settings and retry",
+                       err=True)
+            failed = True
+            continue
+        r = sweep.report
+        click.echo(f"{platform} {r.kind} sweep: {r.tickets} tickets, {r.evaluated} evaluated without a fetch "
+                   f"({r.timers_armed} timers armed), {r.queued} queued for a reconcile ({r.collapsed} already "
+                   f"waiting), {r.unchanged} unchanged, {r.skipped} skipped; {r.wall_seconds:.1f} s")
+    sys.exit(1 if failed else 0)
 
 
 @main.command()

@@ -21,6 +21,11 @@ earlier than the platform asked, a bounded number of times; after that the perio
 picks the ticket up again. Flags and locks carry a timestamp and are taken over when stale,
 so a worker killed mid-task cannot silence a ticket forever.
 
+SLA timers do not use huey's `eta` scheduling: they live in a deadline index in the same
+storage (`ReconcileQueue.deadlines`, see `connector.sync.deadlines`), fired by a pump that
+`run_worker` runs next to the consumer together with the periodic sweeps, so tests can
+move a clock instead of waiting. `schedule_reconcile` remains for one-off delayed runs.
+
 Storage: SQLite file `<data_dir>/queue.db` by default (one host, no extra service), Redis
 when `CONNECTOR_QUEUE_URL=redis://…` (several hosts).
 """
@@ -233,6 +238,18 @@ class ReconcileQueue:
         # The registered name is what a serialized task refers to, so the receiver and the
         # worker (separate processes, separate ReconcileQueue objects) must agree on it.
         self._task = huey.task(name="reconcile_ticket")(reconcile_task)
+        self._deadlines = None
+        self._deadlines_lock = threading.Lock()
+
+    @property
+    def deadlines(self):
+        """The SLA deadline index in this queue's backend (see `connector.sync.deadlines`)."""
+        with self._deadlines_lock:
+            if self._deadlines is None:
+                from connector.sync.deadlines import deadline_index
+
+                self._deadlines = deadline_index(self.huey)
+            return self._deadlines
 
     @classmethod
     def from_settings(cls, settings: Settings, **options) -> "ReconcileQueue":
@@ -432,12 +449,23 @@ class ReconcileQueue:
 WORKER_SHUTDOWN_TIMEOUT = 25  # seconds; below the usual 30 s a supervisor waits before SIGKILL
 
 
-def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | None = None) -> None:
+def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | None = None,
+               sync: bool = True) -> None:
     """Run the huey consumer in this process until SIGTERM (finish running tasks) or SIGINT (stop now).
 
-    Pass `queue` to run a queue on which periodic tasks (the sweep) were registered.
+    With `sync` (the default) the process also runs the SLA deadline pump (a thread, every
+    few seconds) and the periodic sweeps (a huey periodic task, every minute); see
+    `connector.sync.scheduler`. Pass `queue` to run a queue built elsewhere.
     """
     queue = queue or ReconcileQueue.from_settings(settings)
+    service = None
+    if sync:
+        from connector.reconcile import get_runtime
+        from connector.sync.scheduler import SyncIntervals, SyncService, configured_platforms
+
+        service = SyncService(queue, get_runtime, configured_platforms(settings), SyncIntervals.from_env())
+        service.register_periodic()
+        service.start_pump()
     consumer = queue.huey.create_consumer(
         workers=workers,
         worker_type="thread",
@@ -445,8 +473,12 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
         graceful_signal="TERM",
         shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT,
     )
-    log.info("worker.started", extra={"workers": workers, "pid": os.getpid()})
-    consumer.run()
+    log.info("worker.started", extra={"workers": workers, "pid": os.getpid(), "sync": sync})
+    try:
+        consumer.run()
+    finally:
+        if service is not None:
+            service.stop_pump()
     log.info("worker.stopped", extra={"pid": os.getpid()})
 
 

@@ -3,8 +3,14 @@
 An event is a hint, not the truth: whatever arrived, the worker re-reads the ticket and
 computes the desired state from scratch, so late, duplicated, reordered or lost webhooks
 all end in the same place, and running twice changes nothing the second time. After each
-reconcile the ticket's next deadline (an SLA warning, a breach, a follow-up) is scheduled
-as a timer, so a ticket nobody touches is still acted on at the right minute.
+reconcile the ticket's next deadline (an SLA warning, a breach, a follow-up) replaces the
+ticket's row in the deadline index (`connector.sync.deadlines`), whose pump queues a
+reconcile at that instant, so a ticket nobody touches is still acted on at the right minute.
+
+`reconcile_fetched` is the same work for a ticket already read, e.g. parsed from a sweep's
+search result: the sweep evaluates it with `write=False` and, when the plan has something
+to write, queues a normal reconcile instead, because a write must be based on a fresh read
+taken under the ticket's lock, never on a search snapshot that may be minutes old.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Callable
 
 from connector.config import SupportConfig, load_config
 from connector.metrics import RECONCILES
-from connector.model import Plan
+from connector.model import Plan, Ticket
 from connector.platforms.base import ApplyResult, NotFound, PlatformAdapter
 from connector.rules.engine import evaluate
 from connector.settings import Settings
@@ -37,8 +43,9 @@ class Runtime:
     config: SupportConfig
     clock: Callable[[], datetime] = utc_now
     adapters: dict[str, PlatformAdapter] = field(default_factory=dict)
-    # Called with (platform, ticket_id, at) to arm a timer; None in dry contexts.
-    schedule: Callable[[str, str, datetime], None] | None = None
+    # Called after every reconcile with (platform, ticket_id, next deadline or None, the
+    # ticket's `updated` stamp as read) to replace the ticket's timer; None in dry contexts.
+    schedule: Callable[[str, str, datetime | None, datetime | None], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def adapter(self, platform: str) -> PlatformAdapter:
@@ -69,7 +76,7 @@ def build_adapter(platform: str, settings: Settings, config: SupportConfig) -> P
 class Outcome:
     platform: str
     ticket_id: str
-    outcome: str  # applied | noop | not_found
+    outcome: str  # applied | noop | not_found | needs_write (write=False and the plan has actions)
     plan: Plan | None = None
     result: ApplyResult | None = None
 
@@ -82,36 +89,66 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
         # Deleted, or moved out of the connector's reach: nothing to do, nothing to retry.
         RECONCILES.labels(platform, "not_found").inc()
         log.info("reconcile.not_found", extra={"platform": platform, "ticket_id": ticket_id})
+        if runtime.schedule:
+            _record_deadline(runtime, platform, ticket_id, None, None)
         return Outcome(platform, ticket_id, "not_found")
+    return reconcile_fetched(runtime, ticket)
+
+
+def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True) -> Outcome:
+    """Evaluate a ticket already read and, with `write`, apply the plan and re-arm its timer.
+
+    With `write=False` a plan that has actions is not applied and the timer is left alone
+    (outcome "needs_write"): the caller queues a reconcile, which re-reads the ticket.
+    """
+    platform = ticket.platform
     plan = evaluate(ticket, runtime.clock(), runtime.config)
-    result = adapter.apply(ticket, plan) if plan.actions else ApplyResult()
+    if plan.actions and not write:
+        log.info("reconcile.needs_write", extra={
+            "platform": platform, "ticket_id": ticket.id, "ticket_key": ticket.key,
+            "actions": [f"{a.rule}:{a.type}" for a in plan.actions],
+        })
+        return Outcome(platform, ticket.id, "needs_write", plan)
+    result = runtime.adapter(platform).apply(ticket, plan) if plan.actions else ApplyResult()
     outcome = "applied" if result.changed else "noop"
     RECONCILES.labels(platform, outcome).inc()
     log.info("reconcile.done", extra={
-        "platform": platform, "ticket_id": ticket_id, "ticket_key": ticket.key, "outcome": outcome,
+        "platform": platform, "ticket_id": ticket.id, "ticket_key": ticket.key, "outcome": outcome,
         "actions": [f"{a.rule}:{a.type}" for a in plan.actions], "writes": len(result.writes),
         "warnings": result.warnings, "next_deadline": plan.next_deadline.isoformat() if plan.next_deadline else None,
     })
-    if plan.next_deadline and runtime.schedule:
-        runtime.schedule(platform, ticket.id, plan.next_deadline)
-    return Outcome(platform, ticket_id, outcome, plan, result)
+    if runtime.schedule:
+        _record_deadline(runtime, platform, ticket.id, plan.next_deadline, ticket.updated)
+    return Outcome(platform, ticket.id, outcome, plan, result)
 
 
-def queue_timers(settings: Settings) -> Callable[[str, str, datetime], None]:
-    """Arm SLA timers in the durable queue; a failure is logged, the sweep catches up later."""
-    queue = None
+def _record_deadline(runtime: Runtime, platform: str, ticket_id: str, due: datetime | None,
+                     seen: datetime | None) -> None:
+    """Replace the ticket's timer. A failure is logged, not raised: the writes are done, and
+    the next full sweep re-arms every timer from the tickets themselves."""
+    assert runtime.schedule is not None
+    try:
+        runtime.schedule(platform, ticket_id, due, seen)
+    except Exception as exc:
+        log.warning("reconcile.timer_not_armed", extra={
+            "platform": platform, "ticket_id": ticket_id, "due": due.isoformat() if due else None,
+            "error": type(exc).__name__,
+        })
 
-    def schedule(platform: str, ticket_id: str, at: datetime) -> None:
-        nonlocal queue
-        from connector.queue import QueueUnavailable, ReconcileQueue
 
-        try:
-            if queue is None:
-                queue = ReconcileQueue.from_settings(settings)
-            queue.schedule_reconcile(platform, ticket_id, at)
-        except QueueUnavailable:
-            log.warning("reconcile.timer_not_armed", extra={"platform": platform, "ticket_id": ticket_id,
-                                                             "due": at.isoformat()})
+def deadline_timers(settings: Settings) -> Callable[[str, str, datetime | None, datetime | None], None]:
+    """Record each reconcile's next deadline in the queue backend's deadline index."""
+    index = None
+    lock = threading.Lock()
+
+    def schedule(platform: str, ticket_id: str, due: datetime | None, seen: datetime | None) -> None:
+        nonlocal index
+        with lock:
+            if index is None:
+                from connector.queue import ReconcileQueue
+
+                index = ReconcileQueue.from_settings(settings).deadlines
+        index.record(platform, ticket_id, due, seen)
 
     return schedule
 
@@ -127,7 +164,7 @@ def get_runtime() -> Runtime:
         if _RUNTIME is None:
             settings = Settings.from_env()
             _RUNTIME = Runtime(settings=settings, config=load_config(settings.config_path),
-                               schedule=queue_timers(settings))
+                               schedule=deadline_timers(settings))
         return _RUNTIME
 
 

@@ -76,7 +76,11 @@ def run_receiver(settings: Settings, host: str, port: int, allow_unsigned: Set[s
 
 
 def worker(settings: Settings, workers: int = 2) -> int:
-    """Run the queue worker alone until SIGTERM (finish running reconciles) or SIGINT."""
+    """Run the queue worker until SIGTERM (finish running reconciles) or SIGINT.
+
+    The worker also fires SLA timers (the deadline pump) and runs the periodic sweeps, so
+    `serve` with its worker child, or `worker` alone, is all a deployment needs.
+    """
     run_worker(settings, workers)
     return 0
 

@@ -4,7 +4,9 @@ The demo and the end-to-end tests need the real path, not shortcuts: the sandbox
 signed webhooks over HTTP to the Flask receiver, which stores a reconcile in a real SQLite
 huey queue, which worker threads run against the sandbox through the real `jira` client.
 One clock (the sandbox's) is the connector's "now", so back-dated tickets and moved time
-give exact, repeatable SLA results.
+give exact, repeatable SLA results: SLA timers go to the deadline index, and a test moves
+the clock and calls `pump()` (what the worker's pump thread does every 10 s) and
+`sweep(...)` (what the worker's periodic task does) instead of waiting.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from pathlib import Path
 from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL_RETRYING
 
 from connector.config import SupportConfig, load_config
-from connector.queue import QueueUnavailable, ReconcileQueue, WorkerThreads
+from connector.queue import ReconcileQueue, WorkerThreads
 from connector.reconcile import Runtime, set_runtime
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.server import Clock, ThreadedServer
 from connector.settings import DEFAULT_CONFIG, Settings
+from connector.sync.deadlines import DeadlinePump
+from connector.sync.sweep import SweepKind, SweepReport, Sweeper
 
 WEBHOOK_SECRET = "local-stack-webhook-secret"
 
@@ -50,13 +54,18 @@ class LocalStack:
         with self._busy:
             self._executing += 1 if signal == SIGNAL_EXECUTING else -1
 
-    def _arm_timer(self, platform: str, ticket_id: str, at: datetime) -> None:
-        # The queue runs on real time; the stack's clock may be set elsewhere (a fixed demo day).
-        real = datetime.now(timezone.utc) + (at - self.clock.now())
-        try:
-            self.queue.schedule_reconcile(platform, ticket_id, real)
-        except QueueUnavailable:
-            pass  # the sweep would catch it; the stack has no sweep, so tests would notice
+    def pump(self) -> int:
+        """Queue a reconcile for every SLA timer due at the stack's clock; return how many."""
+        return DeadlinePump(self.queue, self.clock.now).pump()
+
+    def sweeper(self) -> Sweeper:
+        if self.runtime is None:
+            raise RuntimeError("start the stack before sweeping")
+        return Sweeper(self.runtime, self.queue)
+
+    def sweep(self, kind: SweepKind | str = SweepKind.RECENT, platform: str = "jira") -> SweepReport:
+        """Run one sweep now (the worker's periodic task does this on its schedule)."""
+        return self.sweeper().run(platform, kind)
 
     def start(self) -> "LocalStack":
         from webhooks.app import create_app
@@ -67,7 +76,7 @@ class LocalStack:
         receiver_url = self.receiver.start()
         self.jira.set_webhook(f"{receiver_url}/webhooks/jira", WEBHOOK_SECRET)
         self.runtime = Runtime(settings=self.settings, config=self.config, clock=self.clock.now,
-                               schedule=self._arm_timer)
+                               schedule=self.queue.deadlines.record)
         set_runtime(self.runtime)
         self._workers.start()
         return self

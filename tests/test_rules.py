@@ -170,7 +170,7 @@ def test_escalation_team_lead_on_breach_and_agent_handback_is_respected():
                history=[("2026-11-20 09:10", Status.NEW, Status.IN_PROGRESS)])
     plan, after = settle(t, at("2026-11-23 10:00"), only("sla", "escalation"))
     assigns = [a for a in plan.actions if isinstance(a, Assign)]
-    assert [(a.group, a.assignee) for a in assigns] == [("L2", None), (None, "team-lead")]
+    assert [(a.group, a.assignee) for a in assigns] == [("L2", None), ("team-lead", None)]
     handed_back = after.model_copy(update={"group": "L1", "assignee": "alice"})
     assert not [a for a in evaluate(handed_back, at("2026-11-23 10:05"), only("sla", "escalation")).actions
                 if isinstance(a, Assign)]

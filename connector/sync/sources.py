@@ -1,0 +1,266 @@
+"""Where a sweep finds tickets, per platform: one `Source` for Jira, one for Zendesk.
+
+The sweep itself is platform-neutral; a source knows how its platform lists "tickets
+updated since the last sweep" and "every ticket that may still have a deadline", at the
+platform's largest page size, and how much of the ticket a listing already holds:
+
+- **Jira**: JQL search with `expand=changelog` and only the fields the rules read, so each
+  result parses into a complete `Ticket` and is evaluated without a second GET. A result
+  whose embedded changelog or comment list is truncated (`total` larger than what came)
+  is handed over by id, and the reconcile's fetch pages the rest.
+- **Zendesk**: the incremental ticket export (1,000 tickets a request, resumable cursor)
+  and search. Neither carries the audits the status history comes from, so tickets are
+  handed over by id with their `updated_at`; the sweep skips those whose stamp equals the
+  one recorded at their last reconcile.
+
+Recent-updates windows: Jira JQL dates are minute-precise and read in the *searching
+user's* profile time zone, which the connector does not know without another request, so
+the window is written as a relative offset (`updated >= -7m`), which Jira evaluates on its
+own clock in any zone. The window reaches back to the previous sweep's start minus an
+overlap (default 2 min) covering the minute rounding and clock skew between hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from connector.model import Ticket
+from connector.platforms.field_values import MalformedTicketError
+
+log = logging.getLogger(__name__)
+
+JIRA_SEARCH_PAGE_SIZE = 100  # Jira Cloud returns at most 100 issues a page when fields are requested
+DEFAULT_OVERLAP = timedelta(minutes=2)
+# Done tickets still have deadlines: a follow-up due 3 business days after closing, an
+# auto-close 3 business days after resolving. Two weeks covers those plus a long holiday
+# (China's National Day week) in the standard calendar.
+DEFAULT_CLOSED_LOOKBACK = timedelta(days=14)
+
+# Jira fields `parse_jira_issue` reads besides the mapped ones.
+JIRA_BASE_FIELDS = (
+    "summary", "description", "status", "priority", "reporter", "assignee", "labels", "components",
+    "created", "updated", "resolutiondate", "comment",
+)
+
+
+@dataclass(frozen=True)
+class Found:
+    """One ticket a listing returned. `ticket` is set when the listing held everything the
+    rules need; otherwise the sweep must have it fetched (by a queued reconcile)."""
+
+    ticket_id: str
+    updated: datetime | None
+    ticket: Ticket | None = None
+    skip_reason: str | None = None  # deleted, malformed: counted, not reconciled
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One page. `checkpoint`, when set, is where the next recent sweep resumes once this
+    page is processed (the Zendesk cursor after it; the Jira watermark on the last page)."""
+
+    found: list[Found]
+    checkpoint: str | None = None
+
+
+class Source(Protocol):
+    platform: str
+
+    def recent(self, checkpoint: str | None, now: datetime, default_window: timedelta) -> Iterator[Batch]:
+        """Tickets changed since `checkpoint` (None: within `default_window` before `now`)."""
+        ...
+
+    def open_tickets(self, now: datetime) -> Iterator[Batch]:
+        """Every ticket that may still have a deadline: open ones and recently closed ones."""
+        ...
+
+
+# --- Jira ---------------------------------------------------------------------------------
+
+
+class JiraSource:
+    """Jira Cloud (enhanced search, `nextPageToken`) and Data Center (`startAt`)."""
+
+    platform = "jira"
+
+    def __init__(self, adapter: Any, *, overlap: timedelta = DEFAULT_OVERLAP,
+                 closed_lookback: timedelta = DEFAULT_CLOSED_LOOKBACK, page_size: int = JIRA_SEARCH_PAGE_SIZE):
+        self._adapter = adapter
+        self._overlap = overlap
+        self._closed_lookback = closed_lookback
+        self._page_size = page_size
+
+    def recent(self, checkpoint: str | None, now: datetime, default_window: timedelta) -> Iterator[Batch]:
+        since = datetime.fromisoformat(checkpoint) if checkpoint else now - default_window
+        minutes = max(1, math.ceil((now - since + self._overlap).total_seconds() / 60))
+        # ORDER BY key: a ticket updated during the sweep (by an agent, or by a worker
+        # applying a queued reconcile) keeps its place, so paging neither repeats nor skips it.
+        previous: Batch | None = None
+        for batch in self._pages(f"updated >= -{minutes}m ORDER BY key ASC"):
+            if previous is not None:
+                yield previous
+            previous = batch
+        # Saved only with the last page: pages are not in `updated` order, so an interrupted
+        # sweep must start over. The next window starts where this one was taken.
+        yield Batch(previous.found if previous else [], checkpoint=now.isoformat())
+
+    def open_tickets(self, now: datetime) -> Iterator[Batch]:
+        yield from self._pages("statusCategory != Done ORDER BY key ASC")
+        days = max(1, math.ceil(self._closed_lookback.total_seconds() / 86400))
+        yield from self._pages(f"statusCategory = Done AND updated >= -{days}d ORDER BY key ASC")
+
+    def _pages(self, jql: str) -> Iterator[Batch]:
+        page: list[Found] = []
+        for raw in self._search(jql):
+            page.append(self._found(raw))
+            if len(page) >= self._page_size:
+                yield Batch(page)
+                page = []
+        if page:
+            yield Batch(page)
+
+    def _found(self, raw: dict[str, Any]) -> Found:
+        ticket_id = str(raw.get("id") or raw.get("key") or "")
+        fields = raw.get("fields") if isinstance(raw.get("fields"), dict) else {}
+        changelog = raw.get("changelog") or {}
+        comments = fields.get("comment") or {}
+        truncated = _truncated(changelog, "histories") or _truncated(comments, "comments")
+        try:
+            updated = _parse_time(fields.get("updated"))
+            if truncated:
+                return Found(ticket_id, updated)
+            return Found(ticket_id, updated, ticket=self._parse(raw))
+        except (MalformedTicketError, ValueError) as exc:
+            log.warning("sync.ticket_unreadable", extra={"platform": "jira", "ticket_id": ticket_id, "error": str(exc)})
+            return Found(ticket_id, None, skip_reason="malformed")
+
+    # --- bridge to the adapter ------------------------------------------------------------
+    # `JiraAdapter.search()` takes no `expand`, and its parser inputs (mapping with the
+    # connector account, field catalogue, site URL) are private. These three methods are
+    # the only places that reach into it; they go when the adapter offers
+    # `search(..., expand=)` and `parse(raw)`. Requests still go through the adapter's one
+    # retry policy and error translation (`_call`).
+
+    def _fields(self) -> list[str]:
+        adapter = self._adapter
+        mapping = adapter._mapping
+        refs = [mapping.category_field, mapping.group_field, *mapping.fields.values()]
+        catalogue = adapter._catalogue()
+        wanted = list(JIRA_BASE_FIELDS)
+        for ref in refs:
+            try:
+                field_id = catalogue.resolve(ref).id
+            except ValueError:
+                continue  # fetch() reports unresolvable mappings; the sweep reads what exists
+            if field_id not in wanted:
+                wanted.append(field_id)
+        return wanted
+
+    def _search(self, jql: str) -> Iterator[dict[str, Any]]:
+        adapter = self._adapter
+        client = adapter._client
+        fields = self._fields()
+        if adapter._is_cloud():
+            token: str | None = None
+            while True:
+                page = adapter._call("search.jql", "GET", lambda: client.enhanced_search_issues(
+                    jql, nextPageToken=token, maxResults=self._page_size, fields=fields, expand="changelog",
+                    json_result=True), idempotent=True)
+                yield from page.get("issues") or ()
+                token = page.get("nextPageToken")
+                if not token or page.get("isLast"):
+                    return
+        start = 0
+        while True:
+            page = adapter._call("search", "GET", lambda: client.search_issues(
+                jql, startAt=start, maxResults=self._page_size, fields=fields, expand="changelog",
+                json_result=True), idempotent=True)
+            issues = page.get("issues") or []
+            yield from issues
+            start += len(issues)
+            total = page.get("total")
+            if not issues or (isinstance(total, int) and start >= total):
+                return
+
+    def _parse(self, raw: dict[str, Any]) -> Ticket:
+        from connector.platforms.jira_issue import parse_jira_issue
+
+        adapter = self._adapter
+        return parse_jira_issue(raw, adapter._mapping, base_url=adapter._base_url,
+                                field_names=adapter._catalogue().names())
+
+
+def _truncated(page: Any, key: str) -> bool:
+    if not isinstance(page, dict):
+        return False
+    items = page.get(key)
+    total = page.get("total")
+    return isinstance(total, int) and isinstance(items, list) and total > len(items)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    # Jira writes +0800 where fromisoformat (3.11) wants +08:00.
+    if len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit():
+        text = f"{text[:-2]}:{text[-2:]}"
+    return datetime.fromisoformat(text)
+
+
+# --- Zendesk ------------------------------------------------------------------------------
+
+
+class ZendeskSource:
+    """Zendesk Support: the cursor-based incremental ticket export, and search for open tickets."""
+
+    platform = "zendesk"
+
+    def __init__(self, adapter: Any, *, overlap: timedelta = DEFAULT_OVERLAP):
+        self._adapter = adapter
+        self._overlap = overlap
+
+    def recent(self, checkpoint: str | None, now: datetime, default_window: timedelta) -> Iterator[Batch]:
+        # The export's cursor is exact (no minute rounding), so the overlap only widens the
+        # very first window, which starts from a time instead of a cursor.
+        if checkpoint:
+            pages = self._adapter.incremental_tickets(cursor=checkpoint)
+        else:
+            pages = self._adapter.incremental_tickets(start_time=now - default_window - self._overlap)
+        for page in pages:
+            yield Batch([self._found(raw) for raw in page.tickets], checkpoint=page.cursor)
+
+    def open_tickets(self, now: datetime) -> Iterator[Batch]:
+        # Closed tickets cannot change in Zendesk, so nothing could be written to them.
+        page: list[Found] = []
+        for raw in self._adapter.search("status<closed", fields=["updated_at", "status"]):
+            page.append(self._found(raw))
+            if len(page) >= 100:
+                yield Batch(page)
+                page = []
+        if page:
+            yield Batch(page)
+
+    @staticmethod
+    def _found(raw: dict[str, Any]) -> Found:
+        ticket_id = str(raw.get("id") or "")
+        if raw.get("status") == "deleted":
+            return Found(ticket_id, None, skip_reason="deleted")
+        try:
+            updated = _parse_time(raw.get("updated_at"))
+        except ValueError:
+            updated = None
+        return Found(ticket_id, updated)
+
+
+def source_for(platform: str, adapter: Any, **options: Any) -> Source:
+    if platform == "jira":
+        return JiraSource(adapter, **options)
+    if platform == "zendesk":
+        return ZendeskSource(adapter, **{k: v for k, v in options.items() if k == "overlap"})
+    raise ValueError(f"unknown platform {platform!r}; expected 'jira' or 'zendesk'")
