@@ -18,6 +18,10 @@ from typing import Callable
 
 from connector.sandbox.jira import AGENT, CONNECTOR, CUSTOMER
 from connector.sandbox.server import Clock
+from connector.sandbox.zendesk import AGENT as ZENDESK_AGENT
+from connector.sandbox.zendesk import CONNECTOR as ZENDESK_CONNECTOR
+from connector.sandbox.zendesk import CUSTOMER as ZENDESK_CUSTOMER
+from connector.sandbox.zendesk import GROUPS as ZENDESK_GROUPS
 from connector.stack import LocalStack
 
 DEMO_START = datetime(2026, 11, 20, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -73,6 +77,78 @@ def _scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | N
     return stories
 
 
+def _zendesk_scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | None]]:
+    """The same four stories on the sandbox Zendesk, told in Zendesk's own terms."""
+    zendesk, now = stack.zendesk, stack.clock.now()
+    intake = {"Impact scope": INTAKE["Impact scope"], "Steps to reproduce": INTAKE["Steps to reproduce"],
+              "Occurred at": now.date().isoformat()}
+    stories = []
+    ticket_id = zendesk.create_ticket(
+        "VPN to ERP drops every few minutes", "The VPN connection to the ERP drops.", priority="normal",
+        created=now - timedelta(minutes=5), custom_fields={**intake, "Category": "network"})
+    stories.append(("P2 reported without environment and error text → intake request; reporter completes it → routed",
+                    ticket_id, lambda t=ticket_id: zendesk.set_fields(
+                        t, {"Environment": "Windows 11, FortiClient 7.2", "Error message": "ERR_TUNNEL_TIMEOUT"},
+                        author=ZENDESK_CUSTOMER)))
+    ticket_id = zendesk.create_ticket(
+        "Checkout service down for all stores", "POS checkout returns HTTP 502 everywhere.", priority="urgent",
+        created=now - timedelta(hours=13), custom_fields={**intake, "Category": "outage", "Environment": "POS 4.2",
+                                                          "Error message": "HTTP 502 Bad Gateway"})
+    stories.append(("P0 outage opened 13 h ago, nobody answered → breach notice, escalation to L2", ticket_id, None))
+    ticket_id = zendesk.create_ticket(
+        "Reports page times out for large date ranges", "Timeout after 60 s.", priority="normal", group="L1",
+        created=now - timedelta(hours=3), history=[(now - timedelta(hours=2, minutes=50), "open")],
+        custom_fields={**intake, "Category": "performance", "Environment": "Chrome 131",
+                       "Error message": "504 Gateway Timeout"})
+    zendesk.add_comment(ticket_id, "We are looking into the report timeouts.", author=ZENDESK_AGENT,
+                        at=now - timedelta(hours=2, minutes=50))
+    stories.append(("Ticket solved without root cause → reopened with the missing items named", ticket_id,
+                    lambda t=ticket_id: zendesk.set_status(t, "solved", author=ZENDESK_AGENT)))
+    ticket_id = zendesk.create_ticket(
+        "Single sign-on fails for the Beijing tenant", "SAML assertion rejected.", priority="high", group="L1",
+        created=now - timedelta(hours=5), history=[(now - timedelta(hours=4, minutes=40), "open")],
+        custom_fields={**intake, "Category": "login", "Environment": "Okta, Chrome 131",
+                       "Error message": "SAML: InvalidSignature"})
+    zendesk.add_comment(ticket_id, "Certificate rotation found; fixing.", author=ZENDESK_AGENT,
+                        at=now - timedelta(hours=4, minutes=40))
+
+    def solve_properly(ticket_id: str = ticket_id) -> None:
+        zendesk.set_fields(ticket_id, {"Root cause": "IdP signing certificate rotated without updating the SP",
+                                       "Solution": "Uploaded the new certificate to the SP",
+                                       "Verification result": "resolved"}, author=ZENDESK_AGENT)
+        zendesk.set_status(ticket_id, "solved", author=ZENDESK_AGENT)
+
+    stories.append(("P1 solved with root cause, solution and verification → follow-up due in 3 business days",
+                    ticket_id, solve_properly))
+    return stories
+
+
+def _zendesk_timeline(stack: LocalStack, ticket_id) -> list[str]:
+    """What the connector wrote on one Zendesk ticket, read back from its audits."""
+    fields = {f["id"]: f["title"] for f in stack.zendesk.store.field_catalogue()}
+    group_names = {str(group_id): name for name, group_id in ZENDESK_GROUPS.items()}
+    lines = []
+    for audit in stack.zendesk.audits(ticket_id):
+        if audit["author_id"] != ZENDESK_CONNECTOR:
+            continue
+        created = datetime.fromisoformat(audit["created_at"].replace("Z", "+00:00"))
+        when = f"{created.astimezone(DEMO_START.tzinfo):%Y-%m-%d %H:%M}"
+        for event in audit["events"]:
+            if event["type"] == "Comment":
+                kind = "public comment" if event["public"] else "internal note"
+                body = " ".join(event["body"].split())
+                lines.append(f"      {when}  {kind}: {body[:150]}{'…' if len(body) > 150 else ''}")
+            elif event["type"] == "Change":
+                name = fields.get(event.get("field_name"), event.get("field_name"))
+                if str(name).isdigit():
+                    name = fields.get(int(name), name)
+                before, after = event.get("previous_value"), event.get("value")
+                if name == "group_id":
+                    name, before, after = "group", group_names.get(str(before), before), group_names.get(str(after), after)
+                lines.append(f"      {when}  set {name}: {before or '–'} → {after}")
+    return lines
+
+
 def _timeline(stack: LocalStack, key: str) -> list[str]:
     """What the connector wrote on one issue, read back from the sandbox."""
     issue = stack.jira.issue(key)
@@ -93,32 +169,53 @@ def _timeline(stack: LocalStack, key: str) -> list[str]:
     return [f"      {created[:16].replace('T', ' ')}  {text}" for created, text in sorted(events)]
 
 
+def _tell(echo, stories, describe, timeline) -> None:
+    for number, (title, ref, _) in enumerate(stories, 1):
+        echo(f"{number}. {title}")
+        echo(f"   {describe(ref)}")
+        echo("\n".join(timeline(ref)) or "      (nothing written)")
+        echo("")
+
+
+def _calls(sandbox) -> tuple[int, int]:
+    calls = sandbox.calls
+    reads = sum(n for call, n in calls.items() if call.method == "GET")
+    return reads, sum(n for call, n in calls.items() if call.method != "GET")
+
+
 def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp:
         # A fixed working Friday afternoon in Shanghai, ticking from there: the same story every run.
         clock = Clock(DEMO_START, frozen=False)
-        with LocalStack(Path(data_dir or tmp), clock=clock) as stack:
-            echo(f"sandbox Jira at {stack.jira.base_url}; connector receiver at {stack.receiver.base_url}/webhooks/jira")
-            echo("rules: the embedded standard process (config/standard-support.yaml)\n")
-            stories = _scenarios(stack)
+        with LocalStack(Path(data_dir or tmp), clock=clock, zendesk=True) as stack:
+            echo(f"sandbox Jira at {stack.jira.base_url}, sandbox Zendesk at {stack.zendesk.base_url}; "
+                 f"connector receiver at {stack.receiver.base_url}")
+            echo("rules: the embedded standard process (config/standard-support.yaml), the same file for both\n")
+            jira_stories, zendesk_stories = _scenarios(stack), _zendesk_scenarios(stack)
             stack.settle()
-            for _, _, action in stories:
+            for _, _, action in jira_stories + zendesk_stories:
                 if action:
                     action()
             stack.settle()
-            for number, (title, key, _) in enumerate(stories, 1):
-                issue = stack.jira.issue(key)
-                fields = issue["fields"]
-                echo(f"{number}. {title}")
-                echo(f"   {key} {fields['summary']} — now {fields['status']['name']}, priority "
-                     f"{fields['priority']['name']}, labels {', '.join(fields.get('labels') or []) or '–'}")
-                echo("\n".join(_timeline(stack, key)) or "      (nothing written)")
-                echo("")
-            calls = stack.jira.calls
-            reads = sum(n for call, n in calls.items() if call.method == "GET")
-            writes = sum(n for call, n in calls.items() if call.method != "GET")
-            echo(f"API calls to Jira: {reads} reads, {writes} writes for {len(stories)} tickets "
-                 f"(one read per human change; events caused by the connector's own writes are skipped)")
+
+            def describe_issue(key: str) -> str:
+                fields = stack.jira.issue(key)["fields"]
+                return (f"{key} {fields['summary']} — now {fields['status']['name']}, priority "
+                        f"{fields['priority']['name']}, labels {', '.join(fields.get('labels') or []) or '–'}")
+
+            def describe_ticket(ticket_id) -> str:
+                ticket = stack.zendesk.ticket(ticket_id)
+                return (f"#{ticket_id} {ticket['subject']} — now {ticket['status']}, priority {ticket['priority']}, "
+                        f"tags {', '.join(t for t in ticket['tags'] if t.startswith('spc-')) or '–'}")
+
+            echo("=== Jira")
+            _tell(echo, jira_stories, describe_issue, lambda key: _timeline(stack, key))
+            echo("=== Zendesk")
+            _tell(echo, zendesk_stories, describe_ticket, lambda ticket_id: _zendesk_timeline(stack, ticket_id))
+            for name, sandbox in (("Jira", stack.jira), ("Zendesk", stack.zendesk)):
+                reads, writes = _calls(sandbox)
+                echo(f"API calls to {name}: {reads} reads, {writes} writes for 4 tickets")
+            echo("(one read per human change; events caused by the connector's own writes are skipped on Jira)")
     echo(f"demo finished in {time.monotonic() - started:.1f} s")
     return 0

@@ -24,6 +24,8 @@ from connector.queue import ReconcileQueue, WorkerThreads
 from connector.reconcile import Runtime, set_runtime
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.server import Clock, ThreadedServer
+from connector.sandbox.zendesk import GROUPS as ZENDESK_GROUPS
+from connector.sandbox.zendesk import ZendeskSandbox
 from connector.settings import DEFAULT_CONFIG, Settings
 from connector.sync.deadlines import DeadlinePump
 from connector.sync.sweep import SweepKind, SweepReport, Sweeper
@@ -32,15 +34,24 @@ WEBHOOK_SECRET = "local-stack-webhook-secret"
 
 
 class LocalStack:
-    """Start with `with LocalStack(data_dir) as stack:`; `stack.jira` is the sandbox."""
+    """Start with `with LocalStack(data_dir) as stack:`; `stack.jira` and `stack.zendesk` are
+    the sandboxes (Zendesk only with `zendesk=True`)."""
 
     def __init__(self, data_dir: Path, *, config_path: Path = DEFAULT_CONFIG, clock: Clock | None = None,
-                 workers: int = 2, timezone: str = "Asia/Shanghai", validate: bool = True) -> None:
+                 workers: int = 2, timezone: str = "Asia/Shanghai", validate: bool = True,
+                 zendesk: bool = False) -> None:
         self.clock = clock or Clock(frozen=False)
         self.config: SupportConfig = load_config(config_path)
         self.jira = JiraSandbox(clock=self.clock, timezone=timezone, webhook_secret=WEBHOOK_SECRET, validate=validate)
+        self.zendesk: ZendeskSandbox | None = None
         self.settings = Settings(config_path=config_path, data_dir=data_dir, jira_user=self.jira.email,
                                  jira_token=self.jira.api_token, jira_webhook_secrets=(WEBHOOK_SECRET,))
+        if zendesk:
+            self.zendesk = ZendeskSandbox(clock=self.clock, webhook_secret=WEBHOOK_SECRET)
+            self.settings = replace(self.settings, zendesk_email=self.zendesk.email,
+                                    zendesk_token=self.zendesk.api_token, zendesk_webhook_secrets=(WEBHOOK_SECRET,))
+            # What an admin maps once: the rules' group names to the account's group ids.
+            self.config.platforms.zendesk.groups = {name: str(group_id) for name, group_id in ZENDESK_GROUPS.items()}
         self.queue = ReconcileQueue.from_settings(self.settings)
         self._executing = 0
         self._busy = threading.Lock()
@@ -72,9 +83,14 @@ class LocalStack:
 
         self.jira.start()
         self.settings = replace(self.settings, jira_url=self.jira.base_url)
+        if self.zendesk:
+            self.zendesk.start()
+            self.settings = replace(self.settings, zendesk_url=self.zendesk.base_url)
         self.receiver = ThreadedServer(create_app(self.settings, queue=self.queue))
         receiver_url = self.receiver.start()
         self.jira.set_webhook(f"{receiver_url}/webhooks/jira", WEBHOOK_SECRET)
+        if self.zendesk:
+            self.zendesk.set_webhook(f"{receiver_url}/webhooks/zendesk", WEBHOOK_SECRET)
         self.runtime = Runtime(settings=self.settings, config=self.config, clock=self.clock.now,
                                schedule=self.queue.deadlines.record)
         set_runtime(self.runtime)
@@ -86,6 +102,8 @@ class LocalStack:
         if self.receiver:
             self.receiver.stop()
         self.jira.stop()
+        if self.zendesk:
+            self.zendesk.stop()
         set_runtime(None)
 
     def __enter__(self) -> "LocalStack":
@@ -106,6 +124,8 @@ class LocalStack:
         quiet_polls = 0
         while time.monotonic() < deadline:
             self.jira.flush_webhooks(timeout=max(0.1, deadline - time.monotonic()))
+            if self.zendesk:
+                self.zendesk.flush_webhooks(timeout=max(0.1, deadline - time.monotonic()))
             with self._busy:
                 busy = self._executing > 0
             if not busy and self.queue.pending_count() == 0 and not self._due_soon():
