@@ -13,7 +13,7 @@ shift every SLA deadline, so it is rejected rather than guessed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from connector.model import Status, StatusChange
@@ -188,3 +188,30 @@ def require_list(container: Mapping[str, Any], key: str, *, where: str) -> list[
     if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
         raise MalformedTicketError(f"{where}.{key} must be a list of JSON objects")
     return value
+
+
+def comparable(value: Any) -> Any:
+    """A value reduced so that what a ticket shows and what a rule wants compare equal:
+    instants compare as instants ("…Z", "+0000" and "+00:00" alike), lists ignore order,
+    numbers ignore int/float, option objects compare by their value."""
+    plain = plain_value(value)
+    if isinstance(plain, datetime):
+        return plain if plain.tzinfo is not None else plain.isoformat()
+    if isinstance(plain, date):
+        return plain.isoformat()
+    if isinstance(plain, str):
+        try:
+            moment = datetime.fromisoformat(plain)
+        except ValueError:
+            return plain
+        return moment if moment.tzinfo is not None else plain
+    if isinstance(plain, list):
+        return sorted(str(comparable(item)) for item in plain)
+    if isinstance(plain, (int, float)) and not isinstance(plain, bool):
+        return float(plain)
+    return plain
+
+
+def already_equal(current: Any, desired: Any) -> bool:
+    """True when a field showing `current` needs no write to hold `desired`."""
+    return comparable(current) == comparable(desired)

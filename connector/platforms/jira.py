@@ -75,7 +75,7 @@ from connector.platforms.base import (
     error_from_requests,
     error_from_response,
 )
-from connector.platforms.field_values import plain_value
+from connector.platforms.field_values import already_equal, plain_value
 from connector.platforms.jira_issue import parse_jira_issue
 from connector.platforms.mapping import PlatformMapping
 from connector.settings import Settings
@@ -207,32 +207,6 @@ def format_field_value(schema: Mapping[str, Any], value: Any, *, cloud: bool) ->
     if kind in ("group", "priority", "version", "component", "resolution"):
         return {"name": str(value)}
     return value
-
-
-def _comparable(value: Any) -> Any:
-    """A value reduced so that what the ticket shows and what a rule wants compare equal."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    plain = plain_value(value)
-    if isinstance(plain, str):
-        try:
-            moment = datetime.fromisoformat(plain)
-        except ValueError:
-            return plain
-        # Jira answers +0000 where a rule may say +00:00: compare instants, not spellings.
-        return moment if moment.tzinfo is not None else plain
-    if isinstance(plain, list):
-        return sorted(str(_comparable(item)) for item in plain)
-    if isinstance(plain, (int, float)) and not isinstance(plain, bool):
-        return float(plain)
-    return plain
-
-
-def already_equal(current: Any, desired: Any) -> bool:
-    """True when a field showing `current` needs no write to hold `desired`."""
-    return _comparable(current) == _comparable(desired)
 
 
 # --- the edit request -----------------------------------------------------------------

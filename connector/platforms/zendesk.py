@@ -101,7 +101,7 @@ from connector.platforms.base import (
     error_from_requests,
     error_from_response,
 )
-from connector.platforms.field_values import plain_value
+from connector.platforms.field_values import already_equal, plain_value
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.zendesk_ticket import SYSTEM_FIELD_ATTRIBUTES, parse_zendesk_ticket
 from connector.settings import Settings
@@ -357,31 +357,6 @@ def _format_attribute(attribute: str, value: Any) -> Any:
             raise ValueError("the ticket type is question, incident, problem or task")
         return kind
     return _text(value)
-
-
-def _comparable(value: Any) -> Any:
-    plain = plain_value(value)
-    if isinstance(plain, datetime):
-        return plain if plain.tzinfo is not None else plain.isoformat()
-    if isinstance(plain, date):
-        return plain.isoformat()
-    if isinstance(plain, str):
-        try:
-            moment = datetime.fromisoformat(plain)
-        except ValueError:
-            return plain
-        # "…Z" and "…+00:00" are the same instant; date-only text stays text.
-        return moment if moment.tzinfo is not None else plain
-    if isinstance(plain, list):
-        return sorted(str(_comparable(item)) for item in plain)
-    if isinstance(plain, (int, float)) and not isinstance(plain, bool):
-        return float(plain)
-    return plain
-
-
-def already_equal(current: Any, written: Any) -> bool:
-    """True when a field showing `current` already holds `written` (a value in Zendesk's shape)."""
-    return _comparable(current) == _comparable(written)
 
 
 # --- the update request ---------------------------------------------------------------
