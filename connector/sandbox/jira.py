@@ -62,6 +62,7 @@ from connector.sandbox.jira_store import (
     jira_time,
 )
 from connector.sandbox.server import (
+    SandboxControls,
     Call,
     CallLog,
     Clock,
@@ -94,7 +95,7 @@ def _route(template: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
 
 
-class JiraSandbox:
+class JiraSandbox(SandboxControls):
     """A Jira Cloud (or Data Center) site with one service-desk project, served over HTTP."""
 
     def __init__(
@@ -193,44 +194,6 @@ class JiraSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    # ------------------------------------------------------------------ test controls
-
-    def inject(self, status: int | None = 429, *, retry_after: float | None = None, times: int | None = 1,
-               path_prefix: str | None = None, method: str | None = None, delay: float = 0.0) -> Fault:
-        """Make the next `times` matching requests fail with `status` (after `delay` seconds).
-
-        `status=None` with a delay makes requests slow but successful; `times=None` keeps the
-        fault until `clear_faults()`. A 429 always carries Retry-After (default 1 s).
-        """
-        return self._faults.inject(status, retry_after=retry_after, times=times, path_prefix=path_prefix,
-                                   method=method, delay=delay)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
-    @property
-    def calls(self) -> Counter[Call]:
-        """Requests served so far, keyed by (method, path template, status)."""
-        return self._calls.snapshot()
-
-    def count(self, method: str | None = None, path: str | None = None, status: int | None = None) -> int:
-        return self._calls.count(method, path, status)
-
-    def reset_calls(self) -> None:
-        self._calls.reset()
-
-    def set_webhook(self, url: str | None, secret: str | None = None) -> None:
-        self.webhooks.url = url
-        self.webhook_secret = secret
-
-    @property
-    def webhook_log(self) -> list[Delivery]:
-        """Every webhook built, delivered or not (delivery may be off)."""
-        return list(self.webhooks.log)
-
-    def flush_webhooks(self, timeout: float = 10.0) -> bool:
-        return self.webhooks.flush(timeout)
 
     # ------------------------------------------------------------------ seeding / human actors
 

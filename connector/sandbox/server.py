@@ -371,3 +371,54 @@ class ThreadedServer:
             self._thread.join(timeout=10)
         self._server = None
         self._thread = None
+
+
+class SandboxControls:
+    """What tests and benchmarks do to any sandbox: inject faults, count calls, steer webhooks.
+
+    A sandbox class mixes this in and provides `_faults` (FaultInjector), `_calls` (CallLog),
+    `webhooks` (WebhookDispatcher) and `webhook_secret`.
+    """
+
+    _faults: FaultInjector
+    _calls: CallLog
+    webhooks: "WebhookDispatcher"
+    webhook_secret: str | None
+
+    def inject(self, status: int | None = 429, *, retry_after: float | None = None, times: int | None = 1,
+               path_prefix: str | None = None, method: str | None = None, delay: float = 0.0,
+               body: Any = None) -> Fault:
+        """Make the next `times` matching requests fail with `status` (after `delay` seconds).
+
+        `status=None` with a delay makes requests slow but successful; `times=None` keeps the
+        fault until `clear_faults()`. A 429 always carries Retry-After (default 1 s). `body`
+        replaces the platform-shaped default error body.
+        """
+        return self._faults.inject(status, retry_after=retry_after, times=times, path_prefix=path_prefix,
+                                   method=method, delay=delay, body=body)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    @property
+    def calls(self) -> Counter[Call]:
+        """Requests served so far, keyed by (method, path template, status)."""
+        return self._calls.snapshot()
+
+    def count(self, method: str | None = None, path: str | None = None, status: int | None = None) -> int:
+        return self._calls.count(method, path, status)
+
+    def reset_calls(self) -> None:
+        self._calls.reset()
+
+    def set_webhook(self, url: str | None, secret: str | None = None) -> None:
+        self.webhooks.url = url
+        self.webhook_secret = secret
+
+    @property
+    def webhook_log(self) -> list[Delivery]:
+        """Every webhook built, delivered or not (delivery may be off)."""
+        return list(self.webhooks.log)
+
+    def flush_webhooks(self, timeout: float = 10.0) -> bool:
+        return self.webhooks.flush(timeout)

@@ -58,7 +58,14 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Request, Response
 
 from connector.sandbox import zendesk_search
-from connector.sandbox.server import Call, CallLog, Clock, Delivery, Fault, FaultInjector, ThreadedServer, WebhookDispatcher
+from connector.sandbox.server import (
+    CallLog,
+    Clock,
+    FaultInjector,
+    SandboxControls,
+    ThreadedServer,
+    WebhookDispatcher,
+)
 from connector.sandbox.zendesk_store import (
     ACCOUNT_BRAND_ID,
     CUSTOM_STATUS_IDS,
@@ -110,7 +117,7 @@ def _route(template: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[0-9]+)", template.replace(".", r"\.")) + "$")
 
 
-class ZendeskSandbox:
+class ZendeskSandbox(SandboxControls):
     """One Zendesk Support account with agents, requesters, groups and custom fields, served over HTTP."""
 
     def __init__(
@@ -201,46 +208,6 @@ class ZendeskSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    # ------------------------------------------------------------------ test controls
-
-    def inject(self, status: int | None = 429, *, retry_after: float | None = None, times: int | None = 1,
-               path_prefix: str | None = None, method: str | None = None, delay: float = 0.0,
-               body: Any = None) -> Fault:
-        """Make the next `times` matching requests fail with `status` (after `delay` seconds).
-
-        `status=None` with a delay makes requests slow but successful; `times=None` keeps the
-        fault until `clear_faults()`. A 429 always carries Retry-After (default 1 s). `body`
-        replaces the default Zendesk-shaped error body.
-        """
-        return self._faults.inject(status, retry_after=retry_after, times=times, path_prefix=path_prefix,
-                                   method=method, delay=delay, body=body)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
-    @property
-    def calls(self) -> Counter[Call]:
-        """Requests served so far, keyed by (method, path template, status)."""
-        return self._calls.snapshot()
-
-    def count(self, method: str | None = None, path: str | None = None, status: int | None = None) -> int:
-        return self._calls.count(method, path, status)
-
-    def reset_calls(self) -> None:
-        self._calls.reset()
-
-    def set_webhook(self, url: str | None, secret: str | None = None) -> None:
-        self.webhooks.url = url
-        self.webhook_secret = secret
-
-    @property
-    def webhook_log(self) -> list[Delivery]:
-        """Every webhook built, delivered or not (delivery may be off)."""
-        return list(self.webhooks.log)
-
-    def flush_webhooks(self, timeout: float = 10.0) -> bool:
-        return self.webhooks.flush(timeout)
 
     # ------------------------------------------------------------------ seeding / human actors
 
