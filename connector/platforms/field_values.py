@@ -215,3 +215,21 @@ def comparable(value: Any) -> Any:
 def already_equal(current: Any, desired: Any) -> bool:
     """True when a field showing `current` needs no write to hold `desired`."""
     return comparable(current) == comparable(desired)
+
+
+def complete_history(changes: list, created: datetime, current, raw_current: str | None, logical) -> tuple:
+    """Sort status changes and make the history start at creation.
+
+    Both platforms record changes, not the starting status: the first change's "from" is
+    where the ticket began (a later page of audits or a trimmed file may lack the creation
+    event), and a ticket never changed has been in its current status since creation.
+    """
+    from connector.model import StatusChange
+
+    changes.sort(key=lambda change: change.at)
+    if not changes:
+        return (StatusChange(at=created, to_status=current, raw_to=raw_current),)
+    first = changes[0]
+    if first.raw_from:
+        changes.insert(0, StatusChange(at=created, to_status=logical(first.raw_from), raw_to=first.raw_from))
+    return tuple(changes)

@@ -64,7 +64,6 @@ from connector.model import (
     Transition,
 )
 from connector.platforms.base import (
-    refuse_redirects,
     ApplyResult,
     BadRequest,
     Conflict,
@@ -73,6 +72,7 @@ from connector.platforms.base import (
     RetryPolicy,
     SkippedAction,
     error_from_requests,
+    refuse_redirects,
     error_from_response,
 )
 from connector.platforms.field_values import already_equal, plain_value

@@ -90,7 +90,6 @@ from connector.model import (
     Transition,
 )
 from connector.platforms.base import (
-    refuse_redirects,
     ApplyResult,
     HostError,
     NotFound,
@@ -99,6 +98,7 @@ from connector.platforms.base import (
     RetryPolicy,
     SkippedAction,
     error_from_requests,
+    refuse_redirects,
     error_from_response,
 )
 from connector.platforms.field_values import already_equal, plain_value

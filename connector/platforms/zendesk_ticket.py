@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from connector.model import DONE_STATUSES, AuthorRole, Comment, Status, StatusChange, Ticket
 from connector.platforms.field_values import (
+    complete_history,
     MalformedTicketError,
     first_text,
     history_status,
@@ -173,15 +174,7 @@ def _status_history(
                     raw_to=raw_to,
                 )
             )
-    changes.sort(key=lambda change: change.at)
-
-    if not changes:
-        return (StatusChange(at=created, to_status=current, raw_to=raw_current),)
-    first = changes[0]
-    # A later page of audits (or a trimmed file) may lack the Create event.
-    if first.raw_from:
-        changes.insert(0, StatusChange(at=created, to_status=logical(first.raw_from), raw_to=first.raw_from))
-    return tuple(changes)
+    return complete_history(changes, created, current, raw_current, logical)
 
 
 # --- comments ---------------------------------------------------------------------------
