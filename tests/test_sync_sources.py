@@ -13,7 +13,8 @@ import pytest
 from connector.config import load_config
 from connector.platforms.zendesk import IncrementalPage
 from connector.reconcile import Runtime
-from connector.sync.sources import JiraSource, ZendeskSource, _parse_time
+from connector.sync.sources import JiraSource, ZendeskSource
+from connector.timefmt import parse_instant
 from connector.sync.sweep import Sweeper
 
 NOW = datetime(2026, 11, 20, 7, 0, tzinfo=timezone.utc)
@@ -76,4 +77,4 @@ def test_jira_result_with_truncated_changelog_is_handed_over_by_id():
 
 
 def test_jira_and_zendesk_time_stamps_parse_to_the_same_instant():
-    assert _parse_time("2026-11-20T15:00:00.000+0800") == _parse_time("2026-11-20T07:00:00Z") == NOW
+    assert parse_instant("2026-11-20T15:00:00.000+0800") == parse_instant("2026-11-20T07:00:00Z") == NOW

@@ -322,51 +322,58 @@ class JiraAdapter:
         return ticket
 
     def search(
-        self, query: str, fields: Sequence[str] | None = None, page_size: int = SEARCH_PAGE_SIZE
+        self, query: str, fields: Sequence[str] | None = None, page_size: int = SEARCH_PAGE_SIZE,
+        expand: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Raw issues matching the JQL `query`, one page per request, fetched as consumed."""
+        """Raw issues matching the JQL `query`, one page per request, fetched as consumed.
+
+        `expand="changelog"` brings each issue's history along, so a sweep can evaluate
+        the rules on the search result without reading every issue again.
+        """
         wanted = list(fields) if fields else ["*all"]
         # The library turns JQL names into field ids from its own cache; fill it from the
         # catalogue so it does not send a second GET /field outside the retry policy.
         self._catalogue()
         if self._is_cloud():
-            yield from self._search_cloud(query, wanted, page_size)
-        else:
-            yield from self._search_data_center(query, wanted, page_size)
-
-    def _search_cloud(self, query: str, wanted: list[str], page_size: int) -> Iterator[dict[str, Any]]:
-        token: str | None = None
-        while True:
-            page = self._call(
-                "search.jql",
-                "GET",
-                lambda: self._client.enhanced_search_issues(
-                    query, nextPageToken=token, maxResults=page_size, fields=list(wanted), json_result=True
-                ),
-                idempotent=True,
-            )
-            yield from page.get("issues") or ()
-            token = page.get("nextPageToken")
-            if not token or page.get("isLast"):
-                return
-
-    def _search_data_center(self, query: str, wanted: list[str], page_size: int) -> Iterator[dict[str, Any]]:
+            token: str | None = None
+            while True:
+                page = self._call("search.jql", "GET", lambda: self._client.enhanced_search_issues(
+                    query, nextPageToken=token, maxResults=page_size, fields=list(wanted), expand=expand,
+                    json_result=True), idempotent=True)
+                yield from page.get("issues") or ()
+                token = page.get("nextPageToken")
+                if not token or page.get("isLast"):
+                    return
         start = 0
         while True:
-            page = self._call(
-                "search",
-                "GET",
-                lambda: self._client.search_issues(
-                    query, startAt=start, maxResults=page_size, fields=list(wanted), json_result=True
-                ),
-                idempotent=True,
-            )
+            page = self._call("search", "GET", lambda: self._client.search_issues(
+                query, startAt=start, maxResults=page_size, fields=list(wanted), expand=expand,
+                json_result=True), idempotent=True)
             issues = page.get("issues") or []
             yield from issues
             start += len(issues)
             total = page.get("total")
             if not issues or (isinstance(total, int) and start >= total):
                 return
+
+    def rule_fields(self, base: Sequence[str]) -> list[str]:
+        """`base` plus the field ids of everything the mapping reads (category, group, logical
+        fields): what a search must return for the rules to be evaluated on its results."""
+        mapping = self._mapping
+        catalogue = self._catalogue()
+        wanted = list(base)
+        for ref in (mapping.category_field, mapping.group_field, *mapping.fields.values()):
+            try:
+                field_id = catalogue.resolve(ref).id
+            except ValueError:
+                continue  # fetch() reports unresolvable mappings; a search reads what exists
+            if field_id not in wanted:
+                wanted.append(field_id)
+        return wanted
+
+    def parse(self, raw: dict[str, Any]) -> Ticket:
+        """A raw issue (from search or fetch) as the rules see it."""
+        return parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=self._catalogue().names())
 
     def _complete_changelog(self, raw: dict[str, Any]) -> dict[str, Any]:
         changelog = raw.get("changelog")

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from connector.model import Ticket
 from connector.platforms.field_values import MalformedTicketError
+from connector.timefmt import parse_instant
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class JiraSource:
         comments = fields.get("comment") or {}
         truncated = _truncated(changelog, "histories") or _truncated(comments, "comments")
         try:
-            updated = _parse_time(fields.get("updated"))
+            updated = parse_instant(fields.get("updated"))
             if truncated:
                 return Found(ticket_id, updated)
             return Found(ticket_id, updated, ticket=self._parse(raw))
@@ -139,60 +140,13 @@ class JiraSource:
             log.warning("sync.ticket_unreadable", extra={"platform": "jira", "ticket_id": ticket_id, "error": str(exc)})
             return Found(ticket_id, None, skip_reason="malformed")
 
-    # --- bridge to the adapter ------------------------------------------------------------
-    # `JiraAdapter.search()` takes no `expand`, and its parser inputs (mapping with the
-    # connector account, field catalogue, site URL) are private. These three methods are
-    # the only places that reach into it; they go when the adapter offers
-    # `search(..., expand=)` and `parse(raw)`. Requests still go through the adapter's one
-    # retry policy and error translation (`_call`).
-
-    def _fields(self) -> list[str]:
-        adapter = self._adapter
-        mapping = adapter._mapping
-        refs = [mapping.category_field, mapping.group_field, *mapping.fields.values()]
-        catalogue = adapter._catalogue()
-        wanted = list(JIRA_BASE_FIELDS)
-        for ref in refs:
-            try:
-                field_id = catalogue.resolve(ref).id
-            except ValueError:
-                continue  # fetch() reports unresolvable mappings; the sweep reads what exists
-            if field_id not in wanted:
-                wanted.append(field_id)
-        return wanted
-
     def _search(self, jql: str) -> Iterator[dict[str, Any]]:
         adapter = self._adapter
-        client = adapter._client
-        fields = self._fields()
-        if adapter._is_cloud():
-            token: str | None = None
-            while True:
-                page = adapter._call("search.jql", "GET", lambda: client.enhanced_search_issues(
-                    jql, nextPageToken=token, maxResults=self._page_size, fields=fields, expand="changelog",
-                    json_result=True), idempotent=True)
-                yield from page.get("issues") or ()
-                token = page.get("nextPageToken")
-                if not token or page.get("isLast"):
-                    return
-        start = 0
-        while True:
-            page = adapter._call("search", "GET", lambda: client.search_issues(
-                jql, startAt=start, maxResults=self._page_size, fields=fields, expand="changelog",
-                json_result=True), idempotent=True)
-            issues = page.get("issues") or []
-            yield from issues
-            start += len(issues)
-            total = page.get("total")
-            if not issues or (isinstance(total, int) and start >= total):
-                return
+        return adapter.search(jql, fields=adapter.rule_fields(JIRA_BASE_FIELDS), page_size=self._page_size,
+                              expand="changelog")
 
     def _parse(self, raw: dict[str, Any]) -> Ticket:
-        from connector.platforms.jira_issue import parse_jira_issue
-
-        adapter = self._adapter
-        return parse_jira_issue(raw, adapter._mapping, base_url=adapter._base_url,
-                                field_names=adapter._catalogue().names())
+        return self._adapter.parse(raw)
 
 
 def _truncated(page: Any, key: str) -> bool:
@@ -201,16 +155,6 @@ def _truncated(page: Any, key: str) -> bool:
     items = page.get(key)
     total = page.get("total")
     return isinstance(total, int) and isinstance(items, list) and total > len(items)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    # Jira writes +0800 where fromisoformat (3.11) wants +08:00.
-    if len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit():
-        text = f"{text[:-2]}:{text[-2:]}"
-    return datetime.fromisoformat(text)
 
 
 # --- Zendesk ------------------------------------------------------------------------------
@@ -252,7 +196,7 @@ class ZendeskSource:
         if raw.get("status") == "deleted":
             return Found(ticket_id, None, skip_reason="deleted")
         try:
-            updated = _parse_time(raw.get("updated_at"))
+            updated = parse_instant(raw.get("updated_at"))
         except ValueError:
             updated = None
         return Found(ticket_id, updated)
