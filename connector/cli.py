@@ -1,4 +1,4 @@
-"""The `connector` command: serve, worker, sync, simulate, check-config, schema, demo.
+"""The `connector` command: serve, worker, sync, simulate, check-config, schema, report, demo.
 
 Every command that reads rules takes the config from `--config`, else `CONNECTOR_CONFIG`,
 else the embedded standard process, and refuses to go on with a config that does not
@@ -202,6 +202,51 @@ def sync(once: bool, platforms: tuple[str, ...], full: bool) -> None:
                    f"({r.timers_armed} timers armed), {r.queued} queued for a reconcile ({r.collapsed} already "
                    f"waiting), {r.unchanged} unchanged, {r.skipped} skipped; {r.wall_seconds:.1f} s")
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--platform", type=click.Choice(["jira", "zendesk"]), required=True)
+@click.option("--from", "date_from", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="first day of the period (YYYY-MM-DD, in the SLA calendar's time zone)")
+@click.option("--to", "date_to", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="day after the period (exclusive): --from 2026-11-01 --to 2026-12-01 is November")
+@click.option("--format", "output_format", type=click.Choice(["md", "csv", "html"]),
+              help="default: from the --out suffix, else md")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="file to write (default: standard output)")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="rule file or directory")
+def report(platform: str, date_from: datetime, date_to: datetime, output_format: str | None, out: Path | None,
+           config_path: Path | None) -> None:
+    """Periodic review: volume, response and resolution times, SLA compliance, reopens, repeat
+    problems, satisfaction and leftovers of [--from, --to), with the trend against the previous
+    period of the same length. Reads the platform only; writes nothing to it."""
+    from connector.platforms.base import PlatformError
+    from connector.reconcile import build_adapter
+    from connector.review.command import (ReportError, choose_format, make_report, missing_credentials,
+                                          review_period, write_report)
+
+    settings = Settings.from_env()
+    missing = missing_credentials(platform, settings)
+    if missing:
+        raise click.ClickException(f"cannot read {platform}: set {', '.join(missing)} in the environment"
+                                   + (" (and JIRA_USER for Jira Cloud)" if platform == "jira" else ""))
+    config = _load(config_path)
+    chosen = choose_format(output_format, out)
+
+    def progress(iterable, label: str = "", length: int | None = None):
+        # On standard error, so `connector report > review.md` keeps the report clean.
+        return click.progressbar(iterable, label=label, length=length, file=sys.stderr)
+
+    try:
+        period = review_period(config, date_from.date(), date_to.date())
+        text, read = make_report(build_adapter(platform, settings, config), config, platform, period, chosen,
+                                 progress=progress)
+    except ReportError as exc:
+        raise click.ClickException(str(exc))
+    except PlatformError as exc:
+        raise click.ClickException(f"{platform}: {exc}; check the {platform.upper()}_* settings and retry")
+    write_report(text, chosen, out, lambda t: click.echo(t, nl=False))
+    if out is not None:
+        click.echo(f"{chosen} report of {read} tickets written to {out}", err=True)
 
 
 @main.command()
