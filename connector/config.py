@@ -35,6 +35,7 @@ DEFAULT_FIELD_LABELS = {
     "solution": "Solution",
     "verification_result": "Reporter's verification result",
     "kb_link": "Knowledge-base link",
+    "recurrence_note": "Recurrence note (why a known issue came back)",
     "satisfaction": "Satisfaction",
 }
 

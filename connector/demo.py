@@ -67,7 +67,8 @@ def _scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | N
 
     def close_properly(key: str = key) -> None:
         jira.set_fields(key, {"Root cause": "IdP signing certificate rotated without updating the SP",
-                              "Solution": "Uploaded the new certificate to the SP", "Verification result": "Resolved"},
+                              "Solution": "Uploaded the new certificate to the SP", "Verification result": "Resolved",
+                              "Knowledge base link": "https://kb.example.com/sso-idp-certificate-rotation"},
                         author=AGENT)
         jira.set_status(key, "Resolved", author=AGENT)
         jira.set_status(key, "Closed", author=AGENT)
@@ -115,7 +116,9 @@ def _zendesk_scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], N
     def solve_properly(ticket_id: str = ticket_id) -> None:
         zendesk.set_fields(ticket_id, {"Root cause": "IdP signing certificate rotated without updating the SP",
                                        "Solution": "Uploaded the new certificate to the SP",
-                                       "Verification result": "resolved"}, author=ZENDESK_AGENT)
+                                       "Verification result": "resolved",
+                                       "Knowledge base link": "https://kb.example.com/sso-idp-certificate-rotation"},
+                           author=ZENDESK_AGENT)
         zendesk.set_status(ticket_id, "solved", author=ZENDESK_AGENT)
 
     stories.append(("P1 solved with root cause, solution and verification → follow-up due in 3 business days",

@@ -66,6 +66,22 @@ class StatusChange(_Frozen):
     raw_to: str | None = None
 
 
+class SimilarCase(_Frozen):
+    """A resolved ticket that looks like another one, as `connector.knowledge` found it.
+
+    `score` is the share (0..1) of the ticket's weighted search terms that this case
+    shares (BM25 normalised by the ticket's score against itself), so a threshold means
+    the same thing whatever the number of candidates the platform's search returned.
+    """
+
+    key: str
+    url: str | None = None
+    summary: str = ""
+    root_cause: str = ""
+    solution: str = ""
+    score: float
+
+
 class Ticket(BaseModel):
     """A ticket as the rules see it: logical names only, times timezone-aware."""
 
@@ -96,6 +112,10 @@ class Ticket(BaseModel):
     resolved: datetime | None = None
     status_history: tuple[StatusChange, ...] = ()
     comments: tuple[Comment, ...] = ()
+    # Resolved tickets like this one, best first, above the configured minimum score. None
+    # means nobody looked (looking up costs platform searches, so `connector.knowledge.enrich`
+    # does it only when a rule would use the answer); () means looked and found none.
+    similar_cases: tuple[SimilarCase, ...] | None = None
 
     def is_in(self, status: Status) -> bool:
         """True when the ticket already shows `status` as far as its platform can tell."""

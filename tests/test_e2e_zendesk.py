@@ -103,7 +103,8 @@ def test_solved_without_root_cause_is_reopened_with_the_missing_items(zendesk, r
 def test_closed_p1_gets_follow_up_due(zendesk, runtime):
     ticket_id = new_ticket(zendesk, priority="high", group="L1", created=FRIDAY - timedelta(hours=2),
                            custom_fields={**INTAKE, "Environment": "Okta", "Root cause": "cert", "Solution": "renewed",
-                                          "Verification result": "resolved"},
+                                          "Verification result": "resolved",
+                                          "Knowledge base link": "https://kb.example.com/sso-cert"},
                            history=[(FRIDAY - timedelta(hours=1), "open")])
     zendesk.add_comment(ticket_id, "Fixing it", author=AGENT, at=FRIDAY - timedelta(minutes=50))
     zendesk.set_status(ticket_id, "solved", author=AGENT)

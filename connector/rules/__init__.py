@@ -8,7 +8,9 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from connector.rules import auto_close, closure, escalation, follow_up, required_fields, routing, sla  # noqa: F401  (registers)
+from connector.rules import (  # noqa: F401  (registers)
+    auto_close, closure, escalation, follow_up, required_fields, routing, similar_cases, sla,
+)
 from connector.rules.base import RULE_TYPES
 
 Rule = Annotated[Union[tuple(RULE_TYPES.values())], Field(discriminator="type")]

@@ -148,6 +148,7 @@ _CUSTOM_SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("First response due", "datetime", "datetime", "datetime", ()),
     ("Resolution due", "datetime", "datetime", "datetime", ()),
     ("Follow-up due", "datetime", "datetime", "datetime", ()),
+    ("Recurrence note", "text", "string", "textarea", ()),
 )
 
 

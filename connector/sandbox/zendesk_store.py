@@ -183,6 +183,7 @@ DEFAULT_CUSTOM_FIELDS: tuple[TicketField, ...] = (
     _custom(360051234511, "date", "First response due"),
     _custom(360051234512, "date", "Resolution due"),
     _custom(360051234513, "date", "Follow-up due"),
+    _custom(360051234514, "textarea", "Recurrence note"),
 )
 
 
