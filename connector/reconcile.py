@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from connector.config import SupportConfig, load_config
+from connector.knowledge.enrich import enrich
 from connector.metrics import RECONCILES
 from connector.model import Plan, Ticket
 from connector.platforms.base import ApplyResult, NotFound, PlatformAdapter
@@ -47,6 +48,16 @@ class Runtime:
     # ticket's `updated` stamp as read) to replace the ticket's timer; None in dry contexts.
     schedule: Callable[[str, str, datetime | None, datetime | None], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def replace_config(self, config: SupportConfig) -> None:
+        """Use `config` from the next reconcile on (hot reload, `connector.reload`).
+
+        The adapters are dropped too: they were built from the old config's platform
+        mapping (field ids, groups, statuses), and the next reconcile rebuilds them.
+        """
+        with self._lock:
+            self.config = config
+            self.adapters = {}
 
     def adapter(self, platform: str) -> PlatformAdapter:
         with self._lock:
@@ -102,6 +113,10 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True) -
     (outcome "needs_write"): the caller queues a reconcile, which re-reads the ticket.
     """
     platform = ticket.platform
+    if write:
+        # Similar past cases are looked up only when a rule will use them (a new ticket, a
+        # resolve attempt under the KB gate); the sweep's read-only pass never searches.
+        ticket = enrich(runtime.adapter(platform), ticket, runtime.config)
     plan = evaluate(ticket, runtime.clock(), runtime.config)
     if plan.actions and not write:
         log.info("reconcile.needs_write", extra={
@@ -155,6 +170,9 @@ def deadline_timers(settings: Settings) -> Callable[[str, str, datetime | None, 
 
 _RUNTIME: Runtime | None = None
 _RUNTIME_LOCK = threading.Lock()
+# The newest config a hot reload accepted before the runtime was first built (it is built
+# lazily, by the first task); None: read the file when building.
+_RELOADED_CONFIG: SupportConfig | None = None
 
 
 def get_runtime() -> Runtime:
@@ -163,16 +181,28 @@ def get_runtime() -> Runtime:
     with _RUNTIME_LOCK:
         if _RUNTIME is None:
             settings = Settings.from_env()
-            _RUNTIME = Runtime(settings=settings, config=load_config(settings.config_path),
-                               schedule=deadline_timers(settings))
+            config = _RELOADED_CONFIG if _RELOADED_CONFIG is not None else load_config(settings.config_path)
+            _RUNTIME = Runtime(settings=settings, config=config, schedule=deadline_timers(settings))
         return _RUNTIME
+
+
+def apply_config(config: SupportConfig) -> None:
+    """Hand a config accepted by the hot reload (`connector.reload.ConfigWatcher`) to this
+    process's runtime, now or when it is built."""
+    global _RELOADED_CONFIG
+    with _RUNTIME_LOCK:
+        _RELOADED_CONFIG = config
+        runtime = _RUNTIME
+    if runtime is not None:
+        runtime.replace_config(config)
 
 
 def set_runtime(runtime: Runtime | None) -> None:
     """Install a runtime (the demo, tests) or forget it so the next call rebuilds from the environment."""
-    global _RUNTIME
+    global _RUNTIME, _RELOADED_CONFIG
     with _RUNTIME_LOCK:
         _RUNTIME = runtime
+        _RELOADED_CONFIG = None
 
 
 def reconcile_ticket(platform: str, ticket_id: str) -> str:
