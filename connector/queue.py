@@ -19,7 +19,12 @@ the three tricks in this module safe:
 Transient platform failures (429 with Retry-After, 5xx, timeouts) reschedule the task no
 earlier than the platform asked, a bounded number of times; after that the periodic sweep
 picks the ticket up again. Flags and locks carry a timestamp and are taken over when stale,
-so a worker killed mid-task cannot silence a ticket forever.
+so a worker killed mid-task cannot silence a ticket forever. A lock also names its holder
+(see `Liveness`): a worker process that heartbeats into the queue's storage, so a lock
+whose holder was killed (`kill -9`, a lost machine) is taken over as soon as the holder is
+known to be dead – at once on the same host, within the heartbeat timeout elsewhere –
+instead of after the 15-minute age limit. Takeovers are compare-and-swap operations in the
+backend, so two workers racing for one dead holder's lock cannot both win.
 
 SLA timers do not use huey's `eta` scheduling: they live in a deadline index in the same
 storage (`ReconcileQueue.deadlines`, see `connector.sync.deadlines`), fired by a pump that
@@ -36,7 +41,9 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
@@ -187,6 +194,160 @@ def _recent_deliveries(huey: Huey, ttl: timedelta) -> _RecentDeliveries:
     )
 
 
+# --- compare-and-swap on huey's key/value storage --------------------------------------------
+
+_REDIS_CAS = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+def compare_and_swap(huey: Huey, key: str, expected_raw: bytes, value: object) -> bool:
+    """Replace `key`'s value with `value` only if it still holds `expected_raw` (as stored).
+
+    huey's storage API offers `put_if_empty` but no conditional replace, and taking over a
+    stale lock needs one: with read-then-put, two workers that both saw the dead holder
+    would both "win" and reconcile one ticket at once. Both backends can do it atomically.
+    """
+    new_raw = huey.serializer.serialize(value)
+    storage = huey.storage
+    if isinstance(storage, RedisStorage):
+        return bool(storage.conn.eval(_REDIS_CAS, 1, storage.result_key, key, bytes(expected_raw), new_raw))
+    if isinstance(storage, SqliteStorage):
+        with storage.db(commit=True) as cursor:
+            cursor.execute("update kv set value = ? where queue = ? and key = ? and value = ?",
+                           (new_raw, storage.name, key, bytes(expected_raw)))
+            return cursor.rowcount == 1
+    raise QueueConfigError(f"the reconcile queue needs SQLite or Redis storage, not {type(storage).__name__}")
+
+
+def raw_value(huey: Huey, key: str) -> bytes | None:
+    from huey.constants import EmptyData
+
+    raw = huey.storage.peek_data(key)
+    return None if raw is EmptyData else bytes(raw)
+
+
+# --- who holds a lock, and is it still alive ----------------------------------------------------
+
+HEARTBEAT_INTERVAL = timedelta(seconds=5)
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)  # six missed beats: a paused VM is not yet dead
+
+
+def _process_scope() -> str | None:
+    """Kernel boot id + pid namespace: two processes with the same scope see the same pids.
+
+    Only then may one process decide another is dead by its pid; two containers on one host
+    share the boot id but not the pid namespace, and two hosts share neither.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pid_namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{pid_namespace}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who took a lock or lease: stored with it so others can tell whether it is still alive."""
+
+    owner: str  # a random id per process, the key of its heartbeat
+    scope: str | None
+    pid: int
+    beats: bool  # whether this process keeps a heartbeat; without one only the age rule applies
+
+
+class Liveness:
+    """This process's identity in the queue's storage, its heartbeat, and the dead-holder test.
+
+    A worker process calls `start()`; a thread then writes `time.time()` under its heartbeat
+    key every `interval`, and `stop()` deletes the key. A holder is dead when it ran in this
+    process scope and its pid no longer exists (exact, immediate), or when it keeps a
+    heartbeat and the heartbeat is older than `timeout` or gone (another machine).
+    """
+
+    def __init__(self, huey: Huey, *, interval: timedelta = HEARTBEAT_INTERVAL,
+                 timeout: timedelta = HEARTBEAT_TIMEOUT):
+        if timeout <= interval:
+            raise ValueError("the heartbeat timeout must be longer than its interval")
+        self._huey = huey
+        self._interval = interval.total_seconds()
+        self._timeout = timeout.total_seconds()
+        self._scope = _process_scope()
+        self._owner_pid: int | None = None
+        self._owner = ""
+        self._beating = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _key(self, owner: str) -> str:
+        return f"worker:heartbeat:{owner}"
+
+    def holder(self) -> Holder:
+        """This process as a holder; a forked child gets an identity of its own."""
+        if self._owner_pid != os.getpid():
+            self._owner_pid = os.getpid()
+            self._owner = uuid.uuid4().hex
+            self._beating = False
+        return Holder(self._owner, self._scope, os.getpid(), self._beating)
+
+    def beat(self) -> None:
+        self._huey.put(self._key(self.holder().owner), time.time())
+
+    def start(self) -> "Liveness":
+        self.holder()
+        self.beat()  # before any lock is taken with beats=True
+        self._beating = True
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="connector-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self._interval + 1)
+            self._thread = None
+        if self._beating:
+            self._beating = False
+            try:
+                self._huey.delete(self._key(self._owner))
+            except Exception:
+                log.warning("worker.heartbeat_not_removed", extra={"owner": self._owner})
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.beat()
+            except Exception as exc:
+                # The storage is down; so is everything this worker could do. Keep trying.
+                log.warning("worker.heartbeat_failed", extra={"error": type(exc).__name__})
+
+    def is_dead(self, holder: Holder) -> bool:
+        if holder.owner == self.holder().owner:
+            return False
+        if holder.scope is not None and holder.scope == self._scope and not _pid_alive(holder.pid):
+            return True
+        if not holder.beats:
+            return False
+        last = self._huey.get(self._key(holder.owner), peek=True)
+        return not isinstance(last, (int, float)) or last + self._timeout < time.time()
+
+
 # --- the queue --------------------------------------------------------------------------------
 
 
@@ -223,6 +384,7 @@ class ReconcileQueue:
         self._lock_stale_after = lock_stale_after.total_seconds()
         self._locked_retry_delay = locked_retry_delay
         self.retry_policy = retry_policy
+        self.liveness = Liveness(huey)
 
         def reconcile_task(
             platform: str,
@@ -339,7 +501,7 @@ class ReconcileQueue:
         "deferred" when another worker holds the ticket)."""
         fields = {"platform": platform, "ticket_id": ticket_id, "attempt": attempt}
         lock_key = self._lock_key(platform, ticket_id)
-        if not self._take_stamped(lock_key, stamp=time.time(), stale_after=self._lock_stale_after):
+        if not self._take_lock(lock_key):
             # Keep the pending flag: it still means "a reconcile is waiting for this ticket",
             # which is this task, back in a moment.
             self._task.schedule(
@@ -368,7 +530,7 @@ class ReconcileQueue:
             log.info("reconcile.done", extra={**fields, "outcome": outcome})
             return outcome
         finally:
-            self.huey.delete(lock_key)
+            self._release_lock(lock_key)
 
     def _retry_later(self, platform: str, ticket_id: str, attempt: int, exc: Exception) -> str:
         fields = {"platform": platform, "ticket_id": ticket_id, "attempt": attempt, "error": type(exc).__name__}
@@ -415,22 +577,58 @@ class ReconcileQueue:
         """Set `key` to `stamp` if it is unset or its stamp is older than `stale_after` seconds.
 
         A stale key belongs to a task lost in a crash (or a queue write that failed after the
-        flag was set). Taking it over can, in a rare race, let two tasks through; reconcile
-        is idempotent, so that costs API calls, never a wrong write.
+        flag was set). The takeover is a compare-and-swap, so of several takers one wins.
         """
         if self.huey.put_if_empty(key, stamp):
             return True
-        held_since = self.huey.get(key, peek=True)
-        if held_since is None:
+        raw = raw_value(self.huey, key)
+        if raw is None:
             return self.huey.put_if_empty(key, stamp)
+        held_since = self.huey.serializer.deserialize(raw)
         if not isinstance(held_since, (int, float)):
             # Set by someone else (an operator's `huey.lock_task`): respect it, no age known.
             return False
         if held_since + stale_after < time.time():
-            log.warning("queue.stale_key_taken_over", extra={"key": key, "age_seconds": round(time.time() - held_since)})
-            self.huey.put(key, stamp)
+            if compare_and_swap(self.huey, key, raw, stamp):
+                log.warning("queue.stale_key_taken_over", extra={"key": key, "age_seconds": round(time.time() - held_since)})
+                return True
+        return False
+
+    def _take_lock(self, key: str) -> bool:
+        """Take a per-ticket lock, stamped with this process as its holder.
+
+        A held lock is taken over when it is older than `lock_stale_after`, or at once when
+        its holder is dead (`Liveness.is_dead`): a worker killed mid-reconcile leaves its
+        lock behind, and the ticket must not wait 15 minutes for that.
+        """
+        mine = (time.time(), self.liveness.holder())
+        if self.huey.put_if_empty(key, mine):
+            return True
+        raw = raw_value(self.huey, key)
+        if raw is None:
+            return self.huey.put_if_empty(key, mine)
+        held = self.huey.serializer.deserialize(raw)
+        if isinstance(held, (int, float)):  # a lock written before holders were recorded
+            held = (held, None)
+        if not (isinstance(held, tuple) and len(held) == 2 and isinstance(held[0], (int, float))):
+            return False  # an operator's `huey.lock_task`: respect it, no age known
+        held_since, holder = held
+        age = time.time() - held_since
+        dead = isinstance(holder, Holder) and self.liveness.is_dead(holder)
+        if (dead or age > self._lock_stale_after) and compare_and_swap(self.huey, key, raw, mine):
+            log.warning("queue.stale_lock_taken_over", extra={
+                "key": key, "age_seconds": round(age), "holder_dead": dead,
+                "holder_pid": holder.pid if isinstance(holder, Holder) else None})
             return True
         return False
+
+    def _release_lock(self, key: str) -> None:
+        """Delete the lock only while it is still ours: after a takeover it belongs to another."""
+        held = self.huey.get(key, peek=True)
+        if isinstance(held, tuple) and len(held) == 2 and getattr(held[1], "owner", None) == self.liveness.holder().owner:
+            self.huey.delete(key)
+        else:
+            log.warning("queue.lock_lost", extra={"key": key})
 
     def _forget(self, key: str) -> None:
         try:
@@ -456,8 +654,22 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
     With `sync` (the default) the process also runs the SLA deadline pump (a thread, every
     few seconds) and the periodic sweeps (a huey periodic task, every minute); see
     `connector.sync.scheduler`. Pass `queue` to run a queue built elsewhere.
+
+    The config is hot-reloaded (`connector.reload`): on SIGHUP and when its files change.
+    huey's consumer would answer SIGHUP by re-executing the process, which with a broken
+    new config would end in a worker that refuses to start; that action is taken away from
+    it, so a broken config is rejected and the last good one keeps running.
     """
+    import signal
+
+    from connector.reconcile import apply_config
+    from connector.reload import ConfigWatcher, poll_interval_from_env
+
     queue = queue or ReconcileQueue.from_settings(settings)
+    watcher = ConfigWatcher(settings.config_path, on_change=apply_config)
+    if watcher.check(force=True) == "rejected":
+        raise QueueConfigError(f"the config at {settings.config_path} does not load; "
+                               f"run `connector check-config {settings.config_path}`")
     service = None
     if sync:
         from connector.reconcile import get_runtime
@@ -466,6 +678,7 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
         service = SyncService(queue, get_runtime, configured_platforms(settings), SyncIntervals.from_env())
         service.register_periodic()
         service.start_pump()
+    queue.liveness.start()
     consumer = queue.huey.create_consumer(
         workers=workers,
         worker_type="thread",
@@ -473,12 +686,17 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
         graceful_signal="TERM",
         shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT,
     )
+    consumer._signal_actions.pop(signal.SIGHUP, None)  # see the docstring: reload, never re-exec
+    watcher.install_sighup()
+    watcher.start(poll_interval_from_env())
     log.info("worker.started", extra={"workers": workers, "pid": os.getpid(), "sync": sync})
     try:
         consumer.run()
     finally:
+        watcher.stop()
         if service is not None:
             service.stop_pump()
+        queue.liveness.stop()
     log.info("worker.stopped", extra={"pid": os.getpid()})
 
 
@@ -500,12 +718,14 @@ class WorkerThreads:
             check_worker_health=False,
             shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT,
         )
+        self._liveness = queue.liveness
         self._started = False
 
     def start(self) -> "WorkerThreads":
         if self._started:
             raise RuntimeError("these worker threads were already started")
         self._started = True
+        self._liveness.start()
         self._consumer.scheduler.start()
         for _, thread in self._consumer.worker_threads:
             thread.start()
@@ -515,6 +735,7 @@ class WorkerThreads:
         """Let running reconciles finish, then stop the threads."""
         if self._started:
             self._consumer.stop(graceful=True)
+            self._liveness.stop()
 
     def __enter__(self) -> "WorkerThreads":
         return self.start()

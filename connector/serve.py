@@ -10,15 +10,22 @@ restarts the whole unit instead of running a receiver that queues work nobody do
 
 `worker` runs the queue worker alone, for deployments that scale receivers and workers
 separately (Redis queue).
+
+SIGHUP reloads the config (see `connector.reload`): the supervisor forwards it to both
+children; the receiver's gunicorn arbiter re-checks the files before it replaces its HTTP
+worker, so the new one inherits the last good config and the verdict on the new one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
+import time
 from collections.abc import Set
 from typing import Any
 
@@ -34,14 +41,53 @@ log = logging.getLogger(__name__)
 RECEIVER_THREADS = 8
 REQUEST_TIMEOUT = 30  # seconds; Jira gives up on a delivery after about 10
 _KILL_AFTER = WORKER_SHUTDOWN_TIMEOUT + 5
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, event and the record's `extra` fields.
+
+    The code logs events with fields (`log.info("reconcile.done", extra={...})`); without
+    this the fields would be dropped and an operator would see bare event names. JSON lines
+    are what journald, Kubernetes and log shippers index without parsing rules.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(), "logger": record.name, "event": record.getMessage(),
+            "pid": record.process,
+        }
+        line.update({k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES and not k.startswith("_")})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def configure_logging() -> None:
+    """JSON lines on stderr at CONNECTOR_LOG_LEVEL (default INFO), for `serve` and `worker`."""
+    level = (os.environ.get("CONNECTOR_LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"CONNECTOR_LOG_LEVEL={level!r}; use DEBUG, INFO, WARNING or ERROR")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
 
 
 class ReceiverApplication(BaseApplication):
     """gunicorn configured from code (not from sys.argv or a config file), serving `create_app`."""
 
     def __init__(self, settings: Settings, host: str, port: int, allow_unsigned: Set[str] = frozenset()):
+        from connector.reload import ConfigWatcher
+
         self._settings = settings
         self._allow_unsigned = frozenset(allow_unsigned)
+        # Built in the arbiter, before the HTTP worker forks: a worker replaced on SIGHUP
+        # inherits the last good config instead of starting from whatever the file says.
+        self._config_watcher = ConfigWatcher(settings.config_path)
+        self._config_watcher.check(force=True)
         self._options: dict[str, Any] = {
             "bind": f"{host}:{port}",
             "workers": 1,
@@ -59,10 +105,15 @@ class ReceiverApplication(BaseApplication):
         for name, value in self._options.items():
             self.cfg.set(name, value)
 
+    def reload(self) -> None:
+        """gunicorn's SIGHUP handling in the arbiter: re-read our config, then its own."""
+        self._config_watcher.check(force=True)
+        super().reload()
+
     def load(self):
         from webhooks.app import create_app
 
-        return create_app(self._settings, allow_unsigned=self._allow_unsigned)
+        return create_app(self._settings, allow_unsigned=self._allow_unsigned, config_watcher=self._config_watcher)
 
 
 def run_receiver(settings: Settings, host: str, port: int, allow_unsigned: Set[str] = frozenset()) -> int:
@@ -81,6 +132,7 @@ def worker(settings: Settings, workers: int = 2) -> int:
     The worker also fires SLA timers (the deadline pump) and runs the periodic sweeps, so
     `serve` with its worker child, or `worker` alone, is all a deployment needs.
     """
+    configure_logging()
     run_worker(settings, workers)
     return 0
 
@@ -99,6 +151,7 @@ def serve(
     Return the exit status: 0 after a requested shutdown, non-zero when a child failed.
     Raise QueueConfigError before starting anything when the queue settings are unusable.
     """
+    configure_logging()
     # Fail here, with the message, rather than in a child's boot where it is a stack trace.
     create_huey(settings)
     if not with_worker:
@@ -134,6 +187,12 @@ def _supervise(children: dict[str, multiprocessing.process.BaseProcess]) -> int:
                 signalled.add(name)
                 os.kill(child.pid, signal.SIGTERM)
 
+    def forward_hangup(signum: int, frame) -> None:
+        log.info("serve.reload_requested")
+        for child in children.values():
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGHUP)
+
     def on_signal(signum: int, frame) -> None:
         nonlocal requested
         requested = True
@@ -141,6 +200,7 @@ def _supervise(children: dict[str, multiprocessing.process.BaseProcess]) -> int:
         stop(children)
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, forward_hangup)
     try:
         multiprocessing.connection.wait([child.sentinel for child in children.values()])
         if not requested:

@@ -304,3 +304,11 @@ def test_auto_close_leaves_tickets_failing_closure_to_the_closure_rule():
     incomplete = resolved_p2(fields=INTAKE)
     plan = evaluate(incomplete, at("2026-11-26 10:00"), only("closure", "auto-close"))
     assert [a.to for a in plan.actions if isinstance(a, Transition)] == [Status.IN_PROGRESS]
+
+
+def test_intake_transition_lost_after_the_request_is_planned_again():
+    # The comment and its marker landed, the transition did not (worker killed in between).
+    t = ticket(fields={k: v for k, v in INTAKE.items() if k != "environment"}, labels={"spc-intake-requested"})
+    plan, after = settle(t, at("2026-11-20 09:10"), only("intake"))
+    assert [type(a).__name__ for a in plan.actions] == ["Transition"]
+    assert after.status == Status.WAITING_FOR_INFORMATION

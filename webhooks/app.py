@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from flask import Flask, current_app, jsonify, request
@@ -24,7 +25,8 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.metrics import EVENTS_IGNORED, EVENTS_RECEIVED, EVENTS_REJECTED
-from connector.queue import QueueUnavailable, ReconcileQueue
+from connector.queue import QueueConfigError, QueueUnavailable, ReconcileQueue
+from connector.reload import ConfigWatcher
 from connector.settings import Settings
 from webhooks.signatures import ReplayWindow
 
@@ -38,14 +40,43 @@ _EXTENSION = "connector"
 JsonObject = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass
 class ReceiverState:
-    """What the blueprints need from the app, kept in `app.extensions` by the factory."""
+    """What the blueprints need from the app, kept in `app.extensions` by the factory.
+
+    The queue is opened lazily when it could not be opened at start: a receiver whose
+    SQLite file or Redis is unavailable when its HTTP worker boots must still come up, to
+    answer 503 (so the platform retries) and to say why on `/readyz`, rather than crash
+    in a loop that shows the platform nothing but refused connections.
+    """
 
     settings: Settings
-    queue: ReconcileQueue
+    opened_queue: ReconcileQueue | None
     allow_unsigned: frozenset[str]
     zendesk_replay_window: ReplayWindow
+    config_watcher: ConfigWatcher
+    _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def queue(self) -> ReconcileQueue:
+        """The queue; raise QueueUnavailable when its storage still cannot be opened."""
+        if self.opened_queue is None:
+            with self._opening:
+                if self.opened_queue is None:
+                    self.opened_queue = _open_queue(self.settings, at_start=False)
+                    if self.opened_queue is None:
+                        raise QueueUnavailable("the queue storage cannot be opened")
+        return self.opened_queue
+
+
+def _open_queue(settings: Settings, *, at_start: bool) -> ReconcileQueue | None:
+    try:
+        return ReconcileQueue.from_settings(settings)
+    except QueueConfigError:
+        raise
+    except Exception as exc:
+        log.error("queue.open_failed", extra={"at_start": at_start, "error": f"{type(exc).__name__}: {exc}"})
+        return None
 
 
 def receiver_state() -> ReceiverState:
@@ -58,6 +89,7 @@ def create_app(
     queue: ReconcileQueue | None = None,
     allow_unsigned: Set[str] = frozenset(),
     zendesk_replay_window: ReplayWindow = ReplayWindow(),
+    config_watcher: ConfigWatcher | None = None,
 ) -> Flask:
     """Build the receiver.
 
@@ -65,6 +97,9 @@ def create_app(
     secret is configured for them (local trials, the sandbox); a configured secret is always
     enforced. Without it, a platform with no secret answers 503 so the misconfiguration is
     visible and the platform keeps retrying until it is fixed.
+
+    `config_watcher` carries the last good config across a SIGHUP restart of the HTTP
+    worker; without one the app watches `settings.config_path` itself (for `/readyz`).
     """
     settings = settings or Settings.from_env()
     unknown = set(allow_unsigned) - set(PLATFORMS)
@@ -77,9 +112,10 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
     app.extensions[_EXTENSION] = ReceiverState(
         settings=settings,
-        queue=queue or ReconcileQueue.from_settings(settings),
+        opened_queue=queue or _open_queue(settings, at_start=True),
         allow_unsigned=frozenset(allow_unsigned),
         zendesk_replay_window=zendesk_replay_window,
+        config_watcher=config_watcher or ConfigWatcher(settings.config_path),
     )
     _warn_about_missing_secrets(settings, frozenset(allow_unsigned))
 

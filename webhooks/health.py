@@ -3,7 +3,9 @@
 Liveness and readiness are kept apart on purpose: `/healthz` only says the process answers
 (restart it if not), `/readyz` says whether it can do its job right now (route webhooks to
 it or not). A receiver that cannot write its queue would answer 503 to every event; taking
-it out of rotation and saying why is better. Readiness never calls Jira or Zendesk: their
+it out of rotation and saying why is better. A config edit that was rejected by the hot
+reload is reported under `warnings` with a 200: the last good config still runs, and every
+receiver reads the same files, so a 503 would take the whole fleet out for a typo. Readiness never calls Jira or Zendesk: their
 outages must not take the receiver down, since storing events is exactly what lets us ride
 them out.
 """
@@ -35,6 +37,7 @@ def queue_problem() -> dict[str, str] | None:
     try:
         receiver_state().queue.check_writable()
     except QueueUnavailable as exc:
+        # Also raised when the queue could not even be opened (see ReceiverState.queue).
         if settings.queue_url:
             fix = "check that the Redis server named by CONNECTOR_QUEUE_URL is running and reachable"
         else:
@@ -44,26 +47,27 @@ def queue_problem() -> dict[str, str] | None:
 
 
 def config_problem() -> dict[str, str] | None:
-    from connector.config import ConfigError, load_config
-
-    path = receiver_state().settings.config_path
-    try:
-        load_config(path)
-    except ConfigError as exc:
-        return {
-            "check": "config",
-            "error": f"config does not load: {exc}",
-            "fix": f"run `connector check-config {path}` and fix what it lists, or set CONNECTOR_CONFIG",
-        }
-    return None
+    """The hot-reload verdict on the config files (checked when they changed since last time)."""
+    watcher = receiver_state().config_watcher
+    watcher.check()
+    return watcher.problem()
 
 
 @blueprint.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    failed = [problem for problem in (queue_problem(), config_problem()) if problem is not None]
+    problems = [problem for problem in (queue_problem(), config_problem()) if problem is not None]
+    failed = [p for p in problems if p.get("blocking", "yes") == "yes"]
+    warnings = [p for p in problems if p.get("blocking") == "no"]
+    for problem in problems:
+        problem.pop("blocking", None)
     if failed:
         log.warning("readiness.failed", extra={"checks": [problem["check"] for problem in failed]})
-        return jsonify(status="unavailable", failed=failed), 503
+        body = {"status": "unavailable", "failed": failed}
+        if warnings:
+            body["warnings"] = warnings
+        return jsonify(body), 503
+    if warnings:
+        return jsonify(status="ready", warnings=warnings), 200
     return jsonify(status="ready"), 200
 
 

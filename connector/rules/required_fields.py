@@ -80,13 +80,17 @@ class RequiredFieldsRule(RuleBase):
         missing = [name for name in self.required_for(ticket) if not self._present(ticket, name)]
         requested = ctx.has_marker(f"{self.id}-requested")
         if missing:
+            if not any(ticket.is_in(s) for s in self.intake_statuses):
+                return []
+            reason = f"intake incomplete: missing {', '.join(missing)}"
             actions = []
-            if not requested and any(ticket.is_in(s) for s in self.intake_statuses):
+            if not requested:
                 labels = [ctx.config.field_label(m) for m in missing]
-                reason = f"intake incomplete: missing {', '.join(missing)}"
                 actions.append(ctx.comment(self, self.comment, reason, f"{self.id}-requested",
                                            missing=labels, missing_fields=missing))
-                actions.append(Transition(rule=self.id, reason=reason, to=self.waiting_status))
+            # Level-triggered: if the request was posted but the transition was lost (a worker
+            # killed between the two writes), the next reconcile still moves the ticket.
+            actions.append(Transition(rule=self.id, reason=reason, to=self.waiting_status))
             return actions
         if requested and ticket.is_in(self.waiting_status):
             reason = "intake complete: every required item is now given"

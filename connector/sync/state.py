@@ -6,9 +6,11 @@ Two things, both shared by every worker process and every `connector sync --once
   Zendesk incremental-export cursor), and when each sweep kind last completed, which is
   how the minute-by-minute scheduler tick knows whether a sweep is due.
 - **The sweep lease**: one sweep per platform at a time, cluster-wide. A sweep reads every
-  open ticket; two at once would only double the API calls. The lease expires (default
-  30 min) so a worker killed mid-sweep does not block sweeps forever, and a running sweep
-  renews it after every page.
+  open ticket; two at once would only double the API calls. The lease names its holder
+  (`connector.queue.Liveness`), so a worker killed mid-sweep gives the lease up as soon as
+  it is known dead (at once on its own host, after the heartbeat timeout elsewhere); the
+  lease also expires (default 30 min) as the last resort, and a running sweep renews it
+  after every page. Takeovers are compare-and-swap, so two takers cannot both win.
 
 huey's key/value storage holds both (`put`, `put_if_empty`, `get(peek=True)`); values are
 pickled by huey, so datetimes and strings round-trip as they are.
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from huey import Huey
+
+from connector.queue import Holder, Liveness, raw_value, compare_and_swap
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,10 @@ class Lease:
 
 
 class SyncState:
-    def __init__(self, huey: Huey, *, lease_ttl: timedelta = DEFAULT_LEASE_TTL):
+    def __init__(self, huey: Huey, *, lease_ttl: timedelta = DEFAULT_LEASE_TTL, liveness: Liveness | None = None):
         self._huey = huey
         self._lease_ttl = lease_ttl.total_seconds()
+        self._liveness = liveness or Liveness(huey)
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -73,22 +78,29 @@ class SyncState:
     def acquire(self, platform: str) -> Lease:
         """Take the platform's sweep lease or raise SweepBusy.
 
-        An expired lease is taken over. Two takers racing for the same expired lease can
-        both win in a narrow window; the cost is one duplicated sweep (reconcile is
-        idempotent), never a wrong write.
+        A lease that expired, or whose holder is dead, is taken over with a compare-and-swap:
+        of several takers racing for it, exactly one wins.
         """
         key = f"sync:lease:{platform}"
         token = uuid.uuid4().hex
-        if self._huey.put_if_empty(key, (token, time.time() + self._lease_ttl)):
+        mine = (token, time.time() + self._lease_ttl, self._liveness.holder())
+        if self._huey.put_if_empty(key, mine):
             return Lease(key, token)
-        held = self._huey.get(key, peek=True)
-        if held is None:
-            if self._huey.put_if_empty(key, (token, time.time() + self._lease_ttl)):
+        raw = raw_value(self._huey, key)
+        if raw is None:
+            if self._huey.put_if_empty(key, mine):
                 return Lease(key, token)
-        elif isinstance(held, tuple) and len(held) == 2 and held[1] < time.time():
-            log.warning("sync.lease_taken_over", extra={"platform": platform, "expired_seconds_ago": round(time.time() - held[1])})
-            self._huey.put(key, (token, time.time() + self._lease_ttl))
-            return Lease(key, token)
+            raise SweepBusy(f"a {platform} sweep is already running (lease {key}); it ends by itself or expires")
+        held = self._huey.serializer.deserialize(raw)
+        if isinstance(held, tuple) and len(held) >= 2:
+            expired = held[1] < time.time()
+            holder = held[2] if len(held) > 2 else None
+            dead = isinstance(holder, Holder) and self._liveness.is_dead(holder)
+            if (expired or dead) and compare_and_swap(self._huey, key, raw, mine):
+                log.warning("sync.lease_taken_over", extra={
+                    "platform": platform, "expired": expired, "holder_dead": dead,
+                    "expired_seconds_ago": round(time.time() - held[1]) if expired else None})
+                return Lease(key, token)
         raise SweepBusy(f"a {platform} sweep is already running (lease {key}); it ends by itself or expires")
 
     def renew(self, lease: Lease) -> bool:
@@ -96,7 +108,7 @@ class SyncState:
         held = self._huey.get(lease.key, peek=True)
         if not (isinstance(held, tuple) and held and held[0] == lease.token):
             return False
-        self._huey.put(lease.key, (lease.token, time.time() + self._lease_ttl))
+        self._huey.put(lease.key, (lease.token, time.time() + self._lease_ttl, self._liveness.holder()))
         return True
 
     def release(self, lease: Lease) -> None:

@@ -216,7 +216,7 @@ class Sweeper:
         self.recent_interval = recent_interval
         self.full_interval = full_interval
         self.overlap = overlap
-        self.state = state or SyncState(queue.huey)
+        self.state = state or SyncState(queue.huey, liveness=queue.liveness)
         self.index = index or queue.deadlines
         self._sources = dict(sources or {})
 

@@ -1,0 +1,210 @@
+"""Real processes for the Redis, fault and hot-reload tests and the load bench.
+
+The claims these tests check – several receivers and workers share one queue, a worker
+killed with SIGKILL loses nothing, a stopped Redis makes the receiver answer 503 – are
+about processes, sockets and files, so they are tested with `python -m connector.cli`
+processes, a `redis-server` of the test's own, and the sandbox Jira in the test process
+(so the test can seed tickets, inject faults and count calls).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_SERVER = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+WEBHOOK_SECRET = "fault-test-webhook-secret"
+JIRA_USER = "connector@example.com"
+JIRA_TOKEN = "sandbox-api-token"
+
+# The smallest process that shows duplicates: one public comment and one transition per
+# ticket. No calendar, so separate processes on real time give the same plan at any hour.
+INTAKE_CONFIG = """\
+version: 1
+rules:
+  - id: intake
+    type: required-fields
+    fields: [environment]
+    comment:
+      public: true
+      template: "{label}: please add{{% for item in missing %}} {{{{ item }}}}{{% endfor %}}."
+"""
+
+
+def intake_config(path: Path, label: str = "Intake") -> Path:
+    path.write_text(INTAKE_CONFIG.format(label=label), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())
+
+
+class RedisServer:
+    """A redis-server of our own on a free port: no persistence, stopped with the test."""
+
+    def __init__(self, port: int | None = None):
+        if REDIS_SERVER is None:
+            raise RuntimeError("redis-server is not installed; apt-get install redis-server")
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_until(self.ping, timeout=10):
+            raise RuntimeError(f"redis-server did not answer on port {self.port}")
+        return self
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+def connector_env(data_dir: Path, config: Path, *, queue_url: str | None = None, jira_url: str | None = None,
+                  **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "JIRA_", "ZENDESK_"))}
+    env.update({
+        "CONNECTOR_DATA_DIR": str(data_dir), "CONNECTOR_CONFIG": str(config),
+        "JIRA_USER": JIRA_USER, "JIRA_TOKEN": JIRA_TOKEN, "JIRA_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "PYTHONUNBUFFERED": "1",
+    })
+    if queue_url:
+        env["CONNECTOR_QUEUE_URL"] = queue_url
+    if jira_url:
+        env["JIRA_URL"] = jira_url
+    env.update(extra)
+    return env
+
+
+class ConnectorProcess:
+    """`python -m connector.cli ARGS` with its stderr (JSON log lines) in a file."""
+
+    def __init__(self, name: str, args: Iterable[str], env: Mapping[str, str], log_dir: Path, **popen):
+        self.name = name
+        self.args = list(args)
+        self.env = dict(env)
+        self.log_path = log_dir / f"{name}.log"
+        self._popen = popen
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ConnectorProcess":
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "connector.cli", *self.args], env=self.env, cwd=ROOT,
+                                        stdout=log, stderr=log, **self._popen)
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def events(self) -> list[dict]:
+        """The JSON log lines (gunicorn's own plain lines are skipped)."""
+        found = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    pass
+        return found
+
+
+def receiver(name: str, env: Mapping[str, str], log_dir: Path, port: int | None = None, **popen) -> tuple[ConnectorProcess, str]:
+    port = port or free_port()
+    process = ConnectorProcess(name, ["serve", "--no-worker", "--port", str(port)], env, log_dir, **popen).start()
+    return process, f"http://127.0.0.1:{port}"
+
+
+def worker(name: str, env: Mapping[str, str], log_dir: Path, threads: int = 2) -> ConnectorProcess:
+    return ConnectorProcess(name, ["worker", "--workers", str(threads)], env, log_dir).start()
+
+
+def wait_ready(base_url: str, process: ConnectorProcess, timeout: float = 30) -> None:
+    def up() -> bool:
+        if not process.alive():
+            raise RuntimeError(f"{process.name} exited with {process.process.returncode}:\n{process.log()[-3000:]}")
+        try:
+            return requests.get(base_url + "/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    if not wait_until(up, timeout=timeout, interval=0.1):
+        raise RuntimeError(f"{process.name} did not answer /healthz within {timeout} s:\n{process.log()[-3000:]}")
+
+
+def jira_headers(body: bytes, delivery_id: str, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Hub-Signature": f"sha256={signature}",
+            "X-Atlassian-Webhook-Identifier": delivery_id}
+
+
+def post_event(session: requests.Session, base_url: str, body: bytes, delivery_id: str) -> int:
+    return session.post(base_url + "/webhooks/jira", data=body, headers=jira_headers(body, delivery_id),
+                        timeout=10).status_code
