@@ -137,10 +137,8 @@ def _case(candidate: Ticket, score: float) -> SimilarCase:
 
 # --- reading search results with the adapter's own parser -------------------------------
 # Search results must become Tickets with the same mapping, field catalogue and site URL
-# that `fetch` uses. The Jira adapter offers that as `rule_fields()` and `parse(raw)`; the
-# Zendesk adapter keeps its parser inputs private, so `_parse` reaches in for it (the only
-# place that does) until it offers `parse(raw)` too. The catalogue is the adapter's cached
-# one, so no request is added.
+# that `fetch` uses: both adapters offer that as `parse(raw)` (the catalogue is the
+# adapter's cached one, so no request is added).
 
 
 def _jira_fields(adapter: Any) -> list[str]:
@@ -148,10 +146,4 @@ def _jira_fields(adapter: Any) -> list[str]:
 
 
 def _parse(adapter: Any, raw: dict[str, Any]) -> Ticket:
-    parse = getattr(adapter, "parse", None)
-    if parse is not None:
-        return parse(raw)
-    from connector.platforms.zendesk_ticket import parse_zendesk_ticket
-
-    catalogue = adapter._catalogue().raw if adapter._needs_catalogue(raw) else None
-    return parse_zendesk_ticket(raw, adapter._mapping, ticket_fields=catalogue, base_url=adapter._base_url)
+    return adapter.parse(raw)

@@ -575,15 +575,15 @@ class ZendeskAdapter:
             audits.extend(page.get("audits") or ())
             for user in page.get("users") or ():
                 users.setdefault(str(user.get("id")), user)
+        return self.parse(raw, audits=audits, users=list(users.values()))
+
+    def parse(self, raw: dict[str, Any], *, audits: list[dict[str, Any]] | None = None,
+              users: list[dict[str, Any]] | None = None) -> Ticket:
+        """A raw ticket (from search or fetch) as the rules see it; without audits it has no
+        status history or comments beyond what the ticket object itself carries."""
         catalogue = self._catalogue().raw if self._needs_catalogue(raw) else None
-        return parse_zendesk_ticket(
-            raw,
-            self._mapping,
-            audits=audits,
-            users=list(users.values()),
-            ticket_fields=catalogue,
-            base_url=self._base_url,
-        )
+        return parse_zendesk_ticket(raw, self._mapping, audits=audits, users=users, ticket_fields=catalogue,
+                                    base_url=self._base_url)
 
     def search(self, query: str, fields: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Raw tickets matching a Zendesk search `query`, one page per request, fetched as consumed.
