@@ -219,6 +219,6 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None) 
             for name, sandbox in (("Jira", stack.jira), ("Zendesk", stack.zendesk)):
                 reads, writes = _calls(sandbox)
                 echo(f"API calls to {name}: {reads} reads, {writes} writes for 4 tickets")
-            echo("(one read per human change; events caused by the connector's own writes are skipped on Jira)")
+            echo("(reads follow human changes; events caused by the connector's own writes are skipped)")
     echo(f"demo finished in {time.monotonic() - started:.1f} s")
     return 0

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import responses
 
 from connector.queue import ReconcileQueue
 from connector.settings import Settings
@@ -236,3 +237,41 @@ def test_same_ticket_number_on_jira_and_zendesk_are_different_tickets(client, se
     deliver(client, settings, fixture_body("event_ticket_created.json"))
 
     assert sorted(waiting_tickets(queue)) == [("jira", "5158"), ("zendesk", "5158")]
+
+
+# --- events caused by the connector's own writes ------------------------------------------------
+
+
+def own_change_settings(settings, url):
+    from dataclasses import replace
+
+    return replace(settings, zendesk_url=url, zendesk_email="bot@acme.com", zendesk_token="zd-token")
+
+
+def actor_event(actor_id: str, ticket_id: str = "5158", event_id: str = "evt-own") -> bytes:
+    return json.dumps({"type": "zen:event-type:ticket.tags_changed", "id": event_id, "subject": f"zen:ticket:{ticket_id}",
+                       "detail": {"id": ticket_id, "actor_id": actor_id}, "event": {}}).encode()
+
+
+@responses.activate
+def test_events_caused_by_the_connector_are_not_reconciled_again(settings, queue):
+    url = "https://own-change.zendesk.test"
+    responses.get(f"{url}/api/v2/users/me.json", json={"user": {"id": 9019999999901, "role": "agent"}})
+    settings = own_change_settings(settings, url)
+    client = create_app(settings, queue=queue).test_client()
+    own = deliver(client, settings, actor_event("9019999999901"))
+    assert own.status_code == 200 and own.get_json()["status"] == "ignored"
+    assert waiting_tickets(queue) == []
+    human = deliver(client, settings, actor_event("9011111111101", event_id="evt-human"))
+    assert human.status_code == 202 and waiting_tickets(queue) == [("zendesk", "5158")]
+    assert len(responses.calls) == 1  # the identity is asked for once
+
+
+@responses.activate
+def test_unknown_identity_never_costs_an_event(settings, queue):
+    url = "https://identity-down.zendesk.test"
+    responses.get(f"{url}/api/v2/users/me.json", status=503)
+    settings = own_change_settings(settings, url)
+    client = create_app(settings, queue=queue).test_client()
+    response = deliver(client, settings, actor_event("9019999999901"))
+    assert response.status_code == 202 and waiting_tickets(queue) == [("zendesk", "5158")]

@@ -30,6 +30,7 @@ from webhooks.app import (
     reject_bad_signature,
     require_secret_or_unsigned,
 )
+from webhooks.identity import ZENDESK_IDENTITY
 from webhooks.signatures import ZENDESK_SIGNATURE_HEADER, ZENDESK_TIMESTAMP_HEADER, verify_zendesk_signature
 
 PLATFORM = "zendesk"
@@ -63,10 +64,23 @@ def event_ticket_id(payload: JsonObject) -> str | None:
     return None
 
 
+def caused_by_connector(payload: JsonObject) -> bool:
+    """True when the connector's own Zendesk user made this change: its reconcile already
+    evaluated the state its writes produce, so reading the ticket again would be wasted."""
+    detail = payload.get("detail")
+    actor = detail.get("actor_id") if isinstance(detail, dict) else None
+    if actor is None:
+        return False
+    own = ZENDESK_IDENTITY.user_id(receiver_state().settings)
+    return own is not None and str(actor) == own
+
+
 def reconcile_ticket_event(event_type: str, payload: JsonObject) -> ResponseReturnValue:
     ticket_id = event_ticket_id(payload)
     if ticket_id is None:
         missing_ticket_id(PLATFORM, event_type)
+    if caused_by_connector(payload):
+        return ignore(PLATFORM, "own_change", event_type)
     event_id = payload.get("id")
     return queue_reconcile(PLATFORM, event_type, ticket_id, event_id if isinstance(event_id, str) and event_id else None)
 
