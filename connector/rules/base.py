@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector import templates
-from connector.model import PRIORITIES, AddComment, Priority, SlaClock, Status, Ticket
+from connector.model import PRIORITIES, AddComment, Priority, SlaClock, Ticket
 
 if TYPE_CHECKING:
     from connector.config import SupportConfig
@@ -123,10 +123,6 @@ class RuleBase(Strict):
             if problem:
                 problems.append((where + ("template",), problem))
         return problems
-
-
-def status_list(values: Iterable[Status]) -> frozenset[Status]:
-    return frozenset(values)
 
 
 def next_priority(priority: Priority | None) -> Priority | None:
