@@ -173,28 +173,6 @@ class JiraSandbox(SandboxControls):
                 template = base + path
                 self._routes.append((method, template, _route(template), handler, anonymous))
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> str:
-        url = self._server.start()
-        self.store.base_url = url
-        return url
-
-    def stop(self) -> None:
-        self._server.stop()
-        self.webhooks.close()
-
-    @property
-    def base_url(self) -> str:
-        return self._server.base_url
-
-    def __enter__(self) -> JiraSandbox:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ seeding / human actors
 
     def add_user(self, account_id: str, display_name: str, email: str, *, name: str | None = None,

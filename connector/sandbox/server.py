@@ -376,14 +376,37 @@ class ThreadedServer:
 class SandboxControls:
     """What tests and benchmarks do to any sandbox: inject faults, count calls, steer webhooks.
 
-    A sandbox class mixes this in and provides `_faults` (FaultInjector), `_calls` (CallLog),
-    `webhooks` (WebhookDispatcher) and `webhook_secret`.
+    A sandbox class mixes this in and provides `_server` (ThreadedServer), `store` (with a
+    `base_url` its responses use), `_faults` (FaultInjector), `_calls` (CallLog), `webhooks`
+    (WebhookDispatcher) and `webhook_secret`.
     """
 
+    _server: "ThreadedServer"
+    store: Any
     _faults: FaultInjector
     _calls: CallLog
     webhooks: "WebhookDispatcher"
     webhook_secret: str | None
+
+    def start(self) -> str:
+        url = self._server.start()
+        self.store.base_url = url  # links in responses ("self") point at the real port
+        return url
+
+    def stop(self) -> None:
+        self._server.stop()
+        self.webhooks.close()
+
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def inject(self, status: int | None = 429, *, retry_after: float | None = None, times: int | None = 1,
                path_prefix: str | None = None, method: str | None = None, delay: float = 0.0,

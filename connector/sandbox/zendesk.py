@@ -187,28 +187,6 @@ class ZendeskSandbox(SandboxControls):
         ):
             self._routes.append((method, template, _route(template), handler))
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> str:
-        url = self._server.start()
-        self.store.base_url = url
-        return url
-
-    def stop(self) -> None:
-        self._server.stop()
-        self.webhooks.close()
-
-    @property
-    def base_url(self) -> str:
-        return self._server.base_url
-
-    def __enter__(self) -> ZendeskSandbox:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ seeding / human actors
 
     def add_user(self, name: str, email: str, *, role: str = "end-user", user_id: int | None = None,
