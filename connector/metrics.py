@@ -46,6 +46,20 @@ TRANSITIONS_UNAVAILABLE = Counter(
     ["platform", "to_status"],
     registry=REGISTRY,
 )
+WRITES_REFUSED = Counter(
+    "connector_writes_refused_total",
+    "Writes a plan asked for that the platform refuses and would refuse again (not on the edit "
+    "screen, status not editable, required transition field missing, internal note impossible).",
+    ["platform", "what"],  # what: field | labels | comment | transition | status | tags
+    registry=REGISTRY,
+)
+REPLANS = Counter(
+    "connector_replans_total",
+    "Reconciles re-read and re-planned at once because the platform answered 409 or the "
+    "ticket changed under the write (e.g. Zendesk closed it).",
+    ["platform", "outcome"],  # outcome: retried | gave_up
+    registry=REGISTRY,
+)
 QUEUE_DEPTH = Gauge(
     "connector_queue_depth",
     "Tasks waiting in the durable queue (sampled when /metrics is read).",

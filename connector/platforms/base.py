@@ -108,6 +108,12 @@ class Conflict(PlatformError):
     """409: the platform refused because of a concurrent change; the next reconcile re-reads."""
 
 
+class StaleTicket(Conflict):
+    """The ticket changed between our read and our write in a way that makes the write moot
+    (e.g. Zendesk closed a solved ticket by itself: 422 "Status: closed prevents ticket
+    update"). Like a 409, the answer is to re-read the ticket and plan again at once."""
+
+
 class BadRequest(PlatformError):
     """Another 4xx; `message` is the platform's own reason (e.g. a field it rejected)."""
 
@@ -404,6 +410,10 @@ class ApplyResult:
     applied: list[Action] = field(default_factory=list)
     skipped: list[SkippedAction] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Writes the platform refused and that would be refused again (a field not on the edit
+    # screen, a status that forbids edits, a transition field nobody can supply), each naming
+    # the field or status; reported (log, `connector_writes_refused_total`) and not resent.
+    refused: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
