@@ -84,9 +84,11 @@ def reconcile_ticket(platform: str, ticket_id: str) -> str:
 
 
 def _transient_error_types() -> tuple[type[BaseException], ...]:
-    from connector.platforms.base import HostError, RateLimited, Timeout
+    from connector.platforms.base import Conflict, HostError, RateLimited, Timeout
 
-    return (RateLimited, HostError, Timeout)
+    # Conflict: reconcile() already re-read and re-planned a few times at once; a ticket that
+    # keeps changing under us is tried again later rather than dropped until the next sweep.
+    return (RateLimited, HostError, Timeout, Conflict)
 
 
 # --- storage ----------------------------------------------------------------------------------

@@ -11,25 +11,40 @@ reconcile at that instant, so a ticket nobody touches is still acted on at the r
 search result: the sweep evaluates it with `write=False` and, when the plan has something
 to write, queues a normal reconcile instead, because a write must be based on a fresh read
 taken under the ticket's lock, never on a search snapshot that may be minutes old.
+
+A write the platform refuses because the ticket changed under it – 409 from Zendesk's safe
+update (`updated_stamp` older than the ticket), Jira's 409, or `StaleTicket` (Zendesk closed
+the solved ticket between our read and our write) – is answered at once: the ticket is read
+again and the plan made again from that state, after a short jittered pause (so two workers
+that collided do not collide again), at most `REPLAN_ATTEMPTS` times. Waiting for the next
+event or sweep instead would leave the agent's ticket without its comment for minutes. Past
+the bound the Conflict goes to the queue, which retries later with its own back-off.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
 from connector.config import SupportConfig, load_config
 from connector.knowledge.enrich import enrich
-from connector.metrics import RECONCILES
+from connector.metrics import RECONCILES, REPLANS
 from connector.model import Plan, Ticket
-from connector.platforms.base import ApplyResult, NotFound, PlatformAdapter
+from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter
 from connector.rules.engine import evaluate
 from connector.settings import Settings
 
 log = logging.getLogger("connector.reconcile")
+
+# Re-reads after a refused write (409 / StaleTicket) within one reconcile, and the pause
+# before each: the n-th re-plan waits between REPLAN_PAUSE * n / 2 and REPLAN_PAUSE * n seconds.
+REPLAN_ATTEMPTS = 3
+REPLAN_PAUSE = 0.4
 
 
 def utc_now() -> datetime:
@@ -47,6 +62,9 @@ class Runtime:
     # Called after every reconcile with (platform, ticket_id, next deadline or None, the
     # ticket's `updated` stamp as read) to replace the ticket's timer; None in dry contexts.
     schedule: Callable[[str, str, datetime | None, datetime | None], None] | None = None
+    # Injectable so tests neither wait nor depend on chance (see REPLAN_PAUSE).
+    sleep: Callable[[float], None] = time.sleep
+    uniform: Callable[[float, float], float] = random.uniform
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def replace_config(self, config: SupportConfig) -> None:
@@ -93,17 +111,33 @@ class Outcome:
 
 
 def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
-    adapter = runtime.adapter(platform)
-    try:
-        ticket = adapter.fetch(ticket_id)
-    except NotFound:
-        # Deleted, or moved out of the connector's reach: nothing to do, nothing to retry.
-        RECONCILES.labels(platform, "not_found").inc()
-        log.info("reconcile.not_found", extra={"platform": platform, "ticket_id": ticket_id})
-        if runtime.schedule:
-            _record_deadline(runtime, platform, ticket_id, None, None)
-        return Outcome(platform, ticket_id, "not_found")
-    return reconcile_fetched(runtime, ticket)
+    """Fetch, evaluate and apply; re-read and re-plan at once when the write met a newer ticket."""
+    replans = 0
+    while True:
+        adapter = runtime.adapter(platform)
+        try:
+            ticket = adapter.fetch(ticket_id)
+        except NotFound:
+            # Deleted, or moved out of the connector's reach: nothing to do, nothing to retry.
+            RECONCILES.labels(platform, "not_found").inc()
+            log.info("reconcile.not_found", extra={"platform": platform, "ticket_id": ticket_id})
+            if runtime.schedule:
+                _record_deadline(runtime, platform, ticket_id, None, None)
+            return Outcome(platform, ticket_id, "not_found")
+        try:
+            return reconcile_fetched(runtime, ticket)
+        except Conflict as exc:
+            fields = {"platform": platform, "ticket_id": ticket_id, "ticket_key": ticket.key,
+                      "error": type(exc).__name__, "status": exc.status, "replans": replans}
+            if replans >= REPLAN_ATTEMPTS:
+                REPLANS.labels(platform, "gave_up").inc()
+                log.warning("reconcile.replan_gave_up", extra=fields)
+                raise  # the queue retries it later with its own back-off
+            replans += 1
+            REPLANS.labels(platform, "retried").inc()
+            pause = runtime.uniform(REPLAN_PAUSE * replans / 2, REPLAN_PAUSE * replans)
+            log.info("reconcile.replan", extra={**fields, "pause_seconds": round(pause, 3)})
+            runtime.sleep(pause)
 
 
 def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True) -> Outcome:
