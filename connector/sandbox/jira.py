@@ -119,6 +119,7 @@ class JiraSandbox(SandboxControls):
         statuses: Sequence[StatusDef] = DEFAULT_STATUSES,
         transitions: Sequence[TransitionDef] = DEFAULT_TRANSITIONS,
         components: Iterable[str] | None = None,
+        service_management: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -139,6 +140,10 @@ class JiraSandbox(SandboxControls):
         self.store = JiraStore(project_key=project_key, project_name=project_name, tz=self.tz,
                                deployment=deployment, custom_fields=custom_fields, statuses=statuses,
                                transitions=transitions, components=components)
+        # False: a project without Jira Service Management, where no comment is internal
+        # (`jsdPublic` is true "when the site doesn't use Jira Service Desk or the project
+        # isn't a Jira Service Desk project": Atlassian's Comment schema).
+        self.service_management = service_management
         self.store.add_user(SandboxUser(CONNECTOR, "connector", "Support Connector", email))
         self.store.add_user(SandboxUser(AGENT, "alice", "Alice Agent", "alice@example.com"))
         self.store.add_user(SandboxUser(CUSTOMER, "carl", "Carl Customer", "carl@example.com",
@@ -506,7 +511,8 @@ class JiraSandbox(SandboxControls):
         # created through the platform API is public (Comment schema, `jsdPublic`).
         # Comments are allowed whatever the status's jira.issue.editable says: commenting is its
         # own permission (`comment` in Atlassian's "Use workflow properties").
-        change = self.store.add_comment(issue, body.get("body"), public=not is_internal(body.get("properties")),
+        internal = self.service_management and is_internal(body.get("properties"))
+        change = self.store.add_comment(issue, body.get("body"), public=not internal,
                                         actor=CONNECTOR, at=self.clock.now(), version=version)
         self._emit(change)
         properties = "properties" in (request.args.get("expand") or "").split(",")
