@@ -325,8 +325,8 @@ class JiraAdapter:
         self._transitions: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         # editmeta.fields of fetched tickets, kept like the transitions until their apply.
         self._editmeta: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        # (ticket id, marker) of comments Jira refused in this process: not resent.
-        self._refused_comments: set[tuple[str, str]] = set()
+        # (ticket id, marker) of comments Jira refused in this process: not resent (bounded).
+        self._refused_comments: OrderedDict[tuple[str, str], None] = OrderedDict()
         # The connector account's own ids from GET /myself, asked at most once per process.
         self._own_ids: frozenset[str] | None = None
 
@@ -600,7 +600,9 @@ class JiraAdapter:
     def _refuse_comment(self, ticket: Ticket, action: AddComment, reason: str, result: ApplyResult) -> None:
         with self._lock:
             if action.marker is not None:
-                self._refused_comments.add((ticket.id, action.marker))
+                self._refused_comments[(ticket.id, action.marker)] = None
+                while len(self._refused_comments) > TRANSITION_CACHE_SIZE:
+                    self._refused_comments.popitem(last=False)
         self._refuse(result, action, "comment", reason, ticket=ticket.key, marker=action.marker)
 
     def _refuse(self, result: ApplyResult, action: Action | None, what: str, reason: str, **fields: Any) -> None:

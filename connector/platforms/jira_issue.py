@@ -11,6 +11,12 @@ display names admins see, resolved with the `names` map that `expand=names` retu
 catalogue from `GET /rest/api/2/field`. A status the mapping does not know falls back on
 Jira's own status category, because a new custom workflow status must never stop the
 connector from working on a ticket.
+
+Comments written by the connector's own account may end in a marker trailer
+(`ref: <marker>`, see `comment_marker`); those markers become `Ticket.comment_markers`, so
+a one-time comment records itself even when its marker label never landed. Whether a
+comment is public comes from `jsdPublic` (Cloud) or the `sd.public.comment` property (Data
+Center, when present); the connector's own comments that say neither are not public.
 """
 
 from __future__ import annotations
