@@ -70,10 +70,11 @@ def _scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | N
                               "Solution": "Uploaded the new certificate to the SP", "Verification result": "Resolved",
                               "Knowledge base link": "https://kb.example.com/sso-idp-certificate-rotation"},
                         author=AGENT)
+        # Resolved, not Closed: the stock workflow's Closed allows no edits (jira.issue.editable
+        # = false), so the due field is written while the request is resolved.
         jira.set_status(key, "Resolved", author=AGENT)
-        jira.set_status(key, "Closed", author=AGENT)
 
-    stories.append(("P1 closed with root cause, solution and verification → follow-up due in 3 business days",
+    stories.append(("P1 resolved with root cause, solution and verification → follow-up due in 3 business days",
                     key, close_properly))
     return stories
 

@@ -106,6 +106,10 @@ class Ticket(BaseModel):
     assignee: str | None = None
     group: str | None = None
     labels: frozenset[str] = frozenset()
+    # Markers carried by the connector's own comments (Jira: a `ref: <marker>` trailer, see
+    # `connector.platforms.jira_issue`). A comment and its marker label may travel in two
+    # requests there; the comment alone already records that the action was done.
+    comment_markers: frozenset[str] = frozenset()
     fields: dict[str, Any] = Field(default_factory=dict)
     created: datetime
     updated: datetime | None = None
@@ -116,6 +120,11 @@ class Ticket(BaseModel):
     # means nobody looked (looking up costs platform searches, so `connector.knowledge.enrich`
     # does it only when a rule would use the answer); () means looked and found none.
     similar_cases: tuple[SimilarCase, ...] | None = None
+
+    @property
+    def markers(self) -> frozenset[str]:
+        """Every record of a one-time action: marker labels/tags plus markers in connector comments."""
+        return self.labels | self.comment_markers
 
     def is_in(self, status: Status) -> bool:
         """True when the ticket already shows `status` as far as its platform can tell."""
@@ -159,7 +168,8 @@ class RemoveLabel(_Action):
 
 
 class AddComment(_Action):
-    """A comment; `marker` is the label that records it, written in the same request."""
+    """A comment; `marker` records it on the ticket (a label/tag, and on Jira a trailer the
+    comment itself carries), so it is posted once."""
 
     type: Literal["comment"] = "comment"
     body: str

@@ -114,6 +114,7 @@ def test_closed_p1_gets_follow_up_due(stack):
     stack.jira.add_comment(key, "Fixing", author=AGENT, at=FRIDAY - timedelta(minutes=50))
     stack.settle()
     stack.jira.set_status(key, "Resolved", author=AGENT)
+    stack.settle()  # the due field is written while Resolved: Closed allows no edits (stock workflow)
     stack.jira.set_status(key, "Closed", author=AGENT)
     stack.settle()
     fields = stack.jira.issue(key)["fields"]
@@ -135,7 +136,7 @@ def test_same_webhook_three_times_out_of_order_gives_one_comment_per_action(stac
     stack.settle()
     bodies = [c["body"] for c in connector_comments(stack, key)]
     assert len(bodies) == 1 and "please add" in bodies[0]
-    assert stack.jira.issue(key)["fields"]["labels"] == ["spc-intake-requested", "spc-similar-cases-none"]
+    assert set(stack.jira.issue(key)["fields"]["labels"]) == {"spc-intake-requested", "spc-similar-cases-none"}
 
 
 def test_reconcile_with_nothing_to_change_sends_no_write(stack):

@@ -271,6 +271,56 @@ def test_worker_killed_mid_reconcile_loses_and_doubles_nothing(cluster_factory, 
     assert takeovers and takeovers[0]["holder_dead"] is True and takeovers[0]["holder_pid"] == holder.pid
 
 
+# --- kill -9 between the comment and the edit ------------------------------------------------------
+
+
+@needs_redis
+def test_worker_killed_between_comment_and_edit_posts_no_second_comment(cluster_factory, redis_server, jira):
+    """On Jira the comment (carrying its marker) and the edit (marker label) are two requests.
+
+    The trap ticket's edit hangs and then fails, so its worker is killed after the comment
+    landed and before the label did. The ticket is then reconciled again (the sweep): the
+    marker the connector's own comment carries must stop a second comment, and the intake
+    transition must still happen.
+    """
+    cluster = cluster_factory(redis_server.url)
+    cluster.add_receiver()
+    cluster.add_worker(threads=1)
+    cluster.add_worker(threads=1)
+    keys = seed(jira, 30)
+    trap_key = keys[10]
+    trap_id = jira.issue(trap_key)["id"]
+    # The adapter edits by key; the fetch reads by id, so only the edit is caught.
+    jira.inject(503, delay=15, times=1, method="PUT", path_prefix=f"/rest/api/2/issue/{trap_key}")
+    deliveries = deliveries_twice_shuffled(jira, seed_value=11)
+    burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, 4))
+    burst.start()
+    lock_key = f"{cluster.queue.huey.name}.lock.reconcile:jira:{trap_id}"
+    try:
+        # The comment is on the ticket and the worker is inside the hanging edit.
+        assert wait_until(lambda: connector_changes(jira, trap_key)[0] == 1
+                          and isinstance(cluster.queue.huey.get(lock_key, peek=True), tuple), timeout=60), cluster.logs()
+        _, holder = cluster.queue.huey.get(lock_key, peek=True)
+        [victim] = [p for p in cluster.workers() if p.pid == holder.pid]
+        victim.kill9()
+        cluster.add_worker()
+    finally:
+        burst.join(120)
+
+    settled(cluster)
+    trap = jira.issue(trap_key)
+    [comment] = [c for c in trap["fields"]["comment"]["comments"] if c["author"]["accountId"] == CONNECTOR]
+    assert comment["body"].endswith("ref: spc-intake-requested")
+    assert "spc-intake-requested" not in trap["fields"]["labels"]  # the edit never landed
+    assert connector_changes(jira, trap_key)[:2] == (1, 0)
+
+    cluster.sweep()
+    assert wait_until(lambda: len(reconciled(jira, keys)) == len(keys), timeout=60, interval=0.5), \
+        {key: connector_changes(jira, key) for key in keys if key not in reconciled(jira, keys)}
+    settled(cluster)
+    assert_each_reconciled_once(jira, keys, cluster)
+
+
 # --- platform outage and 429 storm ----------------------------------------------------------------
 
 

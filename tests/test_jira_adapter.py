@@ -67,7 +67,8 @@ def sleeps() -> list[float]:
 @pytest.fixture
 def adapter(sleeps) -> JiraAdapter:
     policy = RetryPolicy(sleep=sleeps.append, uniform=lambda low, high: low)
-    return JiraAdapter(CLOUD, "agent@acme.example", "api-token", default_jira_mapping(), policy=policy)
+    # As build_adapter() does: the connector account is the configured user.
+    return JiraAdapter(CLOUD, "agent@acme.example", "api-token", connector_mapping(), policy=policy)
 
 
 @pytest.fixture
@@ -86,8 +87,12 @@ def _library_never_sleeps(monkeypatch):
     monkeypatch.setattr("jira.resilientsession.time.sleep", forbidden)
 
 
+def connector_mapping():
+    return default_jira_mapping().model_copy(update={"connector_account": "agent@acme.example"})
+
+
 def ticket():
-    return parse_jira_issue(body("jira_issue_sup42_cloud.json"), default_jira_mapping(), base_url=CLOUD)
+    return parse_jira_issue(body("jira_issue_sup42_cloud.json"), connector_mapping(), base_url=CLOUD)
 
 
 def plan(*actions) -> Plan:
@@ -119,8 +124,15 @@ def test_data_center_personal_access_token_is_sent_as_bearer(http):
     dc = JiraAdapter.from_settings(settings, default_jira_mapping())
     issue = body("jira_issue_sup42_cloud.json")
     http.get(f"{DC}/rest/api/2/issue/SUP-42", json=issue)
+    http.get(f"{DC}/rest/api/2/myself", json={"name": "svc-connector", "key": "JIRAUSER10100"})
     dc.fetch("SUP-42")
     assert http.calls[0].request.headers["Authorization"] == "Bearer pat-secret"
+    # No connector account is configured with a token, and the issue has comments: who the
+    # connector is (its comments are no agent responses) is asked once per process.
+    assert [c.request.url.split("/rest/api/2/")[1] for c in http.calls] == [
+        "issue/SUP-42?expand=changelog%2Cnames%2Ctransitions%2Ceditmeta", "myself"]
+    dc.fetch("SUP-42")
+    assert len(http.calls) == 3
 
 
 def test_from_settings_refuses_missing_credentials():
@@ -131,11 +143,11 @@ def test_from_settings_refuses_missing_credentials():
 # --- fetch ----------------------------------------------------------------------------
 
 
-def test_fetch_is_one_request_with_changelog_names_and_transitions(http, adapter):
+def test_fetch_is_one_request_with_changelog_names_transitions_and_editmeta(http, adapter):
     http.get(
         ISSUE_URL,
         json=body("jira_issue_sup42_cloud.json"),
-        match=[matchers.query_param_matcher({"expand": "changelog,names,transitions"})],
+        match=[matchers.query_param_matcher({"expand": "changelog,names,transitions,editmeta"})],
     )
     fetched = adapter.fetch("SUP-42")
 
@@ -152,7 +164,7 @@ def test_fetch_refuses_something_that_is_not_an_issue_key(http, adapter):
 
 
 def test_fetch_pages_the_rest_of_a_capped_changelog_on_cloud(http, sleeps):
-    cloud = JiraAdapter(CLOUD, "agent@acme.example", "t", default_jira_mapping(), deployment="Cloud")
+    cloud = JiraAdapter(CLOUD, "agent@acme.example", "t", connector_mapping(), deployment="Cloud")
     http.get(ISSUE_URL, json=body("jira_issue_sup42_cloud_long_changelog.json"))
     http.get(
         f"{ISSUE_URL}/changelog",
@@ -167,7 +179,7 @@ def test_fetch_pages_the_rest_of_a_capped_changelog_on_cloud(http, sleeps):
 
 
 def test_fetch_on_data_center_does_not_page_the_changelog(http, caplog):
-    dc = JiraAdapter(DC, None, "pat", default_jira_mapping(), deployment="Server")
+    dc = JiraAdapter(DC, None, "pat", connector_mapping(), deployment="Server")
     http.get(f"{DC}/rest/api/2/issue/SUP-42", json=body("jira_issue_sup42_cloud_long_changelog.json"))
     with caplog.at_level(logging.WARNING, logger="connector.platforms.jira"):
         dc.fetch("SUP-42")
@@ -208,8 +220,15 @@ def test_plan_the_ticket_already_shows_sends_nothing(http, adapter):
     assert len(result.skipped) == 8  # SetFields is skipped once per field
 
 
-def test_fields_labels_and_comments_travel_in_one_edit(http, adapter):
+def posted_comment(request):
+    sent = json.loads(request.body)
+    internal = any(p == {"key": "sd.public.comment", "value": {"internal": True}} for p in sent.get("properties", []))
+    return 201, {}, json.dumps({"id": "10100", "body": sent["body"], "jsdPublic": not internal})
+
+
+def test_comments_are_posted_first_then_one_edit_with_fields_and_labels(http, adapter):
     http.get(f"{API}/field", json=body("jira_fields_cloud.json"))
+    http.add_callback(responses.POST, f"{ISSUE_URL}/comment", callback=posted_comment)
     http.put(ISSUE_URL, status=204)
     actions = [
         SetFields(
@@ -233,8 +252,16 @@ def test_fields_labels_and_comments_travel_in_one_edit(http, adapter):
     ]
     result = adapter.apply(ticket(), plan(*actions))
 
-    assert [c.request.method for c in http.calls] == ["GET", "PUT"]  # field catalogue, then the edit
-    assert sent_json(http.calls[1]) == {
+    # Field catalogue, the two comments (documented comment endpoint), then the one edit.
+    assert [(c.request.method, c.request.url.split("/rest/api/2/")[1]) for c in http.calls] == [
+        ("GET", "field"), ("POST", "issue/SUP-42/comment"), ("POST", "issue/SUP-42/comment"),
+        ("PUT", "issue/SUP-42")]
+    # The one-time comment carries its marker; the internal note carries JSM's property.
+    assert sent_json(http.calls[1]) == {"body": "Please add the steps to reproduce.\n\nref: intake-requested"}
+    assert sent_json(http.calls[2]) == {
+        "body": "First response target missed.",
+        "properties": [{"key": "sd.public.comment", "value": {"internal": True}}]}
+    assert sent_json(http.calls[3]) == {
         "fields": {
             "customfield_10060": "2026-04-20T11:12:30.000+0200",
             "customfield_10062": "2026-04-23",
@@ -250,18 +277,33 @@ def test_fields_labels_and_comments_travel_in_one_edit(http, adapter):
                 {"remove": "vpn"},
                 {"add": "intake-requested"},
             ],
-            "comment": [
-                {"add": {"body": "Please add the steps to reproduce."}},
-                {"add": {"body": "First response target missed.",
-                         "properties": [{"key": "sd.public.comment", "value": {"internal": True}}]}},
-            ],
         },
     }
     # Public comments notify the customer: the edit must not switch notifications off.
-    assert "notifyUsers" not in http.calls[1].request.url
-    assert result.writes == ["PUT /rest/api/2/issue/SUP-42"]
+    assert "notifyUsers" not in http.calls[3].request.url
+    assert result.writes == ["POST /rest/api/2/issue/SUP-42/comment"] * 2 + ["PUT /rest/api/2/issue/SUP-42"]
     assert result.applied == actions
-    assert result.warnings == []
+    assert result.warnings == [] and result.refused == []
+
+
+def test_internal_note_that_lands_public_is_deleted_and_reported(http, adapter, caplog):
+    http.post(f"{ISSUE_URL}/comment", status=201, json={"id": "10100", "body": "x", "jsdPublic": True})
+    http.delete(f"{ISSUE_URL}/comment/10100", status=204)
+    http.put(ISSUE_URL, status=204)
+    before = sample("connector_writes_refused_total", platform="jira", what="comment")
+    note = AddComment(rule="sla", reason="breach", body="First response target missed.", marker="sla-breach")
+    with caplog.at_level(logging.WARNING, logger="connector.platforms.jira"):
+        result = adapter.apply(ticket(), plan(note))
+
+    assert [c.request.method for c in http.calls] == ["POST", "DELETE", "PUT"]
+    # The marker label records that the note was handled, so no later reconcile posts it again.
+    assert sent_json(http.calls[2]) == {"update": {"labels": [{"add": "sla-breach"}]}}
+    assert note not in result.applied
+    [refused] = result.refused
+    assert "internal note could not be written as internal" in refused and "deleted again" in refused
+    assert sample("connector_writes_refused_total", platform="jira", what="comment") == before + 1
+    record = next(r for r in caplog.records if r.getMessage() == "jira.write_refused")
+    assert (record.what, record.marker, record.rule) == ("comment", "sla-breach", "sla")
 
 
 def test_field_catalogue_is_read_once_per_adapter(http, adapter):
@@ -270,6 +312,35 @@ def test_field_catalogue_is_read_once_per_adapter(http, adapter):
     for value in ("one", "two"):
         adapter.apply(ticket(), plan(SetFields(rule="r", reason="x", fields={"root_cause": value})))
     assert [c.request.method for c in http.calls] == ["GET", "PUT", "PUT"]
+
+
+def test_one_time_comment_is_skipped_when_a_connector_comment_carries_its_marker(http, adapter):
+    issue = body("jira_issue_sup42_cloud.json")
+    mine = {"accountId": "5b10-connector", "emailAddress": "agent@acme.example", "displayName": "Connector"}
+    customer = issue["fields"]["reporter"]
+    issue["fields"]["comment"]["comments"] += [
+        {"id": "10200", "author": mine, "body": "Please add the error text.\n\nref: intake-requested",
+         "created": "2026-04-20T10:00:00.000+0200", "jsdPublic": True},
+        # The same line pasted by the customer is no marker.
+        {"id": "10201", "author": customer, "body": "ref: sla-breach", "created": "2026-04-20T10:05:00.000+0200",
+         "jsdPublic": True},
+    ]
+    parsed = parse_jira_issue(issue, connector_mapping(), base_url=CLOUD)
+    assert parsed.comment_markers == {"intake-requested"}
+    assert parsed.markers == {"vpn", "intake-requested"}
+    http.add_callback(responses.POST, f"{ISSUE_URL}/comment", callback=posted_comment)
+    http.put(ISSUE_URL, status=204)
+
+    result = adapter.apply(parsed, plan(
+        AddComment(rule="intake", reason="x", body="Please add the error text.", public=True,
+                   marker="intake-requested"),
+        AddComment(rule="sla", reason="x", body="Breached.", marker="sla-breach"),
+    ))
+    assert [c.request.method for c in http.calls] == ["POST", "PUT"]
+    assert sent_json(http.calls[0])["body"].endswith("ref: sla-breach")
+    # The marker only the comment showed (a crash before its label) gets its label now.
+    assert sent_json(http.calls[1]) == {"update": {"labels": [{"add": "sla-breach"}, {"add": "intake-requested"}]}}
+    assert result.skipped[0].reason == "already posted (marker 'intake-requested' present)"
 
 
 def test_one_time_comment_is_skipped_when_its_marker_is_on_the_ticket(http, adapter):
@@ -407,15 +478,33 @@ def test_service_unavailable_is_retried_then_host_error(http, adapter, sleeps):
     assert len(http.calls) == 4 and len(sleeps) == 3
 
 
-def test_bad_request_carries_jiras_reason_and_is_not_retried(http, adapter, sleeps):
+def test_field_jira_refuses_is_reported_and_the_rest_resent_once(http, adapter, sleeps):
+    """A ticket without editmeta (not fetched here) or a screen changed since the read."""
     http.get(f"{API}/field", json=body("jira_fields_cloud.json"))
     http.put(ISSUE_URL, status=400, json=body("jira_error_400_field_not_on_screen.json"))
+    http.put(ISSUE_URL, status=204)
+    occurred = SetFields(rule="intake", reason="x", fields={"occurred_at": "2026-04-19T08:00:00+02:00"})
+    scope = SetFields(rule="intake", reason="x", fields={"impact_scope": "Hamburg"})
+    result = adapter.apply(ticket(), plan(occurred, scope))
+
+    assert [c.request.method for c in http.calls] == ["GET", "PUT", "PUT"] and sleeps == []
+    assert sent_json(http.calls[2]) == {"fields": {"customfield_10051": "Hamburg"}}
+    [refused] = result.refused
+    assert "customfield_10054" in refused and "not on the appropriate screen" in refused
+    assert result.applied == [scope]
+
+
+def test_bad_request_carries_jiras_reason_and_is_not_retried(http, adapter, sleeps):
+    http.post(f"{ISSUE_URL}/transitions", status=400, json=body("jira_error_400_field_not_on_screen.json"))
     with pytest.raises(BadRequest) as raised:
-        adapter.apply(ticket(), plan(SetFields(rule="r", reason="x", fields={"occurred_at": "2026-04-19T08:00:00+02:00"})))
+        adapter._call("issue.transition", "POST",
+                      lambda: adapter._send("POST", "issue/SUP-42/transitions", {"transition": {"id": "5"}}),
+                      idempotent=False)
     assert raised.value.message == (
         "Field 'customfield_10054' cannot be set. It is not on the appropriate screen, or unknown."
     )
-    assert [c.request.method for c in http.calls] == ["GET", "PUT"] and sleeps == []
+    assert raised.value.field_errors == {"customfield_10054": raised.value.message}
+    assert len(http.calls) == 1 and sleeps == []
     # The library's error text (request headers, bodies) must not ride along in the traceback.
     assert raised.value.__suppress_context__
 
@@ -447,18 +536,27 @@ def test_connection_error_on_a_read_is_retried(http, adapter, sleeps):
     assert sample("connector_api_calls_total", platform="jira", method="GET", status="no_response") == before + 1
 
 
-def test_edit_with_a_comment_is_not_resent_after_a_dropped_connection(http, adapter, sleeps):
-    http.put(ISSUE_URL, body=requests.ConnectionError("Connection aborted."))
+def test_comment_is_not_resent_after_a_dropped_connection(http, adapter, sleeps):
+    http.post(f"{ISSUE_URL}/comment", body=requests.ConnectionError("Connection aborted."))
     with pytest.raises(HostError):
         adapter.apply(ticket(), plan(AddComment(rule="r", reason="x", body="Hello", marker="greeted")))
     assert len(http.calls) == 1 and sleeps == []
 
 
-def test_edit_with_a_comment_is_resent_when_the_connection_was_refused(http, adapter, sleeps):
+def test_comment_is_resent_when_the_connection_was_refused(http, adapter, sleeps):
     refused = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
-    http.put(ISSUE_URL, body=requests.ConnectionError(MaxRetryError(None, ISSUE_URL, refused)))
+    http.post(f"{ISSUE_URL}/comment", body=requests.ConnectionError(MaxRetryError(None, ISSUE_URL, refused)))
+    http.add_callback(responses.POST, f"{ISSUE_URL}/comment", callback=posted_comment)
     http.put(ISSUE_URL, status=204)
     result = adapter.apply(ticket(), plan(AddComment(rule="r", reason="x", body="Hello", marker="greeted")))
+    assert [c.request.method for c in http.calls] == ["POST", "POST", "PUT"] and result.changed
+
+
+def test_edit_is_resent_after_a_dropped_connection(http, adapter, sleeps):
+    """Without a comment inside, the edit only sets fields and labels: resending is safe."""
+    http.put(ISSUE_URL, body=requests.ConnectionError("Connection aborted."))
+    http.put(ISSUE_URL, status=204)
+    result = adapter.apply(ticket(), plan(AddLabel(rule="r", reason="x", label="greeted")))
     assert len(http.calls) == 2 and result.changed
 
 

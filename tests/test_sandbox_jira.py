@@ -81,8 +81,7 @@ def test_create_and_fetch_in_jira_shapes(sandbox: JiraSandbox, client: JIRA) -> 
     assert client.myself()["emailAddress"] == sandbox.email
 
 
-def test_one_edit_adds_labels_and_internal_comment_and_records_changelog(sandbox: JiraSandbox,
-                                                                         client: JIRA) -> None:
+def test_one_edit_adds_labels_and_comment_and_records_changelog(sandbox: JiraSandbox, client: JIRA) -> None:
     issue = new_issue(client, labels=["vip"])
     sandbox.clock.advance(timedelta(minutes=7))
 
@@ -98,7 +97,9 @@ def test_one_edit_adds_labels_and_internal_comment_and_records_changelog(sandbox
     assert fetched.fields.labels == ["spc-intake-requested"]
     [comment] = fetched.fields.comment.comments
     assert comment.body == "Please add the exact error text."
-    assert comment.raw["jsdPublic"] is False
+    # `properties` inside an edit's update.comment is undocumented: the sandbox fails closed
+    # and makes the comment public, so a connector relying on it is caught.
+    assert comment.raw["jsdPublic"] is True
     assert fetched.raw["fields"]["updated"] == "2026-11-20T09:07:00.000+0800"
     [history] = fetched.raw["changelog"]["histories"]  # comments are not changelog entries in Jira
     assert history["created"] == "2026-11-20T09:07:00.000+0800"
@@ -139,6 +140,66 @@ def test_edit_errors_have_jira_bodies(client: JIRA) -> None:
     with pytest.raises(JIRAError) as bad_option:
         issue.update(fields={"customfield_10056": {"value": "Maybe"}})
     assert bad_option.value.response.json()["errors"] == {"customfield_10056": "Option value 'Maybe' is not valid"}
+
+
+def test_field_off_the_edit_screen_is_refused_and_left_out_of_editmeta(sandbox: JiraSandbox, client: JIRA) -> None:
+    issue = new_issue(client)
+    meta = client.editmeta(issue.key)["fields"]
+    assert {"labels", "customfield_10059", "priority", "assignee"} <= set(meta)
+    assert not {"status", "resolution", "created", "comment"} & set(meta)
+    assert meta["labels"]["operations"] == ["add", "set", "remove"]
+
+    sandbox.take_off_edit_screen("Support group")
+    assert "customfield_10059" not in client.editmeta(issue.key)["fields"]
+    with pytest.raises(JIRAError) as refused:
+        issue.update(fields={"customfield_10059": "L2", "customfield_10055": "x"}, notify=False)
+    assert refused.value.status_code == 400
+    assert refused.value.response.json() == {"errorMessages": [], "errors": {
+        "customfield_10059": "Field 'customfield_10059' cannot be set. It is not on the appropriate screen, or unknown."}}
+    # The whole edit is refused: the field that was on the screen did not change either.
+    assert client.issue(issue.key).raw["fields"]["customfield_10055"] is None
+
+    fetched = client.issue(issue.key, expand="editmeta").raw
+    assert set(fetched["editmeta"]["fields"]) == set(client.editmeta(issue.key)["fields"])
+
+
+def test_closed_status_refuses_edits_but_takes_comments(sandbox: JiraSandbox, client: JIRA) -> None:
+    issue = new_issue(client)
+    sandbox.set_status(issue.key, "Resolved")
+    assert client.editmeta(issue.key)["fields"]  # Resolved is editable in the stock workflow
+    sandbox.set_status(issue.key, "Closed")
+
+    assert client.editmeta(issue.key) == {"fields": {}}
+    assert client.issue(issue.key, expand="editmeta").raw["editmeta"] == {"fields": {}}
+    with pytest.raises(JIRAError) as refused:
+        issue.update(update={"labels": [{"add": "spc-x"}]}, notify=False)
+    assert refused.value.status_code == 400
+    assert refused.value.response.json() == {
+        "errorMessages": ["You can not edit the issue as it is in a non-editable workflow state."], "errors": {}}
+
+    note = client.add_comment(issue.key, "Follow-up is due.", is_internal=True)
+    assert note.raw["jsdPublic"] is False
+    assert [c.id for c in client.comments(issue.key)] == [note.id]
+
+
+def test_comment_can_be_deleted(client: JIRA) -> None:
+    issue = new_issue(client)
+    comment = client.add_comment(issue.key, "Posted by mistake.")
+    comment.delete()
+    assert client.comments(issue.key) == []
+
+
+def test_data_center_comments_have_no_jsd_public_but_expand_properties() -> None:
+    with JiraSandbox(deployment="Server", clock=Clock(START), timezone="Asia/Shanghai",
+                     validate_responses=True) as dc:
+        key = dc.create_issue("VPN drops")
+        client = JIRA(server=dc.base_url, token_auth=dc.pat, max_retries=0, get_server_info=False)
+        note = client.add_comment(key, "Internal", is_internal=True)
+        assert "jsdPublic" not in note.raw
+        raw = client._get_json(f"issue/{key}/comment", params={"expand": "properties"})
+        assert raw["comments"][0]["properties"] == [{"key": "sd.public.comment", "value": {"internal": True}}]
+        assert "jsdPublic" not in dc.issue(key)["fields"]["comment"]["comments"][0]
+        assert dc.spec_violations == []
 
 
 def test_transitions_follow_the_workflow(sandbox: JiraSandbox, client: JIRA) -> None:

@@ -1,22 +1,48 @@
-"""The Jira adapter: one read per reconcile, one edit (plus a transition) per plan.
+"""The Jira adapter: one read per reconcile; per plan a comment post each, one edit, a transition.
 
 API calls are the scarce resource (rate limits are per site and shared with every other
 integration), so the adapter is built around counting them:
 
-- `fetch` is ONE request, `GET /rest/api/2/issue/{key}?expand=changelog,names,transitions`:
+- `fetch` is ONE request, `GET /rest/api/2/issue/{key}?expand=changelog,names,transitions,editmeta`:
   the changelog gives the status history for SLA clocks, `names` resolves custom field
-  display names, and the transitions are kept so `apply` needs no second read. Jira Cloud
+  display names, and the transitions and `editmeta` (what the edit screen lets the
+  connector set in the current status) are kept so `apply` needs no second read. Jira Cloud
   embeds only the most recent 100 changelog entries; when `changelog.total` says there
   are more, the rest is paged from `/rest/api/2/issue/{key}/changelog` (Cloud only – Data
   Center returns the whole changelog with the issue; if it ever reports more, the event
   `jira.changelog_truncated` is logged and the ticket is parsed with what came).
-- `apply` sends nothing for a plan the ticket already shows (label present, field equal,
-  priority equal, status reached). Otherwise ONE `PUT /rest/api/2/issue/{key}` carries all
-  field values, label changes and comments, so a one-time comment and the marker label
-  that records it are written together: either both land or neither does. A workflow
-  transition cannot ride in an edit, so it is a second request, picked from the fetched
-  transitions by its target status name. A transition the workflow does not offer is a
-  warning (logged, counted, returned), not a failure: the rest of the plan still counts.
+- `apply` sends nothing for a plan the ticket already shows (marker present, field equal,
+  priority equal, status reached). Otherwise, in this order:
+  1. each comment is `POST /rest/api/2/issue/{key}/comment` – the documented way, and the
+     only one that works on a status whose workflow property `jira.issue.editable` is false
+     (Closed, in stock workflows): commenting is a permission of its own there. Internal
+     notes carry the property `sd.public.comment = {"internal": true}` (pycontribs/jira#313,
+     jenkinsci/jira-plugin#375; what the library's `add_comment(is_internal=True)` sends).
+     Atlassian's Comment schema documents `jsdPublic` ("Defaults to true when comments are
+     created in the Jira Cloud Platform") and points at the Service Management API
+     (`POST /rest/servicedeskapi/request/{key}/comment`, `"public": false`) for internal
+     ones; the property is used instead because it needs no second API, no Service
+     Management permission scheme and works on Cloud and Data Center alike, and it fails
+     closed all the same: Jira Cloud answers with `jsdPublic`, and a note that landed
+     public is deleted at once (`DELETE …/comment/{id}`) and reported. (A property inside an
+     edit's `update.comment` is documented nowhere and is not used.)
+     A one-time comment carries its marker as a last line (`ref: <marker>`, see
+     `comment_marker`), so it records itself the moment it lands: a crash, a lost answer or
+     a refused edit afterwards cannot make it repeat; the parser reads markers only from
+     the connector account's own comments.
+  2. ONE `PUT /rest/api/2/issue/{key}` with the field values and label changes that
+     `editmeta` lists, plus the marker labels of the comments just posted (agents search
+     by label) and of markers only a comment shows (a crash between 1 and 2). Fields the
+     screen or status does not allow are not sent: they are reported (`ApplyResult.refused`,
+     the `jira.write_refused` event, `connector_writes_refused_total`) and, since the next
+     read's editmeta says the same, never resent. If the edit still answers 400 naming
+     fields (the screen changed since the read, or the ticket came without editmeta), those
+     are dropped and reported and the rest is sent once more.
+  3. A workflow transition cannot ride in an edit, so it is a request of its own, picked
+     from the fetched transitions by its target status name. A transition the workflow
+     does not offer is a warning (logged, counted, returned), not a failure.
+  A plan with a comment and a marker therefore costs one request more than when comment
+  and label shared the edit (comment POST + label PUT).
 - `search` pages `/rest/api/2/search/jql` with `nextPageToken` on Cloud (the old
   `/search` answers 410 there) and `/rest/api/2/search` with `startAt` on Data Center.
   REST v2 is used throughout because its rich text is plain strings, which is what the
@@ -42,6 +68,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -49,7 +76,7 @@ import requests
 from jira import JIRA
 from jira.exceptions import JIRAError
 
-from connector.metrics import API_CALLS, TRANSITIONS_UNAVAILABLE
+from connector.metrics import API_CALLS, TRANSITIONS_UNAVAILABLE, WRITES_REFUSED
 from connector.model import (
     Action,
     AddComment,
@@ -71,11 +98,13 @@ from connector.platforms.base import (
     PlatformError,
     RetryPolicy,
     SkippedAction,
+    Unauthorized,
     error_from_requests,
     refuse_redirects,
     error_from_response,
 )
-from connector.platforms.field_values import already_equal, plain_value
+from connector.platforms.comment_marker import carried_marker, with_marker
+from connector.platforms.field_values import already_equal, plain_value, rich_text
 from connector.platforms.jira_issue import parse_jira_issue
 from connector.platforms.mapping import PlatformMapping
 from connector.settings import Settings
@@ -85,11 +114,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PLATFORM: Platform = "jira"
-FETCH_EXPAND = "changelog,names,transitions"
+FETCH_EXPAND = "changelog,names,transitions,editmeta"
 CHANGELOG_PAGE_SIZE = 100
 SEARCH_PAGE_SIZE = 100
-# Jira Service Management reads this comment property: internal=true makes an agent-only note.
-INTERNAL_COMMENT_PROPERTY = {"key": "sd.public.comment", "value": {"internal": True}}
 # Transitions kept from fetches that were not (yet) followed by an apply (simulate, dry runs).
 TRANSITION_CACHE_SIZE = 1024
 # A numeric issue id or a key such as SUP-42; anything else must not reach a URL path.
@@ -214,40 +241,38 @@ def format_field_value(schema: Mapping[str, Any], value: Any, *, cloud: bool) ->
 
 @dataclass
 class _Edit:
-    """Collects one plan's writes into the body of a single `PUT /issue/{key}`."""
+    """Collects one plan's field values and label operations into one `PUT /issue/{key}`.
+
+    Comments are not part of it: they are posted first, through the comment endpoint."""
 
     fields: dict[str, Any]
     labels: list[dict[str, str]]
-    comments: list[dict[str, Any]]
+    # field id (or "labels") -> the plan's actions that write it, to report a refusal by rule.
+    owners: dict[str, list[Action]] = dataclass_field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return not (self.fields or self.labels or self.comments)
+        return not (self.fields or self.labels)
 
-    @property
-    def idempotent(self) -> bool:
-        # Setting fields and labels twice leaves the same issue; adding a comment twice does not.
-        return not self.comments
+    def set(self, field_id: str, value: Any, action: Action) -> None:
+        self.fields[field_id] = value
+        owners = self.owners.setdefault(field_id, [])
+        if not any(owner is action for owner in owners):
+            owners.append(action)
+
+    def alive(self, action: Action) -> bool:
+        """True while some write of `action` is still in the edit."""
+        written = set(self.fields) | ({"labels"} if self.labels else set())
+        owned = {key for key, owners in self.owners.items() if any(owner is action for owner in owners)}
+        return bool(owned & written) or not owned
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if self.fields:
             body["fields"] = self.fields
-        update: dict[str, Any] = {}
         if self.labels:
-            update["labels"] = self.labels
-        if self.comments:
-            update["comment"] = self.comments
-        if update:
-            body["update"] = update
+            body["update"] = {"labels": self.labels}
         return body
-
-
-def _comment_add(action: AddComment) -> dict[str, Any]:
-    add: dict[str, Any] = {"body": action.body}
-    if not action.public:
-        add["properties"] = [INTERNAL_COMMENT_PROPERTY]
-    return {"add": add}
 
 
 # --- the adapter ----------------------------------------------------------------------
@@ -298,6 +323,12 @@ class JiraAdapter:
             self._set_deployment(deployment)
         self._catalogue_cache: FieldCatalogue | None = None
         self._transitions: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        # editmeta.fields of fetched tickets, kept like the transitions until their apply.
+        self._editmeta: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # (ticket id, marker) of comments Jira refused in this process: not resent (bounded).
+        self._refused_comments: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # The connector account's own ids from GET /myself, asked at most once per process.
+        self._own_ids: frozenset[str] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> "JiraAdapter":
@@ -315,10 +346,12 @@ class JiraAdapter:
         )
         raw = self._complete_changelog(raw)
         names = self._catalogue_cache.names() if self._catalogue_cache else None
-        ticket = parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=names)
+        ticket = parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=names,
+                                  connector_ids=self._connector_ids(raw))
         transitions = raw.get("transitions")
         if isinstance(transitions, list):
             self._remember_transitions(ticket.id, transitions)
+        self._remember_editmeta(ticket.id, raw.get("editmeta"))
         return ticket
 
     def search(
@@ -373,7 +406,8 @@ class JiraAdapter:
 
     def parse(self, raw: dict[str, Any]) -> Ticket:
         """A raw issue (from search or fetch) as the rules see it."""
-        return parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=self._catalogue().names())
+        return parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=self._catalogue().names(),
+                                connector_ids=self._own_ids or frozenset())
 
     def _complete_changelog(self, raw: dict[str, Any]) -> dict[str, Any]:
         changelog = raw.get("changelog")
@@ -420,15 +454,22 @@ class JiraAdapter:
     # --- writing ---------------------------------------------------------------------
 
     def apply(self, ticket: Ticket, plan: Plan) -> ApplyResult:
-        """Write what `plan` asks and `ticket` does not already show, in at most two requests."""
+        """Write what `plan` asks and `ticket` does not already show.
+
+        Order: each comment is posted first (it carries its own marker, so it is recorded
+        the moment it lands), then one edit with the fields and labels the edit screen
+        allows (marker labels included, for searchability), then the transition.
+        """
         if plan.ticket_id not in (ticket.id, ticket.key):
             raise ValueError(f"plan for {plan.ticket_key} applied to ticket {ticket.key}")
         result = ApplyResult()
         transitions = self._forget_transitions(ticket.id)
-        edit = _Edit(fields={}, labels=[], comments=[])
+        editmeta = self._forget_editmeta(ticket.id)
+        edit = _Edit(fields={}, labels=[])
         labels = _LabelChanges(ticket.labels)
         transition: Transition | None = None
         carried: list[Action] = []
+        comments: list[AddComment] = []
 
         for action in plan.actions:
             if isinstance(action, AddLabel):
@@ -436,7 +477,7 @@ class JiraAdapter:
             elif isinstance(action, RemoveLabel):
                 labels.remove(action, action.label, result)
             elif isinstance(action, AddComment):
-                self._plan_comment(ticket, action, edit, labels, carried, result)
+                self._plan_comment(ticket, action, comments, result)
             elif isinstance(action, SetFields):
                 if self._plan_fields(ticket, action, edit, result):
                     carried.append(action)
@@ -444,7 +485,7 @@ class JiraAdapter:
                 if ticket.priority == action.priority:
                     result.skipped.append(SkippedAction(action, f"priority is already {action.priority}"))
                 else:
-                    edit.fields["priority"] = {"name": self._mapping.write_priorities[action.priority]}
+                    edit.set("priority", {"name": self._mapping.write_priorities[action.priority]}, action)
                     carried.append(action)
             elif isinstance(action, Assign):
                 if self._plan_assign(ticket, action, edit, result):
@@ -454,17 +495,18 @@ class JiraAdapter:
                     result.skipped.append(SkippedAction(transition, "superseded by a later transition in the plan"))
                 transition = action
 
+        for comment in comments:
+            recorded = self._post_comment(ticket, comment, result)
+            if recorded and comment.marker is not None:
+                labels.pin(comment.marker)
+
         edit.labels = labels.operations()
-        carried.extend(labels.carried(result))
-        if not edit.empty:
-            body = edit.body()
-            path = f"issue/{_issue_ref(ticket.key)}"
-            self._call(
-                "issue.edit", "PUT", lambda: self._send("PUT", path, body), idempotent=edit.idempotent
-            )
-            result.writes.append(f"PUT /rest/api/2/{path}")
-            order = {id(action): index for index, action in enumerate(plan.actions)}
-            result.applied.extend(sorted(carried, key=lambda action: order[id(action)]))
+        for action in labels.carried(result):
+            edit.owners.setdefault("labels", []).append(action)
+            carried.append(action)
+        self._send_edit(ticket, edit, editmeta, carried, result)
+        order = {id(action): index for index, action in enumerate(plan.actions)}
+        result.applied.sort(key=lambda action: order.get(id(action), len(order)))
 
         if transition is not None:
             self._apply_transition(ticket, transition, transitions, result)
@@ -478,31 +520,182 @@ class JiraAdapter:
                     "writes": len(result.writes),
                     "actions": len(result.applied),
                     "skipped": len(result.skipped),
+                    "refused": len(result.refused),
                 },
             )
         return result
 
     def _plan_comment(
+        self, ticket: Ticket, action: AddComment, comments: list[AddComment], result: ApplyResult
+    ) -> None:
+        if action.marker is not None:
+            # Labels and the markers the connector's own comments carry both count: after a
+            # crash between the comment and the edit, only the comment shows the marker.
+            if action.marker in ticket.markers:
+                result.skipped.append(SkippedAction(action, f"already posted (marker {action.marker!r} present)"))
+                return
+            if any(planned.marker == action.marker for planned in comments):
+                result.skipped.append(
+                    SkippedAction(action, f"a comment with marker {action.marker!r} is already in this plan")
+                )
+                return
+            if (ticket.id, action.marker) in self._refused_comments:
+                result.skipped.append(
+                    SkippedAction(action, f"Jira refused this comment before (marker {action.marker!r}); not resent")
+                )
+                return
+        comments.append(action)
+
+    def _post_comment(self, ticket: Ticket, action: AddComment, result: ApplyResult) -> bool:
+        """Post one comment through the comment endpoint; True when it is now on the ticket
+        as asked (or was refused for good, which its marker label may then record).
+
+        An internal note carries `sd.public.comment = {"internal": true}` (what the `jira`
+        library's `add_comment(is_internal=True)` sends). Jira Cloud answers with `jsdPublic`:
+        a note that landed public anyway (a project without Service Management, a site that
+        ignores the property) is deleted again at once and reported – an internal note is
+        never left where a customer can read it.
+        """
+        key = _issue_ref(ticket.key)
+        body = with_marker(action.body, action.marker) if action.marker else action.body
+        internal = not action.public
+        path = f"issue/{key}/comment"
+        try:
+            # Not idempotent: a resent POST may add the comment twice. If the answer is lost,
+            # the next reconcile sees the marker in the comment and does not post again.
+            answer = self._call(
+                "issue.comment", "POST",
+                lambda: self._client.add_comment(key, body, is_internal=internal).raw,
+                idempotent=False,
+            )
+        except (BadRequest, Unauthorized) as exc:
+            if isinstance(exc, Unauthorized) and exc.status != 403:
+                raise  # 401: credentials, not this comment
+            self._refuse_comment(ticket, action, f"Jira refused the comment ({exc.status}): {exc.message}", result)
+            return action.marker is not None
+        result.writes.append(f"POST /rest/api/2/{path}")
+        if internal and answer.get("jsdPublic") is True:
+            self._withdraw_public_note(ticket, action, str(answer.get("id")), result)
+            return action.marker is not None
+        result.applied.append(action)
+        return True
+
+    def _withdraw_public_note(self, ticket: Ticket, action: AddComment, comment_id: str, result: ApplyResult) -> None:
+        path = f"issue/{_issue_ref(ticket.key)}/comment/{comment_id}"
+        reason = (
+            f"internal note could not be written as internal on {ticket.key} (Jira made it public: is the "
+            "project a Jira Service Management project?)"
+        )
+        try:
+            self._call("issue.comment.delete", "DELETE", lambda: self._send("DELETE", path), idempotent=True)
+        except PlatformError as exc:
+            reason += f"; deleting it failed ({exc}): delete comment {comment_id} by hand"
+            log.error("jira.internal_note_left_public",
+                      extra={"platform": PLATFORM, "ticket": ticket.key, "comment": comment_id, "rule": action.rule})
+        else:
+            result.writes.append(f"DELETE /rest/api/2/{path}")
+            reason += "; it was deleted again"
+        self._refuse_comment(ticket, action, reason, result)
+
+    def _refuse_comment(self, ticket: Ticket, action: AddComment, reason: str, result: ApplyResult) -> None:
+        with self._lock:
+            if action.marker is not None:
+                self._refused_comments[(ticket.id, action.marker)] = None
+                while len(self._refused_comments) > TRANSITION_CACHE_SIZE:
+                    self._refused_comments.popitem(last=False)
+        self._refuse(result, action, "comment", reason, ticket=ticket.key, marker=action.marker)
+
+    def _refuse(self, result: ApplyResult, action: Action | None, what: str, reason: str, **fields: Any) -> None:
+        """A write Jira refuses and would refuse again: reported, counted, not resent."""
+        log.warning("jira.write_refused", extra={"platform": PLATFORM, "what": what, "reason": reason,
+                                                 "rule": action.rule if action else None, **fields})
+        WRITES_REFUSED.labels(platform=PLATFORM, what=what).inc()
+        result.refused.append(reason)
+        result.warnings.append(reason)
+        if action is not None:
+            result.skipped.append(SkippedAction(action, reason))
+
+    def _send_edit(
         self,
         ticket: Ticket,
-        action: AddComment,
         edit: _Edit,
-        labels: "_LabelChanges",
+        editmeta: dict[str, Any] | None,
         carried: list[Action],
         result: ApplyResult,
     ) -> None:
-        if action.marker is not None:
-            if action.marker in ticket.labels:
-                result.skipped.append(SkippedAction(action, f"already posted (marker {action.marker!r} present)"))
+        """The one edit, with only what the edit screen allows; a stale screen is retried once."""
+        if edit.empty:
+            return
+        if editmeta is not None:
+            self._drop_uneditable(ticket, edit, set(editmeta), carried, result, _screen_reason(ticket, editmeta))
+            if edit.empty:
                 return
-            if labels.is_pinned(action.marker):
-                result.skipped.append(
-                    SkippedAction(action, f"a comment with marker {action.marker!r} is already in this edit")
-                )
+        # Markers that only a connector comment shows (the process stopped between the
+        # comment and this edit) get their label now, since an edit goes out anyway.
+        if editmeta is None or "labels" in editmeta:
+            pending = {op.get("add") for op in edit.labels}
+            for marker in sorted(ticket.comment_markers - ticket.labels - pending):
+                edit.labels.append({"add": marker})
+        path = f"issue/{_issue_ref(ticket.key)}"
+        for attempt in (1, 2):
+            body = edit.body()
+            try:
+                # Fields and labels only: setting them twice leaves the same issue.
+                self._call("issue.edit", "PUT", lambda: self._send("PUT", path, body), idempotent=True)
+            except BadRequest as exc:
+                named = set(getattr(exc, "field_errors", {}) or {}) & (set(edit.fields) | {"labels"})
+                if attempt == 1 and named:
+                    # The screen changed since the read (or the ticket came without editmeta):
+                    # drop what Jira named, report it, send the rest once more.
+                    errors = getattr(exc, "field_errors", {})
+                    self._drop_uneditable(
+                        ticket, edit, (set(edit.fields) | {"labels"}) - named, carried, result,
+                        lambda field_id: f"Jira refused it: {errors.get(field_id, exc.message)}",
+                    )
+                    if edit.empty:
+                        return
+                    continue
+                # The edit as a whole is refused (e.g. the status allows no edits): report
+                # every part of it; the next read's editmeta keeps them from being resent.
+                self._drop_uneditable(ticket, edit, set(), carried, result,
+                                      lambda field_id: f"Jira refused the edit: {exc.message}")
                 return
-            labels.pin(action.marker)
-        edit.comments.append(_comment_add(action))
-        carried.append(action)
+            result.writes.append(f"PUT /rest/api/2/{path}")
+            result.applied.extend(action for action in carried if edit.alive(action))
+            return
+
+    def _drop_uneditable(
+        self,
+        ticket: Ticket,
+        edit: _Edit,
+        editable: set[str],
+        carried: list[Action],
+        result: ApplyResult,
+        why: Callable[[str], str],
+    ) -> None:
+        """Remove from `edit` every field (and the labels) not in `editable`, reporting each
+        with the rules that asked for it."""
+        dropped = [field_id for field_id in edit.fields if field_id not in editable]
+        if edit.labels and "labels" not in editable:
+            dropped.append("labels")
+        names = self._catalogue_cache.names() if self._catalogue_cache else {}
+        for field_id in dropped:
+            if field_id == "labels":
+                edit.labels = []
+            else:
+                del edit.fields[field_id]
+            owners = edit.owners.get(field_id, [])
+            if field_id == "labels" and not owners:
+                # Only marker labels of comments just posted: each comment carries its own
+                # marker, so the label (kept for searching) is no loss worth a report.
+                continue
+            what = "labels" if field_id == "labels" else "field"
+            subject = "labels" if what == "labels" else f"field {names.get(field_id, field_id)!r} ({field_id})"
+            reason = f"{ticket.key}: {subject} not written – {why(field_id)}"
+            self._refuse(result, owners[0] if owners else None, what, reason, ticket=ticket.key, field=field_id)
+            for extra in owners[1:]:
+                result.skipped.append(SkippedAction(extra, reason))
+        carried[:] = [action for action in carried if edit.alive(action)]
 
     def _plan_fields(self, ticket: Ticket, action: SetFields, edit: _Edit, result: ApplyResult) -> bool:
         written = False
@@ -516,7 +709,7 @@ class JiraAdapter:
             if formatted is _UNWRITABLE:
                 continue
             field_id, field_value = formatted
-            edit.fields[field_id] = field_value
+            edit.set(field_id, field_value, action)
             written = True
         return written
 
@@ -533,14 +726,14 @@ class JiraAdapter:
                 formatted = self._format(self._mapping.group_field, value, action, result)
                 if formatted is not _UNWRITABLE:
                     field_id, field_value = formatted
-                    edit.fields[field_id] = field_value
+                    edit.set(field_id, field_value, action)
                     written = True
         if action.assignee is not None:
             if ticket.assignee == action.assignee:
                 result.skipped.append(SkippedAction(action, "assignee is already set to that user"))
             else:
                 user_key = "accountId" if self._is_cloud() else "name"
-                edit.fields["assignee"] = {user_key: action.assignee}
+                edit.set("assignee", {user_key: action.assignee}, action)
                 written = True
         return written
 
@@ -641,10 +834,44 @@ class JiraAdapter:
 
         return self._policy.call(operation, attempt, idempotent=idempotent, platform=PLATFORM)
 
-    def _send(self, method: str, path: str, body: dict[str, Any]) -> None:
+    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> None:
         url = self._client._get_url(path)
         # ResilientSession raises JIRAError for any non-2xx answer.
-        self._client._session.request(method, url, data=json.dumps(body))
+        if body is None:
+            self._client._session.request(method, url)
+        else:
+            self._client._session.request(method, url, data=json.dumps(body))
+
+    def _connector_ids(self, raw: Mapping[str, Any]) -> frozenset[str]:
+        """The connector account's ids, asked from `GET /myself` once per process, and only
+        when the mapping cannot tell the connector's comments apart by itself.
+
+        That is the case when no `connector_account` is configured (a Data Center personal
+        access token has no user name in the settings), or when a comment carrying a marker
+        trailer has an author the configured account does not match (Jira Cloud may hide
+        e-mail addresses). Without it the connector's own internal notes would count as
+        agent responses and the markers they carry would be ignored.
+        """
+        with self._lock:
+            if self._own_ids is not None:
+                return self._own_ids
+        comments = ((raw.get("fields") or {}).get("comment") or {}).get("comments") or []
+        if not isinstance(comments, list) or not comments:
+            return frozenset()
+        account = (self._mapping.connector_account or "").casefold()
+        if account:
+            strangers = [
+                c for c in comments
+                if isinstance(c, Mapping) and carried_marker(rich_text(c.get("body")))
+                and account not in _author_ids(c.get("author"))
+            ]
+            if not strangers:
+                return frozenset()
+        me = self._call("myself", "GET", self._client.myself, idempotent=True)
+        ids = frozenset(str(me[k]) for k in ("accountId", "name", "key") if isinstance(me, Mapping) and me.get(k))
+        with self._lock:
+            self._own_ids = ids
+        return ids
 
     def _catalogue(self) -> FieldCatalogue:
         with self._lock:
@@ -674,6 +901,24 @@ class JiraAdapter:
             while len(self._transitions) > TRANSITION_CACHE_SIZE:
                 self._transitions.popitem(last=False)
 
+    def _remember_editmeta(self, ticket_id: str, editmeta: Any) -> None:
+        fields = editmeta.get("fields") if isinstance(editmeta, Mapping) else None
+        if not isinstance(fields, Mapping):
+            return
+        with self._lock:
+            self._editmeta[ticket_id] = dict(fields)
+            self._editmeta.move_to_end(ticket_id)
+            while len(self._editmeta) > TRANSITION_CACHE_SIZE:
+                self._editmeta.popitem(last=False)
+
+    def _forget_editmeta(self, ticket_id: str) -> dict[str, Any] | None:
+        """What the edit screen allowed at the fetch; None for a ticket not fetched here.
+
+        Without it the edit is sent whole and a 400 naming fields is answered by dropping
+        them and sending the rest once more (no extra read just to learn the screen)."""
+        with self._lock:
+            return self._editmeta.pop(ticket_id, None)
+
     def _forget_transitions(self, ticket_id: str) -> list[dict[str, Any]] | None:
         # Used at most once: after this apply the workflow position may have changed.
         with self._lock:
@@ -686,8 +931,8 @@ _UNWRITABLE: Any = object()
 class _LabelChanges:
     """Label adds/removes of one plan, reduced to their net effect on the ticket's labels.
 
-    A marker label pinned by a comment of the plan is always added with it, so the comment
-    can never be posted without the record that stops it being posted again.
+    A marker label pinned by a comment just posted is added for searching (the comment
+    itself carries the marker that stops it being posted again).
     """
 
     def __init__(self, current: frozenset[str]) -> None:
@@ -764,6 +1009,21 @@ def _pick_transition(transitions: Sequence[Mapping[str, Any]], target: str) -> M
     return None
 
 
+def _screen_reason(ticket: Ticket, editmeta: Mapping[str, Any]) -> Callable[[str], str]:
+    if not editmeta:
+        status = ticket.raw_status or ticket.status.value
+        text = (f"status {status!r} allows no edits (workflow property jira.issue.editable=false, "
+                "or the connector's account lacks Edit Issues)")
+        return lambda field_id: text
+    return lambda field_id: "not on the issue's edit screen (add it to the screen, or map another field)"
+
+
+def _author_ids(author: Any) -> set[str]:
+    if not isinstance(author, Mapping):
+        return set()
+    return {str(author[k]).casefold() for k in ("accountId", "name", "key", "emailAddress") if author.get(k)}
+
+
 def _issue_ref(ticket_id: str) -> str:
     text = str(ticket_id).strip()
     if not _ISSUE_REF.match(text):
@@ -775,7 +1035,15 @@ def _from_jira_error(exc: JIRAError) -> PlatformError:
     if exc.status_code is None:
         return PlatformError(exc.text or "the jira library reported an error", platform=PLATFORM)
     headers = exc.response.headers if exc.response is not None else None
-    return error_from_response(exc.status_code, headers, exc.text or "", platform=PLATFORM)
+    error = error_from_response(exc.status_code, headers, exc.text or "", platform=PLATFORM)
+    # Jira names refused fields in `errors` ({"customfield_10059": "Field … cannot be set …"}).
+    try:
+        payload = exc.response.json() if exc.response is not None else None
+    except ValueError:
+        payload = None
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    error.field_errors = {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}  # type: ignore[attr-defined]
+    return error
 
 
 def _count_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:

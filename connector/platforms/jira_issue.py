@@ -11,6 +11,12 @@ display names admins see, resolved with the `names` map that `expand=names` retu
 catalogue from `GET /rest/api/2/field`. A status the mapping does not know falls back on
 Jira's own status category, because a new custom workflow status must never stop the
 connector from working on a ticket.
+
+Comments written by the connector's own account may end in a marker trailer
+(`ref: <marker>`, see `comment_marker`); those markers become `Ticket.comment_markers`, so
+a one-time comment records itself even when its marker label never landed. Whether a
+comment is public comes from `jsdPublic` (Cloud) or the `sd.public.comment` property (Data
+Center, when present); the connector's own comments that say neither are not public.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from connector.platforms.field_values import (
     require_mapping,
     rich_text,
 )
+from connector.platforms.comment_marker import carried_marker
 from connector.platforms.mapping import PlatformMapping
 
 # Jira's three status categories (the fourth, "undefined", is never assigned to a status).
@@ -54,8 +61,13 @@ def parse_jira_issue(
     *,
     base_url: str | None = None,
     field_names: dict[str, str] | None = None,
+    connector_ids: frozenset[str] = frozenset(),
 ) -> Ticket:
     """Build a `Ticket` from a Jira issue fetched with `expand=changelog,names`.
+
+    `connector_ids` are further identities (accountId, username) of the connector's own
+    account besides `mapping.connector_account`, e.g. what `GET /myself` answered: its
+    comments never count as agent responses, and only its comments carry markers.
 
     `base_url` is the site's browser URL (`https://acme.atlassian.net`); without it the
     host of `issue["self"]` is used. `field_names` (field id -> display name, from
@@ -83,6 +95,7 @@ def parse_jira_issue(
     names = issue.get("names")
     resolver = _FieldResolver(fields, {**(field_names or {}), **(names if isinstance(names, Mapping) else {})})
     reporter = fields.get("reporter")
+    comments = _comments(fields, mapping, reporter, where=where, connector_ids=connector_ids)
     priority_obj = fields.get("priority") or {}
     raw_priority = priority_obj.get("name") if isinstance(priority_obj, Mapping) else None
 
@@ -107,12 +120,16 @@ def parse_jira_issue(
         assignee=_user_id(fields.get("assignee")),
         group=_group(mapping, resolver),
         labels=frozenset(str(label) for label in fields.get("labels") or ()),
+        comment_markers=frozenset(
+            marker for comment in comments
+            if comment.author_role == AuthorRole.CONNECTOR and (marker := carried_marker(comment.body))
+        ),
         fields=_logical_fields(mapping, resolver),
         created=created,
         updated=optional_time(fields.get("updated"), what=f"{where} fields.updated"),
         resolved=resolved,
         status_history=history,
-        comments=_comments(fields, mapping, reporter, where=where),
+        comments=comments,
     )
 
 
@@ -205,35 +222,68 @@ def _identities(user: Any, keys: tuple[str, ...]) -> set[str]:
     return {str(user[k]).casefold() for k in keys if user.get(k)}
 
 
-def _comment_role(author: Any, reporter: Any, connector_account: str | None) -> AuthorRole:
-    if connector_account and connector_account.casefold() in _identities(author, _USER_IDS + ("emailAddress",)):
+def _comment_role(author: Any, reporter: Any, connector_ids: frozenset[str]) -> AuthorRole:
+    if connector_ids & _identities(author, _USER_IDS + ("emailAddress",)):
         return AuthorRole.CONNECTOR
     if _identities(author, _USER_IDS) & _identities(reporter, _USER_IDS):
         return AuthorRole.REQUESTER
     return AuthorRole.AGENT
 
 
+def _internal_property(properties: Any) -> bool | None:
+    """The `sd.public.comment` property's verdict (True: internal), None when absent."""
+    if not isinstance(properties, list):
+        return None
+    for prop in properties:
+        if isinstance(prop, Mapping) and prop.get("key") == "sd.public.comment":
+            value = prop.get("value")
+            return bool(value.get("internal")) if isinstance(value, Mapping) else None
+    return None
+
+
+def _comment_public(raw: Mapping[str, Any], role: AuthorRole) -> bool:
+    """Whether the customer sees a comment.
+
+    Jira Cloud says so in `jsdPublic` (internal notes false). Data Center has no such
+    attribute (pycontribs/jira#1011); there the `sd.public.comment` property decides when
+    the comment carries its properties (`/comment?expand=properties`). A connector comment
+    that says neither is taken as not public: the connector's own notes never count as a
+    response anyway, and nothing may treat one as a reply the customer saw.
+    """
+    public = raw.get("jsdPublic")
+    if isinstance(public, bool):
+        return public
+    internal = _internal_property(raw.get("properties"))
+    if internal is not None:
+        return not internal
+    return role != AuthorRole.CONNECTOR
+
+
 def _comments(
-    fields: Mapping[str, Any], mapping: PlatformMapping, reporter: Any, *, where: str
+    fields: Mapping[str, Any], mapping: PlatformMapping, reporter: Any, *, where: str,
+    connector_ids: frozenset[str] = frozenset(),
 ) -> tuple[Comment, ...]:
     page = fields.get("comment")
     if page is None:
         return ()
     if not isinstance(page, Mapping):
         raise MalformedTicketError(f"{where} fields.comment must be an object with a 'comments' list")
+    own = {i.casefold() for i in connector_ids}
+    if mapping.connector_account:
+        own.add(mapping.connector_account.casefold())
     comments = []
     for raw in require_list(page, "comments", where=f"{where} fields.comment"):
         comment_id = id_text(raw.get("id"))
         if comment_id is None:
             raise MalformedTicketError(f"{where} fields.comment.comments: a comment has no 'id'")
         author = raw.get("author")
+        role = _comment_role(author, reporter, frozenset(own))
         comments.append(
             Comment(
                 id=comment_id,
                 author=_user_id(author),
-                author_role=_comment_role(author, reporter, mapping.connector_account),
-                # JSM marks internal notes jsdPublic=false; plain Jira comments are public.
-                public=bool(raw.get("jsdPublic", True)),
+                author_role=role,
+                public=_comment_public(raw, role),
                 body=rich_text(raw.get("body")),
                 created=parse_time(raw.get("created"), what=f"{where} comment {comment_id} created"),
             )

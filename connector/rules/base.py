@@ -74,7 +74,7 @@ class EvalContext:
         return self.config.marker(name)
 
     def has_marker(self, name: str) -> bool:
-        return self.marker(name) in self.ticket.labels
+        return self.marker(name) in self.ticket.markers
 
     def add_deadline(self, at: datetime | None) -> None:
         if at is not None and at > self.now:

@@ -124,7 +124,7 @@ class ClosureRule(RuleBase):
             return False
         attempt = done_entries(ticket)
         if {config.marker(f"{self.id}-returned-{attempt}"),
-                config.marker(f"{self.id}-knowledge-checked-{attempt}")} & ticket.labels:
+                config.marker(f"{self.id}-knowledge-checked-{attempt}")} & ticket.markers:
             return False
         return not all(ticket.field_present(name) for name in self._gate_fields())
 

@@ -82,9 +82,9 @@ class SimilarCasesRule(RuleBase):
             return False
         if not any(ticket.is_in(status) for status in self.statuses):
             return False
-        labels = ticket.labels
-        return config.marker(self._suggested("suggested")) not in labels and \
-            config.marker(self._suggested("none")) not in labels
+        markers = ticket.markers
+        return config.marker(self._suggested("suggested")) not in markers and \
+            config.marker(self._suggested("none")) not in markers
 
     def evaluate(self, ctx: EvalContext) -> list:
         ticket = ctx.ticket

@@ -119,6 +119,7 @@ class JiraSandbox(SandboxControls):
         statuses: Sequence[StatusDef] = DEFAULT_STATUSES,
         transitions: Sequence[TransitionDef] = DEFAULT_TRANSITIONS,
         components: Iterable[str] | None = None,
+        service_management: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -139,6 +140,10 @@ class JiraSandbox(SandboxControls):
         self.store = JiraStore(project_key=project_key, project_name=project_name, tz=self.tz,
                                deployment=deployment, custom_fields=custom_fields, statuses=statuses,
                                transitions=transitions, components=components)
+        # False: a project without Jira Service Management, where no comment is internal
+        # (`jsdPublic` is true "when the site doesn't use Jira Service Desk or the project
+        # isn't a Jira Service Desk project": Atlassian's Comment schema).
+        self.service_management = service_management
         self.store.add_user(SandboxUser(CONNECTOR, "connector", "Support Connector", email))
         self.store.add_user(SandboxUser(AGENT, "alice", "Alice Agent", "alice@example.com"))
         self.store.add_user(SandboxUser(CUSTOMER, "carl", "Carl Customer", "carl@example.com",
@@ -161,10 +166,12 @@ class JiraSandbox(SandboxControls):
                 ("POST", "/issue", self._create, False),
                 ("GET", "/issue/{issueIdOrKey}", self._get_issue, False),
                 ("PUT", "/issue/{issueIdOrKey}", self._edit_issue, False),
+                ("GET", "/issue/{issueIdOrKey}/editmeta", self._get_editmeta, False),
                 ("GET", "/issue/{issueIdOrKey}/transitions", self._get_transitions, False),
                 ("POST", "/issue/{issueIdOrKey}/transitions", self._do_transition, False),
                 ("GET", "/issue/{issueIdOrKey}/comment", self._get_comments, False),
                 ("POST", "/issue/{issueIdOrKey}/comment", self._add_comment, False),
+                ("DELETE", "/issue/{issueIdOrKey}/comment/{id}", self._delete_comment, False),
                 ("GET", "/search/jql", self._search_jql, False),
                 ("POST", "/search/jql", self._search_jql, False),
                 ("GET", "/search", self._search, False),
@@ -259,6 +266,18 @@ class JiraSandbox(SandboxControls):
             issue = self.store.get(key)
             self._emit(self.store.edit(issue, self._rest_fields(fields), None, actor=self._account(author),
                                        at=at or self.clock.now()))
+
+    def take_off_edit_screen(self, *fields: str) -> None:
+        """Remove fields (names or ids) from the project's edit screen, as an admin could:
+        editmeta stops listing them and an edit that sets one answers 400."""
+        with self._lock:
+            for ref in fields:
+                self.store.edit_screen.discard(self.store.field_by_name_or_id(ref).id)
+
+    def put_on_edit_screen(self, *fields: str) -> None:
+        with self._lock:
+            for ref in fields:
+                self.store.edit_screen.add(self.store.field_by_name_or_id(ref).id)
 
     def issue(self, key: str, *, expand: str = "changelog,names") -> dict[str, Any]:
         """The issue's REST v2 representation, as GET /issue/{key}?expand=... returns it."""
@@ -456,6 +475,10 @@ class JiraSandbox(SandboxControls):
         self._emit(change)
         return 204, None
 
+    def _get_editmeta(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        issue = self.store.get(params["issueIdOrKey"])
+        return 200, self.store.editmeta_json(issue, version)
+
     def _get_transitions(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
         wanted = request.args.get("transitionId")
@@ -476,16 +499,29 @@ class JiraSandbox(SandboxControls):
 
     def _get_comments(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
-        comments = [self.store.comment_json(issue, c, version) for c in issue.comments]
+        properties = "properties" in (request.args.get("expand") or "").split(",")
+        comments = [self.store.comment_json(issue, c, version, properties=properties) for c in issue.comments]
         return 200, {"startAt": 0, "maxResults": len(comments), "total": len(comments), "comments": comments}
 
     def _add_comment(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
         body = request.get_json(silent=True) or {}
-        change = self.store.add_comment(issue, body.get("body"), public=not is_internal(body.get("properties")),
+        # The property sd.public.comment = {"internal": true} makes a Jira Service Management
+        # internal note (pycontribs/jira#313, jenkinsci/jira-plugin#375); without it a comment
+        # created through the platform API is public (Comment schema, `jsdPublic`).
+        # Comments are allowed whatever the status's jira.issue.editable says: commenting is its
+        # own permission (`comment` in Atlassian's "Use workflow properties").
+        internal = self.service_management and is_internal(body.get("properties"))
+        change = self.store.add_comment(issue, body.get("body"), public=not internal,
                                         actor=CONNECTOR, at=self.clock.now(), version=version)
         self._emit(change)
-        return 201, self.store.comment_json(issue, change.comments[0], version)
+        properties = "properties" in (request.args.get("expand") or "").split(",")
+        return 201, self.store.comment_json(issue, change.comments[0], version, properties=properties)
+
+    def _delete_comment(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        issue = self.store.get(params["issueIdOrKey"])
+        self.store.delete_comment(issue, params["id"])
+        return 204, None
 
     def _query(self, jql: str) -> list[Any]:
         try:

@@ -36,6 +36,10 @@ class StatusDef:
     name: str
     category: str  # a STATUS_CATEGORIES key
     description: str = ""
+    # The workflow step's `jira.issue.editable` property. False forbids every edit of an
+    # issue in this status (comments are still allowed): Atlassian, "Use workflow
+    # properties", https://support.atlassian.com/jira-cloud-administration/docs/use-workflow-properties/
+    editable: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ DEFAULT_STATUSES: tuple[StatusDef, ...] = (
     StatusDef("3", "In Progress", "indeterminate", "An agent is working on the request."),
     StatusDef("10003", "Pending", "indeterminate", "Waiting on a third party."),
     StatusDef("5", "Resolved", "done", "A resolution has been taken."),
-    StatusDef("6", "Closed", "done", "The request is closed."),
+    # Stock workflows set jira.issue.editable=false on their final status.
+    StatusDef("6", "Closed", "done", "The request is closed.", editable=False),
 )
 _OPEN = ("Waiting for support", "Waiting for customer", "In Progress", "Pending")
 DEFAULT_TRANSITIONS: tuple[TransitionDef, ...] = (
@@ -186,7 +191,15 @@ ISSUE_NOT_FOUND = "Issue does not exist or you do not have permission to see it.
 
 
 def cannot_set(field_id: str) -> str:
+    # Jira's text for a field that is not on the edit screen (or not settable at all), seen
+    # verbatim in pycontribs/jira#1, go-jira/jira#23 and go-jira/jira#498.
     return f"Field '{field_id}' cannot be set. It is not on the appropriate screen, or unknown."
+
+
+# Jira's error for any edit of an issue whose workflow step has jira.issue.editable=false
+# (IssueManager.isEditable false; the text is Jira's own, asserted in its
+# TestDefaultWorklogService). The edit is refused as a whole, as an errorMessages entry.
+NOT_EDITABLE = "You can not edit the issue as it is in a non-editable workflow state."
 
 
 def jira_time(moment: datetime, tz: tzinfo) -> str:
@@ -300,6 +313,10 @@ class JiraStore:
         }
         self.statuses = {s.name.casefold(): s for s in statuses}
         self.transitions = tuple(transitions)
+        # Field ids on the project's edit screen. The stock Jira Service Management screen
+        # has every settable field; a site (or a test) takes fields off it, and then an edit
+        # naming one answers 400 `cannot_set` and editmeta leaves it out.
+        self.edit_screen: set[str] = {f.id for f in self.fields.values() if f.editable}
         # None: any component name is accepted and created on first use.
         self.fixed_components = components is not None
         self.components: dict[str, str] = {}
@@ -405,8 +422,10 @@ class JiraStore:
 
     def edit(self, issue: StoredIssue, fields: Mapping[str, Any] | None, update: Mapping[str, Any] | None, *,
              actor: str, at: datetime, version: int = 2) -> Change:
+        if not self.status(issue.values["status"]).editable:
+            raise JiraApiError(400, [NOT_EDITABLE])
         values, comments, errors = self._plan_edit(issue, fields or {}, update or {}, allow=set(), actor=actor,
-                                                   at=at, version=version)
+                                                   at=at, version=version, screen=self.edit_screen)
         if errors:
             raise JiraApiError(400, [], errors)
         items = self._apply_values(issue, values)
@@ -437,6 +456,13 @@ class JiraStore:
         if isinstance(comment, str):
             raise JiraApiError(400, [], {"comment": comment})
         return self._record(issue, [], [comment], actor=actor, at=at)
+
+    def delete_comment(self, issue: StoredIssue, comment_id: str) -> None:
+        for comment in issue.comments:
+            if comment.id == str(comment_id):
+                issue.comments.remove(comment)
+                return
+        raise JiraApiError(404, [f"Can not find a comment for the id: {comment_id}."])
 
     def _record(self, issue: StoredIssue, items: list[dict[str, Any]], comments: list[StoredComment], *,
                 actor: str, at: datetime, status_changed: bool = False) -> Change:
@@ -482,9 +508,9 @@ class JiraStore:
     # ---- edit planning
 
     def _plan_edit(self, issue: StoredIssue, fields: Mapping[str, Any], update: Mapping[str, Any], *,
-                   allow: set[str], actor: str, at: datetime,
-                   version: int) -> tuple[dict[str, Any], list[StoredComment], dict[str, str]]:
-        values, errors = self._convert_fields(fields, allow=allow)
+                   allow: set[str], actor: str, at: datetime, version: int,
+                   screen: set[str] | None = None) -> tuple[dict[str, Any], list[StoredComment], dict[str, str]]:
+        values, errors = self._convert_fields(fields, allow=allow, screen=screen)
         comments: list[StoredComment] = []
         if not isinstance(update, Mapping):
             return values, comments, {"update": "update must be an object"}
@@ -495,15 +521,19 @@ class JiraStore:
                     if not isinstance(add, Mapping) or set(operation) != {"add"}:
                         errors["comment"] = "Comments can only be added."
                         continue
-                    comment = self._comment(add.get("body"), public=not is_internal(add.get("properties")),
-                                            actor=actor, at=at, version=version)
+                    # `properties` inside an edit's update.comment is not documented anywhere;
+                    # Atlassian's Comment schema says comments created through the platform API
+                    # are public (`jsdPublic` "Defaults to true when comments are created in the
+                    # Jira Cloud Platform"). Fail closed: such a comment is PUBLIC here.
+                    comment = self._comment(add.get("body"), public=True, actor=actor, at=at, version=version)
                     if isinstance(comment, str):
                         errors["comment"] = comment
                     else:
                         comments.append(comment)
                 continue
             definition = self.fields.get(fid)
-            if definition is None or not (definition.editable or fid in allow) or fid in fields:
+            if definition is None or not (definition.editable or fid in allow) or fid in fields \
+                    or (screen is not None and fid not in screen):
                 errors[fid] = cannot_set(fid)
                 continue
             current = values.get(fid, issue.values.get(fid))
@@ -540,14 +570,15 @@ class JiraStore:
             return self._convert(definition, argument)
         return _Invalid(f"Field '{definition.id}' does not support the operation '{verb}'.")
 
-    def _convert_fields(self, fields: Mapping[str, Any], *, allow: set[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    def _convert_fields(self, fields: Mapping[str, Any], *, allow: set[str],
+                        screen: set[str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
         if not isinstance(fields, Mapping):
             return values, {"fields": "fields must be an object"}
         for fid, raw in fields.items():
             definition = self.fields.get(fid)
-            if definition is None or not (definition.editable or fid in allow):
+            if definition is None or not (definition.editable or fid in allow) or (screen is not None and fid not in screen):
                 errors[fid] = cannot_set(fid)
                 continue
             converted = self._convert(definition, raw)
@@ -761,12 +792,44 @@ class JiraStore:
                 "id": status.id, "statusCategory": {"self": f"{self.api(version)}/statuscategory/{category['id']}",
                                                     **category}}
 
-    def comment_json(self, issue: StoredIssue, comment: StoredComment, version: int = 2) -> dict[str, Any]:
+    def comment_json(self, issue: StoredIssue, comment: StoredComment, version: int = 2, *,
+                     properties: bool = False) -> dict[str, Any]:
         author = self.user_json(comment.author, version)
-        return {"self": f"{self.api(version)}/issue/{issue.id}/comment/{comment.id}", "id": comment.id,
+        body = {"self": f"{self.api(version)}/issue/{issue.id}/comment/{comment.id}", "id": comment.id,
                 "author": author, "body": to_adf(comment.body) if version >= 3 else comment.body,
                 "updateAuthor": author, "created": jira_time(comment.created, self.tz),
-                "updated": jira_time(comment.updated, self.tz), "jsdPublic": comment.public}
+                "updated": jira_time(comment.updated, self.tz)}
+        if self.cloud:
+            # Only Cloud has jsdPublic; Data Center comments do not say whether they are
+            # internal (pycontribs/jira#1011) unless their properties are expanded.
+            body["jsdPublic"] = comment.public
+        if properties:
+            body["properties"] = [{"key": "sd.public.comment", "value": {"internal": not comment.public}}]
+        return body
+
+    def editmeta_json(self, issue: StoredIssue, version: int = 2) -> dict[str, Any]:
+        """`GET /issue/{key}/editmeta`: the fields on the edit screen, none when the status
+        forbids edits (jira.issue.editable=false)."""
+        if not self.status(issue.values["status"]).editable:
+            return {"fields": {}}
+        out: dict[str, Any] = {}
+        for fid in self.edit_screen:
+            definition = self.fields.get(fid)
+            if definition is None or not definition.editable:
+                continue
+            many = definition.kind in ("labels", "components")
+            meta: dict[str, Any] = {"required": fid == "summary", "schema": dict(definition.schema),
+                                    "name": definition.name, "key": fid,
+                                    "operations": ["add", "set", "remove"] if many else ["set"]}
+            if definition.kind == "option":
+                meta["allowedValues"] = [
+                    {"self": f"{self.api(version)}/customFieldOption/{self.option_id(definition, o)}", "value": o,
+                     "id": self.option_id(definition, o)} for o in definition.options]
+            elif definition.kind == "priority":
+                meta["allowedValues"] = [{"self": f"{self.api(version)}/priority/{pid}", "name": name, "id": pid}
+                                         for pid, name in PRIORITIES]
+            out[fid] = meta
+        return {"fields": dict(sorted(out.items()))}
 
     def transition_json(self, transition: TransitionDef, version: int = 2) -> dict[str, Any]:
         return {"id": transition.id, "name": transition.name, "to": self.status_json(transition.to, version),
@@ -856,6 +919,8 @@ class JiraStore:
             body["names"] = {f.id: f.name for f in selected}
         if "schema" in expands:
             body["schema"] = {f.id: dict(f.schema) for f in selected}
+        if "editmeta" in expands:
+            body["editmeta"] = self.editmeta_json(issue, version)
         if "transitions" in expands:
             body["transitions"] = [self.transition_json(t, version) for t in self.available_transitions(issue)]
         if "changelog" in expands:
