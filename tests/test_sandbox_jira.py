@@ -374,6 +374,22 @@ def test_webhooks_are_signed_and_shaped_like_jira(sandbox: JiraSandbox, client: 
     assert moved["issue"]["fields"]["status"]["name"] == "In Progress"
 
 
+def test_data_center_comment_webhook_names_the_issue_only_by_comment_self() -> None:
+    # Commit451/skyhook#152 (Jira 8.13), DefectDojo/django-DefectDojo#3217.
+    with JiraSandbox(deployment="Server", clock=Clock(START), deliver_webhooks=False) as sb:
+        key = sb.create_issue("Quiet")
+        comment_id = sb.add_comment(key, "Any update?")
+        issue_id = sb.issue(key)["id"]
+        [comment] = [json.loads(d.body) for d in sb.webhook_log if d.event == "comment_created"]
+        [updated] = [json.loads(d.body) for d in sb.webhook_log if d.event == "jira:issue_updated"]
+        base_url = sb.base_url
+    assert set(comment) == {"timestamp", "webhookEvent", "comment"}
+    assert comment["comment"]["self"] == f"{base_url}/rest/api/2/issue/{issue_id}/comment/{comment_id}"
+    assert comment["comment"]["author"]["name"] == "carl"
+    # The issue_updated event of the same comment still carries the issue.
+    assert updated["issue"]["key"] == key and updated["issue_event_type_name"] == "issue_commented"
+
+
 def test_failed_webhook_is_retried_with_the_same_identifier(sandbox: JiraSandbox) -> None:
     flaky = Receiver(fail_first=1)
     flaky.server.start()

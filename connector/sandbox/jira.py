@@ -328,11 +328,15 @@ class JiraSandbox(SandboxControls):
         summary_fields = {k: issue_body["fields"][k] for k in
                           ("summary", "issuetype", "project", "assignee", "priority", "status")}
         for comment in change.comments:
-            events.append(("comment_created", {
-                "timestamp": timestamp, "webhookEvent": "comment_created",
-                "comment": self.store.comment_json(issue, comment),
-                "issue": {"id": str(issue.id), "self": issue_body["self"], "key": issue.key, "fields": summary_fields},
-            }))
+            payload = {"timestamp": timestamp, "webhookEvent": "comment_created",
+                       "comment": self.store.comment_json(issue, comment)}
+            if self.store.cloud:
+                payload["issue"] = {"id": str(issue.id), "self": issue_body["self"], "key": issue.key,
+                                    "fields": summary_fields}
+            # Data Center sends no `issue` (and no `user`): only the comment, whose `self` link
+            # names the issue by id (Commit451/skyhook#152, captured from Jira 8.13;
+            # DefectDojo/django-DefectDojo#3217).
+            events.append(("comment_created", payload))
         for event, payload in events:
             if event in self.webhook_events:
                 self.webhooks.send(event, json.dumps(payload).encode())
