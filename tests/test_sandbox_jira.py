@@ -154,8 +154,9 @@ def test_transitions_follow_the_workflow(sandbox: JiraSandbox, client: JIRA) -> 
         "errorMessages": ["Transition id '61' is not valid for this issue."], "errors": {}}
 
     sandbox.clock.advance(timedelta(hours=2))
+    sandbox.require_transition_field("Resolved", "Root cause", required=False)  # an admin adds it to the screen
     client.transition_issue(issue.key, available["Resolve this issue"]["id"],
-                            fields={"customfield_10054": "Expired certificate"})
+                            fields={"resolution": {"name": "Done"}, "customfield_10054": "Expired certificate"})
     resolved = client.issue(issue.key, expand="changelog")
     assert resolved.fields.status.name == "Resolved"
     assert resolved.fields.resolution.name == "Done"
@@ -169,6 +170,53 @@ def test_transitions_follow_the_workflow(sandbox: JiraSandbox, client: JIRA) -> 
     reopened = client.issue(issue.key)
     assert reopened.fields.status.name == "In Progress"
     assert reopened.fields.resolution is None and reopened.raw["fields"]["resolutiondate"] is None
+
+
+def test_resolve_without_its_required_resolution_is_refused_like_jsm(sandbox: JiraSandbox, client: JIRA) -> None:
+    # mozilla/jira-bugzilla-integration#1055: `errors.resolution: "Field Resolution is required."`
+    issue = new_issue(client)
+    with pytest.raises(JIRAError) as missing:
+        client.transition_issue(issue.key, "51")
+    assert missing.value.status_code == 400
+    assert missing.value.response.json() == {"errorMessages": [], "errors": {"resolution": "Field Resolution is required."}}
+    with pytest.raises(JIRAError) as invalid:
+        client.transition_issue(issue.key, "51", fields={"resolution": {"name": "Fixed"}})
+    assert invalid.value.response.json()["errors"] == {"resolution": "The resolution selected is invalid."}
+    with pytest.raises(JIRAError) as off_screen:
+        client.transition_issue(issue.key, "51", fields={"resolution": {"name": "Done"}, "customfield_10054": "x"})
+    assert off_screen.value.response.json()["errors"] == {
+        "customfield_10054": "Field 'customfield_10054' cannot be set. It is not on the appropriate screen, or unknown."}
+    with pytest.raises(JIRAError):
+        client.transition_issue(issue.key, "21", fields={"resolution": {"name": "Done"}})  # no screen at all
+    assert client.issue(issue.key).fields.status.name == "Waiting for support"
+    assert sandbox.store.get(issue.key).histories == []
+
+    client.transition_issue(issue.key, "51", fields={"resolution": {"name": "Won't Do"}})
+    assert client.issue(issue.key).fields.resolution.name == "Won't Do"
+
+
+def test_transition_fields_are_listed_with_expand(sandbox: JiraSandbox, client: JIRA) -> None:
+    issue = new_issue(client)
+    sandbox.require_transition_field("Resolved", "Root cause")
+    plain = {t["id"]: t for t in client.transitions(issue.key)}
+    assert "fields" not in plain["51"] and plain["51"]["hasScreen"] is True and plain["21"]["hasScreen"] is False
+    expanded = {t["id"]: t for t in client.transitions(issue.key, expand="transitions.fields")}
+    resolve = expanded["51"]["fields"]
+    assert set(resolve) == {"resolution", "customfield_10054"}
+    assert resolve["resolution"]["required"] is True and resolve["resolution"]["schema"]["type"] == "resolution"
+    assert resolve["resolution"]["name"] == "Resolution"
+    assert [v["name"] for v in resolve["resolution"]["allowedValues"]] == ["Done", "Won't Do", "Duplicate",
+                                                                          "Cannot Reproduce"]
+    assert resolve["customfield_10054"] == {"required": True, "schema": {
+        "type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textarea", "customId": 10054},
+        "name": "Root cause", "key": "customfield_10054", "operations": ["set"], "hasDefaultValue": False}
+    assert expanded["21"]["fields"] == {}
+    # The same on the one issue read, with the nested expand.
+    fetched = client.issue(issue.key, expand="changelog,names,transitions.fields").raw
+    assert {t["id"]: t["fields"] for t in fetched["transitions"]}["51"] == resolve
+    with pytest.raises(JIRAError) as missing:
+        client.transition_issue(issue.key, "51", fields={"resolution": {"name": "Done"}})
+    assert missing.value.response.json()["errors"] == {"customfield_10054": "Field Root cause is required."}
 
 
 def test_enhanced_search_on_cloud(sandbox: JiraSandbox, client: JIRA) -> None:

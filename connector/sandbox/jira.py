@@ -38,6 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,6 +54,7 @@ from connector.sandbox.jira_store import (
     JiraApiError,
     JiraStore,
     SandboxUser,
+    ScreenField,
     StatusDef,
     TransitionDef,
     DEFAULT_STATUSES,
@@ -260,6 +262,19 @@ class JiraSandbox(SandboxControls):
             self._emit(self.store.edit(issue, self._rest_fields(fields), None, actor=self._account(author),
                                        at=at or self.clock.now()))
 
+    def require_transition_field(self, to_status: str, field: str, *, required: bool = True) -> None:
+        """Put `field` (name or id) on the screen of every transition into `to_status`, as an
+        admin editing the workflow would; `required` makes the transition refuse to run without it."""
+        with self._lock:
+            definition = self.store.field_by_name_or_id(field)
+            changed = []
+            for transition in self.store.transitions:
+                if transition.to.casefold() == to_status.casefold():
+                    screen = tuple(f for f in transition.screen if f.field != definition.id)
+                    transition = replace(transition, screen=(*screen, ScreenField(definition.id, required)))
+                changed.append(transition)
+            self.store.transitions = tuple(changed)
+
     def issue(self, key: str, *, expand: str = "changelog,names") -> dict[str, Any]:
         """The issue's REST v2 representation, as GET /issue/{key}?expand=... returns it."""
         with self._lock:
@@ -463,8 +478,9 @@ class JiraSandbox(SandboxControls):
     def _get_transitions(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
         wanted = request.args.get("transitionId")
-        transitions = [self.store.transition_json(t, version) for t in self.store.available_transitions(issue)
-                       if wanted is None or t.id == wanted]
+        expands = {e.strip() for e in (request.args.get("expand") or "").split(",")}
+        transitions = [self.store.transition_json(t, version, with_fields="transitions.fields" in expands)
+                       for t in self.store.available_transitions(issue) if wanted is None or t.id == wanted]
         return 200, {"expand": "transitions", "transitions": transitions}
 
     def _do_transition(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:

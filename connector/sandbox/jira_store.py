@@ -39,11 +39,25 @@ class StatusDef:
 
 
 @dataclass(frozen=True)
+class ScreenField:
+    """A field on a transition's screen; a required one must hold a value for the transition to run."""
+
+    field: str  # field id
+    required: bool = False
+
+
+@dataclass(frozen=True)
 class TransitionDef:
     id: str
     name: str
     to: str  # status name
     sources: tuple[str, ...]  # status names it is available from
+    # The transition screen. Only these fields may be set in the transition request; a
+    # required one left empty answers 400 `errors.<id>: "Field <name> is required."`
+    # (mozilla/jira-bugzilla-integration#1055); one not on the screen answers 400 "cannot be
+    # set. It is not on the appropriate screen" (mozilla/jira-bugzilla-integration#1258,
+    # ctreminiom/go-atlassian#328).
+    screen: tuple[ScreenField, ...] = ()
 
 
 # A Jira Service Management service-request workflow.
@@ -61,7 +75,8 @@ DEFAULT_TRANSITIONS: tuple[TransitionDef, ...] = (
     TransitionDef("21", "Start progress", "In Progress", ("Waiting for support", "Waiting for customer", "Pending")),
     TransitionDef("31", "Pending", "Pending", ("Waiting for support", "Waiting for customer", "In Progress")),
     TransitionDef("41", "Back to support", "Waiting for support", ("Waiting for customer", "In Progress", "Pending")),
-    TransitionDef("51", "Resolve this issue", "Resolved", _OPEN),
+    # Stock JSM: "Resolve this issue" has a screen with Resolution, required.
+    TransitionDef("51", "Resolve this issue", "Resolved", _OPEN, screen=(ScreenField("resolution", required=True),)),
     TransitionDef("61", "Close", "Closed", ("Resolved",)),
     TransitionDef("71", "Reopen", "In Progress", ("Resolved", "Closed")),
 )
@@ -305,6 +320,7 @@ class JiraStore:
         self.components: dict[str, str] = {}
         for name in components or ():
             self._component_id(name)
+        self.issue_transition_fields = True
         self.users: dict[str, SandboxUser] = {}
         self.issues: dict[int, StoredIssue] = {}
         self.by_key: dict[str, int] = {}
@@ -419,8 +435,15 @@ class JiraStore:
         chosen = next((t for t in self.available_transitions(issue) if t.id == str(transition_id)), None)
         if chosen is None:
             raise JiraApiError(400, [f"Transition id '{transition_id}' is not valid for this issue."])
-        values, comments, errors = self._plan_edit(issue, fields or {}, update or {}, allow={"resolution"},
-                                                   actor=actor, at=at, version=version)
+        on_screen = {f.field for f in chosen.screen}
+        values, comments, errors = self._plan_edit(issue, fields or {}, update or {}, allow=on_screen,
+                                                   actor=actor, at=at, version=version, only=on_screen)
+        for screen_field in chosen.screen:
+            if not screen_field.required or screen_field.field in errors:
+                continue
+            value = values[screen_field.field] if screen_field.field in values else issue.values.get(screen_field.field)
+            if value is None or value == "" or value == []:
+                errors[screen_field.field] = f"Field {self.fields[screen_field.field].name} is required."
         if errors:
             raise JiraApiError(400, [], errors)
         items = self._move(issue, chosen.to, at, resolution=values.pop("resolution", None))
@@ -482,9 +505,9 @@ class JiraStore:
     # ---- edit planning
 
     def _plan_edit(self, issue: StoredIssue, fields: Mapping[str, Any], update: Mapping[str, Any], *,
-                   allow: set[str], actor: str, at: datetime,
-                   version: int) -> tuple[dict[str, Any], list[StoredComment], dict[str, str]]:
-        values, errors = self._convert_fields(fields, allow=allow)
+                   allow: set[str], actor: str, at: datetime, version: int,
+                   only: set[str] | None = None) -> tuple[dict[str, Any], list[StoredComment], dict[str, str]]:
+        values, errors = self._convert_fields(fields, allow=allow, only=only)
         comments: list[StoredComment] = []
         if not isinstance(update, Mapping):
             return values, comments, {"update": "update must be an object"}
@@ -503,7 +526,8 @@ class JiraStore:
                         comments.append(comment)
                 continue
             definition = self.fields.get(fid)
-            if definition is None or not (definition.editable or fid in allow) or fid in fields:
+            if (definition is None or not (definition.editable or fid in allow) or fid in fields
+                    or (only is not None and fid not in only)):
                 errors[fid] = cannot_set(fid)
                 continue
             current = values.get(fid, issue.values.get(fid))
@@ -540,14 +564,15 @@ class JiraStore:
             return self._convert(definition, argument)
         return _Invalid(f"Field '{definition.id}' does not support the operation '{verb}'.")
 
-    def _convert_fields(self, fields: Mapping[str, Any], *, allow: set[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    def _convert_fields(self, fields: Mapping[str, Any], *, allow: set[str],
+                        only: set[str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
         if not isinstance(fields, Mapping):
             return values, {"fields": "fields must be an object"}
         for fid, raw in fields.items():
             definition = self.fields.get(fid)
-            if definition is None or not (definition.editable or fid in allow):
+            if definition is None or not (definition.editable or fid in allow) or (only is not None and fid not in only):
                 errors[fid] = cannot_set(fid)
                 continue
             converted = self._convert(definition, raw)
@@ -768,10 +793,32 @@ class JiraStore:
                 "updateAuthor": author, "created": jira_time(comment.created, self.tz),
                 "updated": jira_time(comment.updated, self.tz), "jsdPublic": comment.public}
 
-    def transition_json(self, transition: TransitionDef, version: int = 2) -> dict[str, Any]:
-        return {"id": transition.id, "name": transition.name, "to": self.status_json(transition.to, version),
-                "hasScreen": False, "isGlobal": False, "isInitial": False, "isAvailable": True,
-                "isConditional": False, "isLooped": False}
+    def transition_json(self, transition: TransitionDef, version: int = 2, *, with_fields: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": transition.id, "name": transition.name, "to": self.status_json(transition.to, version),
+            "hasScreen": bool(transition.screen), "isGlobal": False, "isInitial": False, "isAvailable": True,
+            "isConditional": False, "isLooped": False}
+        if with_fields:
+            # `expand=transitions.fields`: the screen's fields as FieldMetadata (required,
+            # schema, name, key, operations, allowedValues), per the OpenAPI IssueTransition.
+            body["fields"] = {f.field: self.screen_field_json(f, version) for f in transition.screen}
+        return body
+
+    def screen_field_json(self, screen_field: ScreenField, version: int = 2) -> dict[str, Any]:
+        definition = self.fields[screen_field.field]
+        meta: dict[str, Any] = {"required": screen_field.required, "schema": dict(definition.schema),
+                                "name": definition.name, "key": definition.id, "operations": ["set"],
+                                "hasDefaultValue": False}
+        if definition.kind == "resolution":
+            meta["allowedValues"] = [{"self": f"{self.api(version)}/resolution/{rid}", "id": rid, "name": name,
+                                      "description": description} for rid, name, description in RESOLUTIONS]
+        elif definition.kind == "option":
+            meta["allowedValues"] = [{"self": f"{self.api(version)}/customFieldOption/{self.option_id(definition, o)}",
+                                      "value": o, "id": self.option_id(definition, o)} for o in definition.options]
+        elif definition.kind == "priority":
+            meta["allowedValues"] = [{"self": f"{self.api(version)}/priority/{pid}", "id": pid, "name": name}
+                                     for pid, name in PRIORITIES]
+        return meta
 
     def field_value_json(self, issue: StoredIssue, definition: FieldDef, version: int) -> Any:
         fid, kind = definition.id, definition.kind
@@ -856,8 +903,13 @@ class JiraStore:
             body["names"] = {f.id: f.name for f in selected}
         if "schema" in expands:
             body["schema"] = {f.id: dict(f.schema) for f in selected}
-        if "transitions" in expands:
-            body["transitions"] = [self.transition_json(t, version) for t in self.available_transitions(issue)]
+        if "transitions" in expands or "transitions.fields" in expands:
+            # The GET issue document lists only `transitions`; Jira's expansion is nested
+            # (`transitions.fields`, as on GET /transitions). `issue_transition_fields` False
+            # models a site that ignores the nested expand on GET issue.
+            with_fields = "transitions.fields" in expands and self.issue_transition_fields
+            body["transitions"] = [self.transition_json(t, version, with_fields=with_fields)
+                                   for t in self.available_transitions(issue)]
         if "changelog" in expands:
             histories = [self.history_json(h, version) for h in issue.histories]
             body["changelog"] = {"startAt": 0, "maxResults": len(histories), "total": len(histories),
