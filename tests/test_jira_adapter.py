@@ -135,7 +135,7 @@ def test_fetch_is_one_request_with_changelog_names_and_transitions(http, adapter
     http.get(
         ISSUE_URL,
         json=body("jira_issue_sup42_cloud.json"),
-        match=[matchers.query_param_matcher({"expand": "changelog,names,transitions"})],
+        match=[matchers.query_param_matcher({"expand": "changelog,names,transitions.fields"})],
     )
     fetched = adapter.fetch("SUP-42")
 

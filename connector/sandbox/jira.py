@@ -380,7 +380,8 @@ class JiraSandbox(SandboxControls):
             if fault.status is not None:
                 headers = {"Retry-After": _retry_after(fault.retry_after)} if fault.retry_after is not None else {}
                 message = "Rate limit exceeded." if fault.status == 429 else f"HTTP {fault.status} (injected)"
-                return _json(fault.status, {"errorMessages": [message], "errors": {}}, headers), template
+                payload = fault.body if fault.body is not None else {"errorMessages": [message], "errors": {}}
+                return _json(fault.status, payload, headers), template
         authenticated = self._authenticate(request.headers.get("Authorization"))
         if authenticated is False or (authenticated is None and not (matched and matched[2])):
             return _json(401, {"errorMessages": [NOT_AUTHENTICATED], "errors": {}},
