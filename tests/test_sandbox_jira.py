@@ -219,6 +219,94 @@ def test_transition_fields_are_listed_with_expand(sandbox: JiraSandbox, client: 
     assert missing.value.response.json()["errors"] == {"customfield_10054": "Field Root cause is required."}
 
 
+def long_issue(sandbox: JiraSandbox, comments: int = 150, changes: int = 120) -> str:
+    """An issue with more comments and changelog entries than one read embeds."""
+    key = sandbox.create_issue("Long story", created=START - timedelta(days=30))
+    for n in range(changes):
+        sandbox.set_fields(key, {"Impact scope": f"round {n}"}, at=START - timedelta(days=29, minutes=-n))
+    for n in range(comments):
+        sandbox.add_comment(key, f"comment {n}", author=AGENT if n % 2 else None,
+                            at=START - timedelta(days=20, minutes=-n))
+    return key
+
+
+def test_issue_read_embeds_only_the_newest_100_comments_and_changelog_entries(sandbox: JiraSandbox,
+                                                                              client: JIRA) -> None:
+    key = long_issue(sandbox)
+    raw = client.issue(key, expand="changelog").raw
+    page = raw["fields"]["comment"]
+    assert (page["total"], page["startAt"], len(page["comments"])) == (150, 50, 100)
+    assert [c["body"] for c in page["comments"]][0] == "comment 50"  # the oldest were dropped
+    changelog = raw["changelog"]
+    assert (changelog["total"], changelog["startAt"], len(changelog["histories"])) == (120, 20, 100)
+    assert changelog["histories"][-1]["items"][0]["toString"] == "round 119"
+
+
+def test_comments_and_changelog_are_paged(sandbox: JiraSandbox, client: JIRA) -> None:
+    key = long_issue(sandbox)
+    first = client._get_json(f"issue/{key}/comment", params={"startAt": 0, "maxResults": 500})
+    assert (first["total"], first["maxResults"], len(first["comments"])) == (150, 100, 100)  # Cloud caps at 100
+    assert first["comments"][0]["body"] == "comment 0"
+    rest = client._get_json(f"issue/{key}/comment", params={"startAt": 100, "maxResults": 100})
+    assert [c["body"] for c in rest["comments"]] == [f"comment {n}" for n in range(100, 150)]
+    newest = client._get_json(f"issue/{key}/comment", params={"maxResults": 1, "orderBy": "-created"})
+    assert newest["comments"][0]["body"] == "comment 149"
+    older = client._get_json(f"issue/{key}/changelog", params={"startAt": 0, "maxResults": 100})
+    assert (older["total"], older["isLast"], len(older["values"])) == (120, False, 100)
+    tail = client._get_json(f"issue/{key}/changelog", params={"startAt": 100})
+    assert tail["isLast"] is True and [h["items"][0]["toString"] for h in tail["values"]][-1] == "round 119"
+
+
+def test_enhanced_search_embeds_at_most_40_changelog_entries(sandbox: JiraSandbox, client: JIRA) -> None:
+    key = long_issue(sandbox)
+    client._fields_cache_value = {}
+    page = client.enhanced_search_issues(f"key = {key}", fields=["comment", "updated"], expand="changelog",
+                                         json_result=True)
+    [issue] = page["issues"]
+    assert (issue["changelog"]["total"], len(issue["changelog"]["histories"])) == (120, 40)  # JRACLOUD-96459
+    assert issue["changelog"]["histories"][0]["items"][0]["toString"] == "round 80"
+    assert (issue["fields"]["comment"]["total"], len(issue["fields"]["comment"]["comments"])) == (150, 100)
+
+
+def test_bulk_changelog_pages_several_issues_oldest_first(sandbox: JiraSandbox, client: JIRA) -> None:
+    first, second = long_issue(sandbox, comments=0, changes=30), long_issue(sandbox, comments=0, changes=20)
+    url = f"{sandbox.base_url}/rest/api/3/changelog/bulkfetch"
+    histories: dict[str, list] = {}
+    token, requests_sent = None, 0
+    while True:
+        body = {"issueIdsOrKeys": [first, second], "maxResults": 20, **({"nextPageToken": token} if token else {})}
+        page = client._session.post(url, data=json.dumps(body)).json()
+        requests_sent += 1
+        for entry in page["issueChangeLogs"]:
+            histories.setdefault(entry["issueId"], []).extend(entry["changeHistories"])
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    assert requests_sent == 3
+    ids = {sandbox.issue(first)["id"]: 30, sandbox.issue(second)["id"]: 20}
+    assert {k: len(v) for k, v in histories.items()} == ids
+    with pytest.raises(JIRAError) as empty:
+        client._session.post(url, data=json.dumps({"issueIdsOrKeys": []}))
+    assert empty.value.status_code == 400
+
+
+def test_data_center_embeds_everything_in_an_issue_read_but_caps_search() -> None:
+    with JiraSandbox(deployment="Server", clock=Clock(START), validate_responses=True) as sb:
+        key = long_issue(sb)
+        dc = JIRA(server=sb.base_url, token_auth=sb.pat, get_server_info=True, max_retries=0)
+        raw = dc.issue(key, expand="changelog").raw
+        assert (len(raw["fields"]["comment"]["comments"]), len(raw["changelog"]["histories"])) == (150, 120)
+        assert len(dc._get_json(f"issue/{key}/comment")["comments"]) == 150
+        found = dc.search_issues(f"key = {key}", fields="comment", expand="changelog", json_result=True)
+        [issue] = found["issues"]
+        assert (issue["changelog"]["total"], len(issue["changelog"]["histories"])) == (120, 40)
+        with pytest.raises(JIRAError) as missing:
+            dc._get_json(f"issue/{key}/changelog")
+        assert missing.value.status_code == 404
+        dc.close()
+        assert sb.spec_violations == []
+
+
 def test_enhanced_search_on_cloud(sandbox: JiraSandbox, client: JIRA) -> None:
     old = sandbox.create_issue("Old printer question", created=START - timedelta(days=3), labels=["printer"])
     sandbox.create_issue("Closed long ago", created=START - timedelta(days=9),

@@ -820,7 +820,8 @@ class JiraStore:
                                      for pid, name in PRIORITIES]
         return meta
 
-    def field_value_json(self, issue: StoredIssue, definition: FieldDef, version: int) -> Any:
+    def field_value_json(self, issue: StoredIssue, definition: FieldDef, version: int,
+                         comment_cap: int | None = None) -> Any:
         fid, kind = definition.id, definition.kind
         value = issue.values.get(fid)
         if fid == "created":
@@ -832,9 +833,13 @@ class JiraStore:
         if fid == "creator":
             return self.user_json(issue.creator, version)
         if fid == "comment":
-            comments = [self.comment_json(issue, c, version) for c in issue.comments]
+            # Embedded comments are capped (see issue_json): the newest are kept, the oldest
+            # dropped, `total` still counts them all and `startAt` says where the page begins.
+            kept = issue.comments if comment_cap is None else issue.comments[max(0, len(issue.comments) - comment_cap):]
+            comments = [self.comment_json(issue, c, version) for c in kept]
             return {"comments": comments, "self": f"{self.api(version)}/issue/{issue.id}/comment",
-                    "maxResults": len(comments), "total": len(comments), "startAt": 0}
+                    "maxResults": len(comments), "total": len(issue.comments),
+                    "startAt": len(issue.comments) - len(kept)}
         if kind == "issuetype":
             tid, name, description = next(t for t in ISSUE_TYPES if t[1] == issue.issuetype)
             return {"self": f"{self.api(version)}/issuetype/{tid}", "id": tid, "description": description,
@@ -890,7 +895,11 @@ class JiraStore:
         return [f for k, f in chosen.items() if k not in excluded]
 
     def issue_json(self, issue: StoredIssue, *, version: int = 2, fields: Sequence[str] | None = None,
-                   default_fields: str = "*all", expand: str | None = None) -> dict[str, Any]:
+                   default_fields: str = "*all", expand: str | None = None,
+                   comment_cap: int | None = None, changelog_cap: int | None = None) -> dict[str, Any]:
+        """The issue as the REST API shows it. `comment_cap` / `changelog_cap` limit the embedded
+        comments and changelog to the newest N (None: all), with `total` still the full count;
+        the HTTP layer sets them per endpoint and deployment (see EMBED_CAPS in jira.py)."""
         expands = {e.strip() for e in (expand or "").split(",") if e.strip()}
         selected = self.select_fields(fields, default_fields)
         body: dict[str, Any] = {
@@ -898,7 +907,7 @@ class JiraStore:
             "id": str(issue.id), "self": f"{self.api(version)}/issue/{issue.id}", "key": issue.key,
         }
         if selected:
-            body["fields"] = {f.id: self.field_value_json(issue, f, version) for f in selected}
+            body["fields"] = {f.id: self.field_value_json(issue, f, version, comment_cap) for f in selected}
         if "names" in expands:
             body["names"] = {f.id: f.name for f in selected}
         if "schema" in expands:
@@ -911,9 +920,10 @@ class JiraStore:
             body["transitions"] = [self.transition_json(t, version, with_fields=with_fields)
                                    for t in self.available_transitions(issue)]
         if "changelog" in expands:
-            histories = [self.history_json(h, version) for h in issue.histories]
-            body["changelog"] = {"startAt": 0, "maxResults": len(histories), "total": len(histories),
-                                 "histories": histories}
+            kept = issue.histories if changelog_cap is None else issue.histories[max(0, len(issue.histories) - changelog_cap):]
+            histories = [self.history_json(h, version) for h in kept]
+            body["changelog"] = {"startAt": len(issue.histories) - len(kept), "maxResults": len(histories),
+                                 "total": len(issue.histories), "histories": histories}
         return body
 
     def history_json(self, history: History, version: int = 2) -> dict[str, Any]:
