@@ -192,3 +192,123 @@ def test_site_that_ignores_the_nested_expand_on_the_issue_read_is_asked_per_tran
     result = adapter.apply(ticket, plan)
     assert result.refused == [] and status(stack, key) == "Resolved"
     assert stack.jira.count(method="GET") == gets_before + 1  # GET /transitions?transitionId=51&expand=...
+
+
+# --- point 4: more comments and history than one read embeds -----------------------------------
+
+WEDNESDAY = datetime(2026, 11, 18, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def long_ticket(jira, *, comments: int = 150, changes: int = 120, priority: str = "High") -> str:
+    """A P1 ticket whose first response and early waiting periods are in its oldest comments
+    and changelog entries: exactly what a capped read drops."""
+    key = jira.create_issue("Sync stalls", description="stalls", components=["network"], environment="Linux",
+                            priority=priority, created=WEDNESDAY, fields=COMPLETE)
+    at = WEDNESDAY
+    for n in range(min(changes, 20)):  # early flips: half of them pause the clocks
+        at += timedelta(minutes=7)
+        jira.set_status(key, "Waiting for customer" if n % 2 == 0 else "In Progress", author=AGENT, at=at)
+    for n in range(changes - min(changes, 20)):
+        at += timedelta(minutes=1)
+        jira.set_fields(key, {"Impact scope": f"office {n}"}, author=AGENT, at=at)
+    for n in range(comments):
+        at += timedelta(minutes=2)
+        jira.add_comment(key, f"update {n}", author=AGENT if n % 3 == 0 else None, at=at)
+    return key
+
+
+def test_sla_clocks_of_a_long_ticket_equal_those_of_the_whole_ticket(stack):
+    from connector.rules.engine import evaluate
+
+    key = long_ticket(stack.jira)
+    now = WEDNESDAY + timedelta(days=2)
+    adapter = stack.runtime.adapter("jira")
+    adapter._catalogue()  # the field list is read once per process; not part of a fetch
+    gets = {path: stack.jira.count(method="GET", path=path) for path in (
+        "/rest/api/2/issue/{issueIdOrKey}", "/rest/api/2/issue/{issueIdOrKey}/comment",
+        "/rest/api/2/issue/{issueIdOrKey}/changelog")}
+
+    fetched = adapter.fetch(key)
+
+    # One issue read, one comment page (the 50 oldest), one changelog page (the 20 oldest).
+    assert {path: stack.jira.count(method="GET", path=path) - n for path, n in gets.items()} == {
+        "/rest/api/2/issue/{issueIdOrKey}": 1, "/rest/api/2/issue/{issueIdOrKey}/comment": 1,
+        "/rest/api/2/issue/{issueIdOrKey}/changelog": 1}
+    whole = adapter.parse(stack.jira.issue(key, expand="changelog,names"))  # uncapped, as stored
+    assert len(fetched.comments) == len(whole.comments) == 150
+    assert fetched.status_history == whole.status_history
+    config = stack.runtime.config
+    completed_plan, whole_plan = evaluate(fetched, now, config), evaluate(whole, now, config)
+    assert completed_plan.sla == whole_plan.sla and completed_plan.next_deadline == whole_plan.next_deadline
+    assert {"first_response", "periodic_update", "resolution"} <= set(whole_plan.sla)
+
+    # What the capped read alone would have said: different clocks (the test can fail).
+    capped = stack.jira.store.issue_json(stack.jira.store.get(key), expand="changelog,names",
+                                         comment_cap=100, changelog_cap=100)
+    capped_plan = evaluate(adapter.parse(capped), now, config)
+    assert capped_plan.sla["first_response"] != whole_plan.sla["first_response"]
+    assert capped_plan.sla["resolution"] != whole_plan.sla["resolution"]
+
+
+def steady(stack, key) -> None:
+    for _ in range(3):
+        if reconcile(stack.runtime, "jira", key).result.writes == []:
+            return
+    raise AssertionError(f"{key} does not settle")
+
+
+def test_sweep_completes_only_the_cut_short_tickets_in_bulk(stack):
+    short = [stack.jira.create_issue(f"Printer {n}", description="jams", components=["hardware"], environment="HP",
+                                     priority="Low", created=FRIDAY - timedelta(hours=3), fields=COMPLETE,
+                                     history=[(FRIDAY - timedelta(hours=2), "In Progress")]) for n in range(4)]
+    for key in short:
+        stack.jira.add_comment(key, "On it", author=AGENT, at=FRIDAY - timedelta(hours=2))
+    history_only = long_ticket(stack.jira, comments=10, changes=60, priority="Low")
+    both = long_ticket(stack.jira, comments=130, changes=60, priority="Low")
+    for key in (*short, history_only, both):
+        steady(stack, key)
+    stack.clock.advance(timedelta(minutes=1))
+    for key in (history_only, both):  # changed since their last reconcile: the sweep must look
+        stack.jira.add_comment(key, "Still there?", at=stack.clock.now())
+    stack.runtime.adapter("jira")._is_cloud()  # asked once per process, not per sweep
+    calls_before = dict(stack.jira.calls)
+
+    report = stack.sweeper().run("jira", "full")
+
+    spent = {(call.method, call.path): n - calls_before.get(call, 0) for call, n in stack.jira.calls.items()
+             if n - calls_before.get(call, 0)}
+    assert report.tickets == 6 and report.evaluated == 6 and report.completed == 2 and report.queued == 0
+    assert spent == {
+        ("GET", "/rest/api/2/search/jql"): 2,  # open tickets, recently closed ones
+        ("POST", "/rest/api/3/changelog/bulkfetch"): 1,  # both long histories in one request
+        ("GET", "/rest/api/2/issue/{issueIdOrKey}/comment"): 1,  # only the ticket with 131 comments
+    }
+
+    # Unchanged since: the cut-short tickets are skipped without a request.
+    calls_before = dict(stack.jira.calls)
+    again = stack.sweeper().run("jira", "full")
+    spent = {(call.method, call.path): n - calls_before.get(call, 0) for call, n in stack.jira.calls.items()
+             if n - calls_before.get(call, 0)}
+    assert again.completed == 0 and spent == {("GET", "/rest/api/2/search/jql"): 2}
+
+
+def test_data_center_listing_completes_comments_and_leaves_long_histories_to_a_fetch(tmp_path):
+    from connector.sandbox.jira import JiraSandbox
+    from connector.settings import Settings
+    from connector.platforms.jira import JiraAdapter
+
+    with JiraSandbox(deployment="Server", clock=Clock(FRIDAY), timezone="Asia/Shanghai",
+                     deliver_webhooks=False) as jira:
+        chatty = long_ticket(jira, comments=130, changes=10)
+        storied = long_ticket(jira, comments=5, changes=60)
+        config = load_config(DEFAULT_CONFIG)
+        adapter = JiraAdapter.from_settings(Settings(jira_url=jira.base_url, jira_token=jira.pat),
+                                            config.platforms.jira)
+        raws = list(adapter.search("ORDER BY key ASC", expand="changelog"))
+        completed = adapter.complete_listed(raws)
+        ids = {jira.issue(chatty)["id"]: chatty, jira.issue(storied)["id"]: storied}
+        assert [ids[i] for i in completed] == [chatty]
+        [raw] = completed.values()
+        assert len(raw["fields"]["comment"]["comments"]) == raw["fields"]["comment"]["total"] == 130
+        # The long history needs the issue read, which Data Center does not cap.
+        assert len(adapter.fetch(storied).status_history) == 21  # creation + 20 changes

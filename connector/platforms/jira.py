@@ -94,6 +94,10 @@ PLATFORM: Platform = "jira"
 # values), so a transition's required fields are known without a second read.
 FETCH_EXPAND = "changelog,names,transitions.fields"
 CHANGELOG_PAGE_SIZE = 100
+COMMENT_PAGE_SIZE = 100  # Jira Cloud never returns more comments a page (pycontribs/jira#1938)
+# POST /rest/api/3/changelog/bulkfetch: up to 1,000 issues a request, up to 10,000 entries a page.
+BULK_CHANGELOG_ISSUES = 1000
+BULK_CHANGELOG_PAGE_SIZE = 10000
 SEARCH_PAGE_SIZE = 100
 # Jira Service Management reads this comment property: internal=true makes an agent-only note.
 INTERNAL_COMMENT_PROPERTY = {"key": "sd.public.comment", "value": {"internal": True}}
@@ -324,7 +328,7 @@ class JiraAdapter:
         raw = self._call(
             "issue.get", "GET", lambda: self._client.issue(ref, expand=FETCH_EXPAND).raw, idempotent=True
         )
-        raw = self._complete_changelog(raw)
+        raw = self._complete_comments(self._complete_changelog(raw))
         names = self._catalogue_cache.names() if self._catalogue_cache else None
         ticket = parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=names)
         transitions = raw.get("transitions")
@@ -385,6 +389,97 @@ class JiraAdapter:
     def parse(self, raw: dict[str, Any]) -> Ticket:
         """A raw issue (from search or fetch) as the rules see it."""
         return parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=self._catalogue().names())
+
+    def complete_listed(self, raws: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Search results whose embedded changelog or comments are cut short, completed.
+
+        Returns issue id -> the issue with its whole changelog and every comment, for those it
+        could complete; an issue left out (a Data Center changelog, which has no paging
+        endpoint) needs a fetch. Changelogs of all the issues come from as few
+        `POST /rest/api/3/changelog/bulkfetch` requests as their size allows (Cloud);
+        comments are paged per issue from `/issue/{key}/comment`. Issues that are not cut
+        short cost nothing.
+        """
+        changelog_short = [raw for raw in raws if _truncated(raw.get("changelog"), "histories")]
+        histories: dict[str, list[dict[str, Any]]] = {}
+        if changelog_short and self._is_cloud():
+            histories = self._bulk_changelogs([str(raw.get("id")) for raw in changelog_short])
+        completed: dict[str, dict[str, Any]] = {}
+        for raw in raws:
+            issue_id = str(raw.get("id") or "")
+            if not issue_id:
+                continue
+            changelog = raw.get("changelog")
+            if _truncated(changelog, "histories"):
+                if issue_id not in histories:
+                    continue
+                merged = _merge_by_id(histories[issue_id], changelog.get("histories") or [])
+                if len(merged) < changelog.get("total", 0):
+                    continue
+                raw = {**raw, "changelog": {**changelog, "startAt": 0, "maxResults": len(merged),
+                                            "total": len(merged), "histories": merged}}
+            completed[issue_id] = self._complete_comments(raw)
+        return completed
+
+    def _bulk_changelogs(self, issue_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every changelog entry of the issues, oldest first, by issue id (Jira Cloud)."""
+        out: dict[str, list[dict[str, Any]]] = {issue_id: [] for issue_id in issue_ids}
+        url = self._client._get_url("changelog/bulkfetch", base="{server}/rest/api/3/{path}")
+        for start in range(0, len(issue_ids), BULK_CHANGELOG_ISSUES):
+            chunk = list(issue_ids[start:start + BULK_CHANGELOG_ISSUES])
+            token: str | None = None
+            while True:
+                body: dict[str, Any] = {"issueIdsOrKeys": chunk, "maxResults": BULK_CHANGELOG_PAGE_SIZE}
+                if token:
+                    body["nextPageToken"] = token
+                page = self._call(
+                    "changelog.bulkfetch", "POST",
+                    lambda: self._client._session.post(url, data=json.dumps(body)).json(),
+                    idempotent=True,  # a read, although it is a POST
+                )
+                for entry in page.get("issueChangeLogs") or ():
+                    issue_id = str(entry.get("issueId"))
+                    if issue_id in out:
+                        out[issue_id].extend(entry.get("changeHistories") or ())
+                token = page.get("nextPageToken")
+                if not token:
+                    break
+        return out
+
+    def _complete_comments(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The issue with every comment, paging `/issue/{key}/comment` when `total` says the
+        embedded page is short (Cloud embeds at most 100; the oldest are the ones missing)."""
+        fields = raw.get("fields")
+        page = fields.get("comment") if isinstance(fields, dict) else None
+        if not _truncated(page, "comments"):
+            return raw
+        total = page["total"]
+        merged = {str(c.get("id")): c for c in page.get("comments") or () if isinstance(c, dict)}
+        key = _issue_ref(str(raw.get("key") or raw.get("id")))
+        start = 0
+        # Oldest first from the start: the missing ones come first, and paging stops as soon
+        # as every comment `total` counts has been seen.
+        while len(merged) < total:
+            listed = self._call(
+                "issue.comments", "GET",
+                lambda: self._client._get_json(
+                    f"issue/{key}/comment",
+                    params={"startAt": start, "maxResults": COMMENT_PAGE_SIZE, "orderBy": "created"},
+                ),
+                idempotent=True,
+            )
+            comments = [c for c in listed.get("comments") or () if isinstance(c, dict)]
+            for comment in comments:
+                merged.setdefault(str(comment.get("id")), comment)
+            start += len(comments)
+            if not comments or start >= int(listed.get("total") or 0):
+                break
+        if len(merged) < total:
+            log.warning("jira.comments_incomplete",
+                        extra={"platform": PLATFORM, "ticket": key, "total": total, "read": len(merged)})
+        comments = sorted(merged.values(), key=_chronological)
+        complete = {**page, "startAt": 0, "maxResults": len(comments), "total": len(comments), "comments": comments}
+        return {**raw, "fields": {**fields, "comment": complete}}
 
     def _complete_changelog(self, raw: dict[str, Any]) -> dict[str, Any]:
         changelog = raw.get("changelog")
@@ -977,6 +1072,35 @@ class _LabelChanges:
             elif not survives:
                 result.skipped.append(SkippedAction(action, f"label {label!r} undone by a later action of the plan"))
         return carried
+
+
+def _truncated(page: Any, key: str) -> bool:
+    """True when an embedded page (`changelog`, `fields.comment`) holds fewer than its `total`."""
+    if not isinstance(page, Mapping):
+        return False
+    items, total = page.get(key), page.get("total")
+    return isinstance(total, int) and isinstance(items, list) and total > len(items)
+
+
+def _merge_by_id(older: Sequence[Mapping[str, Any]], newer: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in (*older, *newer):
+        if isinstance(entry, Mapping):
+            merged.setdefault(str(entry.get("id")), dict(entry))
+    return sorted(merged.values(), key=_chronological)
+
+
+def _chronological(entry: Mapping[str, Any]) -> tuple[float, int]:
+    """Sort key of a changelog entry or comment: its creation instant, then its id."""
+    try:
+        at = datetime.fromisoformat(str(entry.get("created"))).timestamp()
+    except (TypeError, ValueError):
+        at = float("inf")  # unreadable: last; the parser reports it
+    try:
+        number = int(entry.get("id"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = 0
+    return at, number
 
 
 def _pick_transition(transitions: Sequence[Mapping[str, Any]], target: str) -> Mapping[str, Any] | None:
