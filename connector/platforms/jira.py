@@ -11,10 +11,17 @@ integration), so the adapter is built around counting them:
   cannot supply one, the transition is not sent but reported (`jira.transition_fields_missing`,
   `connector_writes_refused_total{what="transition"}`), and a transition Jira refused with
   400 is not resent until the issue changes. Jira Cloud
-  embeds only the most recent 100 changelog entries; when `changelog.total` says there
+  embeds only the most recent 100 changelog entries and at most 100 comments (the oldest
+  are the ones left out; `total` still counts them all). When `changelog.total` says there
   are more, the rest is paged from `/rest/api/2/issue/{key}/changelog` (Cloud only – Data
   Center returns the whole changelog with the issue; if it ever reports more, the event
-  `jira.changelog_truncated` is logged and the ticket is parsed with what came).
+  `jira.changelog_truncated` is logged and the ticket is parsed with what came); when
+  `fields.comment.total` does, the missing comments are paged from
+  `/rest/api/2/issue/{key}/comment` (oldest first, 100 a page), because first-response and
+  update clocks read from a cut list would be wrong.
+- `complete_listed` does the same for search results, which embed even less (40 changelog
+  entries per issue, JRACLOUD-96459): only for the results that are cut short, with one
+  `POST /rest/api/3/changelog/bulkfetch` for the changelogs of up to 1,000 issues (Cloud).
 - `apply` sends nothing for a plan the ticket already shows (label present, field equal,
   priority equal, status reached). Otherwise ONE `PUT /rest/api/2/issue/{key}` carries all
   field values, label changes and comments, so a one-time comment and the marker label
