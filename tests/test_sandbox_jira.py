@@ -195,6 +195,19 @@ def test_resolve_without_its_required_resolution_is_refused_like_jsm(sandbox: Ji
     assert client.issue(issue.key).fields.resolution.name == "Won't Do"
 
 
+def test_transition_into_done_without_a_resolution_on_its_screen_leaves_the_issue_unresolved() -> None:
+    from connector.sandbox.jira_store import DEFAULT_TRANSITIONS, TransitionDef
+
+    workflow = (*DEFAULT_TRANSITIONS, TransitionDef("81", "Close directly", "Closed", ("Waiting for support",)))
+    with JiraSandbox(clock=Clock(START), transitions=workflow) as sb:
+        client = JIRA(server=sb.base_url, basic_auth=(sb.email, sb.api_token), max_retries=0)
+        issue = new_issue(client)
+        client.transition_issue(issue.key, "81")  # nothing defaults a resolution for it
+        closed = client.issue(issue.key)
+        assert closed.fields.status.name == "Closed" and closed.fields.resolution is None
+        client.close()
+
+
 def test_transition_fields_are_listed_with_expand(sandbox: JiraSandbox, client: JIRA) -> None:
     issue = new_issue(client)
     sandbox.require_transition_field("Resolved", "Root cause")

@@ -451,7 +451,8 @@ class JiraStore:
         return self._record(issue, items, comments, actor=actor, at=at, status_changed=True)
 
     def force_status(self, issue: StoredIssue, status_name: str, *, actor: str, at: datetime) -> Change:
-        items = self._move(issue, self.status(status_name).name, at, resolution=None)
+        # An admin's or a human's move: the stock workflow's post-function sets "Done".
+        items = self._move(issue, self.status(status_name).name, at, resolution=None, default_resolution="Done")
         return self._record(issue, items, [], actor=actor, at=at, status_changed=bool(items))
 
     def add_comment(self, issue: StoredIssue, body: Any, *, public: bool, actor: str, at: datetime,
@@ -477,7 +478,11 @@ class JiraStore:
         return Change(issue=issue, actor=actor, at=at, history=history, comments=comments,
                       status_changed=status_changed and history is not None)
 
-    def _move(self, issue: StoredIssue, to_name: str, at: datetime, resolution: str | None) -> list[dict[str, Any]]:
+    def _move(self, issue: StoredIssue, to_name: str, at: datetime, resolution: str | None,
+              default_resolution: str | None = None) -> list[dict[str, Any]]:
+        """Change the status. Entering a done status sets the resolution given (a REST
+        transition without one on its screen leaves the issue unresolved: nothing is
+        defaulted for it); leaving the done category clears it."""
         old = self.status(issue.values["status"])
         new = self.status(to_name)
         if old.name == new.name:
@@ -487,7 +492,7 @@ class JiraStore:
         old_resolution = issue.values.get("resolution")
         new_resolution = old_resolution
         if new.category == "done" and old.category != "done":
-            new_resolution = resolution or "Done"
+            new_resolution = resolution or default_resolution
             issue.resolutiondate = at
         elif new.category != "done":
             new_resolution = None
