@@ -312,3 +312,18 @@ def test_data_center_listing_completes_comments_and_leaves_long_histories_to_a_f
         assert len(raw["fields"]["comment"]["comments"]) == raw["fields"]["comment"]["total"] == 130
         # The long history needs the issue read, which Data Center does not cap.
         assert len(adapter.fetch(storied).status_history) == 21  # creation + 20 changes
+
+
+def test_sweep_queues_the_cut_short_tickets_it_could_not_complete(stack):
+    history_only = long_ticket(stack.jira, comments=10, changes=60, priority="Low")
+    steady(stack, history_only)
+    stack.clock.advance(timedelta(minutes=1))
+    stack.jira.add_comment(history_only, "Still there?", at=stack.clock.now())
+    stack.jira.inject(403, path_prefix="/rest/api/3/changelog/bulkfetch", times=None)
+
+    report = stack.sweeper().run("jira", "full")
+
+    assert report.completed == 0 and report.queued == 1 and report.evaluated == 0
+    assert stack.jira.count(method="POST", path="/rest/api/3/changelog/bulkfetch", status=403) == 1
+    stack.jira.clear_faults()
+    stack.settle()  # the queued reconcile reads the issue (and pages its changelog) instead

@@ -316,7 +316,6 @@ class JiraAdapter:
             self._set_deployment(deployment)
         self._catalogue_cache: FieldCatalogue | None = None
         self._transitions: OrderedDict[str, _Workflow] = OrderedDict()
-        # (ticket id, transition id) -> (the ticket's `updated` when Jira refused it, why).
         # (ticket id, transition id) -> (issue fingerprint when Jira refused it, fields the
         # connector's own edit wrote then, why).
         self._refusals: OrderedDict[tuple[str, str], tuple[str, frozenset[str], str]] = OrderedDict()
