@@ -189,3 +189,49 @@ def test_schema_command_prints_json_schema_with_every_rule_type():
                       "similar-cases"):
         assert f'"{rule_type}"' in text
     assert schema["title"] == "Support-process connector rules"
+
+
+def test_transition_fields_override_one_status_and_keep_the_stock_others(tmp_path):
+    path = write(tmp_path, CALENDAR + """
+platforms:
+  jira:
+    transition_fields:
+      resolved: {resolution: Fixed, Root cause: "See the comments"}
+""")
+    jira = load_config(path).platforms.jira
+    assert jira.transition_fields["resolved"] == {"resolution": "Fixed", "Root cause": "See the comments"}
+    assert jira.transition_fields["closed"] == {"resolution": "Done"}  # stock default kept
+
+
+def test_transition_fields_with_an_unknown_status_names_the_key_path(tmp_path):
+    path = write(tmp_path, CALENDAR + """
+platforms:
+  jira:
+    transition_fields:
+      resolvd: {resolution: Done}
+""")
+    [message] = problems(path)
+    assert "platforms.jira.transition_fields.resolvd" in message
+    assert "resolved" in message  # the allowed values are listed
+
+
+def test_transition_fields_without_a_value_names_the_field(tmp_path):
+    path = write(tmp_path, CALENDAR + """
+platforms:
+  jira:
+    transition_fields:
+      closed: {resolution: null}
+""")
+    [message] = problems(path)
+    assert "transition_fields.closed.resolution" in message and "give a value" in message
+
+
+def test_check_config_accepts_transition_fields(tmp_path):
+    path = write(tmp_path, CALENDAR + """
+platforms:
+  jira:
+    transition_fields:
+      resolved: {resolution: Done, customfield_10054: "n/a"}
+""")
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 0, result.output

@@ -130,7 +130,7 @@ def test_data_center_personal_access_token_is_sent_as_bearer(http):
     # No connector account is configured with a token, and the issue has comments: who the
     # connector is (its comments are no agent responses) is asked once per process.
     assert [c.request.url.split("/rest/api/2/")[1] for c in http.calls] == [
-        "issue/SUP-42?expand=changelog%2Cnames%2Ctransitions%2Ceditmeta", "myself"]
+        "issue/SUP-42?expand=changelog%2Cnames%2Ctransitions.fields%2Ceditmeta", "myself"]
     dc.fetch("SUP-42")
     assert len(http.calls) == 3
 
@@ -147,7 +147,7 @@ def test_fetch_is_one_request_with_changelog_names_transitions_and_editmeta(http
     http.get(
         ISSUE_URL,
         json=body("jira_issue_sup42_cloud.json"),
-        match=[matchers.query_param_matcher({"expand": "changelog,names,transitions,editmeta"})],
+        match=[matchers.query_param_matcher({"expand": "changelog,names,transitions.fields,editmeta"})],
     )
     fetched = adapter.fetch("SUP-42")
 

@@ -295,6 +295,14 @@ def test_auto_close_after_three_business_days_without_reply():
     assert after.status == Status.CLOSED
 
 
+def test_auto_close_transition_lost_after_the_comment_is_planned_again():
+    # The comment and its marker landed, the close did not (refused, or the worker died).
+    t = resolved_p2(labels={"spc-auto-close-1"})
+    plan, after = settle(t, at("2026-11-25 16:00"), only("auto-close"))
+    assert [(type(a).__name__, a.to) for a in plan.actions] == [("Transition", Status.CLOSED)]
+    assert after.status == Status.CLOSED
+
+
 def test_auto_close_waits_when_the_reporter_answered():
     replied = resolved_p2(comments=[requester_reply("2026-11-23 10:00")])
     assert evaluate(replied, at("2026-11-30 10:00"), only("auto-close")).actions == []

@@ -215,8 +215,9 @@ def test_transitions_follow_the_workflow(sandbox: JiraSandbox, client: JIRA) -> 
         "errorMessages": ["Transition id '61' is not valid for this issue."], "errors": {}}
 
     sandbox.clock.advance(timedelta(hours=2))
+    sandbox.require_transition_field("Resolved", "Root cause", required=False)  # an admin adds it to the screen
     client.transition_issue(issue.key, available["Resolve this issue"]["id"],
-                            fields={"customfield_10054": "Expired certificate"})
+                            fields={"resolution": {"name": "Done"}, "customfield_10054": "Expired certificate"})
     resolved = client.issue(issue.key, expand="changelog")
     assert resolved.fields.status.name == "Resolved"
     assert resolved.fields.resolution.name == "Done"
@@ -230,6 +231,154 @@ def test_transitions_follow_the_workflow(sandbox: JiraSandbox, client: JIRA) -> 
     reopened = client.issue(issue.key)
     assert reopened.fields.status.name == "In Progress"
     assert reopened.fields.resolution is None and reopened.raw["fields"]["resolutiondate"] is None
+
+
+def test_resolve_without_its_required_resolution_is_refused_like_jsm(sandbox: JiraSandbox, client: JIRA) -> None:
+    # mozilla/jira-bugzilla-integration#1055: `errors.resolution: "Field Resolution is required."`
+    issue = new_issue(client)
+    with pytest.raises(JIRAError) as missing:
+        client.transition_issue(issue.key, "51")
+    assert missing.value.status_code == 400
+    assert missing.value.response.json() == {"errorMessages": [], "errors": {"resolution": "Field Resolution is required."}}
+    with pytest.raises(JIRAError) as invalid:
+        client.transition_issue(issue.key, "51", fields={"resolution": {"name": "Fixed"}})
+    assert invalid.value.response.json()["errors"] == {"resolution": "The resolution selected is invalid."}
+    with pytest.raises(JIRAError) as off_screen:
+        client.transition_issue(issue.key, "51", fields={"resolution": {"name": "Done"}, "customfield_10054": "x"})
+    assert off_screen.value.response.json()["errors"] == {
+        "customfield_10054": "Field 'customfield_10054' cannot be set. It is not on the appropriate screen, or unknown."}
+    with pytest.raises(JIRAError):
+        client.transition_issue(issue.key, "21", fields={"resolution": {"name": "Done"}})  # no screen at all
+    assert client.issue(issue.key).fields.status.name == "Waiting for support"
+    assert sandbox.store.get(issue.key).histories == []
+
+    client.transition_issue(issue.key, "51", fields={"resolution": {"name": "Won't Do"}})
+    assert client.issue(issue.key).fields.resolution.name == "Won't Do"
+
+
+def test_transition_into_done_without_a_resolution_on_its_screen_leaves_the_issue_unresolved() -> None:
+    from connector.sandbox.jira_store import DEFAULT_TRANSITIONS, TransitionDef
+
+    workflow = (*DEFAULT_TRANSITIONS, TransitionDef("81", "Close directly", "Closed", ("Waiting for support",)))
+    with JiraSandbox(clock=Clock(START), transitions=workflow) as sb:
+        client = JIRA(server=sb.base_url, basic_auth=(sb.email, sb.api_token), max_retries=0)
+        issue = new_issue(client)
+        client.transition_issue(issue.key, "81")  # nothing defaults a resolution for it
+        closed = client.issue(issue.key)
+        assert closed.fields.status.name == "Closed" and closed.fields.resolution is None
+        client.close()
+
+
+def test_transition_fields_are_listed_with_expand(sandbox: JiraSandbox, client: JIRA) -> None:
+    issue = new_issue(client)
+    sandbox.require_transition_field("Resolved", "Root cause")
+    plain = {t["id"]: t for t in client.transitions(issue.key)}
+    assert "fields" not in plain["51"] and plain["51"]["hasScreen"] is True and plain["21"]["hasScreen"] is False
+    expanded = {t["id"]: t for t in client.transitions(issue.key, expand="transitions.fields")}
+    resolve = expanded["51"]["fields"]
+    assert set(resolve) == {"resolution", "customfield_10054"}
+    assert resolve["resolution"]["required"] is True and resolve["resolution"]["schema"]["type"] == "resolution"
+    assert resolve["resolution"]["name"] == "Resolution"
+    assert [v["name"] for v in resolve["resolution"]["allowedValues"]] == ["Done", "Won't Do", "Duplicate",
+                                                                          "Cannot Reproduce"]
+    assert resolve["customfield_10054"] == {"required": True, "schema": {
+        "type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textarea", "customId": 10054},
+        "name": "Root cause", "key": "customfield_10054", "operations": ["set"], "hasDefaultValue": False}
+    assert expanded["21"]["fields"] == {}
+    # The same on the one issue read, with the nested expand.
+    fetched = client.issue(issue.key, expand="changelog,names,transitions.fields").raw
+    assert {t["id"]: t["fields"] for t in fetched["transitions"]}["51"] == resolve
+    with pytest.raises(JIRAError) as missing:
+        client.transition_issue(issue.key, "51", fields={"resolution": {"name": "Done"}})
+    assert missing.value.response.json()["errors"] == {"customfield_10054": "Field Root cause is required."}
+
+
+def long_issue(sandbox: JiraSandbox, comments: int = 150, changes: int = 120) -> str:
+    """An issue with more comments and changelog entries than one read embeds."""
+    key = sandbox.create_issue("Long story", created=START - timedelta(days=30))
+    for n in range(changes):
+        sandbox.set_fields(key, {"Impact scope": f"round {n}"}, at=START - timedelta(days=29, minutes=-n))
+    for n in range(comments):
+        sandbox.add_comment(key, f"comment {n}", author=AGENT if n % 2 else None,
+                            at=START - timedelta(days=20, minutes=-n))
+    return key
+
+
+def test_issue_read_embeds_only_the_newest_100_comments_and_changelog_entries(sandbox: JiraSandbox,
+                                                                              client: JIRA) -> None:
+    key = long_issue(sandbox)
+    raw = client.issue(key, expand="changelog").raw
+    page = raw["fields"]["comment"]
+    assert (page["total"], page["startAt"], len(page["comments"])) == (150, 50, 100)
+    assert [c["body"] for c in page["comments"]][0] == "comment 50"  # the oldest were dropped
+    changelog = raw["changelog"]
+    assert (changelog["total"], changelog["startAt"], len(changelog["histories"])) == (120, 20, 100)
+    assert changelog["histories"][-1]["items"][0]["toString"] == "round 119"
+
+
+def test_comments_and_changelog_are_paged(sandbox: JiraSandbox, client: JIRA) -> None:
+    key = long_issue(sandbox)
+    first = client._get_json(f"issue/{key}/comment", params={"startAt": 0, "maxResults": 500})
+    assert (first["total"], first["maxResults"], len(first["comments"])) == (150, 100, 100)  # Cloud caps at 100
+    assert first["comments"][0]["body"] == "comment 0"
+    rest = client._get_json(f"issue/{key}/comment", params={"startAt": 100, "maxResults": 100})
+    assert [c["body"] for c in rest["comments"]] == [f"comment {n}" for n in range(100, 150)]
+    newest = client._get_json(f"issue/{key}/comment", params={"maxResults": 1, "orderBy": "-created"})
+    assert newest["comments"][0]["body"] == "comment 149"
+    older = client._get_json(f"issue/{key}/changelog", params={"startAt": 0, "maxResults": 100})
+    assert (older["total"], older["isLast"], len(older["values"])) == (120, False, 100)
+    tail = client._get_json(f"issue/{key}/changelog", params={"startAt": 100})
+    assert tail["isLast"] is True and [h["items"][0]["toString"] for h in tail["values"]][-1] == "round 119"
+
+
+def test_enhanced_search_embeds_at_most_40_changelog_entries(sandbox: JiraSandbox, client: JIRA) -> None:
+    key = long_issue(sandbox)
+    client._fields_cache_value = {}
+    page = client.enhanced_search_issues(f"key = {key}", fields=["comment", "updated"], expand="changelog",
+                                         json_result=True)
+    [issue] = page["issues"]
+    assert (issue["changelog"]["total"], len(issue["changelog"]["histories"])) == (120, 40)  # JRACLOUD-96459
+    assert issue["changelog"]["histories"][0]["items"][0]["toString"] == "round 80"
+    assert (issue["fields"]["comment"]["total"], len(issue["fields"]["comment"]["comments"])) == (150, 100)
+
+
+def test_bulk_changelog_pages_several_issues_oldest_first(sandbox: JiraSandbox, client: JIRA) -> None:
+    first, second = long_issue(sandbox, comments=0, changes=30), long_issue(sandbox, comments=0, changes=20)
+    url = f"{sandbox.base_url}/rest/api/3/changelog/bulkfetch"
+    histories: dict[str, list] = {}
+    token, requests_sent = None, 0
+    while True:
+        body = {"issueIdsOrKeys": [first, second], "maxResults": 20, **({"nextPageToken": token} if token else {})}
+        page = client._session.post(url, data=json.dumps(body)).json()
+        requests_sent += 1
+        for entry in page["issueChangeLogs"]:
+            histories.setdefault(entry["issueId"], []).extend(entry["changeHistories"])
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    assert requests_sent == 3
+    ids = {sandbox.issue(first)["id"]: 30, sandbox.issue(second)["id"]: 20}
+    assert {k: len(v) for k, v in histories.items()} == ids
+    with pytest.raises(JIRAError) as empty:
+        client._session.post(url, data=json.dumps({"issueIdsOrKeys": []}))
+    assert empty.value.status_code == 400
+
+
+def test_data_center_embeds_everything_in_an_issue_read_but_caps_search() -> None:
+    with JiraSandbox(deployment="Server", clock=Clock(START), validate_responses=True) as sb:
+        key = long_issue(sb)
+        dc = JIRA(server=sb.base_url, token_auth=sb.pat, get_server_info=True, max_retries=0)
+        raw = dc.issue(key, expand="changelog").raw
+        assert (len(raw["fields"]["comment"]["comments"]), len(raw["changelog"]["histories"])) == (150, 120)
+        assert len(dc._get_json(f"issue/{key}/comment")["comments"]) == 150
+        found = dc.search_issues(f"key = {key}", fields="comment", expand="changelog", json_result=True)
+        [issue] = found["issues"]
+        assert (issue["changelog"]["total"], len(issue["changelog"]["histories"])) == (120, 40)
+        with pytest.raises(JIRAError) as missing:
+            dc._get_json(f"issue/{key}/changelog")
+        assert missing.value.status_code == 404
+        dc.close()
+        assert sb.spec_violations == []
 
 
 def test_enhanced_search_on_cloud(sandbox: JiraSandbox, client: JIRA) -> None:
@@ -433,6 +582,22 @@ def test_webhooks_are_signed_and_shaped_like_jira(sandbox: JiraSandbox, client: 
     assert moved["user"]["accountId"] == AGENT
     assert moved["changelog"]["items"][0]["toString"] == "In Progress"
     assert moved["issue"]["fields"]["status"]["name"] == "In Progress"
+
+
+def test_data_center_comment_webhook_names_the_issue_only_by_comment_self() -> None:
+    # Commit451/skyhook#152 (Jira 8.13), DefectDojo/django-DefectDojo#3217.
+    with JiraSandbox(deployment="Server", clock=Clock(START), deliver_webhooks=False) as sb:
+        key = sb.create_issue("Quiet")
+        comment_id = sb.add_comment(key, "Any update?")
+        issue_id = sb.issue(key)["id"]
+        [comment] = [json.loads(d.body) for d in sb.webhook_log if d.event == "comment_created"]
+        [updated] = [json.loads(d.body) for d in sb.webhook_log if d.event == "jira:issue_updated"]
+        base_url = sb.base_url
+    assert set(comment) == {"timestamp", "webhookEvent", "comment"}
+    assert comment["comment"]["self"] == f"{base_url}/rest/api/2/issue/{issue_id}/comment/{comment_id}"
+    assert comment["comment"]["author"]["name"] == "carl"
+    # The issue_updated event of the same comment still carries the issue.
+    assert updated["issue"]["key"] == key and updated["issue_event_type_name"] == "issue_commented"
 
 
 def test_failed_webhook_is_retried_with_the_same_identifier(sandbox: JiraSandbox) -> None:

@@ -128,6 +128,96 @@ def test_handled_event_without_an_issue_id_is_a_bad_request(client, settings, qu
     assert waiting_tickets(queue) == []
 
 
+# --- Data Center comment events: the issue is named only by comment.self ------------------------
+
+
+def test_data_center_comment_created_queues_the_issue_named_by_comment_self(client, settings, queue):
+    # Captured from Jira 8.13 (Commit451/skyhook#152): no `issue`, no `user`, only the comment.
+    payload = json.loads(fixture_body("comment_created__data_center.json"))
+    assert "issue" not in payload
+
+    response = deliver(client, settings, fixture_body("comment_created__data_center.json"))
+
+    assert response.status_code == 202
+    assert waiting_tickets(queue) == [("jira", "17334")]
+
+
+def comment_event(self_url, event_type="comment_created"):
+    return json.dumps({"webhookEvent": event_type, "comment": {"id": "10100", "self": self_url}}).encode()
+
+
+@pytest.mark.parametrize("self_url", [
+    "https://jira.example.org/rest/api/2/issue/10023/comment/10100",
+    "https://jira.example.org/jira/rest/api/2/issue/10023/comment/10100",  # under a context path
+    "http://jira.example.org:8080/rest/api/latest/issue/10023/comment/10100",
+])
+def test_comment_self_links_give_the_issue_id(client, settings, queue, self_url):
+    assert deliver(client, settings, comment_event(self_url, "comment_updated")).status_code == 202
+    assert waiting_tickets(queue) == [("jira", "10023")]
+
+
+@pytest.mark.parametrize("self_url", [
+    None, 42, "", "not a url", "ftp://jira.example.org/rest/api/2/issue/10023/comment/10100",
+    "https://jira.example.org/rest/api/2/issue/SUP-1/comment/10100",  # a key is not what Jira writes there
+    "https://jira.example.org/rest/api/2/issue/10023/comment/10100?issue=1",
+    "https://jira.example.org/rest/api/2/issue/10023/comment/10100#x",
+    "https://jira.example.org/rest/api/2/issue/10023/comment",
+    "https://jira.example.org/rest/api/2/issue/10023/../10024/comment/10100",
+    "https://jira.example.org/rest/api/2/issue/1%2F2/comment/10100",
+    "https://jira.example.org:99999/rest/api/2/issue/10023/comment/10100",
+    "https://jira.example.org/rest/api/2/issue/" + "9" * 40 + "/comment/10100",
+    "https://jira.example.org/rest/api/2/issue/10023/comment/10100" + "/x" * 2000,
+])
+def test_comment_event_with_a_garbage_self_link_is_a_bad_request(client, settings, queue, self_url):
+    response = deliver(client, settings, comment_event(self_url))
+
+    assert response.status_code == 400
+    assert waiting_tickets(queue) == []
+
+
+def test_comment_self_link_of_another_site_is_refused_when_jira_url_is_set(data_dir, config_file, metric):
+    settings = Settings(config_path=config_file, data_dir=data_dir, jira_url="https://jira.example.org/jira",
+                        jira_webhook_secrets=("s",))
+    queue = ReconcileQueue.from_settings(settings)
+    client = create_app(settings, queue=queue).test_client()
+    before = metric("connector_events_rejected_total", platform="jira", reason="foreign_site")
+
+    for url in ("https://evil.example.net/jira/rest/api/2/issue/10023/comment/10100",
+                "http://jira.example.org/jira/rest/api/2/issue/10023/comment/10100",  # another scheme
+                "https://jira.example.org:8443/jira/rest/api/2/issue/10023/comment/10100",
+                "https://jira.example.org/rest/api/2/issue/10023/comment/10100"):  # outside the context path
+        assert deliver(client, settings, comment_event(url)).status_code == 400
+    assert waiting_tickets(queue) == []
+    assert metric("connector_events_rejected_total", platform="jira", reason="foreign_site") == before + 4
+
+    same_site = "https://JIRA.example.org:443/jira/rest/api/2/issue/10023/comment/10100"
+    assert deliver(client, settings, comment_event(same_site)).status_code == 202
+    assert waiting_tickets(queue) == [("jira", "10023")]
+
+
+def test_data_center_sandbox_comment_webhook_reaches_the_queue_by_comment_self(data_dir, config_file):
+    from connector.sandbox.jira import AGENT, JiraSandbox
+
+    with JiraSandbox(deployment="Server", deliver_webhooks=False, webhook_secret="dc-secret") as jira:
+        key = jira.create_issue("VPN drops")
+        jira.add_comment(key, "Looking into it", author=AGENT)
+        [delivery] = [d for d in jira.webhook_log if d.event == "comment_created"]
+        issue_id = jira.issue(key)["id"]
+        settings = Settings(config_path=config_file, data_dir=data_dir, jira_url=jira.base_url,
+                            jira_webhook_secrets=("dc-secret",))
+    payload = json.loads(delivery.body)
+    assert "issue" not in payload and "user" not in payload
+    assert payload["comment"]["self"].endswith(f"/rest/api/2/issue/{issue_id}/comment/{payload['comment']['id']}")
+    queue = ReconcileQueue.from_settings(settings)
+    client = create_app(settings, queue=queue).test_client()
+
+    response = client.post("/webhooks/jira", data=delivery.body, headers=delivery.headers,
+                           content_type="application/json")
+
+    assert response.status_code == 202
+    assert waiting_tickets(queue) == [("jira", issue_id)]
+
+
 # --- refusals, in the order they are checked ----------------------------------------------------
 
 

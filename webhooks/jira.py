@@ -12,7 +12,9 @@ event type we do not act on is answered 200 so Jira neither retries nor disables
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
@@ -26,6 +28,7 @@ from webhooks.app import (
     queue_reconcile,
     read_body,
     receiver_state,
+    reject,
     reject_bad_signature,
     require_secret_or_unsigned,
 )
@@ -37,16 +40,69 @@ DELIVERY_ID_HEADER = "X-Atlassian-Webhook-Identifier"
 blueprint = Blueprint("jira_webhooks", __name__)
 
 
+# `comment.self` of a comment event: <site>[/context path]/rest/api/<2|3|latest>/issue/<id>/comment/<id>.
+# Only a numeric issue id is taken from it, and only the id: the URL itself is never requested.
+_COMMENT_SELF_PATH = re.compile(r"^(?P<context>(?:/[^/]+)*?)/rest/api/(?:2|3|latest)/issue/(?P<issue>\d{1,18})/comment/\d{1,18}$")
+
+
 def issue_id(payload: JsonObject) -> str | None:
-    """The issue's numeric id (stable across project moves), else its key."""
+    """The issue's numeric id (stable across project moves), else its key.
+
+    Jira Data Center sends `comment_*` events without an `issue` object, only the comment,
+    whose `self` link names the issue (Commit451/skyhook#152, captured from Jira 8.13;
+    DefectDojo/django-DefectDojo#3217): the id is taken from there.
+    """
     issue = payload.get("issue")
     if not isinstance(issue, dict):
-        return None
+        return comment_issue_id(payload)
     for field in ("id", "key"):
         value = issue.get(field)
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
             return str(value).strip()
     return None
+
+
+def comment_issue_id(payload: JsonObject) -> str | None:
+    """The issue id in `comment.self`, or None when there is none to trust.
+
+    A link that is not exactly a comment URL of the REST API gives None (the event is then
+    refused as carrying no ticket id). A well-formed link to another site than `JIRA_URL` is
+    refused with 400: the signature says the sender holds our secret, so it is a second site
+    sharing the secret, and its issue ids mean other issues here.
+    """
+    comment = payload.get("comment")
+    self_url = comment.get("self") if isinstance(comment, dict) else None
+    if not isinstance(self_url, str) or len(self_url) > 2048:
+        return None
+    try:
+        parts = urlsplit(self_url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        return None
+    match = _COMMENT_SELF_PATH.match(parts.path)
+    if match is None:
+        return None
+    site = receiver_state().settings.jira_url
+    if site and not _same_site(site, parts.scheme, parts.hostname, port, match.group("context")):
+        reject(PLATFORM, 400, "foreign_site", "comment event names a comment of another Jira site than JIRA_URL")
+    return match.group("issue")
+
+
+def _same_site(site: str, scheme: str, host: str, port: int | None, context: str) -> bool:
+    expected = urlsplit(site)
+    default = {"http": 80, "https": 443}
+    try:
+        expected_port = expected.port or default.get(expected.scheme)
+    except ValueError:
+        return False
+    return (
+        expected.scheme == scheme
+        and (expected.hostname or "").casefold() == host.casefold()
+        and expected_port == (port or default.get(scheme))
+        and expected.path.rstrip("/") == context
+    )
 
 
 def caused_by_connector(payload: JsonObject) -> bool:

@@ -3,14 +3,21 @@
 API calls are the scarce resource (rate limits are per site and shared with every other
 integration), so the adapter is built around counting them:
 
-- `fetch` is ONE request, `GET /rest/api/2/issue/{key}?expand=changelog,names,transitions,editmeta`:
+- `fetch` is ONE request, `GET /rest/api/2/issue/{key}?expand=changelog,names,transitions.fields,editmeta`:
   the changelog gives the status history for SLA clocks, `names` resolves custom field
-  display names, and the transitions and `editmeta` (what the edit screen lets the
-  connector set in the current status) are kept so `apply` needs no second read. Jira Cloud
-  embeds only the most recent 100 changelog entries; when `changelog.total` says there
-  are more, the rest is paged from `/rest/api/2/issue/{key}/changelog` (Cloud only – Data
-  Center returns the whole changelog with the issue; if it ever reports more, the event
-  `jira.changelog_truncated` is logged and the ticket is parsed with what came).
+  display names, and the transitions with their screens' fields and `editmeta` (what the
+  edit screen lets the connector set in the current status) are kept so `apply` needs no
+  second read. Jira Cloud embeds only the most recent 100 changelog entries and at most 100
+  comments (the oldest are the ones left out; `total` still counts them all). When
+  `changelog.total` says there are more, the rest is paged from
+  `/rest/api/2/issue/{key}/changelog` (Cloud only – Data Center returns the whole changelog
+  with the issue; if it ever reports more, the event `jira.changelog_truncated` is logged
+  and the ticket is parsed with what came); when `fields.comment.total` does, the missing
+  comments are paged from `/rest/api/2/issue/{key}/comment` (oldest first, 100 a page),
+  because first-response and update clocks read from a cut list would be wrong.
+- `complete_listed` does the same for search results, which embed even less (40 changelog
+  entries per issue, JRACLOUD-96459): only for the results that are cut short, with one
+  `POST /rest/api/3/changelog/bulkfetch` for the changelogs of up to 1,000 issues (Cloud).
 - `apply` sends nothing for a plan the ticket already shows (marker present, field equal,
   priority equal, status reached). Otherwise, in this order:
   1. each comment is `POST /rest/api/2/issue/{key}/comment` – the documented way, and the
@@ -40,7 +47,12 @@ integration), so the adapter is built around counting them:
      are dropped and reported and the rest is sent once more.
   3. A workflow transition cannot ride in an edit, so it is a request of its own, picked
      from the fetched transitions by its target status name. A transition the workflow
-     does not offer is a warning (logged, counted, returned), not a failure.
+     does not offer is a warning (logged, counted, returned), not a failure. A transition
+     whose screen has required fields (stock JSM "Resolve this issue" requires Resolution)
+     gets them from the mapping's `transition_fields`; when the mapping cannot supply one,
+     the transition is not sent but reported (`jira.transition_fields_missing`,
+     `connector_writes_refused_total{what="transition"}`), and a transition Jira refused
+     with 400 is not resent until the issue changes.
   A plan with a comment and a marker therefore costs one request more than when comment
   and label shared the edit (comment POST + label PUT).
 - `search` pages `/rest/api/2/search/jql` with `nextPageToken` on Cloud (the old
@@ -114,8 +126,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PLATFORM: Platform = "jira"
-FETCH_EXPAND = "changelog,names,transitions,editmeta"
+# `transitions.fields`: each transition with its screen's fields (required, schema, allowed
+# values), so a transition's required fields are known without a second read; `editmeta`:
+# what the edit screen allows in the current status.
+FETCH_EXPAND = "changelog,names,transitions.fields,editmeta"
 CHANGELOG_PAGE_SIZE = 100
+COMMENT_PAGE_SIZE = 100  # Jira Cloud never returns more comments a page (pycontribs/jira#1938)
+# POST /rest/api/3/changelog/bulkfetch: up to 1,000 issues a request, up to 10,000 entries a page.
+BULK_CHANGELOG_ISSUES = 1000
+BULK_CHANGELOG_PAGE_SIZE = 10000
 SEARCH_PAGE_SIZE = 100
 # Transitions kept from fetches that were not (yet) followed by an apply (simulate, dry runs).
 TRANSITION_CACHE_SIZE = 1024
@@ -322,7 +341,10 @@ class JiraAdapter:
         if deployment is not None:
             self._set_deployment(deployment)
         self._catalogue_cache: FieldCatalogue | None = None
-        self._transitions: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._transitions: OrderedDict[str, _Workflow] = OrderedDict()
+        # (ticket id, transition id) -> (issue fingerprint when Jira refused it, fields the
+        # connector's own edit wrote then, why).
+        self._refusals: OrderedDict[tuple[str, str], tuple[str, frozenset[str], str]] = OrderedDict()
         # editmeta.fields of fetched tickets, kept like the transitions until their apply.
         self._editmeta: OrderedDict[str, dict[str, Any]] = OrderedDict()
         # (ticket id, marker) of comments Jira refused in this process: not resent (bounded).
@@ -344,13 +366,13 @@ class JiraAdapter:
         raw = self._call(
             "issue.get", "GET", lambda: self._client.issue(ref, expand=FETCH_EXPAND).raw, idempotent=True
         )
-        raw = self._complete_changelog(raw)
+        raw = self._complete_comments(self._complete_changelog(raw))
         names = self._catalogue_cache.names() if self._catalogue_cache else None
         ticket = parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=names,
                                   connector_ids=self._connector_ids(raw))
         transitions = raw.get("transitions")
         if isinstance(transitions, list):
-            self._remember_transitions(ticket.id, transitions)
+            self._remember_transitions(ticket.id, _Workflow.from_issue(raw, transitions))
         self._remember_editmeta(ticket.id, raw.get("editmeta"))
         return ticket
 
@@ -408,6 +430,97 @@ class JiraAdapter:
         """A raw issue (from search or fetch) as the rules see it."""
         return parse_jira_issue(raw, self._mapping, base_url=self._base_url, field_names=self._catalogue().names(),
                                 connector_ids=self._own_ids or frozenset())
+
+    def complete_listed(self, raws: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Search results whose embedded changelog or comments are cut short, completed.
+
+        Returns issue id -> the issue with its whole changelog and every comment, for those it
+        could complete; an issue left out (a Data Center changelog, which has no paging
+        endpoint) needs a fetch. Changelogs of all the issues come from as few
+        `POST /rest/api/3/changelog/bulkfetch` requests as their size allows (Cloud);
+        comments are paged per issue from `/issue/{key}/comment`. Issues that are not cut
+        short cost nothing.
+        """
+        changelog_short = [raw for raw in raws if _truncated(raw.get("changelog"), "histories")]
+        histories: dict[str, list[dict[str, Any]]] = {}
+        if changelog_short and self._is_cloud():
+            histories = self._bulk_changelogs([str(raw.get("id")) for raw in changelog_short])
+        completed: dict[str, dict[str, Any]] = {}
+        for raw in raws:
+            issue_id = str(raw.get("id") or "")
+            if not issue_id:
+                continue
+            changelog = raw.get("changelog")
+            if _truncated(changelog, "histories"):
+                if issue_id not in histories:
+                    continue
+                merged = _merge_by_id(histories[issue_id], changelog.get("histories") or [])
+                if len(merged) < changelog.get("total", 0):
+                    continue
+                raw = {**raw, "changelog": {**changelog, "startAt": 0, "maxResults": len(merged),
+                                            "total": len(merged), "histories": merged}}
+            completed[issue_id] = self._complete_comments(raw)
+        return completed
+
+    def _bulk_changelogs(self, issue_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every changelog entry of the issues, oldest first, by issue id (Jira Cloud)."""
+        out: dict[str, list[dict[str, Any]]] = {issue_id: [] for issue_id in issue_ids}
+        url = self._client._get_url("changelog/bulkfetch", base="{server}/rest/api/3/{path}")
+        for start in range(0, len(issue_ids), BULK_CHANGELOG_ISSUES):
+            chunk = list(issue_ids[start:start + BULK_CHANGELOG_ISSUES])
+            token: str | None = None
+            while True:
+                body: dict[str, Any] = {"issueIdsOrKeys": chunk, "maxResults": BULK_CHANGELOG_PAGE_SIZE}
+                if token:
+                    body["nextPageToken"] = token
+                page = self._call(
+                    "changelog.bulkfetch", "POST",
+                    lambda: self._client._session.post(url, data=json.dumps(body)).json(),
+                    idempotent=True,  # a read, although it is a POST
+                )
+                for entry in page.get("issueChangeLogs") or ():
+                    issue_id = str(entry.get("issueId"))
+                    if issue_id in out:
+                        out[issue_id].extend(entry.get("changeHistories") or ())
+                token = page.get("nextPageToken")
+                if not token:
+                    break
+        return out
+
+    def _complete_comments(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The issue with every comment, paging `/issue/{key}/comment` when `total` says the
+        embedded page is short (Cloud embeds at most 100; the oldest are the ones missing)."""
+        fields = raw.get("fields")
+        page = fields.get("comment") if isinstance(fields, dict) else None
+        if not _truncated(page, "comments"):
+            return raw
+        total = page["total"]
+        merged = {str(c.get("id")): c for c in page.get("comments") or () if isinstance(c, dict)}
+        key = _issue_ref(str(raw.get("key") or raw.get("id")))
+        start = 0
+        # Oldest first from the start: the missing ones come first, and paging stops as soon
+        # as every comment `total` counts has been seen.
+        while len(merged) < total:
+            listed = self._call(
+                "issue.comments", "GET",
+                lambda: self._client._get_json(
+                    f"issue/{key}/comment",
+                    params={"startAt": start, "maxResults": COMMENT_PAGE_SIZE, "orderBy": "created"},
+                ),
+                idempotent=True,
+            )
+            comments = [c for c in listed.get("comments") or () if isinstance(c, dict)]
+            for comment in comments:
+                merged.setdefault(str(comment.get("id")), comment)
+            start += len(comments)
+            if not comments or start >= int(listed.get("total") or 0):
+                break
+        if len(merged) < total:
+            log.warning("jira.comments_incomplete",
+                        extra={"platform": PLATFORM, "ticket": key, "total": total, "read": len(merged)})
+        comments = sorted(merged.values(), key=_chronological)
+        complete = {**page, "startAt": 0, "maxResults": len(comments), "total": len(comments), "comments": comments}
+        return {**raw, "fields": {**fields, "comment": complete}}
 
     def _complete_changelog(self, raw: dict[str, Any]) -> dict[str, Any]:
         changelog = raw.get("changelog")
@@ -763,7 +876,7 @@ class JiraAdapter:
         self,
         ticket: Ticket,
         action: Transition,
-        transitions: list[dict[str, Any]] | None,
+        workflow: "_Workflow | None",
         result: ApplyResult,
     ) -> None:
         target = self._mapping.write_statuses[action.to]
@@ -771,11 +884,14 @@ class JiraAdapter:
             result.skipped.append(SkippedAction(action, f"already in status {target!r}"))
             return
         key = _issue_ref(ticket.key)
-        if transitions is None:
+        if workflow is None:
             # A ticket that did not come from this adapter's fetch: ask what the workflow offers.
-            transitions = self._call(
-                "issue.transitions", "GET", lambda: self._client.transitions(key), idempotent=True
+            listed = self._call(
+                "issue.transitions", "GET",
+                lambda: self._client.transitions(key, expand="transitions.fields"), idempotent=True,
             )
+            workflow = _Workflow(listed, filled=None)
+        transitions = workflow.transitions
         chosen = _pick_transition(transitions, target)
         if chosen is None:
             available = sorted({str((t.get("to") or {}).get("name")) for t in transitions})
@@ -795,13 +911,26 @@ class JiraAdapter:
             result.skipped.append(SkippedAction(action, reason))
             result.warnings.append(reason)
             return
+        transition_id = str(chosen["id"])
+        refusal_key = (ticket.id, transition_id)
+        earlier = self._refused_transition(refusal_key, workflow)
+        if earlier is not None:
+            # Jira refused this very request for this very issue state: sending it again
+            # would fail the same way. It is tried again once the issue changes.
+            self._refuse_transition(result, action, earlier, logged=False)
+            return
+        screen_values = self._transition_screen_values(ticket, action, target, chosen, workflow, result)
+        if screen_values is None:
+            return
         path = f"issue/{key}/transitions"
-        body = {"transition": {"id": str(chosen["id"])}}
+        body: dict[str, Any] = {"transition": {"id": transition_id}}
+        if screen_values:
+            body["fields"] = screen_values
         try:
             # Not idempotent: a resent transition may run its post-functions twice.
             self._call("issue.transition", "POST", lambda: self._send("POST", path, body), idempotent=False)
         except (BadRequest, Conflict) as exc:
-            # A validator or a required screen field refused it: the edit above stands, and
+            # A validator, a permission or a screen field refused it: the edit above stands, and
             # raising would only make the queue repeat a request that fails the same way.
             reason = f"Jira refused the transition to {target!r}: {exc.message}"
             log.warning(
@@ -809,11 +938,158 @@ class JiraAdapter:
                 extra={"platform": PLATFORM, "ticket": ticket.key, "rule": action.rule,
                        "to_status": target, "status": exc.status},
             )
-            result.skipped.append(SkippedAction(action, reason))
-            result.warnings.append(reason)
+            if isinstance(exc, BadRequest):
+                self._remember_refusal(refusal_key, workflow, self._written_field_ids(result), reason)
+                self._refuse_transition(result, action, reason, logged=True)
+            else:
+                result.skipped.append(SkippedAction(action, reason))
+                result.warnings.append(reason)
             return
         result.writes.append(f"POST /rest/api/2/{path}")
         result.applied.append(action)
+
+    def _transition_screen_values(
+        self,
+        ticket: Ticket,
+        action: Transition,
+        target: str,
+        chosen: Mapping[str, Any],
+        workflow: "_Workflow",
+        result: ApplyResult,
+    ) -> dict[str, Any] | None:
+        """The `fields` a transition needs, from the mapping's `transition_fields`; None when a
+        required field cannot be supplied (then it is reported and nothing is sent).
+
+        Only fields on the transition's screen are sent: Jira refuses any other with 400 "cannot
+        be set. It is not on the appropriate screen" (mozilla/jira-bugzilla-integration#1258).
+        """
+        screen = chosen.get("fields")
+        if not isinstance(screen, Mapping):
+            if chosen.get("hasScreen") is False:
+                screen = {}
+            else:
+                # The site did not expand the screen on the issue read: ask the documented
+                # endpoint, for this one transition only.
+                listed = self._call(
+                    "issue.transitions", "GET",
+                    lambda: self._client.transitions(_issue_ref(ticket.key), id=str(chosen["id"]),
+                                                     expand="transitions.fields"),
+                    idempotent=True,
+                )
+                screen = next((t.get("fields") for t in listed if str(t.get("id")) == str(chosen["id"])), None)
+                if not isinstance(screen, Mapping):
+                    screen = {}
+        wanted = self._mapping.transition_fields.get(action.to, {})
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for ref, value in wanted.items():
+            field_id = _screen_field_id(screen, ref)
+            if field_id is None:
+                continue  # not on this transition's screen: Jira would refuse it
+            meta = screen[field_id] if isinstance(screen[field_id], Mapping) else {}
+            schema = meta.get("schema") if isinstance(meta.get("schema"), Mapping) else {}
+            holds_users = schema.get("type") == "user" or schema.get("items") == "user"
+            try:
+                formatted = format_field_value(schema, value, cloud=self._is_cloud() if holds_users else True)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{meta.get('name') or field_id} ({exc})")
+                continue
+            allowed = meta.get("allowedValues")
+            if isinstance(allowed, list) and allowed and not _is_allowed(formatted, allowed):
+                names = ", ".join(str(a.get("name") or a.get("value") or a.get("id")) for a in allowed
+                                  if isinstance(a, Mapping))
+                problems.append(f"{meta.get('name') or field_id} (value {value!r} is not one of: {names})")
+                continue
+            values[field_id] = formatted
+        missing = [
+            str((meta if isinstance(meta, Mapping) else {}).get("name") or field_id)
+            for field_id, meta in screen.items()
+            if isinstance(meta, Mapping) and meta.get("required") and field_id not in values
+            and not meta.get("hasDefaultValue") and not self._holds_value(ticket, workflow, field_id)
+        ]
+        if not missing and not problems:
+            return values
+        parts = []
+        if missing:
+            parts.append(f"requires {', '.join(repr(m) for m in missing)}, which the mapping "
+                         f"(transition_fields.{action.to.value}) does not supply")
+        if problems:
+            parts.append(f"cannot take {'; '.join(problems)}")
+        reason = f"the transition {chosen.get('name')!r} to {target!r} " + " and ".join(parts)
+        log.warning(
+            "jira.transition_fields_missing",
+            extra={"platform": PLATFORM, "ticket": ticket.key, "rule": action.rule, "to_status": target,
+                   "transition": str(chosen.get("id")), "fields": missing, "invalid": len(problems)},
+        )
+        self._refuse_transition(result, action, reason, logged=True)
+        return None
+
+    def _holds_value(self, ticket: Ticket, workflow: "_Workflow", field_id: str) -> bool:
+        """Whether the issue already has a value Jira keeps for a required screen field."""
+        if workflow.filled is not None:
+            return field_id in workflow.filled
+        for logical, ref in self._mapping.fields.items():
+            if logical in ticket.fields and (ref == field_id or self._resolves_to(ref, field_id)):
+                return True
+        return False
+
+    def _resolves_to(self, ref: str, field_id: str) -> bool:
+        try:
+            return self._catalogue().resolve(ref).id == field_id
+        except FieldResolutionError:
+            return False
+
+    def _refuse_transition(self, result: ApplyResult, action: Transition, reason: str, *, logged: bool) -> None:
+        WRITES_REFUSED.labels(platform=PLATFORM, what="transition").inc()
+        if not logged:
+            log.info("jira.transition_refused_again", extra={"platform": PLATFORM, "rule": action.rule,
+                                                            "to_status": action.to.value})
+        result.skipped.append(SkippedAction(action, reason))
+        result.warnings.append(reason)
+        result.refused.append(reason)
+
+    def _refused_transition(self, key: tuple[str, str], workflow: "_Workflow") -> str | None:
+        """Why Jira refused this transition of this issue before, if the issue is still as it was.
+
+        "As it was" ignores what the connector's own edit of that apply changed (the comment,
+        labels and the fields it wrote, and so `updated`): those do not fix a refusal, and
+        comparing `updated` would resend the failing request once after every own write.
+        """
+        with self._lock:
+            entry = self._refusals.get(key)
+        if entry is None or workflow.values is None:
+            return None
+        fingerprint, written, reason = entry
+        return reason if workflow.fingerprint(written) == fingerprint else None
+
+    def _remember_refusal(self, key: tuple[str, str], workflow: "_Workflow", written: frozenset[str],
+                          reason: str) -> None:
+        if workflow.values is None:
+            return
+        with self._lock:
+            self._refusals[key] = (workflow.fingerprint(written), written, reason)
+            self._refusals.move_to_end(key)
+            while len(self._refusals) > TRANSITION_CACHE_SIZE:
+                self._refusals.popitem(last=False)
+
+    def _written_field_ids(self, result: ApplyResult) -> frozenset[str]:
+        """Field ids the edit of this apply wrote (from the actions it carried)."""
+        written: set[str] = set()
+        for action in result.applied:
+            refs: list[str] = []
+            if isinstance(action, SetFields):
+                refs = [self._mapping.fields.get(name, name) for name in action.fields]
+            elif isinstance(action, Assign):
+                refs = [self._mapping.group_field]
+                written.add("assignee")
+            elif isinstance(action, SetPriority):
+                written.add("priority")
+            for ref in refs:
+                try:
+                    written.add(self._catalogue().resolve(ref).id)
+                except FieldResolutionError:
+                    written.add(ref)
+        return frozenset(written)
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -894,9 +1170,9 @@ class JiraAdapter:
         # The library's Cloud-only helpers (enhanced_search_issues) check this attribute.
         self._client.deploymentType = deployment
 
-    def _remember_transitions(self, ticket_id: str, transitions: list[dict[str, Any]]) -> None:
+    def _remember_transitions(self, ticket_id: str, workflow: "_Workflow") -> None:
         with self._lock:
-            self._transitions[ticket_id] = transitions
+            self._transitions[ticket_id] = workflow
             self._transitions.move_to_end(ticket_id)
             while len(self._transitions) > TRANSITION_CACHE_SIZE:
                 self._transitions.popitem(last=False)
@@ -919,13 +1195,68 @@ class JiraAdapter:
         with self._lock:
             return self._editmeta.pop(ticket_id, None)
 
-    def _forget_transitions(self, ticket_id: str) -> list[dict[str, Any]] | None:
+    def _forget_transitions(self, ticket_id: str) -> "_Workflow | None":
         # Used at most once: after this apply the workflow position may have changed.
         with self._lock:
             return self._transitions.pop(ticket_id, None)
 
 
 _UNWRITABLE: Any = object()
+
+
+# Fields that change without anyone fixing anything a transition could need.
+_VOLATILE_FIELDS = frozenset({"updated", "comment", "labels", "lastViewed", "watches", "votes", "worklog"})
+
+
+@dataclass(frozen=True)
+class _Workflow:
+    """What one fetch said about the issue's workflow position: the transitions it offers
+    (with their screens), the ids of the fields that hold a value, and each field's value as
+    JSON (both None when not known: transitions read without the issue)."""
+
+    transitions: list[dict[str, Any]]
+    filled: frozenset[str] | None
+    values: Mapping[str, str] | None = None
+
+    @classmethod
+    def from_issue(cls, raw: Mapping[str, Any], transitions: list[dict[str, Any]]) -> "_Workflow":
+        fields = raw.get("fields")
+        if not isinstance(fields, Mapping):
+            return cls(transitions, frozenset(), {})
+        filled = frozenset(fid for fid, value in fields.items() if plain_value(value) is not None)
+        values = {str(fid): json.dumps(value, sort_keys=True, default=str) for fid, value in fields.items()
+                  if fid not in _VOLATILE_FIELDS}
+        return cls(transitions, filled, values)
+
+    def fingerprint(self, ignore: frozenset[str]) -> str:
+        values = self.values or {}
+        return json.dumps({fid: value for fid, value in sorted(values.items()) if fid not in ignore})
+
+
+def _screen_field_id(screen: Mapping[str, Any], ref: str) -> str | None:
+    """The id of the screen field `ref` names (by id, or by its display name)."""
+    if ref in screen:
+        return ref
+    folded = ref.casefold()
+    for field_id, meta in screen.items():
+        if isinstance(meta, Mapping) and str(meta.get("name") or "").casefold() == folded:
+            return str(field_id)
+    return None
+
+
+def _is_allowed(value: Any, allowed: Sequence[Any]) -> bool:
+    """Whether a formatted value ({"name": …}, {"value": …}, {"id": …}) is among `allowedValues`."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, Mapping):
+            return True  # plain values (text, numbers) are not offered from a list
+        if not any(
+            isinstance(option, Mapping)
+            and any(k in item and str(item[k]) == str(option.get(k)) for k in ("id", "name", "value"))
+            for option in allowed
+        ):
+            return False
+    return True
 
 
 class _LabelChanges:
@@ -993,6 +1324,35 @@ class _LabelChanges:
             elif not survives:
                 result.skipped.append(SkippedAction(action, f"label {label!r} undone by a later action of the plan"))
         return carried
+
+
+def _truncated(page: Any, key: str) -> bool:
+    """True when an embedded page (`changelog`, `fields.comment`) holds fewer than its `total`."""
+    if not isinstance(page, Mapping):
+        return False
+    items, total = page.get(key), page.get("total")
+    return isinstance(total, int) and isinstance(items, list) and total > len(items)
+
+
+def _merge_by_id(older: Sequence[Mapping[str, Any]], newer: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in (*older, *newer):
+        if isinstance(entry, Mapping):
+            merged.setdefault(str(entry.get("id")), dict(entry))
+    return sorted(merged.values(), key=_chronological)
+
+
+def _chronological(entry: Mapping[str, Any]) -> tuple[float, int]:
+    """Sort key of a changelog entry or comment: its creation instant, then its id."""
+    try:
+        at = datetime.fromisoformat(str(entry.get("created"))).timestamp()
+    except (TypeError, ValueError):
+        at = float("inf")  # unreadable: last; the parser reports it
+    try:
+        number = int(entry.get("id"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = 0
+    return at, number
 
 
 def _pick_transition(transitions: Sequence[Mapping[str, Any]], target: str) -> Mapping[str, Any] | None:

@@ -65,6 +65,13 @@ class PlatformMapping(BaseModel):
         default=None,
         description="account id / e-mail the connector writes as; its comments are not agent responses",
     )
+    transition_fields: dict[Status, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "logical status -> {field id or name: value} to fill in on the transition screen when moving a "
+            "ticket into that status (Jira: e.g. resolved: {resolution: Done}); only fields on the screen are sent"
+        ),
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> "PlatformMapping":
@@ -78,6 +85,15 @@ class PlatformMapping(BaseModel):
             raise ValueError(f"write_priorities needs P0, P1, P2 and P3; missing: {', '.join(missing_p)}")
         self.statuses = {k.casefold(): v for k, v in self.statuses.items()}
         self.priorities = {k.casefold(): v for k, v in self.priorities.items()}
+        for status, values in self.transition_fields.items():
+            for ref, value in values.items():
+                if not ref.strip():
+                    raise ValueError(f"transition_fields.{status.value}: a field id or name must not be empty")
+                if value is None or value == "" or value == []:
+                    raise ValueError(
+                        f"transition_fields.{status.value}.{ref}: give a value (a required field cannot be filled "
+                        "with nothing); leave the field out to let the transition screen decide"
+                    )
         return self
 
     def logical_status(self, raw: str | None) -> Status | None:
@@ -156,6 +172,14 @@ def default_jira_mapping() -> PlatformMapping:
             "sla_first_response_due": "First response due",
             "sla_resolution_due": "Resolution due",
             "follow_up_due": "Follow-up due",
+        },
+        # Stock JSM's "Resolve this issue" screen requires Resolution (without it the
+        # transition answers 400 "Field Resolution is required.", mozilla/jira-bugzilla-
+        # integration#1055). Values are sent only for fields that are on the chosen
+        # transition's screen, so "Close" (no screen) gets nothing.
+        transition_fields={
+            Status.RESOLVED: {"resolution": "Done"},
+            Status.CLOSED: {"resolution": "Done"},
         },
     )
 

@@ -69,9 +69,13 @@ class AutoCloseRule(RuleBase):
             ctx.add_deadline(due)
             return []
         marker = f"{self.id}-{done_entries(ticket)}"
-        if ctx.has_marker(marker):
-            return []
         reason = f"resolved since {format_instant(resolved_at, calendar.tz)} without a reply from the reporter"
+        close = Transition(rule=self.id, reason=reason, to=self.close_status)
+        if ctx.has_marker(marker):
+            # The comment went out but the ticket is still resolved (the close was refused,
+            # e.g. a required field on the Close screen, or the worker died in between):
+            # keep asking for the close; the adapter reports it rather than resending a refusal.
+            return [close]
         return [ctx.comment(self, self.comment, reason, marker, resolved=format_instant(resolved_at, calendar.tz),
                             due=format_instant(due, calendar.tz)),
-                Transition(rule=self.id, reason=reason, to=self.close_status)]
+                close]

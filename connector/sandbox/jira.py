@@ -38,6 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,6 +54,7 @@ from connector.sandbox.jira_store import (
     JiraApiError,
     JiraStore,
     SandboxUser,
+    ScreenField,
     StatusDef,
     TransitionDef,
     DEFAULT_STATUSES,
@@ -87,6 +89,29 @@ CLOUD_SEARCH_GONE = (
     "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
 )
 ALL_WEBHOOK_EVENTS = frozenset({"jira:issue_created", "jira:issue_updated", "comment_created"})
+
+# How much of an issue's comments and changelog one response embeds. `total` always counts
+# them all; the oldest are the ones dropped; the rest is paged from /issue/{key}/comment and
+# /issue/{key}/changelog (or POST /rest/api/3/changelog/bulkfetch).
+# - Cloud GET issue: the newest 100 changelog entries and at most 100 comments
+#   (atlassian-mcp-server#230: "100 of 120 comments ... the oldest comments were the ones
+#   dropped"; pycontribs/jira#1938: Cloud returns at most 100 comments a read). Data Center
+#   embeds them all (pycontribs/jira#1938: "Jira Server appears to return all comments").
+# - Search with expand=changelog: at most 40 changelog entries per issue (JRACLOUD-96459).
+#   No vendor source states a comment cap for search; failing closed, search embeds at most
+#   as many comments as an issue read, on Cloud and Data Center alike.
+ISSUE_COMMENT_CAP = 100
+ISSUE_CHANGELOG_CAP = 100
+SEARCH_COMMENT_CAP = 100
+SEARCH_CHANGELOG_CAP = 40
+# Page sizes of the paging endpoints on Cloud (the documents' defaults; Cloud never returns
+# more comments than that, pycontribs/jira#1938). Data Center returns every comment when
+# maxResults is not given, and honours it when it is.
+COMMENT_PAGE_MAX = 100
+CHANGELOG_PAGE_MAX = 100
+BULK_CHANGELOG_DEFAULT = 1000
+BULK_CHANGELOG_MAX = 10000
+BULK_CHANGELOG_ISSUES_MAX = 1000
 
 Handler = Callable[[Request, dict[str, str], int], tuple[int, Any]]
 
@@ -176,9 +201,13 @@ class JiraSandbox(SandboxControls):
                 ("POST", "/search/jql", self._search_jql, False),
                 ("GET", "/search", self._search, False),
                 ("POST", "/search", self._search, False),
+                ("GET", "/issue/{issueIdOrKey}/changelog", self._get_changelog, False),
             ):
                 template = base + path
                 self._routes.append((method, template, _route(template), handler, anonymous))
+        # Only in REST v3 of the published document.
+        template = "/rest/api/3/changelog/bulkfetch"
+        self._routes.append(("POST", template, _route(template), self._bulk_changelog, False))
 
     # ------------------------------------------------------------------ seeding / human actors
 
@@ -279,6 +308,19 @@ class JiraSandbox(SandboxControls):
             for ref in fields:
                 self.store.edit_screen.add(self.store.field_by_name_or_id(ref).id)
 
+    def require_transition_field(self, to_status: str, field: str, *, required: bool = True) -> None:
+        """Put `field` (name or id) on the screen of every transition into `to_status`, as an
+        admin editing the workflow would; `required` makes the transition refuse to run without it."""
+        with self._lock:
+            definition = self.store.field_by_name_or_id(field)
+            changed = []
+            for transition in self.store.transitions:
+                if transition.to.casefold() == to_status.casefold():
+                    screen = tuple(f for f in transition.screen if f.field != definition.id)
+                    transition = replace(transition, screen=(*screen, ScreenField(definition.id, required)))
+                changed.append(transition)
+            self.store.transitions = tuple(changed)
+
     def issue(self, key: str, *, expand: str = "changelog,names") -> dict[str, Any]:
         """The issue's REST v2 representation, as GET /issue/{key}?expand=... returns it."""
         with self._lock:
@@ -325,7 +367,7 @@ class JiraSandbox(SandboxControls):
         issue = change.issue
         timestamp = int(change.at.timestamp() * 1000)
         user = self.store.user_json(change.actor)
-        issue_body = self.store.issue_json(issue)
+        issue_body = self.store.issue_json(issue, comment_cap=ISSUE_COMMENT_CAP if self.store.cloud else None)
         events: list[tuple[str, dict[str, Any]]] = []
         if change.created:
             events.append(("jira:issue_created", {
@@ -347,11 +389,15 @@ class JiraSandbox(SandboxControls):
         summary_fields = {k: issue_body["fields"][k] for k in
                           ("summary", "issuetype", "project", "assignee", "priority", "status")}
         for comment in change.comments:
-            events.append(("comment_created", {
-                "timestamp": timestamp, "webhookEvent": "comment_created",
-                "comment": self.store.comment_json(issue, comment),
-                "issue": {"id": str(issue.id), "self": issue_body["self"], "key": issue.key, "fields": summary_fields},
-            }))
+            payload = {"timestamp": timestamp, "webhookEvent": "comment_created",
+                       "comment": self.store.comment_json(issue, comment)}
+            if self.store.cloud:
+                payload["issue"] = {"id": str(issue.id), "self": issue_body["self"], "key": issue.key,
+                                    "fields": summary_fields}
+            # Data Center sends no `issue` (and no `user`): only the comment, whose `self` link
+            # names the issue by id (Commit451/skyhook#152, captured from Jira 8.13;
+            # DefectDojo/django-DefectDojo#3217).
+            events.append(("comment_created", payload))
         for event, payload in events:
             if event in self.webhook_events:
                 self.webhooks.send(event, json.dumps(payload).encode())
@@ -380,7 +426,8 @@ class JiraSandbox(SandboxControls):
             if fault.status is not None:
                 headers = {"Retry-After": _retry_after(fault.retry_after)} if fault.retry_after is not None else {}
                 message = "Rate limit exceeded." if fault.status == 429 else f"HTTP {fault.status} (injected)"
-                return _json(fault.status, {"errorMessages": [message], "errors": {}}, headers), template
+                payload = fault.body if fault.body is not None else {"errorMessages": [message], "errors": {}}
+                return _json(fault.status, payload, headers), template
         authenticated = self._authenticate(request.headers.get("Authorization"))
         if authenticated is False or (authenticated is None and not (matched and matched[2])):
             return _json(401, {"errorMessages": [NOT_AUTHENTICATED], "errors": {}},
@@ -464,8 +511,11 @@ class JiraSandbox(SandboxControls):
 
     def _get_issue(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
+        cloud = self.deployment == "Cloud"
         return 200, self.store.issue_json(issue, version=version, fields=request.args.getlist("fields") or None,
-                                          expand=request.args.get("expand"))
+                                          expand=request.args.get("expand"),
+                                          comment_cap=ISSUE_COMMENT_CAP if cloud else None,
+                                          changelog_cap=ISSUE_CHANGELOG_CAP if cloud else None)
 
     def _edit_issue(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
@@ -482,8 +532,9 @@ class JiraSandbox(SandboxControls):
     def _get_transitions(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
         wanted = request.args.get("transitionId")
-        transitions = [self.store.transition_json(t, version) for t in self.store.available_transitions(issue)
-                       if wanted is None or t.id == wanted]
+        expands = {e.strip() for e in (request.args.get("expand") or "").split(",")}
+        transitions = [self.store.transition_json(t, version, with_fields="transitions.fields" in expands)
+                       for t in self.store.available_transitions(issue) if wanted is None or t.id == wanted]
         return 200, {"expand": "transitions", "transitions": transitions}
 
     def _do_transition(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
@@ -498,10 +549,75 @@ class JiraSandbox(SandboxControls):
         return 204, None
 
     def _get_comments(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """A page of comments, oldest first unless `orderBy=-created` (Get comments)."""
         issue = self.store.get(params["issueIdOrKey"])
+        start = max(0, int(request.args.get("startAt") or 0))
+        asked = request.args.get("maxResults")
+        if self.deployment == "Cloud":
+            limit = min(int(asked), COMMENT_PAGE_MAX) if asked else COMMENT_PAGE_MAX
+        else:
+            limit = int(asked) if asked else len(issue.comments)
+        limit = max(0, limit)
+        ordered = sorted(issue.comments, key=lambda c: (c.created, int(c.id)),
+                         reverse=request.args.get("orderBy") == "-created")
         properties = "properties" in (request.args.get("expand") or "").split(",")
-        comments = [self.store.comment_json(issue, c, version, properties=properties) for c in issue.comments]
-        return 200, {"startAt": 0, "maxResults": len(comments), "total": len(comments), "comments": comments}
+        page = [self.store.comment_json(issue, c, version, properties=properties)
+                for c in ordered[start:start + limit]]
+        return 200, {"startAt": start, "maxResults": limit, "total": len(issue.comments), "comments": page}
+
+    def _get_changelog(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """A page of the changelog, oldest first (Cloud's Get changelogs; not in Data Center)."""
+        if self.deployment != "Cloud":
+            raise JiraApiError(404, [f"No REST resource at {request.method} {request.path}."])
+        issue = self.store.get(params["issueIdOrKey"])
+        start = max(0, int(request.args.get("startAt") or 0))
+        asked = request.args.get("maxResults")
+        limit = max(1, min(int(asked), CHANGELOG_PAGE_MAX) if asked else CHANGELOG_PAGE_MAX)
+        values = [self.store.history_json(h, version) for h in issue.histories[start:start + limit]]
+        url = f"{self.store.api(version)}/issue/{issue.key}/changelog"
+        last = start + len(values) >= len(issue.histories)
+        body: dict[str, Any] = {"self": f"{url}?startAt={start}&maxResults={limit}", "maxResults": limit,
+                                "startAt": start, "total": len(issue.histories), "isLast": last, "values": values}
+        if not last:
+            body["nextPage"] = f"{url}?startAt={start + limit}&maxResults={limit}"
+        return 200, body
+
+    def _bulk_changelog(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """POST /rest/api/3/changelog/bulkfetch: the changelogs of up to 1,000 issues, oldest
+        change first (then smallest issue id), paged by `nextPageToken` (Cloud only)."""
+        if self.deployment != "Cloud":
+            raise JiraApiError(404, [f"No REST resource at {request.method} {request.path}."])
+        body = request.get_json(silent=True) or {}
+        refs = body.get("issueIdsOrKeys") or []
+        if not refs or len(refs) > BULK_CHANGELOG_ISSUES_MAX:
+            raise JiraApiError(400, [f"issueIdsOrKeys must name 1 to {BULK_CHANGELOG_ISSUES_MAX} issues."])
+        limit = max(1, min(int(body.get("maxResults") or BULK_CHANGELOG_DEFAULT), BULK_CHANGELOG_MAX))
+        wanted_fields = set(body.get("fieldIds") or ())
+        issues = {}
+        for ref in refs:
+            try:
+                found = self.store.get(str(ref))
+            except JiraApiError:
+                continue  # an issue the caller cannot see is left out, not an error
+            issues[found.id] = found
+        entries = []
+        for issue in issues.values():
+            for history in issue.histories:
+                items = [i for i in history.items if not wanted_fields or i.get("fieldId") in wanted_fields]
+                if items:
+                    entries.append((history.created, issue.id, int(history.id), issue, history, items))
+        entries.sort(key=lambda e: e[:3])
+        fingerprint = json.dumps(sorted(str(r) for r in refs)) + json.dumps(sorted(wanted_fields))
+        offset = _decode_token(body.get("nextPageToken"), fingerprint)
+        page = entries[offset:offset + limit]
+        grouped: dict[int, list[dict[str, Any]]] = {}
+        for _, issue_id, _, issue, history, items in page:
+            grouped.setdefault(issue_id, []).append({**self.store.history_json(history, version), "items": items})
+        answer: dict[str, Any] = {"issueChangeLogs": [{"issueId": str(issue_id), "changeHistories": histories}
+                                                      for issue_id, histories in grouped.items()]}
+        if offset + limit < len(entries):
+            answer["nextPageToken"] = _encode_token(offset + limit, fingerprint)
+        return 200, answer
 
     def _add_comment(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
@@ -554,7 +670,9 @@ class JiraSandbox(SandboxControls):
         page = issues[offset:offset + limit]
         expand = p.get("expand") or ""
         body: dict[str, Any] = {"issues": [self.store.issue_json(i, version=version, fields=p.get("fields"),
-                                                                 default_fields="id", expand=expand) for i in page]}
+                                                                 default_fields="id", expand=expand,
+                                                                 comment_cap=SEARCH_COMMENT_CAP,
+                                                                 changelog_cap=SEARCH_CHANGELOG_CAP) for i in page]}
         if offset + limit < len(issues):
             body["nextPageToken"] = _encode_token(offset + limit, p.get("jql") or "")
         body["isLast"] = offset + limit >= len(issues)
@@ -570,7 +688,9 @@ class JiraSandbox(SandboxControls):
         page = issues[start:start + limit]
         return 200, {"expand": "schema,names", "startAt": start, "maxResults": limit, "total": len(issues),
                      "issues": [self.store.issue_json(i, version=version, fields=p.get("fields"),
-                                                      default_fields="*navigable", expand=p.get("expand"))
+                                                      default_fields="*navigable", expand=p.get("expand"),
+                                                      comment_cap=SEARCH_COMMENT_CAP,
+                                                      changelog_cap=SEARCH_CHANGELOG_CAP)
                                 for i in page]}
 
     def _rich_text_to_plain(self, fields: Mapping[str, Any], version: int) -> dict[str, Any]:

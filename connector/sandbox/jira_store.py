@@ -43,11 +43,25 @@ class StatusDef:
 
 
 @dataclass(frozen=True)
+class ScreenField:
+    """A field on a transition's screen; a required one must hold a value for the transition to run."""
+
+    field: str  # field id
+    required: bool = False
+
+
+@dataclass(frozen=True)
 class TransitionDef:
     id: str
     name: str
     to: str  # status name
     sources: tuple[str, ...]  # status names it is available from
+    # The transition screen. Only these fields may be set in the transition request; a
+    # required one left empty answers 400 `errors.<id>: "Field <name> is required."`
+    # (mozilla/jira-bugzilla-integration#1055); one not on the screen answers 400 "cannot be
+    # set. It is not on the appropriate screen" (mozilla/jira-bugzilla-integration#1258,
+    # ctreminiom/go-atlassian#328).
+    screen: tuple[ScreenField, ...] = ()
 
 
 # A Jira Service Management service-request workflow.
@@ -66,7 +80,8 @@ DEFAULT_TRANSITIONS: tuple[TransitionDef, ...] = (
     TransitionDef("21", "Start progress", "In Progress", ("Waiting for support", "Waiting for customer", "Pending")),
     TransitionDef("31", "Pending", "Pending", ("Waiting for support", "Waiting for customer", "In Progress")),
     TransitionDef("41", "Back to support", "Waiting for support", ("Waiting for customer", "In Progress", "Pending")),
-    TransitionDef("51", "Resolve this issue", "Resolved", _OPEN),
+    # Stock JSM: "Resolve this issue" has a screen with Resolution, required.
+    TransitionDef("51", "Resolve this issue", "Resolved", _OPEN, screen=(ScreenField("resolution", required=True),)),
     TransitionDef("61", "Close", "Closed", ("Resolved",)),
     TransitionDef("71", "Reopen", "In Progress", ("Resolved", "Closed")),
 )
@@ -322,6 +337,7 @@ class JiraStore:
         self.components: dict[str, str] = {}
         for name in components or ():
             self._component_id(name)
+        self.issue_transition_fields = True
         self.users: dict[str, SandboxUser] = {}
         self.issues: dict[int, StoredIssue] = {}
         self.by_key: dict[str, int] = {}
@@ -425,7 +441,7 @@ class JiraStore:
         if not self.status(issue.values["status"]).editable:
             raise JiraApiError(400, [NOT_EDITABLE])
         values, comments, errors = self._plan_edit(issue, fields or {}, update or {}, allow=set(), actor=actor,
-                                                   at=at, version=version, screen=self.edit_screen)
+                                                   at=at, version=version, only=self.edit_screen)
         if errors:
             raise JiraApiError(400, [], errors)
         items = self._apply_values(issue, values)
@@ -438,8 +454,15 @@ class JiraStore:
         chosen = next((t for t in self.available_transitions(issue) if t.id == str(transition_id)), None)
         if chosen is None:
             raise JiraApiError(400, [f"Transition id '{transition_id}' is not valid for this issue."])
-        values, comments, errors = self._plan_edit(issue, fields or {}, update or {}, allow={"resolution"},
-                                                   actor=actor, at=at, version=version)
+        on_screen = {f.field for f in chosen.screen}
+        values, comments, errors = self._plan_edit(issue, fields or {}, update or {}, allow=on_screen,
+                                                   actor=actor, at=at, version=version, only=on_screen)
+        for screen_field in chosen.screen:
+            if not screen_field.required or screen_field.field in errors:
+                continue
+            value = values[screen_field.field] if screen_field.field in values else issue.values.get(screen_field.field)
+            if value is None or value == "" or value == []:
+                errors[screen_field.field] = f"Field {self.fields[screen_field.field].name} is required."
         if errors:
             raise JiraApiError(400, [], errors)
         items = self._move(issue, chosen.to, at, resolution=values.pop("resolution", None))
@@ -447,7 +470,8 @@ class JiraStore:
         return self._record(issue, items, comments, actor=actor, at=at, status_changed=True)
 
     def force_status(self, issue: StoredIssue, status_name: str, *, actor: str, at: datetime) -> Change:
-        items = self._move(issue, self.status(status_name).name, at, resolution=None)
+        # An admin's or a human's move: the stock workflow's post-function sets "Done".
+        items = self._move(issue, self.status(status_name).name, at, resolution=None, default_resolution="Done")
         return self._record(issue, items, [], actor=actor, at=at, status_changed=bool(items))
 
     def add_comment(self, issue: StoredIssue, body: Any, *, public: bool, actor: str, at: datetime,
@@ -480,7 +504,11 @@ class JiraStore:
         return Change(issue=issue, actor=actor, at=at, history=history, comments=comments,
                       status_changed=status_changed and history is not None)
 
-    def _move(self, issue: StoredIssue, to_name: str, at: datetime, resolution: str | None) -> list[dict[str, Any]]:
+    def _move(self, issue: StoredIssue, to_name: str, at: datetime, resolution: str | None,
+              default_resolution: str | None = None) -> list[dict[str, Any]]:
+        """Change the status. Entering a done status sets the resolution given (a REST
+        transition without one on its screen leaves the issue unresolved: nothing is
+        defaulted for it); leaving the done category clears it."""
         old = self.status(issue.values["status"])
         new = self.status(to_name)
         if old.name == new.name:
@@ -490,7 +518,7 @@ class JiraStore:
         old_resolution = issue.values.get("resolution")
         new_resolution = old_resolution
         if new.category == "done" and old.category != "done":
-            new_resolution = resolution or "Done"
+            new_resolution = resolution or default_resolution
             issue.resolutiondate = at
         elif new.category != "done":
             new_resolution = None
@@ -509,8 +537,8 @@ class JiraStore:
 
     def _plan_edit(self, issue: StoredIssue, fields: Mapping[str, Any], update: Mapping[str, Any], *,
                    allow: set[str], actor: str, at: datetime, version: int,
-                   screen: set[str] | None = None) -> tuple[dict[str, Any], list[StoredComment], dict[str, str]]:
-        values, errors = self._convert_fields(fields, allow=allow, screen=screen)
+                   only: set[str] | None = None) -> tuple[dict[str, Any], list[StoredComment], dict[str, str]]:
+        values, errors = self._convert_fields(fields, allow=allow, only=only)
         comments: list[StoredComment] = []
         if not isinstance(update, Mapping):
             return values, comments, {"update": "update must be an object"}
@@ -532,8 +560,8 @@ class JiraStore:
                         comments.append(comment)
                 continue
             definition = self.fields.get(fid)
-            if definition is None or not (definition.editable or fid in allow) or fid in fields \
-                    or (screen is not None and fid not in screen):
+            if (definition is None or not (definition.editable or fid in allow) or fid in fields
+                    or (only is not None and fid not in only)):
                 errors[fid] = cannot_set(fid)
                 continue
             current = values.get(fid, issue.values.get(fid))
@@ -571,14 +599,14 @@ class JiraStore:
         return _Invalid(f"Field '{definition.id}' does not support the operation '{verb}'.")
 
     def _convert_fields(self, fields: Mapping[str, Any], *, allow: set[str],
-                        screen: set[str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+                        only: set[str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
         if not isinstance(fields, Mapping):
             return values, {"fields": "fields must be an object"}
         for fid, raw in fields.items():
             definition = self.fields.get(fid)
-            if definition is None or not (definition.editable or fid in allow) or (screen is not None and fid not in screen):
+            if definition is None or not (definition.editable or fid in allow) or (only is not None and fid not in only):
                 errors[fid] = cannot_set(fid)
                 continue
             converted = self._convert(definition, raw)
@@ -831,12 +859,35 @@ class JiraStore:
             out[fid] = meta
         return {"fields": dict(sorted(out.items()))}
 
-    def transition_json(self, transition: TransitionDef, version: int = 2) -> dict[str, Any]:
-        return {"id": transition.id, "name": transition.name, "to": self.status_json(transition.to, version),
-                "hasScreen": False, "isGlobal": False, "isInitial": False, "isAvailable": True,
-                "isConditional": False, "isLooped": False}
+    def transition_json(self, transition: TransitionDef, version: int = 2, *, with_fields: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": transition.id, "name": transition.name, "to": self.status_json(transition.to, version),
+            "hasScreen": bool(transition.screen), "isGlobal": False, "isInitial": False, "isAvailable": True,
+            "isConditional": False, "isLooped": False}
+        if with_fields:
+            # `expand=transitions.fields`: the screen's fields as FieldMetadata (required,
+            # schema, name, key, operations, allowedValues), per the OpenAPI IssueTransition.
+            body["fields"] = {f.field: self.screen_field_json(f, version) for f in transition.screen}
+        return body
 
-    def field_value_json(self, issue: StoredIssue, definition: FieldDef, version: int) -> Any:
+    def screen_field_json(self, screen_field: ScreenField, version: int = 2) -> dict[str, Any]:
+        definition = self.fields[screen_field.field]
+        meta: dict[str, Any] = {"required": screen_field.required, "schema": dict(definition.schema),
+                                "name": definition.name, "key": definition.id, "operations": ["set"],
+                                "hasDefaultValue": False}
+        if definition.kind == "resolution":
+            meta["allowedValues"] = [{"self": f"{self.api(version)}/resolution/{rid}", "id": rid, "name": name,
+                                      "description": description} for rid, name, description in RESOLUTIONS]
+        elif definition.kind == "option":
+            meta["allowedValues"] = [{"self": f"{self.api(version)}/customFieldOption/{self.option_id(definition, o)}",
+                                      "value": o, "id": self.option_id(definition, o)} for o in definition.options]
+        elif definition.kind == "priority":
+            meta["allowedValues"] = [{"self": f"{self.api(version)}/priority/{pid}", "id": pid, "name": name}
+                                     for pid, name in PRIORITIES]
+        return meta
+
+    def field_value_json(self, issue: StoredIssue, definition: FieldDef, version: int,
+                         comment_cap: int | None = None) -> Any:
         fid, kind = definition.id, definition.kind
         value = issue.values.get(fid)
         if fid == "created":
@@ -848,9 +899,13 @@ class JiraStore:
         if fid == "creator":
             return self.user_json(issue.creator, version)
         if fid == "comment":
-            comments = [self.comment_json(issue, c, version) for c in issue.comments]
+            # Embedded comments are capped (see issue_json): the newest are kept, the oldest
+            # dropped, `total` still counts them all and `startAt` says where the page begins.
+            kept = issue.comments if comment_cap is None else issue.comments[max(0, len(issue.comments) - comment_cap):]
+            comments = [self.comment_json(issue, c, version) for c in kept]
             return {"comments": comments, "self": f"{self.api(version)}/issue/{issue.id}/comment",
-                    "maxResults": len(comments), "total": len(comments), "startAt": 0}
+                    "maxResults": len(comments), "total": len(issue.comments),
+                    "startAt": len(issue.comments) - len(kept)}
         if kind == "issuetype":
             tid, name, description = next(t for t in ISSUE_TYPES if t[1] == issue.issuetype)
             return {"self": f"{self.api(version)}/issuetype/{tid}", "id": tid, "description": description,
@@ -906,7 +961,11 @@ class JiraStore:
         return [f for k, f in chosen.items() if k not in excluded]
 
     def issue_json(self, issue: StoredIssue, *, version: int = 2, fields: Sequence[str] | None = None,
-                   default_fields: str = "*all", expand: str | None = None) -> dict[str, Any]:
+                   default_fields: str = "*all", expand: str | None = None,
+                   comment_cap: int | None = None, changelog_cap: int | None = None) -> dict[str, Any]:
+        """The issue as the REST API shows it. `comment_cap` / `changelog_cap` limit the embedded
+        comments and changelog to the newest N (None: all), with `total` still the full count;
+        the HTTP layer sets them per endpoint and deployment (see EMBED_CAPS in jira.py)."""
         expands = {e.strip() for e in (expand or "").split(",") if e.strip()}
         selected = self.select_fields(fields, default_fields)
         body: dict[str, Any] = {
@@ -914,19 +973,25 @@ class JiraStore:
             "id": str(issue.id), "self": f"{self.api(version)}/issue/{issue.id}", "key": issue.key,
         }
         if selected:
-            body["fields"] = {f.id: self.field_value_json(issue, f, version) for f in selected}
+            body["fields"] = {f.id: self.field_value_json(issue, f, version, comment_cap) for f in selected}
         if "names" in expands:
             body["names"] = {f.id: f.name for f in selected}
         if "schema" in expands:
             body["schema"] = {f.id: dict(f.schema) for f in selected}
         if "editmeta" in expands:
             body["editmeta"] = self.editmeta_json(issue, version)
-        if "transitions" in expands:
-            body["transitions"] = [self.transition_json(t, version) for t in self.available_transitions(issue)]
+        if "transitions" in expands or "transitions.fields" in expands:
+            # The GET issue document lists only `transitions`; Jira's expansion is nested
+            # (`transitions.fields`, as on GET /transitions). `issue_transition_fields` False
+            # models a site that ignores the nested expand on GET issue.
+            with_fields = "transitions.fields" in expands and self.issue_transition_fields
+            body["transitions"] = [self.transition_json(t, version, with_fields=with_fields)
+                                   for t in self.available_transitions(issue)]
         if "changelog" in expands:
-            histories = [self.history_json(h, version) for h in issue.histories]
-            body["changelog"] = {"startAt": 0, "maxResults": len(histories), "total": len(histories),
-                                 "histories": histories}
+            kept = issue.histories if changelog_cap is None else issue.histories[max(0, len(issue.histories) - changelog_cap):]
+            histories = [self.history_json(h, version) for h in kept]
+            body["changelog"] = {"startAt": len(issue.histories) - len(kept), "maxResults": len(histories),
+                                 "total": len(issue.histories), "histories": histories}
         return body
 
     def history_json(self, history: History, version: int = 2) -> dict[str, Any]:

@@ -5,9 +5,14 @@ updated since the last sweep" and "every ticket that may still have a deadline",
 platform's largest page size, and how much of the ticket a listing already holds:
 
 - **Jira**: JQL search with `expand=changelog` and only the fields the rules read, so each
-  result parses into a complete `Ticket` and is evaluated without a second GET. A result
-  whose embedded changelog or comment list is truncated (`total` larger than what came)
-  is handed over by id, and the reconcile's fetch pages the rest.
+  result parses into a complete `Ticket` and is evaluated without a second GET. Search
+  embeds at most 40 changelog entries per issue (JRACLOUD-96459) and a capped comment
+  list: a result cut short (`total` larger than what came) is handed over with its raw
+  listing, and `complete` fills in the rest for just those, in bulk (one
+  `POST /rest/api/3/changelog/bulkfetch` for the changelogs of a whole page on Cloud, and
+  comment pages per issue) – only when the sweep decides the ticket needs evaluating.
+  What cannot be completed that way (a Data Center changelog) is queued for a reconcile,
+  whose fetch reads the whole issue.
 - **Zendesk**: the incremental ticket export (1,000 tickets a request, resumable cursor)
   and search. Neither carries the audits the status history comes from, so tickets are
   handed over by id with their `updated_at`; the sweep skips those whose stamp equals the
@@ -58,6 +63,8 @@ class Found:
     updated: datetime | None
     ticket: Ticket | None = None
     skip_reason: str | None = None  # deleted, malformed: counted, not reconciled
+    # The listing's own representation when it was cut short: `Source.complete` can finish it.
+    raw: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,10 @@ class Source(Protocol):
 
     def open_tickets(self, now: datetime) -> Iterator[Batch]:
         """Every ticket that may still have a deadline: open ones and recently closed ones."""
+        ...
+
+    def complete(self, found: list[Found]) -> dict[str, Ticket]:
+        """Tickets for listings that were cut short (`Found.raw`), by id; those left out need a fetch."""
         ...
 
 
@@ -134,11 +145,26 @@ class JiraSource:
         try:
             updated = parse_instant(fields.get("updated"))
             if truncated:
-                return Found(ticket_id, updated)
+                return Found(ticket_id, updated, raw=raw)
             return Found(ticket_id, updated, ticket=self._parse(raw))
         except (MalformedTicketError, ValueError) as exc:
             log.warning("sync.ticket_unreadable", extra={"platform": "jira", "ticket_id": ticket_id, "error": str(exc)})
             return Found(ticket_id, None, skip_reason="malformed")
+
+    def complete(self, found: list[Found]) -> dict[str, Ticket]:
+        raws = [f.raw for f in found if f.raw is not None]
+        completer = getattr(self._adapter, "complete_listed", None)
+        if not raws or completer is None:
+            return {}
+        tickets: dict[str, Ticket] = {}
+        for issue_id, raw in completer(raws).items():
+            try:
+                tickets[issue_id] = self._parse(raw)
+            except (MalformedTicketError, ValueError) as exc:
+                # Queued instead: the worker's fetch reports it through its own error path.
+                log.warning("sync.ticket_unreadable",
+                            extra={"platform": "jira", "ticket_id": issue_id, "error": str(exc)})
+        return tickets
 
     def _search(self, jql: str) -> Iterator[dict[str, Any]]:
         adapter = self._adapter
@@ -189,6 +215,9 @@ class ZendeskSource:
                 page = []
         if page:
             yield Batch(page)
+
+    def complete(self, found: list[Found]) -> dict[str, Ticket]:
+        return {}  # a listing never holds the audits: every ticket is fetched by its reconcile
 
     @staticmethod
     def _found(raw: dict[str, Any]) -> Found:

@@ -18,9 +18,14 @@ For each ticket a listing returns:
    ticket under its per-ticket lock and writes. A snapshot can be minutes old by then, and
    writing from it could repeat a breach comment a worker posted in between; one extra GET
    for the few tickets that need a write is the price (their timers usually fired already).
-2. Tickets a listing cannot fully describe (all of Zendesk's; Jira tickets with truncated
-   changelogs) are skipped when their `updated` stamp equals the one recorded at their last
-   reconcile, and queued for a reconcile otherwise.
+2. Tickets a listing cannot fully describe (all of Zendesk's; Jira tickets whose embedded
+   changelog or comments are cut short) are skipped when their `updated` stamp equals the
+   one recorded at their last reconcile. The others are completed by the source where it
+   can (Jira: the missing changelog entries of a whole page in one bulk request, comment
+   pages per ticket) and evaluated like complete tickets; what it cannot complete is queued
+   for a reconcile. So a page of 100 tickets costs its search request, plus one bulk
+   request when some of them have long histories, plus comment pages only for tickets with
+   more comments than a listing embeds.
 
 The sweep never writes to a platform itself, so it needs no per-ticket lock and changes
 nothing it is paging through. One sweep per platform runs at a time cluster-wide (a lease
@@ -33,16 +38,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from connector.platforms.base import PlatformError
 from connector.platforms.field_values import MalformedTicketError
 from connector.sync.sources import DEFAULT_OVERLAP, Batch, Found, Source, source_for
 from connector.sync.state import SweepBusy, SyncState
 
 if TYPE_CHECKING:
+    from connector.model import Ticket
     from connector.queue import ReconcileQueue
     from connector.reconcile import Runtime
     from connector.sync.deadlines import DeadlineIndex
@@ -67,6 +74,7 @@ class SweepReport:
     started: datetime
     tickets: int = 0
     evaluated: int = 0  # complete tickets evaluated from the listing (no fetch)
+    completed: int = 0  # of those, listings cut short that the source completed first
     timers_armed: int = 0  # of those, tickets left with a next deadline
     queued: int = 0  # reconciles queued (a write is due, or the listing was not enough)
     collapsed: int = 0  # of those, already waiting in the queue
@@ -80,6 +88,7 @@ class SweepReport:
     def as_fields(self) -> dict[str, object]:
         return {
             "platform": self.platform, "kind": self.kind, "tickets": self.tickets, "evaluated": self.evaluated,
+            "completed": self.completed,
             "timers_armed": self.timers_armed, "queued": self.queued, "collapsed": self.collapsed,
             "unchanged": self.unchanged, "skipped": self.skipped,
             "wall_seconds": round(self.wall_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
@@ -142,7 +151,11 @@ class Sweep:
                 fresh = [f for f in batch.found if f.ticket_id not in seen_ids]
                 seen_ids.update(f.ticket_id for f in fresh)
                 stamps = sweeper.index.seen_stamps(self.platform, [f.ticket_id for f in fresh if f.ticket is None])
+                completed = self._complete(fresh, stamps)
                 for found in fresh:
+                    if found.ticket is None and found.ticket_id in completed:
+                        found = replace(found, ticket=completed[found.ticket_id])
+                        report.completed += 1
                     report.tickets += 1
                     action = self._handle(found, stamps.get(found.ticket_id))
                     report.reasons[action] = report.reasons.get(action, 0) + 1
@@ -159,6 +172,20 @@ class Sweep:
             report.cpu_seconds = time.process_time() - cpu0
             sweeper.state.release(self._lease)
         log.info("sync.finished", extra=report.as_fields())
+
+    def _complete(self, fresh: list[Found], stamps: dict[str, datetime]) -> dict[str, "Ticket"]:
+        """Complete the cut-short listings of one page that are not skipped as unchanged."""
+        wanting = [f for f in fresh if f.ticket is None and f.raw is not None and f.skip_reason is None
+                   and not (f.updated is not None and stamps.get(f.ticket_id) == f.updated)]
+        if not wanting:
+            return {}
+        try:
+            return self._sweeper.source(self.platform).complete(wanting)
+        except PlatformError as exc:
+            # They are queued instead; the sweep goes on with the rest of the page.
+            log.warning("sync.complete_failed", extra={"platform": self.platform, "tickets": len(wanting),
+                                                       "error": type(exc).__name__})
+            return {}
 
     def _handle(self, found: Found, seen: datetime | None) -> str:
         from connector.reconcile import reconcile_fetched
