@@ -887,6 +887,8 @@ class ZendeskAdapter:
             # Naming tags replaces the inherited ones (Creating a follow-up ticket): keep them.
             "tags": sorted(set(ticket.labels) | set(group.markers)),
         }
+        if ticket.raw_priority:
+            body["priority"] = ticket.raw_priority
         for attribute, value in (("requester_id", ticket.reporter), ("assignee_id", ticket.assignee)):
             if value and str(value).isdigit():
                 body[attribute] = int(value)
@@ -894,6 +896,24 @@ class ZendeskAdapter:
             group_id = self._mapping.group_value(ticket.group)
             if group_id.strip().isdigit():
                 body["group_id"] = int(group_id)
+        # The mapped fields too, so the rules read the follow-up as the same case (intake
+        # complete, same category) rather than as a new ticket missing everything.
+        copied = _Update()
+        for name, value in ticket.fields.items():
+            ref = self._mapping.fields.get(name)
+            if ref is None:
+                continue
+            try:
+                target = self._resolve(ref)
+                formatted = (_format_attribute(target.attribute, value) if target.attribute is not None
+                             else format_custom_field_value(target.field or {}, value))
+            except (FieldResolutionError, TypeError, ValueError):
+                continue  # a value the parent holds but no update can write: the follow-up goes without
+            if target.attribute in (None, "type", "priority", "due_at", "external_id"):
+                _put_value(copied, target, formatted)
+        body.update(copied.attributes)
+        if copied.custom_fields:
+            body["custom_fields"] = [{"id": key, "value": value} for key, value in copied.custom_fields.items()]
 
         def send() -> dict[str, Any]:
             return self._request("POST", "tickets.json", json={"ticket": body})
