@@ -566,6 +566,11 @@ class ZendeskAdapter:
         self._refused_statuses: dict[str, tuple[str, str, str]] = {}
         self._pending_refusals: dict[str, tuple[str, str]] = {}
 
+    @property
+    def base_url(self) -> str:
+        """The account URL requests go to (no credentials in it)."""
+        return self._base_url
+
     @classmethod
     def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> "ZendeskAdapter":
         if not settings.zendesk_url or not settings.zendesk_email or not settings.zendesk_token:
