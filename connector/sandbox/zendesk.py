@@ -256,7 +256,7 @@ class ZendeskSandbox(SandboxControls):
         """
         at = created or self.clock.now()
         with self._lock:
-            self._tick()
+            self._tick(at)
             requester_id = self.user_id(requester)
             data: dict[str, Any] = {
                 "subject": subject, "comment": {"body": description, "public": True},
@@ -273,6 +273,8 @@ class ZendeskSandbox(SandboxControls):
             changes = [self.store.create(data, actor_id=requester_id, at=at, channel="web")]
             ticket = changes[0].ticket
             for step in history:
+                if self.auto_close_after is not None:  # what the automation did before this step
+                    changes.extend(self.store.auto_close(min(step[0], self.clock.now()), self.auto_close_after))
                 author = self.user_id(step[2]) if len(step) > 2 else AGENT  # type: ignore[misc]
                 changes.append(self.store.update(ticket, {"status": step[1]}, actor_id=author, at=step[0],
                                                  channel="web"))
@@ -289,7 +291,7 @@ class ZendeskSandbox(SandboxControls):
         As in Zendesk, an end-user's comment reopens a pending or solved ticket.
         """
         with self._lock:
-            self._tick()
+            self._tick(at)
             ticket = self.store.get(ticket_id)
             author_id = self.user_id(author) if author is not None else ticket.requester_id
             change = self.store.update(ticket, {"comment": {"body": body, "public": public}},
@@ -308,7 +310,7 @@ class ZendeskSandbox(SandboxControls):
         """A human edit. Keys: status, priority, type, subject, group, assignee, requester, tags,
         additional_tags, remove_tags, or a custom field's title or id (plain values). Fires webhooks."""
         with self._lock:
-            self._tick()
+            self._tick(at)
             ticket = self.store.get(ticket_id)
             data: dict[str, Any] = {}
             custom: dict[int | str, Any] = {}
@@ -352,11 +354,16 @@ class ZendeskSandbox(SandboxControls):
             definition = self.store.field_by_ref(title)
             self.store.fields[definition.id] = replace(definition, required=required)
 
-    def _tick(self) -> None:
-        """Run the time-based automations due by the sandbox clock (callers hold the lock)."""
+    def _tick(self, at: datetime | None = None) -> None:
+        """Run the time-based automations due by `at` (default: the sandbox clock's now).
+
+        A back-dated human write happens at its own time: only what was due by then has run,
+        so a requester's reply two days after solving still reopens the ticket. Callers hold
+        the lock."""
         if self.auto_close_after is None:
             return
-        for change in self.store.auto_close(self.clock.now(), self.auto_close_after):
+        moment = min(at, self.clock.now()) if at is not None else self.clock.now()
+        for change in self.store.auto_close(moment, self.auto_close_after):
             self._emit(change)
 
     def _group_id(self, ref: int | str) -> int:
