@@ -18,11 +18,22 @@ and 30 updates of one ticket per 10 minutes), so the adapter is built around cou
 - `apply` sends nothing for a plan the ticket already shows. Otherwise ONE
   `PUT /api/v2/tickets/{id}.json` carries status, priority, group, assignee, custom fields,
   tag changes and the comment, so a one-time comment and the marker tag that records it
-  land together or not at all. Tags travel as `additional_tags` / `remove_tags`, so a tag
-  an agent adds meanwhile is not overwritten, and every update is a safe update
-  (`safe_update` + `updated_stamp` = the fetched `updated_at`): if anyone changed the
-  ticket since the fetch, Zendesk answers 409 and `Conflict` is raised, so the queue
-  re-reconciles from fresh state instead of writing over it.
+  land together or not at all. Update Ticket takes `tags` as the whole list
+  (`additional_tags` / `remove_tags` are Update Many Tickets only: Zendesk "Adding tags to
+  tickets without overwriting existing tags"), so the adapter sends the tags as read plus
+  additions minus removals, and every update is a safe update (`safe_update` +
+  `updated_stamp` = the fetched `updated_at`): if anyone changed the ticket since the fetch
+  (an agent adding a tag, say), Zendesk answers 409 and `Conflict` is raised, so reconcile
+  re-reads and re-plans instead of writing the old list over the new one.
+- A 422 on an update: "Status: closed prevents ticket update" means Zendesk closed the
+  ticket since the read (its auto-close automation) – `StaleTicket`, re-read and re-plan;
+  any other 422 on an update that moves the status (a field required to solve is empty)
+  makes the adapter resend the update once without the status, so the comment and markers
+  land, and report the refused status by name (`ApplyResult.refused`, metric); the refusal
+  is remembered against the ticket's stamp, so an unchanged ticket is not asked again.
+- A closed ticket is never updated: its comments, with their markers, go to a follow-up
+  ticket (`POST /api/v2/tickets` with `via_followup_source_id`), and `fetch` of a closed
+  ticket with follow-ups reads their tags (one more request), so replays see the markers.
 - Zendesk takes ONE comment per update. Comments of the same visibility are joined into
   one comment (blank line between them); a plan with both a public reply and an internal
   note needs a second update, which carries only the second comment and its markers – a
@@ -34,11 +45,13 @@ and 30 updates of one ticket per 10 minutes), so the adapter is built around cou
   share the account's limit, and Zendesk's own 429 is then handled like any other.)
 - Impossible actions are warnings, not failures: a field the account does not have, a
   dropdown value that is not one of its options, a group with no id, a move back to "new",
-  any write to a closed ticket (Zendesk never lets a closed ticket change).
-- `search` uses `/api/v2/search.json` (sorted, but capped by Zendesk at 1,000 results) and
-  switches to the cursor-paged `/api/v2/search/export.json` when the first page reports
-  more than that. `incremental_tickets` pages `/api/v2/incremental/tickets/cursor.json`
-  for the sweep, yielding each page with the cursor to resume from.
+  fields, status or tags for a closed ticket (Zendesk never lets a closed ticket change).
+- `search` uses `/api/v2/search.json` (sorted, but capped by Zendesk at 1,000 results: page
+  11 is a 422) and goes on with the cursor-paged `/api/v2/search/export.json` past that –
+  at once for an unordered query, after the first 1,000 for an ordered one – without
+  `type:` in the export's query (it takes `filter[type]`). `incremental_tickets` pages
+  `/api/v2/incremental/tickets/cursor.json` (admins only) for the sweep, yielding each page
+  with the cursor to resume from.
 
 It is built on zenpy for authentication (`email/token` basic auth set up on the session),
 its request path (`_call_api`, with its timeout) and its error types (`APIException`,
