@@ -633,6 +633,9 @@ class ZendeskSandbox(SandboxControls):
         per_page = _int_arg(args, "per_page", 100, 1, 100)
         page = _int_arg(args, "page", 1, 1, None)
         if (page - 1) * per_page >= SEARCH_RESULT_LIMIT:
+            # "The Search API returns up to 1,000 results per query, with a maximum of 100 results
+            # per page … If you request a page past the limit (page=11 at 100 results per page), a
+            # 422 Insufficient Resource Error is returned" (Search API reference, Results limit);
             # zenpy maps this 422 "invalid" to SearchResponseLimitExceeded.
             raise ZendeskApiError(422, {"error": "invalid", "description":
                                         f"Search Response Limits: at most {SEARCH_RESULT_LIMIT} results "
