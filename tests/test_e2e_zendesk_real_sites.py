@@ -166,6 +166,9 @@ def test_follow_up_due_after_auto_close_goes_to_a_follow_up_ticket_once(zendesk)
     follow_up = zendesk.ticket(follow_up_id)
     assert follow_up["via"]["source"]["from"]["ticket_id"] == ticket_id
     assert follow_up["assignee_id"] == AGENT and follow_up["group_id"] is not None
+    # The same case to the rules: category and intake fields came along (no new intake request).
+    values = {f["id"]: f["value"] for f in follow_up["custom_fields"]}
+    assert values[zendesk.field_id("Category")] == "login" and values[zendesk.field_id("Environment")] == "Windows 11"
     [reminder] = connector_comments(zendesk, follow_up_id)
     assert reminder["public"] is False and "due" in reminder["body"]
     assert "spc-follow-up-reminded" in follow_up["tags"] and "vip" in follow_up["tags"]

@@ -461,18 +461,21 @@ def test_a_closed_ticket_is_never_updated_its_comment_goes_to_a_follow_up_ticket
     created = {"ticket": {**body("zendesk_ticket_4540.json")["ticket"], "id": 4600,
                           "tags": ["connector-fu", "connector-intake-requested", "network"]}}
     http.post(f"{API}/tickets.json", status=201, json=created)
+    http.get(FIELDS_URL, json=body("zendesk_ticket_fields.json"))  # to copy the mapped fields
     closed = ticket(status="closed")
     reminder = AddComment(rule="r", reason="x", body="Follow-up due", public=False, marker="connector-fu")
     field = SetPriority(rule="r", reason="x", priority="P0")
     result = adapter.apply(closed, plan(reminder, field))
 
-    assert [call.request.method for call in http.calls] == ["POST"]
-    sent = sent_json(http.calls[0])["ticket"]
+    assert [call.request.method for call in http.calls] == ["GET", "POST"]
+    sent = sent_json(http.calls[1])["ticket"]
     assert sent["via_followup_source_id"] == 4540
     assert sent["comment"] == {"body": "Follow-up due", "public": False}
     assert sent["tags"] == ["connector-fu", "connector-intake-requested", "network"]  # the marker rides with it
     assert sent["requester_id"] == closed_requester() and sent["subject"] == closed.summary
-    assert "status" not in sent and "priority" not in sent
+    # The parent's values are copied; the plan's own field change cannot land on a closed ticket.
+    assert "status" not in sent and sent["priority"] == closed.raw_priority != "urgent"
+    assert {"id": 360051234501, "value": "network"} in sent["custom_fields"]
     assert result.writes == ["POST /api/v2/tickets.json"] and result.applied == [reminder]
     assert [s.action for s in result.skipped] == [field]
     assert result.refused == ["status closed: field cannot be written to a closed ticket"]

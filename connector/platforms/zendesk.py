@@ -917,10 +917,11 @@ class ZendeskAdapter:
         # The mapped fields too, so the rules read the follow-up as the same case (intake
         # complete, same category) rather than as a new ticket missing everything.
         copied = _Update()
-        for name, value in ticket.fields.items():
-            ref = self._mapping.fields.get(name)
-            if ref is None:
-                continue
+        values = [(self._mapping.fields[name], value) for name, value in ticket.fields.items()
+                  if name in self._mapping.fields]
+        if ticket.category:
+            values.append((self._mapping.category_field, ticket.category))
+        for ref, value in values:
             try:
                 target = self._resolve(ref)
                 formatted = (_format_attribute(target.attribute, value) if target.attribute is not None
