@@ -173,6 +173,10 @@ def test_follow_up_due_after_auto_close_goes_to_a_follow_up_ticket_once(zendesk)
     assert reminder["public"] is False and "due" in reminder["body"]
     assert "spc-follow-up-reminded" in follow_up["tags"] and "vip" in follow_up["tags"]
 
+    # Reconciled in its own right (its creation fires webhooks), it asks the customer nothing.
+    reconcile(runtime, "zendesk", str(follow_up_id))
+    assert not [c for c in connector_comments(zendesk, follow_up_id) if c["public"]]
+
     # Replays see the marker through the closed ticket's follow-ups: no second follow-up.
     for _ in range(2):
         assert reconcile(runtime, "zendesk", str(ticket_id)).outcome == "noop"
