@@ -24,6 +24,7 @@ from connector.platforms.base import Conflict, RetryPolicy, StaleTicket
 from connector.platforms.mapping import default_zendesk_mapping
 from connector.platforms.zendesk import ZendeskAdapter
 from connector.reconcile import Runtime, reconcile
+from connector.rules.engine import evaluate
 from connector.sandbox.server import Clock
 from connector.sandbox.zendesk import AGENT, CONNECTOR, GROUPS, ZendeskSandbox
 from connector.settings import DEFAULT_CONFIG, Settings
@@ -202,7 +203,6 @@ def test_ticket_closed_between_read_and_write_is_re_planned_and_the_reminder_not
         zendesk.clock.advance(timedelta(days=5, hours=20))
         read = adapter.fetch(str(ticket_id))
         assert read.raw_status == "solved"
-        from connector.rules.engine import evaluate
         stale_plan = evaluate(read, zendesk.clock.now(), runtime.config)
         assert any(isinstance(a, AddComment) for a in stale_plan.actions)
         zendesk.clock.advance(timedelta(hours=2))  # the automation closes it now

@@ -15,7 +15,7 @@ from connector.config import load_config
 from connector.platforms.base import Unauthorized
 from connector.reconcile import Runtime
 from connector.sandbox.server import Clock
-from connector.sandbox.zendesk import AGENT, ZendeskSandbox
+from connector.sandbox.zendesk import ZendeskSandbox
 from connector.settings import Settings
 from connector.sync import sources
 from connector.sync.sweep import Sweeper
