@@ -880,6 +880,8 @@ class ZendeskAdapter:
         result.applied.extend(sorted(groups[0].actions, key=lambda action: order[id(action)]))
         follow_up = created.get("ticket") if isinstance(created.get("ticket"), Mapping) else {}
         new_ref = str(follow_up.get("id") or "")
+        if not new_ref.isdigit():
+            raise HostError("the follow-up ticket answer has no ticket id", platform=PLATFORM, retryable=False)
         log.info("zendesk.follow_up_created", extra={"platform": PLATFORM, "ticket": ticket.key,
                                                       "follow_up": f"#{new_ref}"})
         stamp = _updated_at(created)
