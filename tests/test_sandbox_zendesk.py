@@ -123,7 +123,8 @@ def test_one_update_with_comment_tags_and_fields_records_one_audit(sandbox: Zend
     ticket.status = "pending"
     ticket.priority = "high"
     ticket.comment = Comment(body="To continue we need the exact error message.", public=True)
-    ticket.additional_tags = ["connector-intake-requested"]
+    # Update Ticket replaces the tag list: the whole list is sent.
+    ticket.tags = [*ticket.tags, "connector-intake-requested"]
     ticket.custom_fields = [CustomField(id=root_cause, value="Heap too small"),
                             CustomField(id=verification, value="not_resolved"),
                             CustomField(id=sandbox.field_id("Category"), value="outage")]
@@ -331,7 +332,7 @@ def test_invalid_writes_are_422_and_change_nothing(sandbox: ZendeskSandbox, clie
     ticket_id = sandbox.create_ticket("Validate me", "Body", created=START)
     before = sandbox.ticket(ticket_id)
     response = raw(client, sandbox, "PUT", f"/api/v2/tickets/{ticket_id}.json",
-                   json={"ticket": {"additional_tags": ["would-be-added"], **update}})
+                   json={"ticket": {"tags": ["would-be-added"], **update}})
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "RecordInvalid" and body["description"] == "Record validation errors"
@@ -391,7 +392,7 @@ def test_more_than_30_updates_to_one_ticket_in_10_minutes_is_429(sandbox: Zendes
 
     def tag(ticket_id: int, n: int) -> requests.Response:
         return raw(client, sandbox, "PUT", f"/api/v2/tickets/{ticket_id}.json",
-                   json={"ticket": {"additional_tags": [f"t{n}"]}})
+                   json={"ticket": {"tags": [f"t{n}"]}})
 
     for n in range(30):
         assert tag(busy, n).status_code == 200
@@ -439,7 +440,7 @@ def test_webhooks_are_signed_and_shaped_like_zendesk_event_webhooks(sandbox: Zen
     ticket = client.tickets(id=ticket_id)
     ticket.status = "open"
     ticket.priority = "urgent"
-    ticket.additional_tags = ["escalated"]
+    ticket.tags = [*ticket.tags, "escalated"]
     client.tickets.update(ticket)
     assert sandbox.flush_webhooks(timeout=10)
 
@@ -566,3 +567,128 @@ def test_runs_standalone() -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+# --- what real sites do (issue 10): tags, closing, required fields, roles, search limits -----------
+
+
+def test_single_ticket_update_replaces_tags_and_ignores_additional_and_remove_tags(sandbox: ZendeskSandbox,
+                                                                                  client: Zenpy) -> None:
+    # "If you use the Update Ticket endpoint to add one or more tags to a ticket, the new tags
+    # replace any existing tags"; additional_tags/remove_tags belong to Update Many Tickets.
+    ticket_id = sandbox.create_ticket("Tagged", "Body", tags=["vip", "printer"], created=START)
+    ignored = raw(client, sandbox, "PUT", f"/api/v2/tickets/{ticket_id}.json",
+                  json={"ticket": {"additional_tags": ["spc-marker"], "remove_tags": ["vip"]}})
+    assert ignored.status_code == 200 and ignored.json()["ticket"]["tags"] == ["printer", "vip"]
+    assert len(sandbox.audits(ticket_id)) == 1  # nothing changed, no audit
+
+    replaced = raw(client, sandbox, "PUT", f"/api/v2/tickets/{ticket_id}.json",
+                   json={"ticket": {"tags": ["spc-marker"]}})
+    assert replaced.json()["ticket"]["tags"] == ["spc-marker"]
+
+
+def test_solved_tickets_close_after_the_configured_delay_and_then_refuse_updates(client: Zenpy) -> None:
+    with ZendeskSandbox(clock=Clock(START), auto_close_after=timedelta(hours=2)) as sandbox:
+        agent_client = zenpy_client(sandbox.base_url, sandbox.email, sandbox.api_token)
+        ticket_id = sandbox.create_ticket("Done", "Body", created=START, history=[(START, "solved")])
+        sandbox.clock.advance(timedelta(hours=1, minutes=59))
+        assert sandbox.ticket(ticket_id)["status"] == "solved"
+        sandbox.clock.advance(timedelta(minutes=1))
+        closed = sandbox.ticket(ticket_id)
+        assert closed["status"] == "closed" and closed["updated_at"] == "2026-11-20T03:00:00Z"
+        assert sandbox.audits(ticket_id)[-1]["author_id"] == -1  # the automation
+
+        refused = raw(agent_client, sandbox, "PUT", f"/api/v2/tickets/{ticket_id}.json",
+                      json={"ticket": {"comment": {"body": "Any news?", "public": False}, "tags": ["x"]}})
+        assert refused.status_code == 422
+        assert refused.json() == {"error": "RecordInvalid", "description": "Record validation errors", "details": {
+            "status": [{"description": "Status: closed prevents ticket update", "error": "InvalidValue"}]}}
+
+        # Its continuation: a follow-up ticket, which inherits the tags unless given its own.
+        made = raw(agent_client, sandbox, "POST", "/api/v2/tickets.json", json={"ticket": {
+            "via_followup_source_id": ticket_id, "comment": {"body": "Revisit due", "public": False}}})
+        assert made.status_code == 201
+        follow_up = made.json()["ticket"]
+        assert follow_up["via"]["source"]["rel"] == "follow_up"
+        assert follow_up["via"]["source"]["from"]["ticket_id"] == ticket_id
+        assert sandbox.ticket(ticket_id)["followup_ids"] == [follow_up["id"]]
+        assert follow_up["tags"] == closed["tags"]
+
+
+def test_the_default_auto_close_is_four_days(sandbox: ZendeskSandbox) -> None:
+    ticket_id = sandbox.create_ticket("Done", "Body", created=START, history=[(START, "solved")])
+    sandbox.clock.advance(timedelta(days=3, hours=23))
+    assert sandbox.ticket(ticket_id)["status"] == "solved"
+    sandbox.clock.advance(timedelta(hours=1))
+    assert sandbox.ticket(ticket_id)["status"] == "closed"
+
+
+def test_fields_required_to_solve_refuse_the_solve_with_zendesks_body(sandbox: ZendeskSandbox, client: Zenpy) -> None:
+    sandbox.set_field_required("Root cause")
+    ticket_id = sandbox.create_ticket("Needs cause", "Body", status="open", created=START)
+    catalogue = {f.title: f for f in client.ticket_fields()}
+    assert catalogue["Root cause"].required is True and catalogue["Solution"].required is False
+
+    refused = raw(client, sandbox, "PUT", f"/api/v2/tickets/{ticket_id}.json", json={"ticket": {
+        "status": "solved", "comment": {"body": "Fixed", "public": True}, "tags": ["spc-done"]}})
+    assert refused.status_code == 422
+    assert refused.json()["details"] == {"base": [{
+        "description": "Root cause: is required when solving a ticket", "error": None,
+        "ticket_field_id": sandbox.field_id("Root cause"), "ticket_field_type": "FieldTextarea"}]}
+    assert sandbox.ticket(ticket_id)["status"] == "open" and len(sandbox.audits(ticket_id)) == 1
+
+    root_cause = sandbox.field_id("Root cause")
+    solved = raw(client, sandbox, "PUT", f"/api/v2/tickets/{ticket_id}.json", json={"ticket": {
+        "status": "solved", "custom_fields": [{"id": root_cause, "value": "cert expired"}]}})
+    assert solved.status_code == 200 and solved.json()["ticket"]["status"] == "solved"
+
+
+def test_incremental_export_is_for_admins_only_and_10_requests_a_minute() -> None:
+    now = [0.0]
+    with ZendeskSandbox(clock=Clock(START), connector_role="agent") as agent_account:
+        agent = zenpy_client(agent_account.base_url, agent_account.email, agent_account.api_token)
+        refused = raw(agent, agent_account, "GET", "/api/v2/incremental/tickets/cursor.json",
+                      params={"start_time": int(START.timestamp()) - 60})
+        assert refused.status_code == 403 and refused.json()["error"]["title"] == "Forbidden"
+        assert client_can_search(agent, agent_account)
+
+    with ZendeskSandbox(clock=Clock(START), rate_clock=lambda: now[0]) as admin_account:
+        admin = zenpy_client(admin_account.base_url, admin_account.email, admin_account.api_token)
+        params = {"start_time": int(START.timestamp()) - 60}
+        for _ in range(10):
+            assert raw(admin, admin_account, "GET", "/api/v2/incremental/tickets/cursor.json",
+                       params=params).status_code == 200
+            now[0] += 1
+        limited = raw(admin, admin_account, "GET", "/api/v2/incremental/tickets/cursor.json", params=params)
+        assert limited.status_code == 429 and limited.headers["Retry-After"] == "50"
+        now[0] = 60.5
+        assert raw(admin, admin_account, "GET", "/api/v2/incremental/tickets/cursor.json",
+                   params=params).status_code == 200
+
+
+def client_can_search(client: Zenpy, sandbox: ZendeskSandbox) -> bool:
+    return raw(client, sandbox, "GET", "/api/v2/search.json", params={"query": "type:ticket"}).status_code == 200
+
+
+def test_search_export_takes_the_type_as_a_filter_only_and_100_requests_a_minute() -> None:
+    now = [0.0]
+    with ZendeskSandbox(clock=Clock(START), rate_clock=lambda: now[0]) as sandbox:
+        client = zenpy_client(sandbox.base_url, sandbox.email, sandbox.api_token)
+        older = sandbox.create_ticket("Older", "b", created=START - timedelta(days=1), status="open")
+        newer = sandbox.create_ticket("Newer", "b", created=START, status="open")
+
+        def export(query: str, **params: Any) -> requests.Response:
+            return raw(client, sandbox, "GET", "/api/v2/search/export.json",
+                       params={"query": query, "filter[type]": "ticket", **params})
+
+        typed = export("type:ticket status:open")
+        assert typed.status_code == 400 and "filter[type]" in typed.json()["error"]["message"]
+        assert export("-type:user status:open").status_code == 400
+        assert raw(client, sandbox, "GET", "/api/v2/search/export.json",
+                   params={"query": "status:open"}).status_code == 400
+        # Ordered only by created_at, whatever the query asks.
+        assert [r["id"] for r in export("status:open order_by:updated_at sort:desc").json()["results"]] == [
+            older, newer]
+        for _ in range(96):
+            assert export("status:open").status_code == 200
+        assert export("status:open").status_code == 429

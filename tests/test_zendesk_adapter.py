@@ -39,6 +39,7 @@ from connector.platforms.base import (
     PlatformAdapter,
     RateLimited,
     RetryPolicy,
+    StaleTicket,
     Unauthorized,
 )
 from connector.platforms.mapping import PlatformMapping, default_zendesk_mapping
@@ -339,8 +340,8 @@ def test_fields_status_group_tags_and_comments_travel_in_one_update(http, adapte
             "priority": "urgent",
             "group_id": int(L2),
             "status": "hold",
-            "additional_tags": ["connector-escalated-l2", "connector-escalation-l2", "connector-sla-fr-warning"],
-            "remove_tags": ["connector-intake-requested"],
+            # Update Ticket replaces the tag list: the whole list as read, plus additions, minus removals.
+            "tags": ["network", "connector-escalated-l2", "connector-escalation-l2", "connector-sla-fr-warning"],
             "comment": {
                 "body": "Escalated to L2: no progress update for 4 business hours.\n\n"
                 "SLA warning: 80% of the first-response target has elapsed.",
@@ -369,14 +370,15 @@ def test_a_public_reply_and_an_internal_note_are_two_updates_each_with_its_own_m
     first, second = sent_json(http.calls[0])["ticket"], sent_json(http.calls[1])["ticket"]
     assert first == {
         "status": "pending",
-        "additional_tags": ["connector-info-requested"],
+        "tags": ["connector-intake-requested", "network", "connector-info-requested"],
         "comment": {"body": reply.body, "public": True},
         "safe_update": True,
         "updated_stamp": STAMP,
     }
     # The second update is stamped with the updated_at the first one returned.
+    # Its tag list is the one the first update's answer shows, plus its own marker.
     assert second == {
-        "additional_tags": ["connector-info-note"],
+        "tags": ["connector-info-requested", "connector-intake-requested", "network", "connector-info-note"],
         "comment": {"body": note.body, "public": False},
         "safe_update": True,
         "updated_stamp": "2026-11-22T03:30:00Z",
@@ -389,7 +391,8 @@ def test_a_public_reply_and_an_internal_note_are_two_updates_each_with_its_own_m
 def test_tag_changes_the_answer_does_not_show_are_a_warning(http, adapter):
     http.put(TICKET_URL, json=body("zendesk_ticket_4540_update_public_reply.json"))
     result = adapter.apply(ticket(), plan(AddLabel(rule="r", reason="x", label="connector-followup-due")))
-    assert sent_json(http.calls[0])["ticket"]["additional_tags"] == ["connector-followup-due"]
+    assert sent_json(http.calls[0])["ticket"]["tags"] == ["connector-intake-requested", "network",
+                                                         "connector-followup-due"]
     assert result.warnings == ["Zendesk did not apply tag changes: missing ['connector-followup-due'], not removed []"]
 
 
@@ -413,7 +416,8 @@ def test_marker_of_a_planned_comment_is_never_removed_or_added_without_it(http, 
         comment,
         RemoveLabel(rule="r", reason="x", label="connector-info-requested"),
     ))
-    assert sent_json(http.calls[0])["ticket"]["additional_tags"] == ["connector-info-requested"]
+    assert sent_json(http.calls[0])["ticket"]["tags"] == ["connector-intake-requested", "network",
+                                                         "connector-info-requested"]
     assert result.applied == [comment] and len(result.skipped) == 2
 
 
@@ -453,11 +457,48 @@ def test_impossible_writes_are_warnings_and_the_rest_is_written(http, adapter, c
     }
 
 
-def test_a_closed_ticket_is_never_written(http, adapter):
+def test_a_closed_ticket_is_never_updated_its_comment_goes_to_a_follow_up_ticket(http, adapter):
+    created = {"ticket": {**body("zendesk_ticket_4540.json")["ticket"], "id": 4600,
+                          "tags": ["connector-fu", "connector-intake-requested", "network"]}}
+    http.post(f"{API}/tickets.json", status=201, json=created)
+    http.get(FIELDS_URL, json=body("zendesk_ticket_fields.json"))  # to copy the mapped fields
     closed = ticket(status="closed")
-    result = adapter.apply(closed, plan(AddComment(rule="r", reason="x", body="Follow-up due", marker="connector-fu")))
-    assert len(http.calls) == 0
-    assert result.warnings == ["Zendesk does not allow changes to a closed ticket"]
+    reminder = AddComment(rule="r", reason="x", body="Follow-up due", public=False, marker="connector-fu")
+    field = SetPriority(rule="r", reason="x", priority="P0")
+    result = adapter.apply(closed, plan(reminder, field))
+
+    assert [call.request.method for call in http.calls] == ["GET", "POST"]
+    sent = sent_json(http.calls[1])["ticket"]
+    assert sent["via_followup_source_id"] == 4540
+    assert sent["comment"] == {"body": "Follow-up due", "public": False}
+    assert sent["tags"] == ["connector-fu", "connector-intake-requested", "network"]  # the marker rides with it
+    assert sent["requester_id"] == closed_requester() and sent["subject"] == closed.summary
+    # The parent's values are copied; the plan's own field change cannot land on a closed ticket.
+    assert "status" not in sent and sent["priority"] == closed.raw_priority != "urgent"
+    assert {"id": 360051234501, "value": "network"} in sent["custom_fields"]
+    assert result.writes == ["POST /api/v2/tickets.json"] and result.applied == [reminder]
+    assert [s.action for s in result.skipped] == [field]
+    assert result.refused == ["status closed: field cannot be written to a closed ticket"]
+
+
+def closed_requester() -> int:
+    return body("zendesk_ticket_4540.json")["ticket"]["requester_id"]
+
+
+def test_fetch_of_a_closed_ticket_sees_the_markers_its_follow_ups_carry(http, adapter):
+    raw = {**body("zendesk_ticket_4540.json")["ticket"], "status": "closed", "followup_ids": [4600]}
+    http.get(TICKET_URL, json={"ticket": raw})
+    http.get(AUDITS_URL, json=body("zendesk_ticket_4540_audits.json"))
+    http.get(FIELDS_URL, json=body("zendesk_ticket_fields.json"))
+    http.get(f"{API}/tickets/show_many.json", json={"tickets": [{"id": 4600, "tags": [
+        "connector-fu", "connector-intake-requested", "network"]}]},
+        match=[matchers.query_param_matcher({"ids": "4600"})])
+    fetched = adapter.fetch("4540")
+    assert "connector-fu" in fetched.labels
+    # Replayed: the marker is seen, so nothing is written again.
+    result = adapter.apply(fetched, plan(AddComment(rule="r", reason="x", body="Follow-up due", public=False,
+                                                    marker="connector-fu")))
+    assert not result.changed and not [c for c in http.calls if c.request.method != "GET"]
 
 
 def test_per_ticket_update_limit_raises_before_writing(http, adapter, clock):
@@ -569,12 +610,20 @@ def test_client_errors_are_translated_without_retry(http, adapter, sleeps, statu
 
 
 def test_validation_error_carries_zendesks_reason(http, adapter, sleeps):
-    http.put(TICKET_URL, status=422, json=body("zendesk_error_422_closed_ticket.json"))
+    http.put(TICKET_URL, status=422, json={"error": "RecordInvalid", "description": "Record validation errors",
+                                           "details": {"priority": [{"description": "Priority: is invalid"}]}})
     with pytest.raises(BadRequest) as raised:
         adapter.apply(ticket(), plan(SetPriority(rule="r", reason="x", priority="P0")))
-    assert raised.value.message == (
-        "RecordInvalid: Record validation errors (status: Status: closed prevents ticket update)"
-    )
+    assert raised.value.message == "RecordInvalid: Record validation errors (priority: Priority: is invalid)"
+    assert len(http.calls) == 1 and sleeps == []
+
+
+def test_ticket_closed_between_read_and_write_is_a_stale_ticket_for_a_re_plan(http, adapter, sleeps):
+    # Zendesk's auto-close ran between our read and our write: nothing landed, re-read at once.
+    http.put(TICKET_URL, status=422, json=body("zendesk_error_422_closed_ticket.json"))
+    with pytest.raises(StaleTicket) as raised:
+        adapter.apply(ticket(), plan(AddComment(rule="r", reason="x", body="Reminder", marker="connector-fu")))
+    assert isinstance(raised.value, Conflict) and raised.value.status == 422
     assert len(http.calls) == 1 and sleeps == []
 
 

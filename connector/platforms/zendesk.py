@@ -18,11 +18,22 @@ and 30 updates of one ticket per 10 minutes), so the adapter is built around cou
 - `apply` sends nothing for a plan the ticket already shows. Otherwise ONE
   `PUT /api/v2/tickets/{id}.json` carries status, priority, group, assignee, custom fields,
   tag changes and the comment, so a one-time comment and the marker tag that records it
-  land together or not at all. Tags travel as `additional_tags` / `remove_tags`, so a tag
-  an agent adds meanwhile is not overwritten, and every update is a safe update
-  (`safe_update` + `updated_stamp` = the fetched `updated_at`): if anyone changed the
-  ticket since the fetch, Zendesk answers 409 and `Conflict` is raised, so the queue
-  re-reconciles from fresh state instead of writing over it.
+  land together or not at all. Update Ticket takes `tags` as the whole list
+  (`additional_tags` / `remove_tags` are Update Many Tickets only: Zendesk "Adding tags to
+  tickets without overwriting existing tags"), so the adapter sends the tags as read plus
+  additions minus removals, and every update is a safe update (`safe_update` +
+  `updated_stamp` = the fetched `updated_at`): if anyone changed the ticket since the fetch
+  (an agent adding a tag, say), Zendesk answers 409 and `Conflict` is raised, so reconcile
+  re-reads and re-plans instead of writing the old list over the new one.
+- A 422 on an update: "Status: closed prevents ticket update" means Zendesk closed the
+  ticket since the read (its auto-close automation) – `StaleTicket`, re-read and re-plan;
+  any other 422 on an update that moves the status (a field required to solve is empty)
+  makes the adapter resend the update once without the status, so the comment and markers
+  land, and report the refused status by name (`ApplyResult.refused`, metric); the refusal
+  is remembered against the ticket's stamp, so an unchanged ticket is not asked again.
+- A closed ticket is never updated: its comments, with their markers, go to a follow-up
+  ticket (`POST /api/v2/tickets` with `via_followup_source_id`), and `fetch` of a closed
+  ticket with follow-ups reads their tags (one more request), so replays see the markers.
 - Zendesk takes ONE comment per update. Comments of the same visibility are joined into
   one comment (blank line between them); a plan with both a public reply and an internal
   note needs a second update, which carries only the second comment and its markers – a
@@ -34,11 +45,13 @@ and 30 updates of one ticket per 10 minutes), so the adapter is built around cou
   share the account's limit, and Zendesk's own 429 is then handled like any other.)
 - Impossible actions are warnings, not failures: a field the account does not have, a
   dropdown value that is not one of its options, a group with no id, a move back to "new",
-  any write to a closed ticket (Zendesk never lets a closed ticket change).
-- `search` uses `/api/v2/search.json` (sorted, but capped by Zendesk at 1,000 results) and
-  switches to the cursor-paged `/api/v2/search/export.json` when the first page reports
-  more than that. `incremental_tickets` pages `/api/v2/incremental/tickets/cursor.json`
-  for the sweep, yielding each page with the cursor to resume from.
+  fields, status or tags for a closed ticket (Zendesk never lets a closed ticket change).
+- `search` uses `/api/v2/search.json` (sorted, but capped by Zendesk at 1,000 results: page
+  11 is a 422) and goes on with the cursor-paged `/api/v2/search/export.json` past that –
+  at once for an unordered query, after the first 1,000 for an ordered one – without
+  `type:` in the export's query (it takes `filter[type]`). `incremental_tickets` pages
+  `/api/v2/incremental/tickets/cursor.json` (admins only) for the sweep, yielding each page
+  with the cursor to resume from.
 
 It is built on zenpy for authentication (`email/token` basic auth set up on the session),
 its request path (`_call_api`, with its timeout) and its error types (`APIException`,
@@ -75,7 +88,7 @@ import requests
 from zenpy import Zenpy
 from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
 
-from connector.metrics import API_CALLS
+from connector.metrics import API_CALLS, WRITES_REFUSED
 from connector.model import (
     Action,
     AddComment,
@@ -91,12 +104,14 @@ from connector.model import (
 )
 from connector.platforms.base import (
     ApplyResult,
+    BadRequest,
     HostError,
     NotFound,
     PlatformError,
     RateLimited,
     RetryPolicy,
     SkippedAction,
+    StaleTicket,
     error_from_requests,
     refuse_redirects,
     error_from_response,
@@ -123,6 +138,7 @@ COMMENT_SEPARATOR = "\n\n"
 # Ticket ids are numbers; "#4540" is how the ticket's key is written.
 _TICKET_REF = re.compile(r"^#?(\d+)$")
 _TYPE_TICKET = re.compile(r"(?<![\w-])type:ticket\b", re.IGNORECASE)
+_ORDERING = re.compile(r"(?<![\w-])(?:order_by|sort):\S+", re.IGNORECASE)
 
 # Ticket attributes an API client may set directly in an update, and how their values look.
 _ID_ATTRIBUTES = frozenset(
@@ -384,14 +400,22 @@ class _Update:
         # seconds, so an update landing in the same second as the last one keeps the stamp.)
         return self.comment is None
 
-    def body(self, stamp: str | None) -> dict[str, Any]:
+    def tags(self, current: Sequence[str]) -> list[str]:
+        """The whole tag list this update leaves: `current` (as read), plus additions, minus removals."""
+        removed = set(self.remove_tags)
+        kept = [tag for tag in current if tag not in removed]
+        return kept + [tag for tag in self.add_tags if tag not in kept]
+
+    def body(self, stamp: str | None, current_tags: Sequence[str] = ()) -> dict[str, Any]:
         ticket: dict[str, Any] = dict(self.attributes)
         if self.custom_fields:
             ticket["custom_fields"] = [{"id": key, "value": value} for key, value in self.custom_fields.items()]
-        if self.add_tags:
-            ticket["additional_tags"] = list(self.add_tags)
-        if self.remove_tags:
-            ticket["remove_tags"] = list(self.remove_tags)
+        if self.add_tags or self.remove_tags:
+            # Update Ticket takes `tags` as the whole list (additional_tags/remove_tags are
+            # Update Many Tickets only: Zendesk "Adding tags to tickets without overwriting
+            # existing tags"). The safe-update stamp below makes a human's tag added since
+            # our read a 409, never an overwrite.
+            ticket["tags"] = self.tags(current_tags)
         if self.comment is not None:
             ticket["comment"] = dict(self.comment)
         if stamp is not None:
@@ -551,6 +575,14 @@ class ZendeskAdapter:
         self._lock = threading.RLock()
         self._catalogue_cache: TicketFieldCatalogue | None = None
         self._limiter = _UpdateLimiter(update_limit, update_window, clock)
+        # Status moves Zendesk refused (422), by ticket: (stamp after our write, status, reason).
+        self._refused_statuses: dict[str, tuple[str, str, str]] = {}
+        self._pending_refusals: dict[str, tuple[str, str]] = {}
+
+    @property
+    def base_url(self) -> str:
+        """The account URL requests go to (no credentials in it)."""
+        return self._base_url
 
     @classmethod
     def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> "ZendeskAdapter":
@@ -575,7 +607,19 @@ class ZendeskAdapter:
             audits.extend(page.get("audits") or ())
             for user in page.get("users") or ():
                 users.setdefault(str(user.get("id")), user)
+        if str(raw.get("status") or "").casefold() == "closed" and raw.get("followup_ids"):
+            raw = {**raw, "tags": self._with_follow_up_tags(raw)}
         return self.parse(raw, audits=audits, users=list(users.values()))
+
+    def _with_follow_up_tags(self, raw: Mapping[str, Any]) -> list[str]:
+        """A closed ticket's tags plus those its follow-ups added (where the connector puts the
+        markers of what it could no longer write to the closed ticket). One more request, only
+        for closed tickets that have follow-ups."""
+        own = [str(tag) for tag in raw.get("tags") or ()]
+        ids = [str(i) for i in raw.get("followup_ids") or () if str(i).isdigit()][:100]
+        found = self._get("tickets.show_many", "tickets/show_many.json", {"ids": ",".join(ids)})
+        added = {str(tag) for follow_up in found.get("tickets") or () for tag in follow_up.get("tags") or ()}
+        return own + sorted(added - set(own))
 
     def parse(self, raw: dict[str, Any], *, audits: list[dict[str, Any]] | None = None,
               users: list[dict[str, Any]] | None = None) -> Ticket:
@@ -594,24 +638,39 @@ class ZendeskAdapter:
         wanted = None if not fields else {"id", *fields}
         full_query = query if _TYPE_TICKET.search(query) else f"type:ticket {query}".strip()
         params: dict[str, Any] | None = {"query": full_query, "per_page": PAGE_SIZE}
+        ordered = bool(_ORDERING.search(query))
+        given: set[str] = set()
         first = True
         while params is not None:
             page = self._get("search", "search.json", params)
-            if first and isinstance(page.get("count"), int) and page["count"] > SEARCH_RESULT_LIMIT:
-                # Only the export endpoint reaches past Zendesk's 1,000-result cap.
-                yield from self._search_export(query, wanted)
+            over_cap = isinstance(page.get("count"), int) and page["count"] > SEARCH_RESULT_LIMIT
+            if first and over_cap and not ordered:
+                # Only the export endpoint reaches past Zendesk's 1,000-result cap; without an
+                # order to keep, it serves every result from the start.
+                yield from self._search_export(query, wanted, skip=given)
                 return
             first = False
             for result in page.get("results") or ():
                 if result.get("result_type", "ticket") == "ticket":
+                    given.add(str(result.get("id")))
                     yield _trimmed(result, wanted)
             params = _next_params(page, params)
+            if over_cap and params is not None and len(given) >= SEARCH_RESULT_LIMIT:
+                params = None  # page 11 would be a 422 (Search API "Results limit")
+        if ordered and over_cap:
+            # The first 1,000 came in the order asked (what a "top N" caller reads); a caller
+            # reading on gets the rest from the export, which knows no order.
+            yield from self._search_export(query, wanted, skip=given)
 
-    def _search_export(self, query: str, wanted: set[str] | None) -> Iterator[dict[str, Any]]:
-        params = {"query": query, "filter[type]": "ticket", "page[size]": PAGE_SIZE}
+    def _search_export(self, query: str, wanted: set[str] | None, *, skip: set[str]) -> Iterator[dict[str, Any]]:
+        """Export Search Results: the object type goes in `filter[type]`, never in the query
+        ("Searches with type in the query string will result in an error"), and it is ordered
+        by created_at only, so ordering terms are dropped as well."""
+        export_query = " ".join(_ORDERING.sub(" ", _TYPE_TICKET.sub(" ", query)).split())
+        params = {"query": export_query, "filter[type]": "ticket", "page[size]": PAGE_SIZE}
         for page in self._pages("search.export", "search/export.json", params):
             for result in page.get("results") or ():
-                if result.get("result_type", "ticket") == "ticket":
+                if result.get("result_type", "ticket") == "ticket" and str(result.get("id")) not in skip:
                     yield _trimmed(result, wanted)
 
     def incremental_tickets(
@@ -689,13 +748,9 @@ class ZendeskAdapter:
         updates = self._assign_comments(first, groups)
         if not updates:
             return result
+        order = {id(action): index for index, action in enumerate(plan.actions)}
         if (ticket.raw_status or "").casefold() == "closed":
-            reason = "Zendesk does not allow changes to a closed ticket"
-            log.warning("zendesk.ticket_closed", extra={"platform": PLATFORM, "ticket": ticket.key})
-            for update in updates:
-                result.skipped.extend(SkippedAction(action, reason) for action in update.carried)
-            result.warnings.append(reason)
-            return result
+            return self._apply_to_closed(ticket, updates, groups, result, order)
 
         ref = _ticket_ref(ticket.id)
         wait = self._limiter.wait_needed(ref, len(updates))
@@ -710,15 +765,25 @@ class ZendeskAdapter:
                 platform=PLATFORM,
             )
 
-        order = {id(action): index for index, action in enumerate(plan.actions)}
         stamp = zendesk_datetime(ticket.updated) if ticket.updated is not None else None
+        current_tags = sorted(ticket.labels)
         path = f"tickets/{ref}.json"
+        with self._lock:
+            self._pending_refusals.pop(ref, None)
         for update in updates:
-            answer = self._put_update(ref, path, update.body(stamp), idempotent=update.idempotent)
+            answer = self._send_update(ticket, ref, path, update, stamp, current_tags, result)
+            if answer is None:  # only a refused status was left to send
+                continue
             result.writes.append(f"PUT /api/v2/{path}")
             result.applied.extend(sorted(update.carried, key=lambda action: order[id(action)]))
             _check_tags(ticket, answer, update, result)
             stamp = _updated_at(answer) or stamp
+            shown = answer.get("ticket")
+            if isinstance(shown, Mapping) and isinstance(shown.get("tags"), list):
+                current_tags = [str(tag) for tag in shown["tags"]]
+            else:
+                current_tags = update.tags(current_tags)
+        self._remember_refusal(ref, stamp)
 
         log.info(
             "zendesk.applied",
@@ -731,6 +796,151 @@ class ZendeskAdapter:
             },
         )
         return result
+
+    def _send_update(self, ticket: Ticket, ref: str, path: str, update: _Update, stamp: str | None,
+                     current_tags: Sequence[str], result: ApplyResult) -> dict[str, Any] | None:
+        """One safe update; a 422 is a re-plan (ticket closed meanwhile) or a refused status.
+
+        - "Status: closed prevents ticket update": Zendesk closed the ticket since our read
+          (the auto-close automation, typically 4 days after solving). Nothing of the update
+          landed; `StaleTicket` makes reconcile re-read, and the plan for a closed ticket puts
+          the comment on a follow-up ticket instead.
+        - Any other 422 on an update that changes the status (a field required to solve is
+          empty, a solve without assignee): the same update is sent ONCE more without the
+          status, so the comment and markers that rode with it still land; the refused status
+          is reported. If that fails too, the status was not the problem and the error stands.
+        """
+        try:
+            return self._put_update(ref, path, update.body(stamp, current_tags), idempotent=update.idempotent)
+        except RecordInvalid as exc:
+            if exc.ticket_closed:
+                log.info("zendesk.ticket_closed_meanwhile", extra={"platform": PLATFORM, "ticket": ticket.key})
+                raise StaleTicket(f"ticket #{ref} was closed since it was read; re-read and re-plan",
+                                  platform=PLATFORM, status=422) from None
+            if "status" not in update.attributes:
+                raise
+            refused_status = update.attributes.pop("status")
+            named = exc.named_fields()
+            self._refuse_status(ticket, ref, update, refused_status, named, result)
+            if update.empty:
+                return None
+            return self._put_update(ref, path, update.body(stamp, current_tags), idempotent=update.idempotent)
+
+    def _refuse_status(self, ticket: Ticket, ref: str, update: _Update, status: str, named: list[str],
+                       result: ApplyResult) -> None:
+        reason = f"Zendesk refused status {status!r}: {'; '.join(named) or 'no reason given'}"
+        log.warning("zendesk.status_refused", extra={"platform": PLATFORM, "ticket": ticket.key, "status": status,
+                                                      "fields": named})
+        WRITES_REFUSED.labels(platform=PLATFORM, what="status").inc()
+        result.refused.append(reason)
+        result.warnings.append(reason)
+        for action in [a for a in update.carried if isinstance(a, Transition)]:
+            update.carried.remove(action)
+            result.skipped.append(SkippedAction(action, reason))
+        with self._lock:
+            self._pending_refusals[ref] = (status, reason)
+
+    def _remember_refusal(self, ref: str, stamp: str | None) -> None:
+        """Tie a refused status to the ticket's stamp after our writes: until someone changes
+        the ticket (a human filling the required field moves `updated_at`), the same move is
+        not sent again – so nothing loops on a refusal."""
+        with self._lock:
+            pending = self._pending_refusals.pop(ref, None)
+            if pending is not None and stamp is not None:
+                self._refused_statuses[ref] = (stamp, *pending)
+                if len(self._refused_statuses) > 10_000:
+                    self._refused_statuses.pop(next(iter(self._refused_statuses)))
+
+    def _apply_to_closed(self, ticket: Ticket, updates: list[_Update], groups: list[_CommentGroup],
+                         result: ApplyResult, order: Mapping[int, int]) -> ApplyResult:
+        """A closed ticket is immutable; its comments go to a follow-up ticket, the rest is refused.
+
+        Zendesk's way to continue a closed ticket is a new ticket with `via_followup_source_id`
+        (POST /api/v2/tickets; Zendesk "Creating and updating tickets" > "Creating a follow-up
+        ticket"). It carries the comment together with its marker tags, so it lands with its
+        markers or not at all; `fetch` of the closed ticket reads its follow-ups' tags, so the
+        next reconcile sees the markers and never creates a second follow-up.
+        """
+        reason = "Zendesk does not allow changes to a closed ticket"
+        comment_actions = {id(action) for group in groups for action in group.actions}
+        refused = [action for update in updates for action in update.carried if id(action) not in comment_actions]
+        if refused:
+            what = sorted({_refused_kind(action) for action in refused})
+            log.warning("zendesk.ticket_closed", extra={"platform": PLATFORM, "ticket": ticket.key, "refused": what})
+            for kind in what:
+                WRITES_REFUSED.labels(platform=PLATFORM, what=kind).inc()
+            result.skipped.extend(SkippedAction(action, reason) for action in refused)
+            result.refused.append(f"status closed: {', '.join(what)} cannot be written to a closed ticket")
+            result.warnings.append(reason)
+        if not groups:
+            return result
+        source = _ticket_ref(ticket.id)
+        created = self._create_follow_up(ticket, groups[0])
+        result.writes.append("POST /api/v2/tickets.json")
+        result.applied.extend(sorted(groups[0].actions, key=lambda action: order[id(action)]))
+        follow_up = created.get("ticket") if isinstance(created.get("ticket"), Mapping) else {}
+        new_ref = str(follow_up.get("id") or "")
+        if not new_ref.isdigit():
+            raise HostError("the follow-up ticket answer has no ticket id", platform=PLATFORM, retryable=False)
+        log.info("zendesk.follow_up_created", extra={"platform": PLATFORM, "ticket": ticket.key,
+                                                      "follow_up": f"#{new_ref}"})
+        stamp = _updated_at(created)
+        current = [str(tag) for tag in follow_up.get("tags") or ()]
+        for group in groups[1:]:
+            update = _Update(comment=group.comment(), add_tags=list(group.markers), carried=list(group.actions))
+            path = f"tickets/{new_ref}.json"
+            answer = self._put_update(new_ref, path, update.body(stamp, current), idempotent=False)
+            result.writes.append(f"PUT /api/v2/{path}")
+            result.applied.extend(sorted(group.actions, key=lambda action: order[id(action)]))
+            stamp = _updated_at(answer) or stamp
+        result.warnings.append(f"ticket {ticket.key} is closed: comments went to follow-up ticket #{new_ref} "
+                               f"(via_followup_source_id {source})")
+        return result
+
+    def _create_follow_up(self, ticket: Ticket, group: _CommentGroup) -> dict[str, Any]:
+        """POST the follow-up of a closed ticket: its requester, assignee, group and subject (the
+        API does not promise to copy them), its tags plus the comment's markers."""
+        body: dict[str, Any] = {
+            "via_followup_source_id": int(_ticket_ref(ticket.id)),
+            "subject": ticket.summary or f"Follow-up of {ticket.key}",
+            "comment": group.comment(),
+            # Naming tags replaces the inherited ones (Creating a follow-up ticket): keep them.
+            "tags": sorted(set(ticket.labels) | set(group.markers)),
+        }
+        if ticket.raw_priority:
+            body["priority"] = ticket.raw_priority
+        for attribute, value in (("requester_id", ticket.reporter), ("assignee_id", ticket.assignee)):
+            if value and str(value).isdigit():
+                body[attribute] = int(value)
+        if ticket.group and self._mapping.group_field == "group_id":
+            group_id = self._mapping.group_value(ticket.group)
+            if group_id.strip().isdigit():
+                body["group_id"] = int(group_id)
+        # The mapped fields too, so the rules read the follow-up as the same case (intake
+        # complete, same category) rather than as a new ticket missing everything.
+        copied = _Update()
+        values = [(self._mapping.fields[name], value) for name, value in ticket.fields.items()
+                  if name in self._mapping.fields]
+        if ticket.category:
+            values.append((self._mapping.category_field, ticket.category))
+        for ref, value in values:
+            try:
+                target = self._resolve(ref)
+                formatted = (_format_attribute(target.attribute, value) if target.attribute is not None
+                             else format_custom_field_value(target.field or {}, value))
+            except (FieldResolutionError, TypeError, ValueError):
+                continue  # a value the parent holds but no update can write: the follow-up goes without
+            if target.attribute in (None, "type", "priority", "due_at", "external_id"):
+                _put_value(copied, target, formatted)
+        body.update(copied.attributes)
+        if copied.custom_fields:
+            body["custom_fields"] = [{"id": key, "value": value} for key, value in copied.custom_fields.items()]
+
+        def send() -> dict[str, Any]:
+            return self._request("POST", "tickets.json", json={"ticket": body})
+
+        # Not idempotent: a resend after a lost answer could create a second follow-up.
+        return self._call("ticket.create_follow_up", "POST", send, idempotent=False)
 
     def _plan_comments(self, ticket: Ticket, plan: Plan, result: ApplyResult) -> list[_CommentGroup]:
         """The plan's comments grouped by visibility (first seen first), duplicates skipped."""
@@ -832,6 +1042,16 @@ class ZendeskAdapter:
                        f"Zendesk cannot move a ticket from {ticket.raw_status!r} back to {target!r}",
                        to_status=target)
             return False
+        with self._lock:
+            remembered = self._refused_statuses.get(_ticket_ref(ticket.id))
+        stamp = zendesk_datetime(ticket.updated) if ticket.updated is not None else None
+        if remembered is not None and remembered[0] == stamp and remembered[1] == target:
+            # Refused on this very version of the ticket: sending it again would fail the same way.
+            reason = remembered[2]
+            result.skipped.append(SkippedAction(action, reason))
+            result.refused.append(reason)
+            result.warnings.append(reason)
+            return False
         update.attributes["status"] = target
         return True
 
@@ -904,7 +1124,7 @@ class ZendeskAdapter:
         json: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One request through zenpy's request path; raises zenpy/requests errors, or RateLimited."""
-        send = {"GET": self._session.get, "PUT": self._session.put}[method]
+        send = {"GET": self._session.get, "PUT": self._session.put, "POST": self._session.post}[method]
         kwargs: dict[str, Any] = {"params": dict(params) if params else None, "timeout": self._api.timeout}
         if json is not None:
             kwargs["json"] = json
@@ -955,6 +1175,17 @@ class ZendeskAdapter:
 
 
 _UNWRITABLE: Any = object()
+
+
+def _refused_kind(action: Action) -> str:
+    """The WRITES_REFUSED `what` of an action that cannot land."""
+    if isinstance(action, Transition):
+        return "transition"
+    if isinstance(action, (AddLabel, RemoveLabel)):
+        return "tags"
+    if isinstance(action, AddComment):
+        return "comment"
+    return "field"
 
 
 def _put_value(update: _Update, target: _Target, value: Any) -> None:
@@ -1026,7 +1257,46 @@ def _updated_at(answer: Mapping[str, Any]) -> str | None:
     return str(stamp) if stamp else None
 
 
+class RecordInvalid(BadRequest):
+    """422 RecordInvalid: Zendesk validated the update and refused all of it; `details` is its
+    `details` object ({"status": [...]}, {"base": [{"ticket_field_id": ...}]})."""
+
+    def __init__(self, message: str, *, details: Mapping[str, Any]) -> None:
+        super().__init__(message, platform=PLATFORM, status=422)
+        self.details = details
+
+    @property
+    def ticket_closed(self) -> bool:
+        """The ticket is closed (by an agent or the auto-close automation since our read).
+
+        Zendesk says "Status: closed prevents ticket update" (older accounts "Status closed
+        prevents ticket update", Speedygeek/ZendeskApi_v2#59) under `details.status`.
+        """
+        problems = self.details.get("status")
+        return isinstance(problems, list) and any(
+            "closed prevents" in str(problem.get("description", "")).casefold()
+            for problem in problems if isinstance(problem, Mapping))
+
+    def named_fields(self) -> list[str]:
+        """What the refusal names: each problem's description ("Root cause: is required when
+        solving a ticket", facetoe/zenpy#114), else the attribute it is listed under."""
+        named: list[str] = []
+        for attribute, problems in self.details.items():
+            for problem in problems if isinstance(problems, list) else [problems]:
+                text = problem.get("description") if isinstance(problem, Mapping) else problem
+                named.append(str(text) if text else str(attribute))
+        return named
+
+
 def _from_response(response: requests.Response) -> PlatformError:
+    if response.status_code == 422:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        details = payload.get("details") if isinstance(payload, Mapping) else None
+        if isinstance(details, Mapping):
+            return RecordInvalid(_error_message(response), details=details)
     return error_from_response(response.status_code, response.headers, _error_message(response), platform=PLATFORM)
 
 

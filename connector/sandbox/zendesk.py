@@ -51,6 +51,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -106,6 +107,9 @@ ALL_WEBHOOK_EVENTS = frozenset(EVENT_PREFIX + "ticket." + name for name in (
     "requester_changed", "custom_field_changed",
 ))
 NOT_AUTHENTICATED = {"error": "Couldn't authenticate you"}
+FORBIDDEN = {"error": {"title": "Forbidden", "message": "You do not have access to this page. Please contact the "
+                                                        "account owner of this help desk for further help."}}
+_TYPE_IN_QUERY = re.compile(r"(?<![\w-])-?type:", re.IGNORECASE)
 SEARCH_RESULT_LIMIT = 1000
 _TICKET_UPDATE_PATH = "/api/v2/tickets/{ticket_id}.json"
 
@@ -135,9 +139,18 @@ class ZendeskSandbox(SandboxControls):
         custom_fields: Sequence[TicketField] | None = None,
         ticket_update_limit: int | None = 30,
         ticket_update_window: timedelta = timedelta(minutes=10),
+        connector_role: str = "admin",
+        auto_close_after: timedelta | None = timedelta(days=4),
+        incremental_rate_limit: int | None = 10,
+        search_export_rate_limit: int | None = 100,
+        rate_clock: Callable[[], float] = time.monotonic,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        """`connector_role` is the API user's role (admin, agent): incremental exports answer
+        403 to agents. `auto_close_after` is the "Close ticket 4 days after status is set to
+        solved" automation (None: never). The per-minute endpoint limits count on
+        `rate_clock` (real seconds by default, not the sandbox clock, which is often frozen)."""
         self.email = email
         self.api_token = api_token
         self.account_id = account_id
@@ -149,7 +162,7 @@ class ZendeskSandbox(SandboxControls):
         for name, group_id in GROUPS.items():
             self.store.add_group(SandboxGroup(group_id, name, f"The {name} support group"))
         for user in (
-            SandboxUser(CONNECTOR, "Support Process Connector", email, "admin", GROUPS["L1"]),
+            SandboxUser(CONNECTOR, "Support Process Connector", email, connector_role, GROUPS["L1"]),
             SandboxUser(AGENT, "Alice Agent", "alice@example.com", "agent", GROUPS["L1"]),
             SandboxUser(L2_AGENT, "Bob Engineer", "bob@example.com", "agent", GROUPS["L2"]),
             SandboxUser(LEAD, "Lena Lead", "lena@example.com", "admin", GROUPS["L2"]),
@@ -160,6 +173,12 @@ class ZendeskSandbox(SandboxControls):
         self._faults = FaultInjector()
         self._calls = CallLog()
         self._updates: dict[tuple[int, int], deque[datetime]] = {}
+        self.auto_close_after = auto_close_after
+        # "You can make up to 10 requests per minute to these endpoints" (Incremental Exports
+        # API reference); Export Search Results "is rate-limited to 100 requests per minute per
+        # account" (Search API reference, Export Search Results).
+        self._incremental_limit = _MinuteLimit(incremental_rate_limit, rate_clock)
+        self._export_limit = _MinuteLimit(search_export_rate_limit, rate_clock)
         self.webhook_secret = webhook_secret
         self.webhook_events = frozenset(webhook_events)
         # Receivers check the signature timestamp against their own clock (a replay window),
@@ -237,6 +256,7 @@ class ZendeskSandbox(SandboxControls):
         """
         at = created or self.clock.now()
         with self._lock:
+            self._tick(at)
             requester_id = self.user_id(requester)
             data: dict[str, Any] = {
                 "subject": subject, "comment": {"body": description, "public": True},
@@ -253,6 +273,8 @@ class ZendeskSandbox(SandboxControls):
             changes = [self.store.create(data, actor_id=requester_id, at=at, channel="web")]
             ticket = changes[0].ticket
             for step in history:
+                if self.auto_close_after is not None:  # what the automation did before this step
+                    changes.extend(self.store.auto_close(min(step[0], self.clock.now()), self.auto_close_after))
                 author = self.user_id(step[2]) if len(step) > 2 else AGENT  # type: ignore[misc]
                 changes.append(self.store.update(ticket, {"status": step[1]}, actor_id=author, at=step[0],
                                                  channel="web"))
@@ -269,6 +291,7 @@ class ZendeskSandbox(SandboxControls):
         As in Zendesk, an end-user's comment reopens a pending or solved ticket.
         """
         with self._lock:
+            self._tick(at)
             ticket = self.store.get(ticket_id)
             author_id = self.user_id(author) if author is not None else ticket.requester_id
             change = self.store.update(ticket, {"comment": {"body": body, "public": public}},
@@ -287,6 +310,7 @@ class ZendeskSandbox(SandboxControls):
         """A human edit. Keys: status, priority, type, subject, group, assignee, requester, tags,
         additional_tags, remove_tags, or a custom field's title or id (plain values). Fires webhooks."""
         with self._lock:
+            self._tick(at)
             ticket = self.store.get(ticket_id)
             data: dict[str, Any] = {}
             custom: dict[int | str, Any] = {}
@@ -303,17 +327,44 @@ class ZendeskSandbox(SandboxControls):
                     custom[key] = value
             if custom:
                 data["custom_fields"] = self._custom_entries(custom)
+            # An agent edits the tag list as a whole; the store's single-ticket update (like
+            # Zendesk's) ignores additional_tags/remove_tags, so they are applied here.
+            added, removed = data.pop("additional_tags", None), data.pop("remove_tags", None)
+            if added is not None or removed is not None:
+                tags = list(data.get("tags", ticket.tags))
+                tags += [t for t in (added or []) if t not in tags]
+                data["tags"] = [t for t in tags if t not in set(removed or [])]
             self._emit(self.store.update(ticket, data, actor_id=self.user_id(author), at=at or self.clock.now(),
                                          channel="web"))
 
     def ticket(self, ticket_id: int) -> dict[str, Any]:
         """The ticket as GET /api/v2/tickets/{id}.json returns it (the inner "ticket")."""
         with self._lock:
+            self._tick()
             return self.store.ticket_json(self.store.get(ticket_id))
 
     def audits(self, ticket_id: int) -> list[dict[str, Any]]:
         with self._lock:
+            self._tick()
             return [self.store.audit_json(a) for a in self.store.get(ticket_id).audits]
+
+    def set_field_required(self, title: int | str, required: bool = True) -> None:
+        """An admin makes a custom field required to solve (the ticket field's `required`)."""
+        with self._lock:
+            definition = self.store.field_by_ref(title)
+            self.store.fields[definition.id] = replace(definition, required=required)
+
+    def _tick(self, at: datetime | None = None) -> None:
+        """Run the time-based automations due by `at` (default: the sandbox clock's now).
+
+        A back-dated human write happens at its own time: only what was due by then has run,
+        so a requester's reply two days after solving still reopens the ticket. Callers hold
+        the lock."""
+        if self.auto_close_after is None:
+            return
+        moment = min(at, self.clock.now()) if at is not None else self.clock.now()
+        for change in self.store.auto_close(moment, self.auto_close_after):
+            self._emit(change)
 
     def _group_id(self, ref: int | str) -> int:
         group = self.store.find_group(ref)
@@ -454,6 +505,7 @@ class ZendeskSandbox(SandboxControls):
                     raise ZendeskApiError(400, {"error": "Unprocessable Entity",
                                                 "description": "The request body is not valid JSON"}) from None
             with self._lock:
+                self._tick()
                 status, payload = handler(request, params)
         except ZendeskApiError as err:
             return _json(err.status, err.body, err.headers), template
@@ -581,6 +633,9 @@ class ZendeskSandbox(SandboxControls):
         per_page = _int_arg(args, "per_page", 100, 1, 100)
         page = _int_arg(args, "page", 1, 1, None)
         if (page - 1) * per_page >= SEARCH_RESULT_LIMIT:
+            # "The Search API returns up to 1,000 results per query, with a maximum of 100 results
+            # per page … If you request a page past the limit (page=11 at 100 results per page), a
+            # 422 Insufficient Resource Error is returned" (Search API reference, Results limit);
             # zenpy maps this 422 "invalid" to SearchResponseLimitExceeded.
             raise ZendeskApiError(422, {"error": "invalid", "description":
                                         f"Search Response Limits: at most {SEARCH_RESULT_LIMIT} results "
@@ -609,12 +664,23 @@ class ZendeskSandbox(SandboxControls):
                      "previous_page": link(page - 1) if page > 1 else None, "count": len(found)}
 
     def _search_export(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
-        """Search past the 1,000-result cap: cursor pages, one object type, no sorting."""
+        """Search past the 1,000-result cap: cursor pages, one object type, ordered by created_at.
+
+        Zendesk's Export Search Results: "You must specify the type in the filter[type]
+        parameter. Searches with type in the query string will result in an error"; at most
+        1,000 records a page (page[size]); "The result set is ordered only by the created_at
+        attribute"; "rate-limited to 100 requests per minute per account". The error's exact
+        status is not documented: the sandbox answers 400 Invalid search (fail closed).
+        """
+        self._export_limit.take()
         if request.args.get("filter[type]") != "ticket":
             raise _invalid_search("filter[type] is required; the sandbox exports tickets only (filter[type]=ticket)")
-        query = self._parse_query(request.args.get("query"))
+        query_text = request.args.get("query") or ""
+        if _TYPE_IN_QUERY.search(query_text):
+            raise _invalid_search("type is not allowed in an export query; use the filter[type] parameter")
+        query = self._parse_query(query_text)
         results = [{**self.store.ticket_json(self.store.tickets[f.id]), "result_type": "ticket"}
-                   for f in sorted(self._matching(query), key=lambda f: f.id)]
+                   for f in sorted(self._matching(query), key=lambda f: (f.created, f.id))]
         return 200, {**self._page(request, "results", results, cursor=True, max_size=1000), "facets": None}
 
     def _facts(self, ticket: StoredTicket) -> zendesk_search.TicketFacts:
@@ -634,7 +700,15 @@ class ZendeskSandbox(SandboxControls):
         )
 
     def _incremental_tickets(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
-        """Cursor-based incremental export: tickets in update order, resumable from `after_cursor`."""
+        """Cursor-based incremental export: tickets in update order, resumable from `after_cursor`.
+
+        Admins only: an agent's token gets 403 (the endpoints' "Allowed For: Admins"; the body
+        is the one agents report, Zendesk community post 4428358191514 "Forbidden from using
+        only incremental API calls?"). 10 requests a minute.
+        """
+        if self.store.users[CONNECTOR].role != "admin":
+            raise ZendeskApiError(403, FORBIDDEN)
+        self._incremental_limit.take()
         args = request.args
         start_time, cursor = args.get("start_time"), args.get("cursor")
         if (start_time is None) == (cursor is None):
@@ -704,6 +778,26 @@ class ZendeskSandbox(SandboxControls):
         return {key: items[start:start + per_page],
                 "next_page": offset_link(page + 1) if start + per_page < len(items) else None,
                 "previous_page": offset_link(page - 1) if page > 1 else None, "count": len(items)}
+
+
+class _MinuteLimit:
+    """At most `limit` requests in any 60 s on `clock`; the next one gets Zendesk's 429."""
+
+    def __init__(self, limit: int | None, clock: Callable[[], float]) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._seen: deque[float] = deque()
+
+    def take(self) -> None:
+        if self._limit is None:
+            return
+        now = self._clock()
+        while self._seen and self._seen[0] <= now - 60:
+            self._seen.popleft()
+        if len(self._seen) >= self._limit:
+            wait = self._seen[0] + 60 - now
+            raise ZendeskApiError(429, _fault_body(429), {"Retry-After": _retry_after(wait)})
+        self._seen.append(now)
 
 
 def _invalid_search(message: str) -> ZendeskApiError:

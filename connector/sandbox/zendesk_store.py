@@ -8,7 +8,22 @@ rules that decide what a write *means* live here, free of HTTP, shared by the RE
   priority, an unknown custom field id, a date field given anything but `YYYY-MM-DD`
   (real Zendesk refuses even an ISO date-time there, zenpy issue #425), or a dropdown value
   that is not one of its options is a 422 `RecordInvalid` and leaves the ticket untouched;
-- a closed ticket cannot be updated ("Status: closed prevents ticket update");
+- a closed ticket cannot be updated (422 RecordInvalid, details.status "Status: closed prevents
+  ticket update"; the body as Zendesk sends it: Speedygeek/ZendeskApi_v2#59); its continuation
+  is a follow-up ticket, created with `via_followup_source_id` (Zendesk "Creating and updating
+  tickets" > "Creating a follow-up ticket": the parameter only works with closed tickets, the
+  follow-up inherits the parent's tags unless the request names tags), listed in the parent's
+  `followup_ids`;
+- Update Ticket takes `tags` as the whole new list; `additional_tags` / `remove_tags` are
+  documented for Update Many Tickets only ("If you use the Update Ticket endpoint to add one or
+  more tags to a ticket, the new tags replace any existing tags", Zendesk "Adding tags to tickets
+  without overwriting existing tags"), so a single-ticket update ignores them: they never land
+  (fail closed), and a client relying on them sees its tags missing from the answer;
+- a field whose `required` is true ("If true, agents must enter a value in the field to change
+  the ticket status to solved", Zendesk Ticket Fields API) blocks a move to solved or closed
+  while it is empty: 422 RecordInvalid with `details.base` naming the field ("<title>: is
+  required when solving a ticket", ticket_field_id, ticket_field_type – the body of
+  facetoe/zenpy#114), and nothing of that write lands;
 - every write that changes something appends one audit whose events say what changed
   (`Create` on creation, `Change` with `previous_value` afterwards, `Comment` for a
   comment, listed first) and moves `updated_at`; a write that changes nothing does neither;
@@ -127,6 +142,8 @@ class TicketField:
     options: tuple[FieldOption, ...] = ()
     visible_in_portal: bool = True
     editable_in_portal: bool = False
+    # Agents must fill it to solve a ticket (the ticket field's `required`, Ticket Fields API).
+    required: bool = False
 
     @property
     def system(self) -> bool:
@@ -234,6 +251,9 @@ class StoredTicket:
     collaborator_ids: list[int] = field(default_factory=list)
     comments: list[StoredComment] = field(default_factory=list)
     audits: list[Audit] = field(default_factory=list)
+    solved_at: datetime | None = None  # when it last entered solved (the auto-close clock)
+    followup_ids: list[int] = field(default_factory=list)
+    followup_source_id: int | None = None
 
 
 @dataclass
@@ -386,6 +406,9 @@ class ZendeskStore:
         status = edits.get("status") or ("open" if assignee_id else "new")
         if status == "closed":
             raise _invalid("status", "Status: a ticket cannot be created closed")
+        source = self._followup_source(data.get("via_followup_source_id"))
+        if source is not None and "tags" not in edits:
+            edits["tags"] = list(source.tags)  # a follow-up inherits its parent's tags
         subject = str(data.get("subject") or comment[0].split("\n", 1)[0][:80])
         ticket = StoredTicket(
             id=self._next_ticket, subject=subject, description=comment[0], status=status,
@@ -399,6 +422,11 @@ class ZendeskStore:
             ticket.custom[fid] = value
             tags = self._tags_for_option(fid, None, value, tags)
         ticket.tags = sorted(set(tags))
+        if status == "solved":
+            ticket.solved_at = at
+        if source is not None:
+            ticket.followup_source_id = source.id
+            source.followup_ids.append(ticket.id)
         self._next_ticket += 1
         self.tickets[ticket.id] = ticket
 
@@ -416,9 +444,40 @@ class ZendeskStore:
                 audit.events.append({"id": self.new_id(), "type": "Create", "value": value, "field_name": str(fid)})
         return Change(ticket, audit, actor_id, at, created=True, comment=stored)
 
+    def _followup_source(self, value: Any) -> StoredTicket | None:
+        """The closed ticket a new one follows up, or None ("It has no effect with other tickets")."""
+        if value is None:
+            return None
+        source = self.tickets.get(int(value)) if str(value).isdigit() else None
+        if source is None:
+            raise _invalid("via_followup_source_id", f"Via followup source: ticket {value} does not exist")
+        return source if source.status == "closed" else None
+
+    def auto_close(self, now: datetime, after: Any) -> list[Change]:
+        """Close every ticket solved at least `after` (a timedelta) before `now`, as Zendesk's
+        default automation does ("Close ticket 4 days after status is set to solved"), at the
+        moment it became due; the audit is the automation's (author -1, channel "rule")."""
+        changes = []
+        for ticket in self.tickets.values():
+            if ticket.status != "solved" or ticket.solved_at is None or ticket.solved_at + after > now:
+                continue
+            due = ticket.solved_at + after
+            audit = Audit(self.new_id(), ticket.id, due, -1, "rule", "")
+            audit.events.append({"id": self.new_id(), "type": "Change", "value": "closed", "field_name": "status",
+                                 "previous_value": "solved"})
+            ticket.audits.append(audit)
+            ticket.status = "closed"
+            ticket.updated_at = max(ticket.updated_at, due)
+            changes.append(Change(ticket, audit, -1, due, changes=[FieldChange("status", "solved", "closed")]))
+        return changes
+
     def update(self, ticket: StoredTicket, data: Mapping[str, Any], *, actor_id: int, at: datetime,
-               channel: str = "api", client: str = "") -> Change:
-        """PUT /api/v2/tickets/{id}.json: `data` is the inner "ticket" object."""
+               channel: str = "api", client: str = "", bulk: bool = False) -> Change:
+        """PUT /api/v2/tickets/{id}.json: `data` is the inner "ticket" object.
+
+        `bulk` is Update Many Tickets (`update_many.json?ids=`), the only update that honours
+        `additional_tags` / `remove_tags`; a single-ticket update ignores them.
+        """
         if not isinstance(data, Mapping):
             raise ZendeskApiError(400, {"error": "InvalidJSON", "description": "ticket must be a JSON object"})
         if data.get("safe_update"):
@@ -435,6 +494,9 @@ class ZendeskStore:
         if ticket.status == "closed":
             raise _invalid("status", "Status: closed prevents ticket update")
         edits = self._edits(data, ticket)
+        if not bulk:
+            edits.pop("additional_tags", None)
+            edits.pop("remove_tags", None)
         comment = self._comment_input(data.get("comment"), actor_id)
 
         status = edits.get("status", ticket.status)
@@ -462,6 +524,8 @@ class ZendeskStore:
             if self.fields[fid].type == "tagger" and value is not None and value not in tags:
                 custom[fid] = None
         new_tags = sorted(set(tags))
+        if status in ("solved", "closed") and status != ticket.status:
+            self._check_required_to_solve(custom)
 
         changes: list[FieldChange] = []
         for name, old, new in (
@@ -496,9 +560,19 @@ class ZendeskStore:
             # A write that changes nothing leaves no audit and does not move updated_at.
             ticket.audits.append(audit)
             ticket.updated_at = max(ticket.updated_at, at)
+            if ticket.status == "solved" and any(c.name == "status" for c in changes):
+                ticket.solved_at = at
         return Change(ticket, audit, actor_id, at, changes=changes, comment=stored)
 
     # ---- validation helpers
+
+    def _check_required_to_solve(self, custom: Mapping[int, Any]) -> None:
+        missing = [f for f in self.custom_fields if f.required and custom.get(f.id) in (None, "", [])]
+        if missing:
+            raise record_invalid({"base": [{
+                "description": f"{f.title}: is required when solving a ticket", "error": None,
+                "ticket_field_id": f.id, "ticket_field_type": f.error_type,
+            } for f in missing]})
 
     def _user_ref(self, value: Any, attribute: str) -> SandboxUser:
         user = self.users.get(value) if isinstance(value, int) else (
@@ -651,6 +725,13 @@ class ZendeskStore:
     def _via(self, channel: str) -> dict[str, Any]:
         return {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}}
 
+    def _ticket_via(self, ticket: StoredTicket) -> dict[str, Any]:
+        via = self._via(ticket.channel)
+        if ticket.followup_source_id is not None:
+            source = self.tickets[ticket.followup_source_id]
+            via["source"] = {"from": {"ticket_id": source.id, "subject": source.subject}, "to": {}, "rel": "follow_up"}
+        return via
+
     def _comment_fields(self, comment: StoredComment) -> dict[str, Any]:
         return {"id": comment.id, "type": "Comment", "author_id": comment.author_id, "body": comment.body,
                 "html_body": comment.html_body, "plain_body": comment.body, "public": comment.public,
@@ -672,7 +753,7 @@ class ZendeskStore:
         custom = [{"id": f.id, "value": ticket.custom.get(f.id)} for f in self.custom_fields]
         return {
             "url": f"{self.base_url}/api/v2/tickets/{ticket.id}.json", "id": ticket.id, "external_id": None,
-            "via": self._via(ticket.channel), "created_at": iso(ticket.created_at),
+            "via": self._ticket_via(ticket), "created_at": iso(ticket.created_at),
             "updated_at": iso(ticket.updated_at), "generated_timestamp": int(ticket.updated_at.timestamp()),
             "type": ticket.type, "subject": ticket.subject, "raw_subject": ticket.subject,
             "description": ticket.description, "priority": ticket.priority, "status": ticket.status,
@@ -683,7 +764,7 @@ class ZendeskStore:
             "has_incidents": False, "is_public": any(c.public for c in ticket.comments), "due_at": None,
             "tags": list(ticket.tags), "custom_fields": custom, "satisfaction_rating": None,
             "sharing_agreement_ids": [], "custom_status_id": CUSTOM_STATUS_IDS[ticket.status],
-            "fields": [dict(entry) for entry in custom], "followup_ids": [], "ticket_form_id": TICKET_FORM_ID,
+            "fields": [dict(entry) for entry in custom], "followup_ids": list(ticket.followup_ids), "ticket_form_id": TICKET_FORM_ID,
             "brand_id": ACCOUNT_BRAND_ID, "allow_channelback": False, "allow_attachments": True,
             "from_messaging_channel": False,
         }
@@ -714,7 +795,7 @@ class ZendeskStore:
             "url": f"{self.base_url}/api/v2/ticket_fields/{definition.id}.json", "id": definition.id,
             "type": definition.type, "title": definition.title, "raw_title": definition.title,
             "description": definition.description, "raw_description": definition.description,
-            "position": position, "active": True, "required": definition.type == "subject",
+            "position": position, "active": True, "required": definition.type == "subject" or definition.required,
             "collapsed_for_agents": False, "regexp_for_validation": None,
             "title_in_portal": definition.title, "raw_title_in_portal": definition.title,
             "visible_in_portal": definition.visible_in_portal, "editable_in_portal": definition.editable_in_portal,

@@ -16,7 +16,14 @@ platform's largest page size, and how much of the ticket a listing already holds
 - **Zendesk**: the incremental ticket export (1,000 tickets a request, resumable cursor)
   and search. Neither carries the audits the status history comes from, so tickets are
   handed over by id with their `updated_at`; the sweep skips those whose stamp equals the
-  one recorded at their last reconcile.
+  one recorded at their last reconcile. The incremental export is for admins only (an
+  agent's token gets 403: the endpoints' "Allowed For: Admins", Zendesk community post
+  4428358191514) and allows 10 requests a minute (Incremental Exports API reference), so on
+  a 403 the recent sweep falls back to search (`updated>…`), remembers that for the life
+  of the process (one 403, one log line, not one per sweep) and keeps a time checkpoint.
+  Search indexes new changes with a delay ("It can take up to a few minutes for new
+  tickets, users, and other resources to be indexed", Search API reference), so its window
+  reaches back `SEARCH_INDEX_LAG` further.
 
 Recent-updates windows: Jira JQL dates are minute-precise and read in the *searching
 user's* profile time zone, which the connector does not know without another request, so
@@ -31,10 +38,11 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from connector.model import Ticket
+from connector.platforms.base import Unauthorized
 from connector.platforms.field_values import MalformedTicketError
 from connector.timefmt import parse_instant
 
@@ -46,6 +54,8 @@ DEFAULT_OVERLAP = timedelta(minutes=2)
 # auto-close 3 business days after resolving. Two weeks covers those plus a long holiday
 # (China's National Day week) in the standard calendar.
 DEFAULT_CLOSED_LOOKBACK = timedelta(days=14)
+# How far a search-based recent sweep reaches back beyond its checkpoint (search indexing lag).
+SEARCH_INDEX_LAG = timedelta(minutes=5)
 
 # Jira fields `parse_jira_issue` reads besides the mapped ones.
 JIRA_BASE_FIELDS = (
@@ -196,19 +206,54 @@ class ZendeskSource:
         self._overlap = overlap
 
     def recent(self, checkpoint: str | None, now: datetime, default_window: timedelta) -> Iterator[Batch]:
+        key = _account_key(self._adapter)
+        if key not in _INCREMENTAL_FORBIDDEN:
+            try:
+                yield from self._incremental(checkpoint, now, default_window)
+                return
+            except Unauthorized as exc:
+                # 401 is a bad token (search would fail too); only a 403 means "not an admin".
+                if exc.status != 403:
+                    raise
+                _INCREMENTAL_FORBIDDEN.add(key)
+                log.warning("sync.incremental_export_forbidden", extra={
+                    "platform": "zendesk", "fallback": "search",
+                    "fix": "the incremental export is for admins only; give the connector's Zendesk user the "
+                           "admin role to use it, or leave it an agent: the sweep searches instead",
+                })
+        yield from self._search_recent(checkpoint, now, default_window)
+
+    def _incremental(self, checkpoint: str | None, now: datetime, default_window: timedelta) -> Iterator[Batch]:
         # The export's cursor is exact (no minute rounding), so the overlap only widens the
         # very first window, which starts from a time instead of a cursor.
-        if checkpoint:
+        since = _checkpoint_time(checkpoint)
+        if checkpoint and since is None:
             pages = self._adapter.incremental_tickets(cursor=checkpoint)
         else:
-            pages = self._adapter.incremental_tickets(start_time=now - default_window - self._overlap)
+            # No checkpoint, or a time one left by a search sweep of an earlier process.
+            start = (since or now - default_window) - self._overlap
+            pages = self._adapter.incremental_tickets(start_time=start)
         for page in pages:
             yield Batch([self._found(raw) for raw in page.tickets], checkpoint=page.cursor)
 
+    def _search_recent(self, checkpoint: str | None, now: datetime, default_window: timedelta) -> Iterator[Batch]:
+        since = (_checkpoint_time(checkpoint) or now - default_window) - max(self._overlap, SEARCH_INDEX_LAG)
+        stamp = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        previous: Batch | None = None
+        for batch in self._batches(self._adapter.search(f"updated>{stamp}", fields=["updated_at", "status"])):
+            if previous is not None:
+                yield previous
+            previous = batch
+        # Like Jira's: the checkpoint (this sweep's start) is saved with the last page only.
+        yield Batch(previous.found if previous else [], checkpoint=now.isoformat())
+
     def open_tickets(self, now: datetime) -> Iterator[Batch]:
         # Closed tickets cannot change in Zendesk, so nothing could be written to them.
+        yield from self._batches(self._adapter.search("status<closed", fields=["updated_at", "status"]))
+
+    def _batches(self, results: Iterator[dict[str, Any]]) -> Iterator[Batch]:
         page: list[Found] = []
-        for raw in self._adapter.search("status<closed", fields=["updated_at", "status"]):
+        for raw in results:
             page.append(self._found(raw))
             if len(page) >= 100:
                 yield Batch(page)
@@ -229,6 +274,25 @@ class ZendeskSource:
         except ValueError:
             updated = None
         return Found(ticket_id, updated)
+
+
+# Zendesk accounts (by base URL) whose incremental export answered 403 in this process.
+_INCREMENTAL_FORBIDDEN: set[str] = set()
+
+
+def _account_key(adapter: Any) -> str:
+    return str(getattr(adapter, "base_url", None) or id(adapter))
+
+
+def _checkpoint_time(checkpoint: str | None) -> datetime | None:
+    """The time a search sweep saved; None for an incremental export cursor (or nothing)."""
+    if not checkpoint:
+        return None
+    try:
+        moment = datetime.fromisoformat(checkpoint)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def source_for(platform: str, adapter: Any, **options: Any) -> Source:
