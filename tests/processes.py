@@ -208,3 +208,87 @@ def jira_headers(body: bytes, delivery_id: str, secret: str = WEBHOOK_SECRET) ->
 def post_event(session: requests.Session, base_url: str, body: bytes, delivery_id: str) -> int:
     return session.post(base_url + "/webhooks/jira", data=body, headers=jira_headers(body, delivery_id),
                         timeout=10).status_code
+
+
+class Cluster:
+    """Receivers and workers of one fault test against one sandbox; every process is stopped
+    at the end and its log kept. `env` is the processes' environment (connector_env plus the
+    platform's credentials)."""
+
+    def __init__(self, tmp_path: Path, platform: str, sandbox, env: Mapping[str, str], queue_url: str | None):
+        from connector.queue import ReconcileQueue
+        from connector.settings import Settings
+        from connector.sync.state import SyncState
+
+        self.tmp_path = tmp_path
+        self.platform = platform
+        self.sandbox = sandbox
+        self.env = dict(env)
+        self.queue = ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data", queue_url=queue_url))
+        # The sweeps run when a test asks (`connector sync --once`), not on the workers'
+        # minute tick, so what the test measures does not depend on the wall clock's minute.
+        state = SyncState(self.queue.huey)
+        now = sandbox.clock.now()
+        for kind in ("full", "recent"):
+            state.mark_completed(platform, kind, now)
+        self.processes: list[ConnectorProcess] = []
+        self.receiver_urls: list[str] = []
+        self._names: dict[str, int] = {}
+
+    def _name(self, kind: str) -> str:
+        self._names[kind] = self._names.get(kind, 0) + 1
+        return f"{kind}-{self._names[kind]}"
+
+    def add_receiver(self, **popen) -> str:
+        process, url = receiver(self._name("receiver"), self.env, self.tmp_path, **popen)
+        self.processes.append(process)
+        wait_ready(url, process)
+        self.receiver_urls.append(url)
+        return url
+
+    def add_worker(self, threads: int = 2) -> ConnectorProcess:
+        process = worker(self._name("worker"), self.env, self.tmp_path, threads)
+        self.processes.append(process)
+        return process
+
+    def workers(self) -> list[ConnectorProcess]:
+        return [p for p in self.processes if p.name.startswith("worker") and p.alive()]
+
+    def lock_key(self, ticket_id: str) -> str:
+        return f"{self.queue.huey.name}.lock.reconcile:{self.platform}:{ticket_id}"
+
+    def kill_lock_holder(self, ticket_id: str):
+        """kill -9 the worker process holding the ticket's lock and start a replacement;
+        returns (the lock's holder record, the replacement process)."""
+        from connector.queue import Holder
+
+        _, holder = self.queue.huey.get(self.lock_key(ticket_id), peek=True)
+        assert isinstance(holder, Holder)
+        [victim] = [p for p in self.workers() if p.pid == holder.pid]
+        victim.kill9()
+        return holder, self.add_worker()
+
+    def settled(self, quiet: float = 1.5, timeout: float = 90) -> None:
+        """Wait until the queue is empty and the sandbox has seen no request for `quiet` seconds."""
+        last = (-1, 0.0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            calls = sum(self.sandbox.calls.values())
+            if calls != last[0] or self.queue.pending_count():
+                last = (calls, time.monotonic())
+            elif time.monotonic() - last[1] >= quiet:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the cluster did not settle within {timeout} s\n{self.logs()}")
+
+    def sweep(self) -> str:
+        process = ConnectorProcess(self._name("sync"), ["sync", "--once"], self.env, self.tmp_path).start()
+        assert process.process.wait(60) == 0, process.log()
+        return process.log()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.log()[-4000:]}" for p in self.processes)

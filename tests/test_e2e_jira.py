@@ -156,7 +156,7 @@ def test_injected_429s_are_waited_out_for_at_least_retry_after(stack):
                                   created=FRIDAY - timedelta(minutes=5), fields=INTAKE)
     stack.settle()
     stack.jira.reset_calls()
-    stack.jira.inject(429, retry_after=1, times=2, path_prefix=f"/rest/api/2/issue/")
+    stack.jira.inject(429, retry_after=1, times=2, path_prefix="/rest/api/2/issue/")
     started = time.monotonic()
     outcome = reconcile(stack.runtime, "jira", key)
     assert time.monotonic() - started >= 2.0  # two waits of at least Retry-After

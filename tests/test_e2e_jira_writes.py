@@ -20,7 +20,7 @@ from connector.metrics import REGISTRY
 from connector.model import AuthorRole, Plan, SetFields
 from connector.platforms.base import HostError
 from connector.reconcile import Runtime, reconcile
-from connector.sandbox.jira import AGENT, CONNECTOR, JiraSandbox
+from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.sandbox.server import Clock
 from connector.settings import DEFAULT_CONFIG, Settings
 

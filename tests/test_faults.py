@@ -14,24 +14,21 @@ customer"), so a doubled action is visible as a second comment or a second trans
 from __future__ import annotations
 
 import random
-import signal
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-from connector.queue import Holder, ReconcileQueue
+from connector.queue import ReconcileQueue
 from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.sandbox.server import Clock
 from connector.settings import Settings
-from connector.sync.state import SyncState
 from tests.processes import (
-    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, ConnectorProcess, RedisServer, connector_env, free_port,
-    intake_config, jira_headers, receiver, wait_ready, wait_until, worker,
+    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, Cluster, RedisServer, connector_env, intake_config,
+    jira_headers, receiver, wait_ready, wait_until,
 )
 
 needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install "
@@ -66,64 +63,14 @@ def jira():
     sandbox.stop()
 
 
-class Cluster:
-    """Receivers and workers of one test; every process is stopped and its log kept."""
-
-    def __init__(self, tmp_path: Path, jira: JiraSandbox, queue_url: str | None):
-        self.tmp_path = tmp_path
-        self.jira = jira
-        self.env = connector_env(tmp_path / "data", intake_config(tmp_path / "rules.yaml"), queue_url=queue_url,
-                                 jira_url=jira.base_url)
-        self.settings = Settings(data_dir=tmp_path / "data", queue_url=queue_url)
-        self.queue = ReconcileQueue.from_settings(self.settings)
-        # The sweeps run when a test asks (`connector sync --once`), not on the workers'
-        # minute tick, so what the test measures does not depend on the wall clock's minute.
-        state = SyncState(self.queue.huey)
-        now = jira.clock.now()
-        state.mark_completed("jira", "full", now)
-        state.mark_completed("jira", "recent", now)
-        self.processes: list[ConnectorProcess] = []
-        self.receiver_urls: list[str] = []
-        self._names = Counter()
-
-    def _name(self, kind: str) -> str:
-        self._names[kind] += 1
-        return f"{kind}-{self._names[kind]}"
-
-    def add_receiver(self, **popen) -> str:
-        process, url = receiver(self._name("receiver"), self.env, self.tmp_path, **popen)
-        self.processes.append(process)
-        wait_ready(url, process)
-        self.receiver_urls.append(url)
-        return url
-
-    def add_worker(self, threads: int = 2) -> ConnectorProcess:
-        process = worker(self._name("worker"), self.env, self.tmp_path, threads)
-        self.processes.append(process)
-        return process
-
-    def workers(self) -> list[ConnectorProcess]:
-        return [p for p in self.processes if p.name.startswith("worker") and p.alive()]
-
-    def sweep(self) -> str:
-        process = ConnectorProcess(self._name("sync"), ["sync", "--once"], self.env, self.tmp_path).start()
-        assert process.process.wait(60) == 0, process.log()
-        return process.log()
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.stop()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.log()[-4000:]}" for p in self.processes)
-
-
 @pytest.fixture
 def cluster_factory(tmp_path, jira):
     made: list[Cluster] = []
 
     def make(queue_url: str | None) -> Cluster:
-        cluster = Cluster(tmp_path, jira, queue_url)
+        env = connector_env(tmp_path / "data", intake_config(tmp_path / "rules.yaml"), queue_url=queue_url,
+                            jira_url=jira.base_url)
+        cluster = Cluster(tmp_path, "jira", jira, env, queue_url)
         made.append(cluster)
         return cluster
 
@@ -177,19 +124,6 @@ def reconciled(jira: JiraSandbox, keys: list[str]) -> list[str]:
     return [key for key in keys if connector_changes(jira, key) == (1, 1, WAITING)]
 
 
-def settled(cluster: Cluster, quiet: float = 1.5, timeout: float = 90) -> None:
-    """Wait until the queue is empty and the sandbox has seen no request for `quiet` seconds."""
-    last = (-1, 0.0)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        calls = sum(cluster.jira.calls.values())
-        if calls != last[0] or cluster.queue.pending_count():
-            last = (calls, time.monotonic())
-        elif time.monotonic() - last[1] >= quiet:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the cluster did not settle within {timeout} s\n{cluster.logs()}")
-
 
 def assert_each_reconciled_once(jira: JiraSandbox, keys: list[str], cluster: Cluster) -> None:
     outcomes = Counter(connector_changes(jira, key) for key in keys)
@@ -215,7 +149,7 @@ def test_two_receivers_three_workers_every_event_twice_shuffled(cluster_factory,
     # Each ticket's first delivery is stored (202); its copy is a duplicate (200) - on either receiver.
     assert statuses == Counter({202: CLUSTER_TICKETS, 200: CLUSTER_TICKETS}), statuses
     assert wait_until(lambda: len(reconciled(jira, keys)) == len(keys), timeout=120, interval=0.5), cluster.logs()
-    settled(cluster)
+    cluster.settled()
     assert_each_reconciled_once(jira, keys, cluster)
     # The work was spread: every worker process reconciled some of the tickets.
     done_by = Counter(event["pid"] for p in cluster.workers() for event in p.events() if event["event"] == "reconcile.done" and event["logger"] == "connector.reconcile"
@@ -244,18 +178,14 @@ def test_worker_killed_mid_reconcile_loses_and_doubles_nothing(cluster_factory, 
     deliveries = deliveries_twice_shuffled(jira, seed_value=9)
     burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, 4))
     burst.start()
-    lock_key = f"{cluster.queue.huey.name}.lock.reconcile:jira:{trap_id}"
+    lock_key = cluster.lock_key(trap_id)
     try:
         assert wait_until(lambda: isinstance(cluster.queue.huey.get(lock_key, peek=True), tuple), timeout=60), cluster.logs()
-        _, holder = cluster.queue.huey.get(lock_key, peek=True)
-        assert isinstance(holder, Holder)
-        [victim] = [p for p in cluster.workers() if p.pid == holder.pid]
-        victim.kill9()
-        replacement = cluster.add_worker()
+        holder, replacement = cluster.kill_lock_holder(trap_id)
     finally:
         burst.join(120)
 
-    settled(cluster)
+    cluster.settled()
     left = [key for key in keys if key not in reconciled(jira, keys)]
     # The killed reconcile is gone with its process: nothing in the queue will redo it.
     assert trap_key in left
@@ -264,7 +194,7 @@ def test_worker_killed_mid_reconcile_loses_and_doubles_nothing(cluster_factory, 
     cluster.sweep()
     assert wait_until(lambda: len(reconciled(jira, keys)) == len(keys), timeout=60, interval=0.5), \
         {key: connector_changes(jira, key) for key in keys if key not in reconciled(jira, keys)}
-    settled(cluster)
+    cluster.settled()
     assert_each_reconciled_once(jira, keys, cluster)
     takeovers = [e for e in replacement.events() + [e for p in cluster.workers() for e in p.events()]
                  if e["event"] == "queue.stale_lock_taken_over"]
@@ -295,19 +225,16 @@ def test_worker_killed_between_comment_and_edit_posts_no_second_comment(cluster_
     deliveries = deliveries_twice_shuffled(jira, seed_value=11)
     burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, 4))
     burst.start()
-    lock_key = f"{cluster.queue.huey.name}.lock.reconcile:jira:{trap_id}"
+    lock_key = cluster.lock_key(trap_id)
     try:
         # The comment is on the ticket and the worker is inside the hanging edit.
         assert wait_until(lambda: connector_changes(jira, trap_key)[0] == 1
                           and isinstance(cluster.queue.huey.get(lock_key, peek=True), tuple), timeout=60), cluster.logs()
-        _, holder = cluster.queue.huey.get(lock_key, peek=True)
-        [victim] = [p for p in cluster.workers() if p.pid == holder.pid]
-        victim.kill9()
-        cluster.add_worker()
+        cluster.kill_lock_holder(trap_id)
     finally:
         burst.join(120)
 
-    settled(cluster)
+    cluster.settled()
     trap = jira.issue(trap_key)
     [comment] = [c for c in trap["fields"]["comment"]["comments"] if c["author"]["accountId"] == CONNECTOR]
     assert comment["body"].endswith("ref: spc-intake-requested")
@@ -317,7 +244,7 @@ def test_worker_killed_between_comment_and_edit_posts_no_second_comment(cluster_
     cluster.sweep()
     assert wait_until(lambda: len(reconciled(jira, keys)) == len(keys), timeout=60, interval=0.5), \
         {key: connector_changes(jira, key) for key in keys if key not in reconciled(jira, keys)}
-    settled(cluster)
+    cluster.settled()
     assert_each_reconciled_once(jira, keys, cluster)
 
 
@@ -367,7 +294,7 @@ def test_platform_outage_then_429_storm_nothing_lost_retry_after_honoured(cluste
     jira.inject(429, retry_after=2, times=20, path_prefix="/rest/api/")
     assert deliver(cluster.receiver_urls, deliveries_twice_shuffled(jira, 2))[202] == OUTAGE_TICKETS
     assert wait_until(lambda: len(reconciled(jira, storm_keys)) == OUTAGE_TICKETS, timeout=90, interval=0.5), cluster.logs()
-    settled(cluster)
+    cluster.settled()
 
     assert_each_reconciled_once(jira, outage_keys + storm_keys, cluster)
     # Every request that followed a 429 on the same resource came at least Retry-After later.

@@ -20,19 +20,14 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-from connector.queue import Holder, ReconcileQueue
 from connector.sandbox.server import Clock
 from connector.sandbox.zendesk import AGENT, CONNECTOR, ZendeskSandbox
-from connector.settings import Settings
-from connector.sync.state import SyncState
 from tests.processes import (
-    REDIS_SERVER, WEBHOOK_SECRET, ConnectorProcess, RedisServer, connector_env, intake_config, receiver, wait_ready,
-    wait_until, worker,
+    REDIS_SERVER, WEBHOOK_SECRET, Cluster, RedisServer, connector_env, intake_config, wait_until,
 )
 
 TICKETS = 80
@@ -59,60 +54,12 @@ def zendesk():
     sandbox.stop()
 
 
-class Cluster:
-    """Receivers and workers of one test against the sandbox Zendesk; all stopped at the end."""
-
-    def __init__(self, tmp_path: Path, zendesk: ZendeskSandbox, queue_url: str):
-        self.tmp_path = tmp_path
-        self.zendesk = zendesk
-        self.env = connector_env(tmp_path / "data", intake_config(tmp_path / "rules.yaml"), queue_url=queue_url,
-                                 ZENDESK_URL=zendesk.base_url, ZENDESK_EMAIL=EMAIL, ZENDESK_TOKEN=TOKEN,
-                                 ZENDESK_WEBHOOK_SECRET=WEBHOOK_SECRET)
-        self.queue = ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data", queue_url=queue_url))
-        # Sweeps run when the test asks (`connector sync --once`), not on the workers' minute tick.
-        state = SyncState(self.queue.huey)
-        now = zendesk.clock.now()
-        for kind in ("full", "recent"):
-            state.mark_completed("zendesk", kind, now)
-        self.processes: list[ConnectorProcess] = []
-        self.receiver_urls: list[str] = []
-        self._names: Counter = Counter()
-
-    def _name(self, kind: str) -> str:
-        self._names[kind] += 1
-        return f"{kind}-{self._names[kind]}"
-
-    def add_receiver(self) -> str:
-        process, url = receiver(self._name("receiver"), self.env, self.tmp_path)
-        self.processes.append(process)
-        wait_ready(url, process)
-        self.receiver_urls.append(url)
-        return url
-
-    def add_worker(self, threads: int = 2) -> ConnectorProcess:
-        process = worker(self._name("worker"), self.env, self.tmp_path, threads)
-        self.processes.append(process)
-        return process
-
-    def workers(self) -> list[ConnectorProcess]:
-        return [p for p in self.processes if p.name.startswith("worker") and p.alive()]
-
-    def sweep(self) -> str:
-        process = ConnectorProcess(self._name("sync"), ["sync", "--once"], self.env, self.tmp_path).start()
-        assert process.process.wait(60) == 0, process.log()
-        return process.log()
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.stop()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.log()[-4000:]}" for p in self.processes)
-
-
 @pytest.fixture
 def cluster(tmp_path, zendesk, redis_server):
-    made = Cluster(tmp_path, zendesk, redis_server.url)
+    env = connector_env(tmp_path / "data", intake_config(tmp_path / "rules.yaml"), queue_url=redis_server.url,
+                        ZENDESK_URL=zendesk.base_url, ZENDESK_EMAIL=EMAIL, ZENDESK_TOKEN=TOKEN,
+                        ZENDESK_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    made = Cluster(tmp_path, "zendesk", zendesk, env, redis_server.url)
     yield made
     made.stop()
 
@@ -166,18 +113,6 @@ def reconciled(zendesk: ZendeskSandbox, ids: list[int]) -> list[int]:
     return [ticket_id for ticket_id in ids if outcome(zendesk, ticket_id) == DONE]
 
 
-def settled(cluster: Cluster, quiet: float = 1.5, timeout: float = 90) -> None:
-    last = (-1, 0.0)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        calls = sum(cluster.zendesk.calls.values())
-        if calls != last[0] or cluster.queue.pending_count():
-            last = (calls, time.monotonic())
-        elif time.monotonic() - last[1] >= quiet:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the cluster did not settle within {timeout} s\n{cluster.logs()}")
-
 
 def assert_each_once(zendesk: ZendeskSandbox, ids: list[int], cluster: Cluster) -> None:
     outcomes = Counter(outcome(zendesk, ticket_id) for ticket_id in ids)
@@ -202,7 +137,7 @@ def test_every_delivery_twice_shuffled_with_human_edits_racing_gives_one_comment
         zendesk.inject(None, delay=3, times=1, method="GET", path_prefix=f"/api/v2/tickets/{ticket_id}/audits")
 
     def agent(ticket_id: int) -> None:
-        lock_key = f"{cluster.queue.huey.name}.lock.reconcile:zendesk:{ticket_id}"
+        lock_key = cluster.lock_key(ticket_id)
         if wait_until(lambda: cluster.queue.huey.get(lock_key, peek=True) is not None, timeout=60, interval=0.02):
             time.sleep(1.2)
             zendesk.set_fields(ticket_id, {"additional_tags": [f"agent-{ticket_id}"]}, author=AGENT)
@@ -216,14 +151,14 @@ def test_every_delivery_twice_shuffled_with_human_edits_racing_gives_one_comment
         for racer in racers:
             racer.join(90)
     assert statuses[202] + statuses[200] == len(deliveries), statuses
-    settled(cluster)
+    cluster.settled()
     # A reconcile that met a 409 is re-read and re-planned at once once reconcile() does that
     # (issue 10, point 8); until then it is left to the recent-updates sweep, which finds the
     # ticket changed (the agent's edit) and queues it again. Either way: once, never twice.
     cluster.sweep()
     assert wait_until(lambda: len(reconciled(zendesk, ids)) == len(ids), timeout=60, interval=0.5), \
         {i: outcome(zendesk, i) for i in ids if i not in reconciled(zendesk, ids)}
-    settled(cluster)
+    cluster.settled()
     assert_each_once(zendesk, ids, cluster)
     assert zendesk.count(method="PUT", status=409) >= len(raced), "the forced races did not happen"
     # The tag list as read was never written back over an agent's tag that came later.
@@ -243,23 +178,19 @@ def test_worker_killed_mid_reconcile_loses_and_doubles_nothing(cluster, zendesk)
     deliveries = deliveries_twice_shuffled(zendesk, seed_value=9)
     burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, 4))
     burst.start()
-    lock_key = f"{cluster.queue.huey.name}.lock.reconcile:zendesk:{trap}"
+    lock_key = cluster.lock_key(trap)
     try:
         assert wait_until(lambda: isinstance(cluster.queue.huey.get(lock_key, peek=True), tuple), timeout=60), \
             cluster.logs()
-        _, holder = cluster.queue.huey.get(lock_key, peek=True)
-        assert isinstance(holder, Holder)
-        [victim] = [p for p in cluster.workers() if p.pid == holder.pid]
-        victim.kill9()
-        cluster.add_worker()
+        cluster.kill_lock_holder(trap)
     finally:
         burst.join(120)
 
-    settled(cluster)
+    cluster.settled()
     assert trap not in reconciled(zendesk, ids)  # the killed reconcile died with its process
     # The recent-updates sweep (incremental export: the connector's user is an admin) finds it.
     cluster.sweep()
     assert wait_until(lambda: len(reconciled(zendesk, ids)) == len(ids), timeout=60, interval=0.5), \
         {i: outcome(zendesk, i) for i in ids if i not in reconciled(zendesk, ids)}
-    settled(cluster)
+    cluster.settled()
     assert_each_once(zendesk, ids, cluster)

@@ -14,7 +14,6 @@ import os
 import signal
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 

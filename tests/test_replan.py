@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connector.config import load_config
-from connector.metrics import REPLANS
 from connector.platforms.base import Conflict, StaleTicket
 from connector.queue import ReconcileQueue
 from connector.reconcile import REPLAN_ATTEMPTS, REPLAN_PAUSE, Runtime, reconcile

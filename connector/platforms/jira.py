@@ -756,14 +756,16 @@ class JiraAdapter:
                 # Fields and labels only: setting them twice leaves the same issue.
                 self._call("issue.edit", "PUT", lambda: self._send("PUT", path, body), idempotent=True)
             except BadRequest as exc:
-                named = set(getattr(exc, "field_errors", {}) or {}) & (set(edit.fields) | {"labels"})
+                # Bound to plain names: the reasons below are built after `exc` is unbound.
+                message = exc.message
+                errors = getattr(exc, "field_errors", {}) or {}
+                named = set(errors) & (set(edit.fields) | {"labels"})
                 if attempt == 1 and named:
                     # The screen changed since the read (or the ticket came without editmeta):
                     # drop what Jira named, report it, send the rest once more.
-                    errors = getattr(exc, "field_errors", {})
                     self._drop_uneditable(
                         ticket, edit, (set(edit.fields) | {"labels"}) - named, carried, result,
-                        lambda field_id: f"Jira refused it: {errors.get(field_id, exc.message)}",
+                        lambda field_id: f"Jira refused it: {errors.get(field_id, message)}",
                     )
                     if edit.empty:
                         return
@@ -771,7 +773,7 @@ class JiraAdapter:
                 # The edit as a whole is refused (e.g. the status allows no edits): report
                 # every part of it; the next read's editmeta keeps them from being resent.
                 self._drop_uneditable(ticket, edit, set(), carried, result,
-                                      lambda field_id: f"Jira refused the edit: {exc.message}")
+                                      lambda field_id: f"Jira refused the edit: {message}")
                 return
             result.writes.append(f"PUT /rest/api/2/{path}")
             result.applied.extend(action for action in carried if edit.alive(action))

@@ -116,7 +116,7 @@ from connector.platforms.base import (
     refuse_redirects,
     error_from_response,
 )
-from connector.platforms.field_values import already_equal, plain_value
+from connector.platforms.field_values import already_equal
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.zendesk_ticket import SYSTEM_FIELD_ATTRIBUTES, parse_zendesk_ticket
 from connector.settings import Settings

@@ -30,7 +30,6 @@ Example::
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator

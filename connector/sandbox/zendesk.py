@@ -49,7 +49,7 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -84,7 +84,7 @@ from connector.sandbox.zendesk_store import (
 )
 
 __all__ = [
-    "ZendeskSandbox", "ZendeskApiError", "TicketField", "Clock", "Call", "Delivery", "Fault",
+    "ZendeskSandbox", "ZendeskApiError", "TicketField", "Clock",
     "CONNECTOR", "AGENT", "L2_AGENT", "LEAD", "CUSTOMER", "COLLEAGUE", "GROUPS", "ALL_WEBHOOK_EVENTS",
 ]
 
