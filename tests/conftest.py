@@ -69,3 +69,15 @@ def metric() -> Callable[..., float]:
 
     return read
 pytest_plugins = ["tests.log_scrub"]
+
+
+@pytest.fixture
+def redis_server():
+    """A redis-server of the test's own (skipped where the binary is missing; .ci/run installs it)."""
+    from tests.processes import REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer().start()
+    yield server
+    server.stop()

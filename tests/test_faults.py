@@ -27,7 +27,7 @@ from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.sandbox.server import Clock
 from connector.settings import Settings
 from tests.processes import (
-    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, Cluster, RedisServer, connector_env, intake_config,
+    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, Cluster, connector_env, intake_config,
     jira_headers, receiver, wait_ready, wait_until,
 )
 
@@ -43,15 +43,6 @@ WAITING = "Waiting for customer"
 
 
 # --- fixtures and helpers -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_server():
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -27,22 +27,13 @@ import requests
 from connector.sandbox.server import Clock
 from connector.sandbox.zendesk import AGENT, CONNECTOR, ZendeskSandbox
 from tests.processes import (
-    REDIS_SERVER, WEBHOOK_SECRET, Cluster, RedisServer, connector_env, intake_config, wait_until,
+    WEBHOOK_SECRET, Cluster, connector_env, intake_config, wait_until,
 )
 
 TICKETS = 80
 KILL_TICKETS = 60
 EMAIL = "connector@example.com"
 TOKEN = "sandbox-api-token"
-
-
-@pytest.fixture
-def redis_server():
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
