@@ -75,7 +75,7 @@ def record(store: ObservedStore, ticket: Ticket, actions: list, now: datetime) -
         log.info("observe.recorded", extra={
             "platform": row.platform, "ticket_id": row.ticket_id, "ticket_key": row.ticket_key, "rule": row.rule,
             "action": row.action, "marker": row.marker, **_target(action), "new": row.new, "times": row.times,
-            "first_seen": row.first_seen.isoformat(), "at": now.isoformat(),
+            "first_seen": row.first_seen.isoformat(), "at": now.isoformat(), "fingerprint": row.fingerprint,
         })
     return stored
 

@@ -125,7 +125,7 @@ class SqliteObservedStore:
         rows = self._storage.sql(
             "select fingerprint, data, first_seen, last_seen, times from connector_observed "
             "where queue = ? and last_seen >= ? and (? is null or platform = ?) "
-            "order by last_seen desc, first_seen desc limit ?",
+            "order by last_seen desc, rowid limit ?",
             (self._queue, _epoch(since) if since else float("-inf"), platform, platform,
              -1 if limit is None else limit),
             results=True,
