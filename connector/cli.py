@@ -74,7 +74,7 @@ def main() -> None:
 def check_config(path: Path | None) -> None:
     """Validate a rule file or directory (default: CONNECTOR_CONFIG or the embedded rules); exit 2 on error."""
     config = _load(path)
-    kinds = ", ".join(f"{r.id} ({r.type})" for r in config.rules)
+    kinds = ", ".join(f"{r.id} ({r.type}{', observed only' if r.mode == 'observe' else ''})" for r in config.rules)
     click.echo(f"OK: {len(config.rules)} rules: {kinds}; calendars: {', '.join(config.calendars) or 'none'}")
 
 

@@ -134,7 +134,9 @@ def test_demo_command_in_observe_mode_reports_zero_writes():
 
 def config_with_sla(tmp_path: Path, mode: str, platform: str):
     text = DEFAULT_CONFIG.read_text(encoding="utf-8")
-    text = text.replace("  - id: sla\n    type: sla\n", f"  - id: sla\n    type: sla\n    mode: {mode}\n", 1)
+    shipped = "  - id: sla\n    type: sla\n    mode: enforce"
+    assert shipped in text
+    text = text.replace(shipped, f"  - id: sla\n    type: sla\n    mode: {mode}", 1)
     path = tmp_path / f"rules-sla-{mode}.yaml"
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
