@@ -65,5 +65,7 @@ def as_csv(rows: list[Observation]) -> str:
 
 
 def _cell(text: str) -> str:
-    """Defuse spreadsheet formulas: ticket text starting with = + - @ would run in Excel (OWASP CSV injection)."""
+    """Defuse spreadsheet formulas: ticket text starting with = + - @ (tab, CR) would run in a
+    spreadsheet; a leading apostrophe keeps it text (https://owasp.org/www-community/attacks/CSV_Injection),
+    as `connector report`'s CSV does."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -92,7 +92,8 @@ class SqliteObservedStore:
         now = _epoch(observation.last_seen)
         with self._storage.db(commit=True) as cursor:
             # One statement under SQLite's write lock: two workers re-planning the same
-            # action count twice and keep the first `first_seen`.
+            # action count twice and keep the first `first_seen`. RETURNING needs SQLite
+            # 3.35 (https://www.sqlite.org/lang_returning.html), as the deadline index does.
             cursor.execute(
                 "insert into connector_observed (queue, fingerprint, platform, data, first_seen, last_seen, times) "
                 "values (?, ?, ?, ?, ?, ?, 1) on conflict (queue, fingerprint) do update set "
@@ -152,7 +153,8 @@ class RedisObservedStore:
         pipe.hset(self._data, fp, _data(observation))
         pipe.hsetnx(self._first, fp, repr(_epoch(observation.first_seen)))
         pipe.hincrby(self._times, fp, 1)
-        # GT: a late writer never moves last_seen back; new members are still added (Redis >= 6.2).
+        # GT: a late writer never moves last_seen back; "this flag doesn't prevent adding new
+        # elements" (https://redis.io/commands/zadd/, GT since Redis 6.2).
         pipe.zadd(self._seen, {fp: now}, gt=True)
         pipe.hget(self._first, fp)
         pipe.zscore(self._seen, fp)
