@@ -102,10 +102,11 @@ def simulate(platform: str, ticket_json: Path, config_path: Path | None, now_tex
         ticket, plan = simulate_file(platform, ticket_json, config, now)
     except ValueError as exc:
         raise click.ClickException(f"{ticket_json}: {exc}")
+    observed = frozenset(r.id for r in config.rules if r.mode == "observe")
     if output == "json":
-        click.echo(json.dumps(plan_as_json(ticket, plan), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(plan_as_json(ticket, plan, observed), indent=2, ensure_ascii=False))
     else:
-        click.echo(plan_as_text(ticket, plan))
+        click.echo(plan_as_text(ticket, plan, observed))
 
 
 @main.command()

@@ -289,3 +289,20 @@ def test_observed_page_escapes_hostile_ticket_text_and_forbids_scripts(recorded)
     bad = client.get("/observed?since=%3Cb%3E").get_data(as_text=True)
     assert "<b>" not in bad and "&lt;b&gt;" in bad  # the error message quotes the input, escaped
     assert client.post("/observed").status_code == 405  # read-only
+
+
+def test_simulate_marks_the_actions_of_observed_rules(tmp_path):
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
+        "  - id: sla\n    type: sla\n    mode: enforce", "  - id: sla\n    type: sla\n    mode: observe", 1)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text, encoding="utf-8")
+    example = Path(__file__).resolve().parent.parent / "examples" / "jira" / "p0-outage-no-response.json"
+    args = ["simulate", "--platform", "jira", "--ticket-json", str(example), "--now", "2026-11-20T15:00:00+08:00",
+            "--config", str(rules)]
+    out = json.loads(CliRunner().invoke(main, [*args, "--format", "json"]).output)
+    modes = {(a["rule"], a["mode"]) for a in out["actions"]}
+    assert ("sla", "observe") in modes and ("escalation", "enforce") in modes
+    assert not any(a["mode"] == "observe" for a in out["actions"] if a["rule"] != "sla")
+    text_out = CliRunner().invoke(main, args).output
+    assert "[sla] internal note [marker spc-sla-breach-first_response]" in text_out
+    assert "(observed: recorded, not written)" in text_out
