@@ -306,3 +306,25 @@ def test_simulate_marks_the_actions_of_observed_rules(tmp_path):
     text_out = CliRunner().invoke(main, args).output
     assert "[sla] internal note [marker spc-sla-breach-first_response]" in text_out
     assert "(observed: recorded, not written)" in text_out
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_and_worker_observe_flag_runs_the_processes_in_observe_mode(command, monkeypatch, tmp_path):
+    import os
+
+    import connector.serve
+
+    seen = {}
+
+    def fake(settings, *args, **kwargs):
+        seen["settings"], seen["env"] = settings, os.environ.get("CONNECTOR_MODE")
+        return 0
+
+    monkeypatch.setattr(connector.serve, command, fake)
+    monkeypatch.setattr("os.environ", dict(os.environ))
+    env = {"CONNECTOR_DATA_DIR": str(tmp_path / "data"), "CONNECTOR_QUEUE_URL": "", "CONNECTOR_MODE": "",
+           "JIRA_WEBHOOK_SECRET": "s"}
+    result = CliRunner().invoke(main, [command, "--observe"], env=env)
+    assert result.exit_code == 0, result.output
+    assert seen["settings"].observing and seen["env"] == "observe"
+    assert "OBSERVE MODE" in result.output and "rate limits" in result.output
