@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
@@ -274,3 +274,30 @@ def test_enforcing_a_rule_within_the_backlog_window_posts_the_notice_once(site, 
     bodies = " ".join(site.connector_bodies(ref))
     assert bodies.count("first response target of 2h was missed") == 1
     assert BREACH_MARKER in site.markers(ref)
+
+
+def test_the_backlog_rule_reads_the_redis_queue_store_too(tmp_path):
+    """CONNECTOR_QUEUE_URL=redis://…: observed records and their first_seen live in Redis."""
+    from tests.processes import REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer().start()
+    try:
+        with JiraSandbox(clock=Clock(FRIDAY), timezone="Asia/Shanghai", deliver_webhooks=False) as jira:
+            site = jira_site(jira, tmp_path / "data")
+            site.settings = replace(site.settings, queue_url=server.url)
+            key = site.new_p1_without_response()
+            observing = runtime_for(site, config_with_sla(tmp_path, "observe", "jira"))
+            reconcile(observing, "jira", key)
+            [breach] = [r for r in observing.observations.latest(limit=None) if r.marker == BREACH_MARKER]
+            assert type(observing.observations).__name__ == "RedisObservedStore"
+
+            jira.clock.advance(timedelta(hours=25))
+            enforced = runtime_for(site, config_with_sla(tmp_path, "enforce", "jira"))
+            assert enforced.observations.first_seen(breach.fingerprint) == breach.first_seen
+            reconcile(enforced, "jira", key)
+            assert BREACH_MARKER in site.markers(key)
+            assert not any("first response target of 2h was missed" in b for b in site.connector_bodies(key))
+    finally:
+        server.stop()
