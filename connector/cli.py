@@ -1,4 +1,4 @@
-"""The `connector` command: serve, worker, sync, simulate, check-config, schema, report, demo.
+"""The `connector` command: serve, worker, sync, simulate, check-config, schema, report, demo, observed.
 
 Every command that reads rules takes the config from `--config`, else `CONNECTOR_CONFIG`,
 else the embedded standard process, and refuses to go on with a config that does not
@@ -8,6 +8,7 @@ validate: the error lists file:line, key path and what is allowed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,11 +16,33 @@ from pathlib import Path
 import click
 
 from connector.config import ConfigError, load_config, schema_text
-from connector.settings import Settings
+from connector.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    """Settings from the environment; a bad value (CONNECTOR_MODE=…) is a usage error that names the variable."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc))
+
+
+def _observe(observe: bool) -> Settings:
+    """Settings with `--observe` applied. The flag is put into the environment as
+    CONNECTOR_MODE=observe, because the worker's runtime is built from the environment in
+    the child processes that `serve` forks."""
+    if observe:
+        os.environ["CONNECTOR_MODE"] = "observe"
+    settings = _settings()
+    if settings.observing:
+        click.echo("OBSERVE MODE: nothing is written to Jira or Zendesk; every action the rules plan is recorded "
+                   "(`connector observed`, GET /observed). Reads still count toward the platform's rate limits.",
+                   err=True)
+    return settings
 
 
 def _load(path: Path | None):
-    settings = Settings.from_env()
+    settings = _settings()
     try:
         return load_config(path or settings.config_path)
     except ConfigError as exc:
@@ -51,7 +74,7 @@ def main() -> None:
 def check_config(path: Path | None) -> None:
     """Validate a rule file or directory (default: CONNECTOR_CONFIG or the embedded rules); exit 2 on error."""
     config = _load(path)
-    kinds = ", ".join(f"{r.id} ({r.type})" for r in config.rules)
+    kinds = ", ".join(f"{r.id} ({r.type}{', observed only' if r.mode == 'observe' else ''})" for r in config.rules)
     click.echo(f"OK: {len(config.rules)} rules: {kinds}; calendars: {', '.join(config.calendars) or 'none'}")
 
 
@@ -79,10 +102,11 @@ def simulate(platform: str, ticket_json: Path, config_path: Path | None, now_tex
         ticket, plan = simulate_file(platform, ticket_json, config, now)
     except ValueError as exc:
         raise click.ClickException(f"{ticket_json}: {exc}")
+    observed = frozenset(r.id for r in config.rules if r.mode == "observe")
     if output == "json":
-        click.echo(json.dumps(plan_as_json(ticket, plan), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(plan_as_json(ticket, plan, observed), indent=2, ensure_ascii=False))
     else:
-        click.echo(plan_as_text(ticket, plan))
+        click.echo(plan_as_text(ticket, plan, observed))
 
 
 @main.command()
@@ -112,12 +136,13 @@ def examples(config_path: Path | None, now_text: str | None, examples_dir: Path)
 @click.option("--workers", default=2, show_default=True, type=int, help="worker threads of the in-process worker")
 @click.option("--allow-unsigned", "allow_unsigned", multiple=True, type=click.Choice(["jira", "zendesk"]),
               help="accept unsigned webhooks from this platform (Jira Data Center without secrets); logged loudly")
-def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: tuple[str, ...]) -> None:
+@click.option("--observe", is_flag=True, help="write nothing, record every planned action (= CONNECTOR_MODE=observe)")
+def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: tuple[str, ...], observe: bool) -> None:
     """Run the webhook receiver under gunicorn, with a queue worker unless --no-worker."""
     from connector.queue import QueueConfigError
     from connector.serve import serve as run_serve
 
-    settings = Settings.from_env()
+    settings = _observe(observe)
     _load(None)
     if not (settings.jira_webhook_secrets or settings.zendesk_webhook_secrets or allow_unsigned):
         raise click.ClickException(
@@ -136,12 +161,13 @@ def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: t
 
 @main.command()
 @click.option("--workers", default=2, show_default=True, type=int, help="worker threads")
-def worker(workers: int) -> None:
+@click.option("--observe", is_flag=True, help="write nothing, record every planned action (= CONNECTOR_MODE=observe)")
+def worker(workers: int, observe: bool) -> None:
     """Run queue workers alone (reconciles and SLA timers), for machines without a receiver."""
     from connector.queue import QueueConfigError
     from connector.serve import worker as run_worker
 
-    settings = Settings.from_env()
+    settings = _observe(observe)
     _load(None)
     try:
         sys.exit(run_worker(settings, workers))
@@ -169,7 +195,7 @@ def sync(once: bool, platforms: tuple[str, ...], full: bool) -> None:
 
     if not once:
         raise click.UsageError("pass --once: `connector serve` and `connector worker` already sweep periodically")
-    settings = Settings.from_env()
+    settings = _settings()
     _load(None)
     chosen = list(platforms) or configured_platforms(settings)
     if not chosen:
@@ -224,7 +250,7 @@ def report(platform: str, date_from: datetime, date_to: datetime, output_format:
     from connector.review.command import (ReportError, choose_format, make_report, missing_credentials,
                                           review_period, write_report)
 
-    settings = Settings.from_env()
+    settings = _settings()
     missing = missing_credentials(platform, settings)
     if missing:
         raise click.ClickException(f"cannot read {platform}: set {', '.join(missing)} in the environment"
@@ -250,14 +276,45 @@ def report(platform: str, date_from: datetime, date_to: datetime, output_format:
 
 
 @main.command()
-def demo() -> None:
+@click.option("--observe", is_flag=True, help="the same stories in observe mode: nothing written, everything recorded")
+def demo(observe: bool) -> None:
     """Run the standard process end to end on a sandbox Jira (local ports, temporary data); < 1 minute."""
     import logging
 
     from connector.demo import run_demo
 
     logging.basicConfig(level=logging.ERROR)
-    sys.exit(run_demo(click.echo))
+    sys.exit(run_demo(click.echo, observe=observe))
+
+
+@main.command()
+@click.option("--since", "since_text", help="ISO 8601 instant, or a duration back from now: 24h, 7d, 90m "
+                                             "(default: everything kept, at most 30 days)")
+@click.option("--platform", type=click.Choice(["jira", "zendesk"]))
+@click.option("--format", "output", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="newest N records only")
+def observed(since_text: str | None, platform: str | None, output: str, limit: int | None) -> None:
+    """List what observe mode and rules in `mode: observe` would have written (newest first).
+
+    Reads the queue's storage (CONNECTOR_DATA_DIR or CONNECTOR_QUEUE_URL), never the platform.
+    """
+    from connector.observe.present import as_csv, as_json, as_text, parse_since
+    from connector.queue import QueueConfigError, ReconcileQueue
+
+    settings = _settings()
+    since = None
+    if since_text:
+        try:
+            since = parse_since(since_text, datetime.now(timezone.utc))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since")
+    try:
+        store = ReconcileQueue.from_settings(settings).observations
+    except QueueConfigError as exc:
+        raise click.ClickException(str(exc))
+    rows = store.latest(since=since, platform=platform, limit=limit)
+    render = {"text": as_text, "json": as_json, "csv": as_csv}[output]
+    click.echo(render(rows), nl=output != "csv")
 
 
 if __name__ == "__main__":  # pragma: no cover

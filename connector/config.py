@@ -49,6 +49,17 @@ class Markers(BaseModel):
     )
 
 
+class Rollout(BaseModel):
+    """How a rule moving from `mode: observe` (or CONNECTOR_MODE=observe) to enforce treats its backlog."""
+
+    model_config = ConfigDict(extra="forbid")
+    backlog_hours: float = Field(
+        default=24, ge=0,
+        description="a one-time comment first recorded as observed more than this many hours before it is "
+                    "enforced is not posted: only its marker is written (recorded as done without posting)",
+    )
+
+
 class SupportConfig(BaseModel):
     """The whole configuration: calendars, platform mappings, field labels and rules."""
 
@@ -61,6 +72,7 @@ class SupportConfig(BaseModel):
     )
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
     platforms: PlatformMappings = Field(default_factory=PlatformMappings)
+    rollout: Rollout = Field(default_factory=Rollout)
     rules: list[Rule] = Field(default_factory=list)
 
     def cross_check(self) -> list[tuple[tuple, str]]:

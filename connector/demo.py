@@ -5,6 +5,10 @@ receiver, reconciles go through the durable SQLite queue and worker threads, and
 talks to the sandbox with the real `jira` client. Tickets are back-dated instead of waiting
 for SLA deadlines. At the end the demo prints what the connector wrote on each ticket,
 read back from the sandbox, and how many API calls it took.
+
+`connector demo --observe` tells the same stories in observe mode: the sandboxes receive
+no write at all, and the demo prints what the connector recorded instead (what
+`connector observed` lists).
 """
 
 from __future__ import annotations
@@ -187,15 +191,24 @@ def _calls(sandbox) -> tuple[int, int]:
     return reads, sum(n for call, n in calls.items() if call.method != "GET")
 
 
-def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None) -> int:
+def _tell_observed(echo, stack: LocalStack, platform: str) -> None:
+    from connector.observe.present import as_text
+
+    echo(as_text(stack.queue.observations.latest(platform=platform, limit=None)))
+    echo("")
+
+
+def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, *, observe: bool = False) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp:
         # A fixed working Friday afternoon in Shanghai, ticking from there: the same story every run.
         clock = Clock(DEMO_START, frozen=False)
-        with LocalStack(Path(data_dir or tmp), clock=clock, zendesk=True) as stack:
+        mode = "observe" if observe else "enforce"
+        with LocalStack(Path(data_dir or tmp), clock=clock, zendesk=True, mode=mode) as stack:
             echo(f"sandbox Jira at {stack.jira.base_url}, sandbox Zendesk at {stack.zendesk.base_url}; "
                  f"connector receiver at {stack.receiver.base_url}")
-            echo("rules: the embedded standard process (config/standard-support.yaml), the same file for both\n")
+            echo("rules: the embedded standard process (config/standard-support.yaml), the same file for both"
+                 + ("; OBSERVE MODE: nothing is written, every planned action is recorded\n" if observe else "\n"))
             jira_stories, zendesk_stories = _scenarios(stack), _zendesk_scenarios(stack)
             stack.settle()
             for _, _, action in jira_stories + zendesk_stories:
@@ -217,6 +230,10 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None) 
             _tell(echo, jira_stories, describe_issue, lambda key: _timeline(stack, key))
             echo("=== Zendesk")
             _tell(echo, zendesk_stories, describe_ticket, lambda ticket_id: _zendesk_timeline(stack, ticket_id))
+            if observe:
+                for platform in ("jira", "zendesk"):
+                    echo(f"=== Observed on {platform} (`connector observed --platform {platform}`)")
+                    _tell_observed(echo, stack, platform)
             for name, sandbox in (("Jira", stack.jira), ("Zendesk", stack.zendesk)):
                 reads, writes = _calls(sandbox)
                 echo(f"API calls to {name}: {reads} reads, {writes} writes for 4 tickets")

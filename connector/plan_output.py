@@ -1,18 +1,24 @@
 """How a plan is shown to people (text) and to other tools (JSON, a stable interface).
 
 The JSON shape is part of DESIGN.md's interfaces: {"ticket", "actions", "sla",
-"next_deadline"}, every action naming the rule that caused it.
+"next_deadline"}, every action naming the rule that caused it, and its `mode`: "observe"
+for a rule in `mode: observe` (recorded, never written), else "enforce".
 """
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import Any
 
 from connector.model import Plan, Ticket
 from connector.timefmt import format_minutes
 
 
-def plan_as_json(ticket: Ticket, plan: Plan) -> dict[str, Any]:
+def _mode(action, observed: Set[str]) -> str:
+    return "observe" if action.rule in observed else "enforce"
+
+
+def plan_as_json(ticket: Ticket, plan: Plan, observed: Set[str] = frozenset()) -> dict[str, Any]:
     return {
         "ticket": {
             "platform": ticket.platform, "id": ticket.id, "key": ticket.key, "url": ticket.url,
@@ -22,7 +28,7 @@ def plan_as_json(ticket: Ticket, plan: Plan) -> dict[str, Any]:
             "created": ticket.created.isoformat(),
         },
         "evaluated_at": plan.evaluated_at.isoformat(),
-        "actions": [action.model_dump(mode="json") for action in plan.actions],
+        "actions": [{**action.model_dump(mode="json"), "mode": _mode(action, observed)} for action in plan.actions],
         "sla": {metric: clock.model_dump(mode="json") for metric, clock in plan.sla.items()},
         "next_deadline": plan.next_deadline.isoformat() if plan.next_deadline else None,
     }
@@ -51,7 +57,7 @@ def _describe(action) -> str:
     return kind
 
 
-def plan_as_text(ticket: Ticket, plan: Plan) -> str:
+def plan_as_text(ticket: Ticket, plan: Plan, observed: Set[str] = frozenset()) -> str:
     lines = [
         f"{ticket.key} [{ticket.platform}] {ticket.summary}",
         f"  status {ticket.status.value} ({ticket.raw_status}), priority {ticket.priority or '-'}, "
@@ -61,7 +67,8 @@ def plan_as_text(ticket: Ticket, plan: Plan) -> str:
     if plan.actions:
         lines.append("  actions:")
         for action in plan.actions:
-            lines.append(f"    - [{action.rule}] {_describe(action)}")
+            only = " (observed: recorded, not written)" if action.rule in observed else ""
+            lines.append(f"    - [{action.rule}] {_describe(action)}{only}")
             lines.append(f"        because {action.reason}")
     else:
         lines.append("  actions: none (the ticket already follows the process)")

@@ -404,6 +404,7 @@ class ReconcileQueue:
         self._task = huey.task(name="reconcile_ticket")(reconcile_task)
         self._deadlines = None
         self._deadlines_lock = threading.Lock()
+        self._observations = None
 
     @property
     def deadlines(self):
@@ -414,6 +415,17 @@ class ReconcileQueue:
 
                 self._deadlines = deadline_index(self.huey)
             return self._deadlines
+
+    @property
+    def observations(self):
+        """Observed actions (observe mode, rules in `mode: observe`) in this queue's backend
+        (see `connector.observe.store`)."""
+        with self._deadlines_lock:
+            if self._observations is None:
+                from connector.observe.store import observed_store
+
+                self._observations = observed_store(self.huey)
+            return self._observations
 
     @classmethod
     def from_settings(cls, settings: Settings, **options) -> "ReconcileQueue":

@@ -19,6 +19,15 @@ again and the plan made again from that state, after a short jittered pause (so 
 that collided do not collide again), at most `REPLAN_ATTEMPTS` times. Waiting for the next
 event or sweep instead would leave the agent's ticket without its comment for minutes. Past
 the bound the Conflict goes to the queue, which retries later with its own back-off.
+
+Observe mode (`CONNECTOR_MODE=observe`) and rules in `mode: observe`: the plan is split
+(`connector.observe.rollout`); observed actions are recorded in the queue's storage and the
+log instead of written, the enforced rest is applied as usual – in observe mode that rest is
+empty, so no write request leaves at all. A stale observed one-time comment of a rule now
+enforced is written as its marker only (the rollout's backlog rule). The sweep's read-only
+pass records observed actions from the search result itself and queues a reconcile only for
+enforced writes: in observe mode nothing is ever written, so queueing would re-read the same
+tickets on every sweep for nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from connector.config import SupportConfig, load_config
 from connector.knowledge.enrich import enrich
 from connector.metrics import RECONCILES, REPLANS
 from connector.model import Plan, Ticket
+from connector.observe import rollout
+from connector.observe.store import LazyObservedStore, ObservedStore
 from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter
 from connector.rules.engine import evaluate
 from connector.settings import Settings
@@ -62,6 +73,10 @@ class Runtime:
     # Called after every reconcile with (platform, ticket_id, next deadline or None, the
     # ticket's `updated` stamp as read) to replace the ticket's timer; None in dry contexts.
     schedule: Callable[[str, str, datetime | None, datetime | None], None] | None = None
+    # Observed actions and their history (observe mode, `mode: observe` rules, the rollout's
+    # backlog rule). None: no history is consulted (dry contexts), and the queue's store
+    # named by `settings` is opened only if an action must be recorded.
+    observations: ObservedStore | None = None
     # Injectable so tests neither wait nor depend on chance (see REPLAN_PAUSE).
     sleep: Callable[[float], None] = time.sleep
     uniform: Callable[[float, float], float] = random.uniform
@@ -76,6 +91,12 @@ class Runtime:
         with self._lock:
             self.config = config
             self.adapters = {}
+
+    def observed_store(self) -> ObservedStore:
+        with self._lock:
+            if self.observations is None:
+                self.observations = LazyObservedStore(self.settings)
+            return self.observations
 
     def adapter(self, platform: str) -> PlatformAdapter:
         with self._lock:
@@ -147,23 +168,33 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True) -
     (outcome "needs_write"): the caller queues a reconcile, which re-reads the ticket.
     """
     platform = ticket.platform
+    observe_all = runtime.settings.observing
     if write:
         # Similar past cases are looked up only when a rule will use them (a new ticket, a
         # resolve attempt under the KB gate); the sweep's read-only pass never searches.
         ticket = enrich(runtime.adapter(platform), ticket, runtime.config)
-    plan = evaluate(ticket, runtime.clock(), runtime.config)
-    if plan.actions and not write:
+    now = runtime.clock()
+    plan = evaluate(ticket, now, runtime.config, observe_all=observe_all)
+    parts = rollout.split(plan, runtime.config, observe_all=observe_all)
+    enforced = parts.enforced
+    if enforced.actions and not write:
         log.info("reconcile.needs_write", extra={
             "platform": platform, "ticket_id": ticket.id, "ticket_key": ticket.key,
-            "actions": [f"{a.rule}:{a.type}" for a in plan.actions],
+            "actions": [f"{a.rule}:{a.type}" for a in enforced.actions],
         })
         return Outcome(platform, ticket.id, "needs_write", plan)
-    result = runtime.adapter(platform).apply(ticket, plan) if plan.actions else ApplyResult()
-    outcome = "applied" if result.changed else "noop"
+    if parts.observed:
+        rollout.record(runtime.observed_store(), ticket, parts.observed, now)
+    if enforced.actions and runtime.observations is not None:
+        enforced = rollout.settle_backlog(runtime.observations, ticket, enforced, now,
+                                          runtime.config.rollout.backlog_hours)
+    result = runtime.adapter(platform).apply(ticket, enforced) if enforced.actions else ApplyResult()
+    outcome = "applied" if result.changed else ("observed" if parts.observed else "noop")
     RECONCILES.labels(platform, outcome).inc()
     log.info("reconcile.done", extra={
         "platform": platform, "ticket_id": ticket.id, "ticket_key": ticket.key, "outcome": outcome,
-        "actions": [f"{a.rule}:{a.type}" for a in plan.actions], "writes": len(result.writes),
+        "actions": [f"{a.rule}:{a.type}" for a in enforced.actions],
+        "observed": [f"{a.rule}:{a.type}" for a in parts.observed], "writes": len(result.writes),
         "warnings": result.warnings, "next_deadline": plan.next_deadline.isoformat() if plan.next_deadline else None,
     })
     if runtime.schedule:
@@ -216,7 +247,8 @@ def get_runtime() -> Runtime:
         if _RUNTIME is None:
             settings = Settings.from_env()
             config = _RELOADED_CONFIG if _RELOADED_CONFIG is not None else load_config(settings.config_path)
-            _RUNTIME = Runtime(settings=settings, config=config, schedule=deadline_timers(settings))
+            _RUNTIME = Runtime(settings=settings, config=config, schedule=deadline_timers(settings),
+                               observations=LazyObservedStore(settings))
         return _RUNTIME
 
 

@@ -10,10 +10,28 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The embedded defaults: the standard process, as shipped.
 DEFAULT_CONFIG = REPO_ROOT / "config" / "standard-support.yaml"
+
+
+Mode = Literal["enforce", "observe"]
+MODES: tuple[Mode, ...] = ("enforce", "observe")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the connector cannot use; the message names it."""
+
+
+def _mode(value: str | None) -> Mode:
+    """CONNECTOR_MODE: `enforce` (default) writes plans; `observe` only records them (see connector.observe)."""
+    text = (value or "enforce").strip().lower()
+    if text not in MODES:
+        raise SettingsError(f"CONNECTOR_MODE={value!r} is not a mode; use one of: {'|'.join(MODES)} "
+                            "(observe records what the connector would write and writes nothing)")
+    return text  # type: ignore[return-value]
 
 
 def _secrets(value: str | None) -> tuple[str, ...]:
@@ -36,6 +54,12 @@ class Settings:
     zendesk_email: str | None = None
     zendesk_token: str | None = field(default=None, repr=False)
     zendesk_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    # observe: run everything but send no write to the platform; record every plan instead.
+    mode: Mode = "enforce"
+
+    @property
+    def observing(self) -> bool:
+        return self.mode == "observe"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -52,4 +76,5 @@ class Settings:
             zendesk_email=env.get("ZENDESK_EMAIL") or None,
             zendesk_token=env.get("ZENDESK_TOKEN") or None,
             zendesk_webhook_secrets=_secrets(env.get("ZENDESK_WEBHOOK_SECRET")),
+            mode=_mode(env.get("CONNECTOR_MODE")),
         )

@@ -35,17 +35,19 @@ WEBHOOK_SECRET = "local-stack-webhook-secret"
 
 class LocalStack:
     """Start with `with LocalStack(data_dir) as stack:`; `stack.jira` and `stack.zendesk` are
-    the sandboxes (Zendesk only with `zendesk=True`)."""
+    the sandboxes (Zendesk only with `zendesk=True`). `mode="observe"` runs the connector in
+    observe mode: everything runs, nothing is written, `stack.queue.observations` records it."""
 
     def __init__(self, data_dir: Path, *, config_path: Path = DEFAULT_CONFIG, clock: Clock | None = None,
                  workers: int = 2, timezone: str = "Asia/Shanghai", validate: bool = True,
-                 zendesk: bool = False) -> None:
+                 zendesk: bool = False, mode: str = "enforce") -> None:
         self.clock = clock or Clock(frozen=False)
         self.config: SupportConfig = load_config(config_path)
         self.jira = JiraSandbox(clock=self.clock, timezone=timezone, webhook_secret=WEBHOOK_SECRET, validate=validate)
         self.zendesk: ZendeskSandbox | None = None
         self.settings = Settings(config_path=config_path, data_dir=data_dir, jira_user=self.jira.email,
-                                 jira_token=self.jira.api_token, jira_webhook_secrets=(WEBHOOK_SECRET,))
+                                 jira_token=self.jira.api_token, jira_webhook_secrets=(WEBHOOK_SECRET,),
+                                 mode=mode)
         if zendesk:
             self.zendesk = ZendeskSandbox(clock=self.clock, webhook_secret=WEBHOOK_SECRET)
             self.settings = replace(self.settings, zendesk_email=self.zendesk.email,
@@ -92,7 +94,7 @@ class LocalStack:
         if self.zendesk:
             self.zendesk.set_webhook(f"{receiver_url}/webhooks/zendesk", WEBHOOK_SECRET)
         self.runtime = Runtime(settings=self.settings, config=self.config, clock=self.clock.now,
-                               schedule=self.queue.deadlines.record)
+                               schedule=self.queue.deadlines.record, observations=self.queue.observations)
         set_runtime(self.runtime)
         self._workers.start()
         return self

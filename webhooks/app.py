@@ -122,11 +122,14 @@ def create_app(
     # Imported here because the blueprints import this module's helpers.
     from webhooks.health import blueprint as health_blueprint
     from webhooks.jira import blueprint as jira_blueprint
+    from webhooks.observed import blueprint as observed_blueprint
     from webhooks.zendesk import blueprint as zendesk_blueprint
 
     app.register_blueprint(jira_blueprint)
     app.register_blueprint(zendesk_blueprint)
     app.register_blueprint(health_blueprint)
+    # Read-only, unauthenticated like /metrics: keep both behind the network boundary.
+    app.register_blueprint(observed_blueprint)
     app.register_error_handler(DeliveryRejected, _rejection_response)
     return app
 

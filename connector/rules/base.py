@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,6 +97,10 @@ class RuleBase(Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="unique id, used in markers and logs")
     description: str = ""
     enabled: bool = True
+    mode: Literal["enforce", "observe"] = Field(
+        default="enforce",
+        description="enforce: write this rule's actions; observe: only record them (`connector observed`), "
+                    "for a rule-by-rule rollout")
     when: Match = Field(default_factory=Match, description="which tickets the rule applies to")
 
     # Sample variables each rule's templates may use, checked at load time.
