@@ -60,6 +60,7 @@ class DoctorOptions:
 
     public_url: str | None = None  # where the platform's webhook should point (…/webhooks/<platform>)
     now: datetime | None = None  # for the calendar's years; None: the current time
+    projects: tuple[str, ...] = ()  # Jira project keys to check; empty: those recently updated
 
 
 @dataclass
