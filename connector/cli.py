@@ -272,7 +272,7 @@ def doctor(platforms: tuple[str, ...], output: str, config_path: Path | None, pu
         report = run_doctor(settings, config, platforms,
                             DoctorOptions(public_url=public_url, projects=tuple(p.upper() for p in projects)))
     except DoctorError as exc:
-        raise click.ClickException(str(exc))
+        raise click.UsageError(str(exc))  # exit 2: exit 1 means a check failed
     click.echo(render_json(report) if output == "json" else render_text(report))
     sys.exit(report.exit_code)
 

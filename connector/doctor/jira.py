@@ -380,7 +380,10 @@ class JiraDoctor:
             cid = f"jira.edit_screen.{project}.{name.lstrip('@')}"
             writers = ", ".join(sorted(self.needs.writers[name]))
             off_screen, frozen, unsampled, seen = [], [], [], []
-            for status in self.platform_names(self.needs.writes[name], statuses):
+            where = self.platform_names(self.needs.writes[name], statuses)
+            if not where:
+                continue  # none of its statuses exists: check_statuses reports that
+            for status in where:
                 issue = self.sample(project, status)
                 if issue is None:
                     unsampled.append(status)
