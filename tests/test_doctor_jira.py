@@ -275,3 +275,27 @@ def test_zendesk_checks_are_not_there_yet(config_file, tmp_path):
                                 env={"CONNECTOR_CONFIG": str(config_file), "CONNECTOR_DATA_DIR": str(tmp_path)})
     assert result.exit_code == 2
     assert "zendesk checks are not implemented yet" in result.output
+
+
+def test_data_center_set_up_right_passes(site, config_file, tmp_path):
+    # A personal access token (no JIRA_USER), /search instead of /search/jql, usernames.
+    sandbox = site(deployment="Server")
+    env = {"JIRA_URL": sandbox.base_url, "JIRA_USER": None, "JIRA_TOKEN": sandbox.pat, "JIRA_WEBHOOK_SECRET": SECRET,
+           "CONNECTOR_CONFIG": str(config_file), "CONNECTOR_DATA_DIR": str(tmp_path / "data"),
+           "CONNECTOR_QUEUE_URL": None, "ZENDESK_URL": None}
+    result = CliRunner().invoke(main, ["doctor", "--format", "json", "--public-url", PUBLIC_URL], env=env)
+    report = json.loads(result.output)
+    assert result.exit_code == 0, failed(report)
+    assert "Jira Data Center" in by_id(report)["jira.credentials"]["found"]
+    assert by_id(report)["jira.transition.SUP.resolved->closed"]["status"] == "OK"
+    assert writes(sandbox) == []
+
+
+def test_a_resource_that_cannot_be_read_fails_alone(site, config_file, tmp_path):
+    sandbox = site()
+    sandbox.inject(status=403, times=1, path_prefix="/rest/api/2/project/SUP")
+    code, report = doctor(sandbox, config_file, tmp_path)
+    assert set(failed(report)) == {"jira.internal_notes.SUP"}
+    assert "could not be checked" in by_id(report)["jira.internal_notes.SUP"]["found"]
+    assert by_id(report)["jira.statuses.SUP"]["status"] == "OK"  # the other checks still ran
+    assert code == 1

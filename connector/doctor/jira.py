@@ -44,8 +44,8 @@ taxonomy as the connector itself); nothing is written. What is read, and why tha
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from connector.config import SupportConfig
@@ -59,6 +59,7 @@ from connector.platforms.mapping import PlatformMapping
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PLATFORM = "jira"
 # Issues updated this recently name the projects to check when --project is not given.
@@ -112,20 +113,34 @@ class JiraDoctor:
         me = self.check_credentials()
         if me is None:
             return self.checks
-        self.check_connector_account(me)
-        self.check_webhook_secret()
-        self.check_webhook()
-        catalogue = self.check_fields()
-        self.check_priorities()
-        for project in self.projects():
-            self.check_permissions(project)
-            statuses = self.check_statuses(project)
+        guard = self.guard
+        guard("jira.connector_account", self.check_connector_account, me)
+        guard("jira.webhook_secret", self.check_webhook_secret)
+        guard("jira.webhook", self.check_webhook)
+        catalogue = guard("jira.fields", self.check_fields)
+        guard("jira.priorities", self.check_priorities)
+        for project in guard("jira.projects", self.projects) or ():
+            guard(f"jira.permissions.{project}", self.check_permissions, project)
+            if self.needs.internal_notes:
+                guard(f"jira.internal_notes.{project}", self.check_service_desk, project)
+            statuses = guard(f"jira.statuses.{project}", self.check_statuses, project)
             if catalogue is not None:
-                self.check_edit_screen(project, catalogue, statuses)
-                self.check_groups(project, catalogue, statuses)
-            self.check_transitions(project, statuses)
-            self.check_assignees(project)
+                guard(f"jira.edit_screen.{project}", self.check_edit_screen, project, catalogue, statuses)
+                guard(f"jira.groups.{project}", self.check_groups, project, catalogue, statuses)
+            guard(f"jira.transitions.{project}", self.check_transitions, project, statuses)
+            guard(f"jira.assignees.{project}", self.check_assignees, project)
         return self.checks
+
+    def guard(self, cid: str, step: Callable[..., T], *args: Any) -> T | None:
+        """Run one step; a read it did not expect to fail becomes a FAIL of its own, and the
+        other steps still run (one unreadable resource must not hide the rest)."""
+        try:
+            return step(*args)
+        except PlatformError as exc:
+            log.warning("doctor.read_failed", extra={"platform": PLATFORM, "check": cid, "status": exc.status})
+            self.add(Check.fail(cid, f"could not be checked: Jira answered {exc}",
+                                "check the account's access to this resource and run the doctor again"))
+            return None
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -553,8 +568,6 @@ class JiraDoctor:
                                 "role or group the connector account is in"))
         else:
             self.add(Check.ok(cid, f"the account has {', '.join(wanted)} in {project}"))
-        if self.needs.internal_notes:
-            self.check_service_desk(project)
 
     def check_service_desk(self, project: str) -> None:
         cid = f"jira.internal_notes.{project}"
