@@ -299,3 +299,54 @@ def test_a_resource_that_cannot_be_read_fails_alone(site, config_file, tmp_path)
     assert "could not be checked" in by_id(report)["jira.internal_notes.SUP"]["found"]
     assert by_id(report)["jira.statuses.SUP"]["status"] == "OK"  # the other checks still ran
     assert code == 1
+
+
+# --- the sandbox answers the doctor's reads as Jira does ---------------------------------------
+
+
+def test_sandbox_my_permissions_requires_known_keys_on_cloud(site):
+    import requests
+
+    sandbox = site()
+    auth = (sandbox.email, sandbox.api_token)
+    url = sandbox.base_url + "/rest/api/2/mypermissions"
+    assert requests.get(url, params={"projectKey": "SUP"}, auth=auth).status_code == 400
+    assert requests.get(url, params={"projectKey": "SUP", "permissions": "NO_SUCH"}, auth=auth).status_code == 400
+    answer = requests.get(url, params={"projectKey": "SUP", "permissions": "EDIT_ISSUES"}, auth=auth).json()
+    assert answer["permissions"]["EDIT_ISSUES"]["havePermission"] is True
+    sandbox.revoke_permission("EDIT_ISSUES")
+    answer = requests.get(url, params={"projectKey": "SUP", "permissions": "EDIT_ISSUES"}, auth=auth).json()
+    assert answer["permissions"]["EDIT_ISSUES"]["havePermission"] is False
+    # Without Service Management the agent permission does not exist at all.
+    plain = site(service_management=False)
+    assert requests.get(plain.base_url + "/rest/api/2/mypermissions",
+                        params={"projectKey": "SUP", "permissions": "SERVICEDESK_AGENT"},
+                        auth=(plain.email, plain.api_token)).status_code == 400
+
+
+def test_sandbox_admin_webhooks_need_an_administrator(site):
+    import requests
+
+    sandbox = site(connector_admin=False)
+    auth = (sandbox.email, sandbox.api_token)
+    assert requests.get(sandbox.base_url + "/rest/webhooks/1.0/webhook", auth=auth).status_code == 403
+    sandbox.connector_admin = True
+    [hook] = requests.get(sandbox.base_url + "/rest/webhooks/1.0/webhook", auth=auth).json()
+    assert hook["url"] == HOOK_URL and hook["enabled"] is True
+    assert set(hook["events"]) == {"jira:issue_created", "jira:issue_updated", "comment_created"}
+
+
+def test_sandbox_group_picker_field_refuses_an_unknown_group(site):
+    from jira import JIRA
+    from jira.exceptions import JIRAError
+
+    sandbox = site(lambda s: s.remove_group("billing"), custom_fields=group_picker_field())
+    client = JIRA(server=sandbox.base_url, basic_auth=(sandbox.email, sandbox.api_token), max_retries=0,
+                  get_server_info=False)
+    key = sandbox.create_issue("Invoice wrong")
+    field_id = sandbox.store.field_by_name_or_id("Support group").id
+    with pytest.raises(JIRAError) as refused:
+        client.issue(key).update(fields={field_id: {"name": "billing"}})
+    assert refused.value.status_code == 400 and "billing" in refused.value.text
+    client.issue(key).update(fields={field_id: {"name": "L1"}})
+    assert sandbox.issue(key)["fields"][field_id]["name"] == "L1"

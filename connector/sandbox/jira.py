@@ -21,6 +21,16 @@ JIRA_TOKEN, webhook secret from JIRA_WEBHOOK_SECRET, as the connector reads them
 HTTP writes run as the authenticated (connector) account; the Python methods
 `create_issue`, `add_comment`, `set_status` and `set_fields` act as human agents or
 customers and fire the same webhooks.
+
+For `connector doctor` it also answers the site-configuration reads (`/mypermissions`,
+`/project/{key}`, `/project/{key}/statuses`, `/priority`, `/groups/picker`,
+`/user/assignable/search`, and the admin `/rest/webhooks/1.0/webhook`), and a test can set
+the site up wrong the way an admin could: `remove_field`, `take_off_edit_screen`,
+`remove_option`, `remove_status`, `remove_transition`, `require_transition_field`,
+`remove_priority`, `remove_group`, `revoke_permission`, `remove_webhooks` /
+`register_webhook`, and `connector_admin=False` (the default: a connector account is not a
+Jira administrator, so the admin webhooks answer 403). Permissions are reported by
+`/mypermissions` only; writes do not check them.
 """
 
 from __future__ import annotations
