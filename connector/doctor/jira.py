@@ -8,10 +8,13 @@ taxonomy as the connector itself); nothing is written. What is read, and why tha
   so the projects to check are `--project` ones, else those of issues updated in the last
   30 days (`GET /search/jql`, or `/search` on Data Center).
 - `GET /mypermissions?projectKey=…&permissions=…`: the project permissions the rules need
-  (Atlassian, "Get my permissions"; Cloud requires `permissions`). Internal notes need the
+  (Atlassian, "Get my permissions"; Cloud requires `permissions`). Setting the resolution
+  on a transition screen is the Resolve Issues permission ("ability to resolve and reopen
+  issues"), so it is asked for when `transition_fields` sets one. Internal notes need the
   account to be a Service Management agent of the project: the project's type
   (`GET /project/{key}`, `projectTypeKey == "service_desk"`) and the `SERVICEDESK_AGENT`
-  permission, which exists only on sites with Service Management (estuary/connectors#3274
+  permission, which the same operation lists as "Jira Service Desk only" (an unknown key is
+  a 400, so it is asked only in a Service Management project; estuary/connectors#3274
   checks agent access the same way).
 - Fields: `GET /field` through the adapter's FieldCatalogue (by id, or by a unique name),
   with the schema type each logical field needs.

@@ -100,15 +100,16 @@ CLOUD_SEARCH_GONE = (
     "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
 )
 ALL_WEBHOOK_EVENTS = frozenset({"jira:issue_created", "jira:issue_updated", "comment_created"})
-# Project permissions `GET /mypermissions` answers for (Atlassian's "Built-in permissions"
-# keys; SERVICEDESK_AGENT is the Jira Service Management agent permission, which only
-# exists on sites with Service Management: estuary/connectors#3274 checks it the same way).
+# Project permissions `GET /mypermissions` answers for: keys from the list in the OpenAPI
+# document's "Get my permissions" (`GET /rest/api/3/mypermissions`), where SERVICEDESK_AGENT
+# is marked "Jira Service Desk only" (estuary/connectors#3274 checks agent access the same
+# way); an unknown key is the operation's documented 400.
 PROJECT_PERMISSIONS: dict[str, str] = {
     "BROWSE_PROJECTS": "Browse Projects", "CREATE_ISSUES": "Create Issues", "EDIT_ISSUES": "Edit Issues",
     "ADD_COMMENTS": "Add Comments", "TRANSITION_ISSUES": "Transition Issues", "ASSIGN_ISSUES": "Assign Issues",
     "ASSIGNABLE_USER": "Assignable User", "RESOLVE_ISSUES": "Resolve Issues",
     "DELETE_OWN_COMMENTS": "Delete Own Comments", "EDIT_OWN_COMMENTS": "Edit Own Comments",
-    "SCHEDULE_ISSUES": "Schedule Issues",
+    "SCHEDULE_ISSUES": "Schedule Issues", "CLOSE_ISSUES": "Close Issues",
 }
 SERVICEDESK_PERMISSION = "SERVICEDESK_AGENT"
 NOT_ADMIN = "You do not have permission to access this resource: it needs the Jira Administrators global permission."
@@ -700,7 +701,10 @@ class JiraSandbox(SandboxControls):
         return 200, [self.store.user_json(u.account_id, version) for u in users]
 
     def _admin_webhooks(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
-        """`GET /rest/webhooks/1.0/webhook`: every admin webhook; Jira administrators only."""
+        """`GET /rest/webhooks/1.0/webhook`: every admin webhook; Jira administrators only
+        ("Requires administrator permission": jira.js's server `getWebhooks`, after Atlassian's
+        Data Center webhooks REST API). The status of the refusal is not documented; 403 is
+        what Jira answers an authenticated user lacking a global permission."""
         if not self.connector_admin:
             raise JiraApiError(403, [NOT_ADMIN])
         return 200, [{"self": f"{self.store.base_url}/rest/webhooks/1.0/webhook/{number}", **w}
