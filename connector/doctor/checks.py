@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -157,10 +157,3 @@ def render_json(report: Report) -> str:
     }
     return json.dumps(body, indent=2, ensure_ascii=False)
 
-
-def worst(checks: Iterable[Check]) -> Status:
-    statuses = {c.status for c in checks}
-    for status in (Status.FAIL, Status.WARN):
-        if status in statuses:
-            return status
-    return Status.OK

@@ -321,7 +321,7 @@ class JiraDoctor:
             field = self._resolve(cid, ref, f"platforms.jira.fields.{name}", users, catalogue)
             if field is None:
                 continue
-            self._check_type(cid, name, field, written=bool(writers))
+            self._check_type(cid, name, field)
         if needs.reads_category:
             field = self._resolve("jira.field.category", self.mapping.category_field, "platforms.jira.category_field",
                                   "routing/intake", catalogue)
@@ -343,7 +343,7 @@ class JiraDoctor:
             self.add(Check.fail(cid, f"{exc} (used by {users})", fix))
             return None
 
-    def _check_type(self, cid: str, name: str, field: JiraField, *, written: bool) -> None:
+    def _check_type(self, cid: str, name: str, field: JiraField) -> None:
         kind = field.type or "?"
         if name in _DUE_FIELDS:
             if kind in _DATE_TYPES:
@@ -591,7 +591,7 @@ class JiraDoctor:
             self.add(Check.fail(cid, f"the account is not a Service Management agent in {project}: it cannot post the "
                                      f"internal notes of {rules} (they would land public and be withdrawn)",
                                 "give the account a Jira Service Management agent licence and add it to the "
-                                f"project's Service Desk Team role"))
+                                "project's Service Desk Team role"))
 
     # --- statuses and transitions ------------------------------------------------------------
 
@@ -688,7 +688,7 @@ class JiraDoctor:
                                 f"use an allowed value in platforms.jira.transition_fields.{move.target.value}"))
         else:
             self.add(Check.ok(cid, f"transition {name!r} {source!r} -> {target!r} is offered ({issue})"
-                                   + (f" and its required fields are supplied" if screen else "")))
+                                   + (" and its required fields are supplied" if screen else "")))
 
     # --- priorities --------------------------------------------------------------------------
 
