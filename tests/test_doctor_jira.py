@@ -176,6 +176,8 @@ MISCONFIGURED = [
      "jira.priorities", "FAIL", ["P0 -> 'Highest'"], ["write_priorities"]),
     ("permission missing", lambda s: s.revoke_permission("TRANSITION_ISSUES"), {},
      "jira.permissions.SUP", "FAIL", ["TRANSITION_ISSUES", "auto-close", "intake"], ["permission scheme"]),
+    ("edit permission missing", lambda s: s.revoke_permission("EDIT_ISSUES"), {},
+     "jira.permissions.SUP", "FAIL", ["EDIT_ISSUES", "sla"], ["permission scheme"]),
     ("not a service desk agent", lambda s: s.revoke_permission("SERVICEDESK_AGENT"), {},
      "jira.internal_notes.SUP", "FAIL", ["not a Service Management agent", "sla"], ["agent licence"]),
     ("webhook absent", lambda s: s.remove_webhooks(), {},
@@ -350,3 +352,20 @@ def test_sandbox_group_picker_field_refuses_an_unknown_group(site):
     assert refused.value.status_code == 400 and "billing" in refused.value.text
     client.issue(key).update(fields={field_id: {"name": "L1"}})
     assert sandbox.issue(key)["fields"][field_id]["name"] == "L1"
+
+
+def test_sandbox_without_edit_or_transition_permission_refuses_like_jira(site):
+    from jira import JIRA
+    from jira.exceptions import JIRAError
+
+    sandbox = site(lambda s: s.revoke_permission("EDIT_ISSUES", "TRANSITION_ISSUES"))
+    client = JIRA(server=sandbox.base_url, basic_auth=(sandbox.email, sandbox.api_token), max_retries=0,
+                  get_server_info=False)
+    key = sandbox.create_issue("No rights")
+    assert client.editmeta(key)["fields"] == {}
+    assert client.transitions(key) == []
+    with pytest.raises(JIRAError) as refused:
+        client.issue(key).update(fields={"summary": "changed"})
+    assert refused.value.status_code == 400 and "cannot be set" in refused.value.text
+    sandbox.set_fields(key, {"summary": "an agent may"}, author="alice")  # humans keep their rights
+    assert sandbox.issue(key)["fields"]["summary"] == "an agent may"

@@ -111,6 +111,8 @@ class JiraDoctor:
         # (project, platform status) -> key of the most recently updated issue in it (or None)
         self._samples: dict[tuple[str, str], str | None] = {}
         self._editmeta: dict[str, dict[str, Any]] = {}
+        # project -> permissions it lacks: checks that would only fail for that reason are skipped
+        self._missing: dict[str, set[str]] = {}
 
     def run(self) -> list[Check]:
         me = self.check_credentials()
@@ -392,8 +394,8 @@ class JiraDoctor:
 
     def check_edit_screen(self, project: str, catalogue: FieldCatalogue,
                           statuses: Mapping[str, Mapping[str, Any]] | None) -> None:
-        if statuses is None:
-            return
+        if statuses is None or "EDIT_ISSUES" in self._missing.get(project, ()):
+            return  # without Edit Issues the edit screen is empty; the permission check said so
         for name, (field_id, label) in sorted(self.written_fields(catalogue).items()):
             cid = f"jira.edit_screen.{project}.{name.lstrip('@')}"
             writers = ", ".join(sorted(self.needs.writers[name]))
@@ -564,6 +566,7 @@ class JiraDoctor:
             return
         have = (answer or {}).get("permissions") or {}
         missing = [key for key in wanted if not (have.get(key) or {}).get("havePermission")]
+        self._missing[project] = set(missing)
         if missing:
             why = "; ".join(f"{key} ({wanted[key]})" for key in missing)
             self.add(Check.fail(cid, f"the account lacks in {project}: {why}",
@@ -627,8 +630,8 @@ class JiraDoctor:
         return existing
 
     def check_transitions(self, project: str, statuses: Mapping[str, Mapping[str, Any]] | None) -> None:
-        if statuses is None:
-            return
+        if statuses is None or "TRANSITION_ISSUES" in self._missing.get(project, ()):
+            return  # no transition is offered without Transition Issues; the permission check said so
         for move in self.needs.moves:
             target = self.mapping.write_statuses[move.target]
             if target.casefold() not in statuses:

@@ -71,6 +71,7 @@ from connector.sandbox.jira_store import (
     DEFAULT_TRANSITIONS,
     ISSUE_TYPES,
     adf_text,
+    cannot_set,
     is_internal,
     jira_time,
 )
@@ -374,9 +375,16 @@ class JiraSandbox(SandboxControls):
     # ---- site configuration an admin could get wrong (for `connector doctor` tests)
 
     def revoke_permission(self, *keys: str) -> None:
-        """Take project permissions (EDIT_ISSUES, SERVICEDESK_AGENT …) from the connector account."""
+        """Take project permissions (EDIT_ISSUES, SERVICEDESK_AGENT …) from the connector account.
+
+        Without EDIT_ISSUES its editmeta is empty and every field of an edit "cannot be set"
+        (a field the account may not change answers exactly like one off the screen:
+        go-jira/jira#23, tenable/integration-jira-cloud#297); without TRANSITION_ISSUES no
+        transition is offered. The other permissions are only reported by /mypermissions."""
         with self._lock:
             self.connector_permissions.difference_update(keys)
+            self.store.connector_can_edit = "EDIT_ISSUES" in self.connector_permissions
+            self.store.connector_can_transition = "TRANSITION_ISSUES" in self.connector_permissions
 
     def register_webhook(self, name: str, url: str, events: Iterable[str], *, enabled: bool = True,
                          jql: str = "") -> None:
@@ -734,6 +742,9 @@ class JiraSandbox(SandboxControls):
     def _edit_issue(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
         body = request.get_json(silent=True) or {}
+        if not self.store.connector_can_edit:
+            named = [*(body.get("fields") or {}), *(body.get("update") or {})]
+            raise JiraApiError(400, [], {fid: cannot_set(fid) for fid in named})
         change = self.store.edit(issue, self._rich_text_to_plain(body.get("fields") or {}, version),
                                  body.get("update") or {}, actor=CONNECTOR, at=self.clock.now(), version=version)
         self._emit(change)

@@ -345,6 +345,10 @@ class JiraStore:
         self.issue_transition_fields = True
         # The site's priority scheme (id, name); an admin may rename or remove one.
         self.priorities: list[tuple[str, str]] = list(PRIORITIES)
+        # The connector account's Edit Issues / Transition Issues permissions (the HTTP layer
+        # keeps them in step with `connector_permissions`); humans seeding issues bypass them.
+        self.connector_can_edit = True
+        self.connector_can_transition = True
         # Site groups (Jira's group directory), found by GET /groups/picker.
         self.groups: set[str] = set(DEFAULT_GROUPS)
         self.users: dict[str, SandboxUser] = {}
@@ -377,6 +381,10 @@ class JiraStore:
             raise KeyError(f"unknown status {name!r}; known: {', '.join(s.name for s in self.statuses.values())}") from None
 
     def available_transitions(self, issue: StoredIssue) -> list[TransitionDef]:
+        # "Get transitions" returns the transitions "that can be performed by the user"
+        # (Atlassian's OpenAPI document): none without the Transition Issues permission.
+        if not self.connector_can_transition:
+            return []
         current = issue.values["status"].casefold()
         return [t for t in self.transitions if current in (s.casefold() for s in t.sources)]
 
@@ -854,7 +862,7 @@ class JiraStore:
     def editmeta_json(self, issue: StoredIssue, version: int = 2) -> dict[str, Any]:
         """`GET /issue/{key}/editmeta`: the fields on the edit screen, none when the status
         forbids edits (jira.issue.editable=false)."""
-        if not self.status(issue.values["status"]).editable:
+        if not self.status(issue.values["status"]).editable or not self.connector_can_edit:
             return {"fields": {}}
         out: dict[str, Any] = {}
         for fid in self.edit_screen:
