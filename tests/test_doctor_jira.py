@@ -67,12 +67,12 @@ def site():
 
 
 def doctor(sandbox: JiraSandbox, config: Path, tmp_path: Path, *args: str, secret: str | None = SECRET,
-           token: str | None = None) -> tuple[int, dict]:
+           token: str | None = None, public_url: str | None = PUBLIC_URL) -> tuple[int, dict]:
     env = {"JIRA_URL": sandbox.base_url, "JIRA_USER": sandbox.email, "JIRA_TOKEN": token or sandbox.api_token,
            "JIRA_WEBHOOK_SECRET": secret, "CONNECTOR_CONFIG": str(config),
-           "CONNECTOR_DATA_DIR": str(tmp_path / "data"), "CONNECTOR_QUEUE_URL": None, "CONNECTOR_PUBLIC_URL": None,
-           "ZENDESK_URL": None, "ZENDESK_EMAIL": None, "ZENDESK_TOKEN": None}
-    result = CliRunner().invoke(main, ["doctor", "--format", "json", "--public-url", PUBLIC_URL, *args], env=env)
+           "CONNECTOR_DATA_DIR": str(tmp_path / "data"), "CONNECTOR_QUEUE_URL": None,
+           "CONNECTOR_PUBLIC_URL": public_url, "ZENDESK_URL": None, "ZENDESK_EMAIL": None, "ZENDESK_TOKEN": None}
+    result = CliRunner().invoke(main, ["doctor", "--format", "json", *args], env=env)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, json.loads(result.output)
 
@@ -123,6 +123,7 @@ def test_text_output_is_one_line_per_check_with_a_summary(site, config_file, tmp
     assert re.match(r"^doctor FAILED: \d+ OK, \d+ WARN, 1 FAIL$", lines[-1])
     [line] = [line for line in lines if line.startswith("FAIL")]
     assert "jira.priorities" in line and "'Highest'" in line and "-> fix: " in line
+    assert SECRET not in result.output and sandbox.api_token not in result.output
     assert writes(sandbox) == []
 
 
@@ -369,3 +370,15 @@ def test_sandbox_without_edit_or_transition_permission_refuses_like_jira(site):
     assert refused.value.status_code == 400 and "cannot be set" in refused.value.text
     sandbox.set_fields(key, {"summary": "an agent may"}, author="alice")  # humans keep their rights
     assert sandbox.issue(key)["fields"]["summary"] == "an agent may"
+
+
+def test_without_a_public_url_any_webhook_to_the_receivers_path_counts(site, config_file, tmp_path):
+    sandbox = site()
+    code, report = doctor(sandbox, config_file, tmp_path, public_url=None)
+    assert by_id(report)["jira.webhook"]["status"] == "OK" and code == 0
+    sandbox.remove_webhooks()
+    sandbox.register_webhook("other app", "https://other.example.com/hook", ["jira:issue_updated"])
+    code, report = doctor(sandbox, config_file, tmp_path, public_url=None)
+    check = by_id(report)["jira.webhook"]
+    assert check["status"] == "FAIL" and "https://other.example.com/hook" in check["found"]
+    assert "pass --public-url" in check["fix"]

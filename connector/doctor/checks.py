@@ -136,7 +136,8 @@ def run_doctor(settings: Settings, config: SupportConfig, platforms: Sequence[st
 
 def render_text(report: Report) -> str:
     """One line per check, status first so `grep FAIL` works; a summary line last."""
-    width = max((len(c.id) for c in report.checks), default=0)
+    # Ids longer than this push their line right rather than every line.
+    width = min(max((len(c.id) for c in report.checks), default=0), 36)
     lines = []
     for check in report.checks:
         line = f"{check.status.value:<4}  {check.id:<{width}}  {check.found}"
