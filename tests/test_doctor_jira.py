@@ -101,7 +101,7 @@ def test_a_site_set_up_right_passes_and_nothing_is_written(site, config_file, tm
     for cid in ("jira.credentials", "jira.webhook", "jira.webhook_secret", "jira.permissions.SUP",
                 "jira.internal_notes.SUP", "jira.statuses.SUP", "jira.priorities", "jira.field.root_cause",
                 "jira.edit_screen.SUP.sla_first_response_due", "jira.transition.SUP.resolved->closed",
-                "queue.sqlite", "calendar.standard.holidays"):
+                "jira.options.SUP.verification_result", "queue.sqlite", "calendar.standard.holidays"):
         assert checks[cid]["status"] == "OK", checks[cid]
     assert "Support Connector" in checks["jira.credentials"]["found"]
     # Stock JSM: Closed allows no edits, so the follow-up due date written there is a WARN, with why.
@@ -163,6 +163,9 @@ MISCONFIGURED = [
      ["edit screen"]),
     ("dropdown option missing", None, {"custom_fields": select_group_field(("L1", "L2", "team-lead", "network-team"))},
      "jira.options.SUP.group", "FAIL", ["'billing'"], ["add the option", "platforms.jira.groups"]),
+    ("recognised answer not an option", lambda s: s.remove_option("Verification result", "Not resolved"), {},
+     "jira.options.SUP.verification_result", "FAIL", ["none of which rule closure recognises", "'not resolved'"],
+     ["not_resolved_values"]),
     ("group missing", lambda s: s.remove_group("team-lead"), {"custom_fields": group_picker_field()},
      "jira.group.team-lead", "FAIL", ["'team-lead'", "escalation"], ["create the group"]),
     ("status missing", lambda s: s.remove_status("Closed"), {},

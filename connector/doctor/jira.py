@@ -432,6 +432,7 @@ class JiraDoctor:
                                                                       "doctor again once issues exist"))
             else:
                 self.add(Check.ok(cid, f"{label} is on the edit screen in {', '.join(map(repr, seen))}"))
+        self.check_recognised(project, catalogue, statuses)
         if PRIORITY in self.needs.writes:
             self._check_allowed(project, statuses, "priority", "priority",
                                 [self.mapping.write_priorities[p] for p in PRIORITIES],
@@ -465,6 +466,38 @@ class JiraDoctor:
                 check = Check.ok(cid, f"{what} offers {', '.join(map(repr, sorted(set(values))))}")
         self.add(check)
         return check
+
+    def check_recognised(self, project: str, catalogue: FieldCatalogue,
+                         statuses: Mapping[str, Mapping[str, Any]]) -> None:
+        """A dropdown the rules read for a particular answer (closure's "not resolved") must
+        offer one of the values they recognise, or that answer can never be given."""
+        for name, (rule, values) in sorted(self.needs.recognised.items()):
+            ref = self.mapping.fields.get(name)
+            try:
+                field = catalogue.resolve(ref) if ref else None
+            except FieldResolutionError:
+                continue  # reported by check_fields
+            if field is None or field.type != "option":
+                continue
+            cid = f"jira.options.{project}.{name}"
+            allowed = None
+            for status in self.platform_names(self.needs.writes.get(name) or {Status.RESOLVED}, statuses):
+                issue = self.sample(project, status)
+                meta = self.editmeta(issue).get(field.id) if issue else None
+                if isinstance(meta, Mapping) and isinstance(meta.get("allowedValues"), list):
+                    allowed = [str(a.get("value")) for a in meta["allowedValues"] if isinstance(a, Mapping)]
+                    break
+            if allowed is None:
+                continue  # not readable from an editable issue; the edit screen check says why
+            folded = {a.casefold() for a in allowed}
+            if any(v.casefold() in folded for v in values):
+                self.add(Check.ok(cid, f"{field.name!r} offers {', '.join(sorted(v for v in values if v.casefold() in folded))!r}, "
+                                       f"which rule {rule} recognises"))
+            else:
+                self.add(Check.fail(cid, f"{field.name!r} offers {', '.join(map(repr, allowed))}, none of which rule "
+                                         f"{rule} recognises ({', '.join(map(repr, sorted(values)))}): that answer "
+                                         "can never be given", f"add one of them to the rule's not_resolved_values, "
+                                                               "or add the option to the field"))
 
     # --- groups and assignees --------------------------------------------------------------
 

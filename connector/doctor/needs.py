@@ -56,6 +56,8 @@ class Needs:
     internal_notes: set[str] = field(default_factory=set)  # rule ids posting internal notes
     public_comments: set[str] = field(default_factory=set)
     reads_category: bool = False
+    # logical field -> (rule id, values the rule recognises in it: any one must be choosable)
+    recognised: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
 
     def read(self, name: str, rule: str) -> None:
         if name == "category":
@@ -153,6 +155,8 @@ def _closure(rule: ClosureRule, needs: Needs) -> None:
         needs.read(rule.kb_field, rule.id)
         if rule.recurrence_note_field:
             needs.read(rule.recurrence_note_field, rule.id)
+    if rule.not_resolved_values:
+        needs.recognised[rule.verification_field] = (rule.id, frozenset(rule.not_resolved_values))
     # A "not resolved" verification is cleared while the ticket is still resolved/closed.
     needs.write(rule.verification_field, rule.id, DONE_STATUSES)
     needs.comment(rule.id, rule.comment.public, DONE_STATUSES)
