@@ -496,7 +496,7 @@ class JiraDoctor:
             else:
                 self.add(Check.fail(cid, f"{field.name!r} offers {', '.join(map(repr, allowed))}, none of which rule "
                                          f"{rule} recognises ({', '.join(map(repr, sorted(values)))}): that answer "
-                                         "can never be given", f"add one of them to the rule's not_resolved_values, "
+                                         "can never be given", "add one of them to the rule's not_resolved_values, "
                                                                "or add the option to the field"))
 
     # --- groups and assignees --------------------------------------------------------------
