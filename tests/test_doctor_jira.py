@@ -385,3 +385,17 @@ def test_without_a_public_url_any_webhook_to_the_receivers_path_counts(site, con
     check = by_id(report)["jira.webhook"]
     assert check["status"] == "FAIL" and "https://other.example.com/hook" in check["found"]
     assert "pass --public-url" in check["fix"]
+
+
+@pytest.mark.parametrize("assignee,status", [("acc-agent", "OK"), ("acc-customer", "FAIL")])
+def test_an_assignee_the_rules_route_to_must_be_assignable(site, config_file, tmp_path, assignee, status):
+    text = config_file.read_text(encoding="utf-8").replace("default: {group: L1}",
+                                                           f"default: {{group: L1, assignee: {assignee}}}")
+    config_file.write_text(text, encoding="utf-8")
+    code, report = doctor(site(), config_file, tmp_path)
+    check = by_id(report)[f"jira.assignee.SUP.{assignee}"]
+    assert check["status"] == status, check
+    assert "ASSIGN_ISSUES" in by_id(report)["jira.permissions.SUP"]["found"]
+    assert set(failed(report)) == ({check["id"]} if status == "FAIL" else set())
+    if status == "FAIL":
+        assert "Assignable User" in check["fix"]
