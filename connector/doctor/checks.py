@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -23,6 +24,8 @@ from typing import Any
 
 from connector.config import SupportConfig
 from connector.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Status(StrEnum):
@@ -131,6 +134,9 @@ def run_doctor(settings: Settings, config: SupportConfig, platforms: Sequence[st
     report.checks.extend(local.run(settings, config, options))
     for platform, run in runners:
         report.checks.extend(run(settings, config, options))
+    counts = report.counts()
+    log.info("doctor.finished", extra={"platforms": chosen, "ok": counts["OK"], "warn": counts["WARN"],
+                                       "fail": counts["FAIL"]})
     return report
 
 
