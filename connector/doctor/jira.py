@@ -193,6 +193,7 @@ class JiraDoctor:
         cid = "jira.credentials"
         try:
             me = self.read("myself", "myself")
+            kind = "Jira Cloud" if self.adapter.is_cloud() else "Jira Data Center"
         except Unauthorized as exc:
             auth = ("JIRA_USER (the account's e-mail) and JIRA_TOKEN (an API token from "
                     "id.atlassian.com)" if self.settings.jira_user else
@@ -207,7 +208,6 @@ class JiraDoctor:
             return None
         who = me.get("displayName") or me.get("name") or "?"
         ident = me.get("accountId") or me.get("name") or "?"
-        kind = "Jira Cloud" if self.adapter.is_cloud() else "Jira Data Center"
         self.add(Check.ok(cid, f"{kind} at {self.settings.jira_url} answers; the connector writes as "
                                f"{who!r} ({ident}): comments and edits show this name"))
         return me
