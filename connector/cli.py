@@ -3,6 +3,8 @@
 Every command that reads rules takes the config from `--config`, else `CONNECTOR_CONFIG`,
 else the embedded standard process, and refuses to go on with a config that does not
 validate: the error lists file:line, key path and what is allowed.
+
+`connector doctor` checks a site and this host against the rules before going live.
 """
 
 from __future__ import annotations
@@ -82,6 +84,34 @@ def check_config(path: Path | None) -> None:
 def schema() -> None:
     """Print the JSON Schema of rule files, for editor autocompletion."""
     click.echo(schema_text())
+
+
+@main.command()
+@click.option("--platform", "platforms", multiple=True, type=click.Choice(["jira", "zendesk"]),
+              help="check this platform (default: every platform whose URL is set)")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="rule file or directory")
+@click.option("--public-url", "public_url", envvar="CONNECTOR_PUBLIC_URL",
+              help="the receiver's public base URL (env CONNECTOR_PUBLIC_URL); the webhook must point at "
+                   "<URL>/webhooks/<platform>")
+@click.option("--project", "projects", multiple=True,
+              help="Jira project key to check (repeatable; default: projects of recently updated issues)")
+def doctor(platforms: tuple[str, ...], output: str, config_path: Path | None, public_url: str | None,
+           projects: tuple[str, ...]) -> None:
+    """Read-only preflight: check the site (credentials, permissions, fields, screens, statuses,
+    transitions, priorities, groups, webhook) and this host (queue, calendars) against the rules.
+    Writes nothing to the platform; exit 1 when a check FAILs."""
+    from connector.doctor.checks import DoctorError, DoctorOptions, render_json, render_text, run_doctor
+
+    config = _load(config_path)  # first: it also reports settings the environment gets wrong
+    settings = Settings.from_env()
+    try:
+        report = run_doctor(settings, config, platforms,
+                            DoctorOptions(public_url=public_url, projects=tuple(p.upper() for p in projects)))
+    except DoctorError as exc:
+        raise click.UsageError(str(exc))  # exit 2: exit 1 means a check failed
+    click.echo(render_json(report) if output == "json" else render_text(report))
+    sys.exit(report.exit_code)
 
 
 @main.command()

@@ -1093,6 +1093,26 @@ class JiraAdapter:
                     written.add(ref)
         return frozenset(written)
 
+    # --- read-only inspection of the site (connector doctor) -----------------------------
+
+    def read_json(self, operation: str, path: str, params: Mapping[str, Any] | None = None, *,
+                  api: str = "rest/api/2") -> Any:
+        """One GET of `{server}/{api}/{path}` under the retry policy, as parsed JSON.
+
+        For `connector doctor`, which reads the site's configuration (permissions, statuses,
+        priorities, webhooks …) through the same auth, retries and error taxonomy as the
+        adapter, and must never write: there is deliberately no method for other verbs."""
+        url = self._client._get_url(path, base="{server}/" + api + "/{path}")
+        return self._call(operation, "GET", lambda: self._client._session.get(url, params=dict(params or {})).json(),
+                          idempotent=True)
+
+    def field_catalogue(self) -> FieldCatalogue:
+        """The site's fields (`GET /field`, read once per adapter)."""
+        return self._catalogue()
+
+    def is_cloud(self) -> bool:
+        return self._is_cloud()
+
     # --- plumbing ------------------------------------------------------------------------
 
     def _call(self, operation: str, method: str, fn: Callable[[], T], *, idempotent: bool) -> T:

@@ -21,6 +21,16 @@ JIRA_TOKEN, webhook secret from JIRA_WEBHOOK_SECRET, as the connector reads them
 HTTP writes run as the authenticated (connector) account; the Python methods
 `create_issue`, `add_comment`, `set_status` and `set_fields` act as human agents or
 customers and fire the same webhooks.
+
+For `connector doctor` it also answers the site-configuration reads (`/mypermissions`,
+`/project/{key}`, `/project/{key}/statuses`, `/priority`, `/groups/picker`,
+`/user/assignable/search`, and the admin `/rest/webhooks/1.0/webhook`), and a test can set
+the site up wrong the way an admin could: `remove_field`, `take_off_edit_screen`,
+`remove_option`, `remove_status`, `remove_transition`, `require_transition_field`,
+`remove_priority`, `remove_group`, `revoke_permission`, `remove_webhooks` /
+`register_webhook`, and `connector_admin=False` (the default: a connector account is not a
+Jira administrator, so the admin webhooks answer 403). Permissions are reported by
+`/mypermissions` only; writes do not check them.
 """
 
 from __future__ import annotations
@@ -58,7 +68,9 @@ from connector.sandbox.jira_store import (
     TransitionDef,
     DEFAULT_STATUSES,
     DEFAULT_TRANSITIONS,
+    ISSUE_TYPES,
     adf_text,
+    cannot_set,
     is_internal,
     jira_time,
 )
@@ -88,6 +100,19 @@ CLOUD_SEARCH_GONE = (
     "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
 )
 ALL_WEBHOOK_EVENTS = frozenset({"jira:issue_created", "jira:issue_updated", "comment_created"})
+# Project permissions `GET /mypermissions` answers for: keys from the list in the OpenAPI
+# document's "Get my permissions" (`GET /rest/api/3/mypermissions`), where SERVICEDESK_AGENT
+# is marked "Jira Service Desk only" (estuary/connectors#3274 checks agent access the same
+# way); an unknown key is the operation's documented 400.
+PROJECT_PERMISSIONS: dict[str, str] = {
+    "BROWSE_PROJECTS": "Browse Projects", "CREATE_ISSUES": "Create Issues", "EDIT_ISSUES": "Edit Issues",
+    "ADD_COMMENTS": "Add Comments", "TRANSITION_ISSUES": "Transition Issues", "ASSIGN_ISSUES": "Assign Issues",
+    "ASSIGNABLE_USER": "Assignable User", "RESOLVE_ISSUES": "Resolve Issues",
+    "DELETE_OWN_COMMENTS": "Delete Own Comments", "EDIT_OWN_COMMENTS": "Edit Own Comments",
+    "SCHEDULE_ISSUES": "Schedule Issues", "CLOSE_ISSUES": "Close Issues",
+}
+SERVICEDESK_PERMISSION = "SERVICEDESK_AGENT"
+NOT_ADMIN = "You do not have permission to access this resource: it needs the Jira Administrators global permission."
 
 # How much of an issue's comments and changelog one response embeds. `total` always counts
 # them all; the oldest are the ones dropped; the rest is paged from /issue/{key}/comment and
@@ -144,6 +169,7 @@ class JiraSandbox(SandboxControls):
         transitions: Sequence[TransitionDef] = DEFAULT_TRANSITIONS,
         components: Iterable[str] | None = None,
         service_management: bool = True,
+        connector_admin: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -168,6 +194,14 @@ class JiraSandbox(SandboxControls):
         # (`jsdPublic` is true "when the site doesn't use Jira Service Desk or the project
         # isn't a Jira Service Desk project": Atlassian's Comment schema).
         self.service_management = service_management
+        # What the connector account may do in the project (`GET /mypermissions`); tests
+        # take permissions away with `revoke_permission`. Only reported, not enforced on writes.
+        self.connector_permissions: set[str] = set(PROJECT_PERMISSIONS) - {"ASSIGNABLE_USER"}
+        if service_management:
+            self.connector_permissions.add(SERVICEDESK_PERMISSION)
+        # Jira Administrators global permission: needed to read the admin webhooks. A
+        # connector account usually is not one, so the default is False.
+        self.connector_admin = connector_admin
         self.store.add_user(SandboxUser(CONNECTOR, "connector", "Support Connector", email))
         self.store.add_user(SandboxUser(AGENT, "alice", "Alice Agent", "alice@example.com"))
         self.store.add_user(SandboxUser(CUSTOMER, "carl", "Carl Customer", "carl@example.com",
@@ -178,6 +212,11 @@ class JiraSandbox(SandboxControls):
         self.webhook_events = frozenset(webhook_events)
         self.webhooks = WebhookDispatcher(self._sign, url=webhook_url, enabled=deliver_webhooks,
                                           identifier_header="X-Atlassian-Webhook-Identifier")
+        # The site's admin webhooks (System > WebHooks), as `GET /rest/webhooks/1.0/webhook`
+        # lists them: the one this sandbox delivers, when it delivers any.
+        self.admin_webhooks: list[dict[str, Any]] = []
+        if webhook_url:
+            self.register_webhook("Support connector", webhook_url, self.webhook_events)
         self._server = ThreadedServer(self.wsgi_app, host=host, port=port)
         self.store.base_url = f"http://{host}:{port or 0}"
         self._routes: list[tuple[str, str, re.Pattern[str], Handler, bool]] = []
@@ -201,12 +240,24 @@ class JiraSandbox(SandboxControls):
                 ("GET", "/search", self._search, False),
                 ("POST", "/search", self._search, False),
                 ("GET", "/issue/{issueIdOrKey}/changelog", self._get_changelog, False),
+                ("GET", "/mypermissions", self._my_permissions, False),
+                ("GET", "/project/{projectIdOrKey}", self._get_project, False),
+                ("GET", "/project/{projectIdOrKey}/statuses", self._project_statuses, False),
+                ("GET", "/priority", self._priorities, False),
+                ("GET", "/groups/picker", self._groups_picker, False),
+                ("GET", "/user/assignable/search", self._assignable_users, False),
             ):
                 template = base + path
                 self._routes.append((method, template, _route(template), handler, anonymous))
         # Only in REST v3 of the published document.
         template = "/rest/api/3/changelog/bulkfetch"
         self._routes.append(("POST", template, _route(template), self._bulk_changelog, False))
+        # The admin webhooks REST API (Atlassian, "Webhooks": "Registering a webhook via the
+        # Jira REST API", https://developer.atlassian.com/server/jira/platform/webhooks/) is
+        # not part of the platform document, so requests to it are not checked against it.
+        template = "/rest/webhooks/1.0/webhook"
+        self._routes.append(("GET", template, _route(template), self._admin_webhooks, False))
+        self._unspecified = {template}
 
     # ------------------------------------------------------------------ seeding / human actors
 
@@ -319,6 +370,82 @@ class JiraSandbox(SandboxControls):
                     transition = replace(transition, screen=(*screen, ScreenField(definition.id, required)))
                 changed.append(transition)
             self.store.transitions = tuple(changed)
+
+    # ---- site configuration an admin could get wrong (for `connector doctor` tests)
+
+    def revoke_permission(self, *keys: str) -> None:
+        """Take project permissions (EDIT_ISSUES, SERVICEDESK_AGENT …) from the connector account.
+
+        Without EDIT_ISSUES its editmeta is empty and every field of an edit "cannot be set"
+        (a field the account may not change answers exactly like one off the screen:
+        go-jira/jira#23, tenable/integration-jira-cloud#297); without TRANSITION_ISSUES no
+        transition is offered. The other permissions are only reported by /mypermissions."""
+        with self._lock:
+            self.connector_permissions.difference_update(keys)
+            self.store.connector_can_edit = "EDIT_ISSUES" in self.connector_permissions
+            self.store.connector_can_transition = "TRANSITION_ISSUES" in self.connector_permissions
+
+    def register_webhook(self, name: str, url: str, events: Iterable[str], *, enabled: bool = True,
+                         jql: str = "") -> None:
+        """Add an admin webhook, as System > WebHooks would (replacing one of the same name)."""
+        with self._lock:
+            self.admin_webhooks = [w for w in self.admin_webhooks if w["name"] != name]
+            self.admin_webhooks.append({
+                "name": name, "url": url, "excludeBody": False,
+                "filters": {"issue-related-events-section": jql}, "events": sorted(events), "enabled": enabled,
+                "lastUpdatedUser": AGENT, "lastUpdatedDisplayName": "Alice Agent",
+                "lastUpdated": int(self.clock.now().timestamp() * 1000),
+            })
+
+    def remove_webhooks(self) -> None:
+        with self._lock:
+            self.admin_webhooks = []
+
+    def remove_priority(self, name: str) -> None:
+        """Take a priority out of the site's priority scheme."""
+        with self._lock:
+            self.store.priorities = [(pid, n) for pid, n in self.store.priorities if n.casefold() != name.casefold()]
+
+    def remove_group(self, name: str) -> None:
+        with self._lock:
+            self.store.groups.discard(name)
+
+    def remove_status(self, name: str) -> None:
+        """Delete a status from the workflow, with every transition into or out of it."""
+        with self._lock:
+            folded = name.casefold()
+            self.store.statuses.pop(folded, None)
+            self.store.transitions = tuple(
+                replace(t, sources=tuple(s for s in t.sources if s.casefold() != folded))
+                for t in self.store.transitions if t.to.casefold() != folded)
+
+    def remove_transition(self, to_status: str, *, from_status: str | None = None) -> None:
+        """Remove the transitions into `to_status` (only from `from_status`, when given)."""
+        with self._lock:
+            changed = []
+            for t in self.store.transitions:
+                if t.to.casefold() == to_status.casefold():
+                    if from_status is None:
+                        continue
+                    t = replace(t, sources=tuple(s for s in t.sources if s.casefold() != from_status.casefold()))
+                    if not t.sources:
+                        continue
+                changed.append(t)
+            self.store.transitions = tuple(changed)
+
+    def remove_option(self, field: str, option: str) -> None:
+        """Delete a dropdown option of a select field (name or id)."""
+        with self._lock:
+            definition = self.store.field_by_name_or_id(field)
+            kept = tuple(o for o in definition.options if o.casefold() != option.casefold())
+            self.store.fields[definition.id] = replace(definition, options=kept)
+
+    def remove_field(self, field: str) -> None:
+        """Delete a custom field from the site (name or id)."""
+        with self._lock:
+            definition = self.store.field_by_name_or_id(field)
+            del self.store.fields[definition.id]
+            self.store.edit_screen.discard(definition.id)
 
     def issue(self, key: str, *, expand: str = "changelog,names") -> dict[str, Any]:
         """The issue's REST v2 representation, as GET /issue/{key}?expand=... returns it."""
@@ -434,7 +561,7 @@ class JiraSandbox(SandboxControls):
         if matched is None:
             return _json(404, {"errorMessages": [f"No REST resource at {method} {path}."], "errors": {}}), template
         _, handler, _, params = matched
-        version = int(path.split("/")[3])
+        version = int(path.split("/")[3]) if path.startswith("/rest/api/") else 2
         body = request.get_data()
         try:
             if method in ("POST", "PUT") and body:
@@ -442,7 +569,7 @@ class JiraSandbox(SandboxControls):
                     json.loads(body)
                 except ValueError as exc:
                     raise JiraApiError(400, [f"Unexpected character in the JSON body: {exc}"]) from None
-            if self.validate:
+            if self.validate and template not in self._unspecified:
                 problem = self._spec.validate_request(method, path, request.args, request.headers, body,
                                                       request.content_type or "application/json")
                 if problem:
@@ -453,7 +580,7 @@ class JiraSandbox(SandboxControls):
             status, payload = err.status, err.body()
         response = _json(status, payload) if payload is not None else Response(status=status)
         # A 204 has no body to check, although the document declares a JSON one.
-        if self.validate_responses and status < 500 and status != 204:
+        if self.validate_responses and status < 500 and status != 204 and template not in self._unspecified:
             problem = self._spec.validate_response(
                 method, path, request.args, request.headers, body, request.content_type or "application/json",
                 status, Headers(response.headers), response.get_data(), response.content_type or "application/json")
@@ -495,6 +622,101 @@ class JiraSandbox(SandboxControls):
         return 200, {**me, "locale": "en_US", "groups": {"size": 1, "items": []},
                      "applicationRoles": {"size": 1, "items": []}}
 
+    def _my_permissions(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """`GET /mypermissions?projectKey=…&permissions=A,B`: each asked key with `havePermission`.
+
+        Cloud requires `permissions` and answers 400 for an empty list or an unknown key (the
+        operation's documented 400); SERVICEDESK_AGENT is known only with Service Management."""
+        asked = [k.strip() for k in (request.args.get("permissions") or "").split(",") if k.strip()]
+        if not asked and self.deployment == "Cloud":
+            raise JiraApiError(400, ["The permissions query parameter is required."])
+        known = dict(PROJECT_PERMISSIONS)
+        if self.service_management:
+            known[SERVICEDESK_PERMISSION] = "Service Desk Agent"
+        unknown = [k for k in asked if k not in known]
+        if unknown:
+            raise JiraApiError(400, [f"No project permission found for key(s): {', '.join(unknown)}"])
+        project = request.args.get("projectKey") or request.args.get("projectId")
+        if project is not None and project not in (self.store.project_key, self.store.project_id):
+            raise JiraApiError(404, [f"No project could be found with key '{project}'."])
+        keys = asked or sorted(known)
+        return 200, {"permissions": {key: {
+            "id": str(10 + sorted(known).index(key)), "key": key, "name": known[key], "type": "PROJECT",
+            "description": f"Ability to {known[key].lower()}.", "havePermission": key in self.connector_permissions,
+        } for key in keys}}
+
+    def _get_project(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        if params["projectIdOrKey"] not in (self.store.project_key, self.store.project_id):
+            raise JiraApiError(404, [f"No project could be found with key '{params['projectIdOrKey']}'."])
+        base = self.store.api(version)
+        # A Service Management project's type key is `service_desk` (Project.projectTypeKey).
+        kind = "service_desk" if self.service_management else "software"
+        return 200, {
+            "expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
+            "self": f"{base}/project/{self.store.project_id}", "id": self.store.project_id,
+            "key": self.store.project_key, "name": self.store.project_name, "description": "",
+            "avatarUrls": {size: f"https://avatar.example/project?s={size.split('x')[0]}"
+                           for size in ("48x48", "24x24", "16x16", "32x32")},
+            "projectTypeKey": kind, "simplified": False, "style": "classic", "isPrivate": False,
+            "assigneeType": "UNASSIGNED", "properties": {},
+            "issueTypes": [self._issue_type_json(t, version) for t in ISSUE_TYPES],
+        }
+
+    def _issue_type_json(self, issue_type: tuple[str, str, str], version: int) -> dict[str, Any]:
+        tid, name, description = issue_type
+        return {"self": f"{self.store.api(version)}/issuetype/{tid}", "id": tid, "description": description,
+                "iconUrl": f"{self.store.base_url}/images/icons/issuetypes/generic.png", "name": name,
+                "subtask": False, "hierarchyLevel": 0}
+
+    def _project_statuses(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """Every issue type of the project with the statuses of its workflow (one workflow here)."""
+        if params["projectIdOrKey"] not in (self.store.project_key, self.store.project_id):
+            raise JiraApiError(404, [f"No project could be found with key '{params['projectIdOrKey']}'."])
+        statuses = [self.store.status_json(s.name, version) for s in self.store.statuses.values()]
+        return 200, [{"self": f"{self.store.api(version)}/issuetype/{tid}", "id": tid, "name": name,
+                      "subtask": False, "statuses": statuses} for tid, name, _ in ISSUE_TYPES]
+
+    def _priorities(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        return 200, [{"self": f"{self.store.api(version)}/priority/{pid}", "statusColor": "#cccccc",
+                      "description": f"{name} priority", "name": name, "id": pid,
+                      "iconUrl": f"{self.store.base_url}/images/icons/priorities/{name.lower()}.svg"}
+                     for pid, name in self.store.priorities]
+
+    def _groups_picker(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """Groups whose name contains `query` (case-insensitive), sorted (Find groups)."""
+        query = (request.args.get("query") or "").casefold()
+        limit = int(request.args.get("maxResults") or 20)
+        found = sorted(g for g in self.store.groups if query in g.casefold())
+        shown = found[:limit]
+        return 200, {"header": f"Showing {len(shown)} of {len(found)} matching groups", "total": len(found),
+                     "groups": [{"name": g, "html": g, "groupId": f"group-{g}", "labels": []} for g in shown]}
+
+    def _assignable_users(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """Users who may be assigned issues of the project: agents, not portal customers."""
+        project = request.args.get("project")
+        if not (project or request.args.get("issueKey") or request.args.get("issueId")):
+            raise JiraApiError(400, ["One of 'issueKey', 'issueId' or 'project' is required."])
+        if project is not None and project not in (self.store.project_key, self.store.project_id):
+            raise JiraApiError(404, [f"No project could be found with key '{project}'."])
+        wanted = request.args.get("accountId") if self.store.cloud else request.args.get("username")
+        query = (request.args.get("query") or "").casefold()
+        users = [u for u in self.store.users.values() if u.account_type != "customer"]
+        if wanted:
+            users = [u for u in users if wanted == (u.account_id if self.store.cloud else u.name)]
+        elif query:
+            users = [u for u in users if any(query in i.casefold() for i in u.identifiers())]
+        return 200, [self.store.user_json(u.account_id, version) for u in users]
+
+    def _admin_webhooks(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """`GET /rest/webhooks/1.0/webhook`: every admin webhook; Jira administrators only
+        ("Requires administrator permission": jira.js's server `getWebhooks`, after Atlassian's
+        Data Center webhooks REST API). The status of the refusal is not documented; 403 is
+        what Jira answers an authenticated user lacking a global permission."""
+        if not self.connector_admin:
+            raise JiraApiError(403, [NOT_ADMIN])
+        return 200, [{"self": f"{self.store.base_url}/rest/webhooks/1.0/webhook/{number}", **w}
+                     for number, w in enumerate(self.admin_webhooks, start=1)]
+
     def _fields(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         return 200, self.store.field_catalogue()
 
@@ -519,6 +741,9 @@ class JiraSandbox(SandboxControls):
     def _edit_issue(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         issue = self.store.get(params["issueIdOrKey"])
         body = request.get_json(silent=True) or {}
+        if not self.store.connector_can_edit:
+            named = [*(body.get("fields") or {}), *(body.get("update") or {})]
+            raise JiraApiError(400, [], {fid: cannot_set(fid) for fid in named})
         change = self.store.edit(issue, self._rich_text_to_plain(body.get("fields") or {}, version),
                                  body.get("update") or {}, actor=CONNECTOR, at=self.clock.now(), version=version)
         self._emit(change)

@@ -86,6 +86,11 @@ DEFAULT_TRANSITIONS: tuple[TransitionDef, ...] = (
     TransitionDef("71", "Reopen", "In Progress", ("Resolved", "Closed")),
 )
 INITIAL_STATUS = "Waiting for support"
+# Groups of a Jira Service Management Cloud site as created, plus the support teams of the
+# standard process (config/standard-support.yaml routes to them).
+DEFAULT_GROUPS: tuple[str, ...] = (
+    "jira-servicemanagement-users", "jira-administrators", "L1", "L2", "team-lead", "billing", "network-team",
+)
 
 PRIORITIES: tuple[tuple[str, str], ...] = (
     ("1", "Highest"), ("2", "High"), ("3", "Medium"), ("4", "Low"), ("5", "Lowest"),
@@ -338,6 +343,14 @@ class JiraStore:
         for name in components or ():
             self._component_id(name)
         self.issue_transition_fields = True
+        # The site's priority scheme (id, name); an admin may rename or remove one.
+        self.priorities: list[tuple[str, str]] = list(PRIORITIES)
+        # The connector account's Edit Issues / Transition Issues permissions (the HTTP layer
+        # keeps them in step with `connector_permissions`); humans seeding issues bypass them.
+        self.connector_can_edit = True
+        self.connector_can_transition = True
+        # Site groups (Jira's group directory), found by GET /groups/picker.
+        self.groups: set[str] = set(DEFAULT_GROUPS)
         self.users: dict[str, SandboxUser] = {}
         self.issues: dict[int, StoredIssue] = {}
         self.by_key: dict[str, int] = {}
@@ -368,6 +381,10 @@ class JiraStore:
             raise KeyError(f"unknown status {name!r}; known: {', '.join(s.name for s in self.statuses.values())}") from None
 
     def available_transitions(self, issue: StoredIssue) -> list[TransitionDef]:
+        # "Get transitions" returns the transitions "that can be performed by the user"
+        # (Atlassian's OpenAPI document): none without the Transition Issues permission.
+        if not self.connector_can_transition:
+            return []
         current = issue.values["status"].casefold()
         return [t for t in self.transitions if current in (s.casefold() for s in t.sources)]
 
@@ -676,10 +693,17 @@ class JiraStore:
             return list(dict.fromkeys(names))
         if kind == "priority":
             if isinstance(raw, Mapping):
-                for pid, name in PRIORITIES:
+                for pid, name in self.priorities:
                     if raw.get("name") == name or str(raw.get("id", "")) == pid:
                         return name
             return _Invalid("The priority selected is invalid.")
+        if kind == "group":
+            if raw is None:
+                return None
+            name = raw.get("name") if isinstance(raw, Mapping) else None
+            if not isinstance(name, str) or name not in self.groups:
+                return _Invalid(f"Group '{name}' does not exist.")
+            return name
         if kind == "user":
             if raw is None:
                 return None
@@ -838,7 +862,7 @@ class JiraStore:
     def editmeta_json(self, issue: StoredIssue, version: int = 2) -> dict[str, Any]:
         """`GET /issue/{key}/editmeta`: the fields on the edit screen, none when the status
         forbids edits (jira.issue.editable=false)."""
-        if not self.status(issue.values["status"]).editable:
+        if not self.status(issue.values["status"]).editable or not self.connector_can_edit:
             return {"fields": {}}
         out: dict[str, Any] = {}
         for fid in self.edit_screen:
@@ -855,7 +879,7 @@ class JiraStore:
                      "id": self.option_id(definition, o)} for o in definition.options]
             elif definition.kind == "priority":
                 meta["allowedValues"] = [{"self": f"{self.api(version)}/priority/{pid}", "name": name, "id": pid}
-                                         for pid, name in PRIORITIES]
+                                         for pid, name in self.priorities]
             out[fid] = meta
         return {"fields": dict(sorted(out.items()))}
 
@@ -883,7 +907,7 @@ class JiraStore:
                                       "value": o, "id": self.option_id(definition, o)} for o in definition.options]
         elif definition.kind == "priority":
             meta["allowedValues"] = [{"self": f"{self.api(version)}/priority/{pid}", "id": pid, "name": name}
-                                     for pid, name in PRIORITIES]
+                                     for pid, name in self.priorities]
         return meta
 
     def field_value_json(self, issue: StoredIssue, definition: FieldDef, version: int,
@@ -934,6 +958,9 @@ class JiraStore:
                      "id": self._component_id(n), "name": n} for n in value or []]
         if kind == "user":
             return self.user_json(value, version)
+        if kind == "group":
+            return None if value is None else {"name": value, "groupId": f"group-{value}",
+                                               "self": f"{self.api(version)}/group?groupId=group-{value}"}
         if value is None:
             return None
         if kind == "datetime":
