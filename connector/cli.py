@@ -1,4 +1,4 @@
-"""The `connector` command: serve, worker, sync, simulate, check-config, schema, report, demo, observed.
+"""The `connector` command: serve, worker, sync, simulate, check-config, schema, report, demo, observed, doctor.
 
 Every command that reads rules takes the config from `--config`, else `CONNECTOR_CONFIG`,
 else the embedded standard process, and refuses to go on with a config that does not
