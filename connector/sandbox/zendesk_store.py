@@ -111,6 +111,9 @@ class SandboxUser:
     role: str = "end-user"  # end-user, agent, admin
     default_group_id: int | None = None
     iana_time_zone: str = "UTC"
+    # An agent in a custom role (Enterprise): the role's id and role_type (1: light agent).
+    custom_role_id: int | None = None
+    role_type: int | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -144,6 +147,10 @@ class TicketField:
     editable_in_portal: bool = False
     # Agents must fill it to solve a ticket (the ticket field's `required`, Ticket Fields API).
     required: bool = False
+    # "Whether this field is available" / "Whether this field is editable by agents" (read-only),
+    # Zendesk Ticket Fields API.
+    active: bool = True
+    agent_can_edit: bool = True
 
     @property
     def system(self) -> bool:
@@ -316,6 +323,17 @@ def plain_text(html_body: str) -> str:
 def html_of(body: str) -> str:
     paragraphs = "".join(f'<p dir="auto">{html.escape(p)}</p>' for p in body.split("\n\n") if p.strip())
     return f'<div class="zd-comment" dir="auto">{paragraphs}</div>'
+
+
+def _role_type(user: SandboxUser) -> int | None:
+    """Users API `role_type`: "0 for a custom agent, 1 for a light agent, 2 for a chat agent, 3
+    for a chat agent added to the Support account as a contributor, 4 for an admin, and 5 for a
+    billing admin"; end users have none."""
+    if not user.is_staff:
+        return None
+    if user.role == "admin":
+        return 4
+    return user.role_type if user.role_type is not None else 0
 
 
 class ZendeskStore:
@@ -778,8 +796,8 @@ class ZendeskStore:
             "organization_id": CUSTOMER_ORGANIZATION_ID if user.role == "end-user" else None, "role": user.role,
             "verified": True, "external_id": None, "tags": [], "alias": "", "active": True, "shared": False,
             "shared_agent": False, "last_login_at": None, "two_factor_auth_enabled": None, "signature": None,
-            "details": "", "notes": "", "role_type": None if user.role == "end-user" else 0,
-            "custom_role_id": None, "moderator": user.is_staff,
+            "details": "", "notes": "", "role_type": _role_type(user),
+            "custom_role_id": user.custom_role_id if user.is_staff else None, "moderator": user.is_staff,
             "ticket_restriction": "requested" if user.role == "end-user" else None,
             "only_private_comments": False, "restricted_agent": user.role == "end-user", "suspended": False,
             "default_group_id": user.default_group_id, "report_csv": user.role == "admin", "user_fields": {},
@@ -795,7 +813,8 @@ class ZendeskStore:
             "url": f"{self.base_url}/api/v2/ticket_fields/{definition.id}.json", "id": definition.id,
             "type": definition.type, "title": definition.title, "raw_title": definition.title,
             "description": definition.description, "raw_description": definition.description,
-            "position": position, "active": True, "required": definition.type == "subject" or definition.required,
+            "position": position, "active": definition.active,
+            "agent_can_edit": definition.agent_can_edit, "required": definition.type == "subject" or definition.required,
             "collapsed_for_agents": False, "regexp_for_validation": None,
             "title_in_portal": definition.title, "raw_title_in_portal": definition.title,
             "visible_in_portal": definition.visible_in_portal, "editable_in_portal": definition.editable_in_portal,
