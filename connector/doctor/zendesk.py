@@ -67,7 +67,9 @@ from connector.platforms.base import NotFound, PlatformError, Unauthorized
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.zendesk import FieldResolutionError, TicketFieldCatalogue, ZendeskAdapter
 from connector.rules.auto_close import AutoCloseRule
+from connector.rules.escalation import EscalationRule
 from connector.rules.follow_up import FollowUpRule
+from connector.rules.routing import RoutingRule
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -641,19 +643,37 @@ class ZendeskDoctor:
                                          f"{' (light agent)' if found.get('role_type') == LIGHT_AGENT else ''}: only agents "
                                          "can be assigned tickets", "route to an agent"))
                 continue
-            wanted = {gid for name, gid in groups.items() if self.needs.groups.get(name, set()) & rules}
+            # The groups the same destination (or escalation level) routes the ticket to.
+            together = self._groups_with(user)
+            wanted = {gid for name, gid in groups.items() if name in together}
             if wanted:
                 member_of = {str(m.get("group_id")) for m in self.read_list(
                     "group_memberships", "group_memberships.json", "group_memberships", {"user_id": found.get("id")})}
                 if not member_of & wanted:
                     names = ", ".join(sorted(n for n, g in groups.items() if g in wanted))
                     self.add(Check.fail(cid, f"assignee {found.get('name')!r} ({found.get('id')}) is in none of the "
-                                             f"groups {users} route to ({names}): Zendesk refuses an assignee outside "
+                                             f"groups {users} route to with it ({names}): Zendesk refuses an assignee outside "
                                              "the ticket's group", f"add the agent to the group in Admin Center > Team "
                                                                    "members, or route to a member"))
                     continue
             self.add(Check.ok(cid, f"assignee {found.get('name')!r} ({found.get('id')}) is an agent"
                                    + (" in the routed group" if wanted else "")))
+
+    def _groups_with(self, assignee: str) -> set[str]:
+        """Group names the rules route to together with `assignee` (same route or level)."""
+        out: set[str] = set()
+        for rule in self.config.rules:
+            if not rule.enabled:
+                continue
+            if isinstance(rule, RoutingRule):
+                for destination in (*rule.routes, rule.default):
+                    if destination is not None and destination.assignee == assignee and destination.group:
+                        out.add(destination.group)
+            elif isinstance(rule, EscalationRule):
+                for level in rule.levels:
+                    if level.assign_user == assignee and level.assign_group:
+                        out.add(level.assign_group)
+        return out
 
     # --- auto-close and follow-ups ------------------------------------------------------------------
 
