@@ -174,6 +174,8 @@ class ZendeskSandbox(SandboxControls):
         self.store = ZendeskStore(custom_fields=custom_fields, base_url=f"http://{host}:{port or 0}")
         # Roles, memberships, statuses, webhooks, triggers, automations (zendesk_admin.py).
         self.account = AccountConfig(CUSTOM_STATUS_IDS)
+        self.store.member_of = lambda user_id, group_id: any(
+            m.user_id == user_id and m.group_id == group_id for m in self.account.memberships.values())
         for name, group_id in GROUPS.items():
             self.store.add_group(SandboxGroup(group_id, name, f"The {name} support group"))
         for user in (

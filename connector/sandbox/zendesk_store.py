@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -349,6 +349,8 @@ class ZendeskStore:
                 raise ValueError(f"ticket field id {definition.id} is defined twice")
             self.fields[definition.id] = definition
         self.tickets: dict[int, StoredTicket] = {}
+        # (user id, group id) -> member? Set by the sandbox from its group memberships.
+        self.member_of: Callable[[int, int], bool] | None = None
         self._next_ticket = 1
         self._next_object = 50_000_000_001  # audits, events and comments share one id space
 
@@ -420,6 +422,7 @@ class ZendeskStore:
         requester = self._user_ref(data.get("requester_id", actor_id), "requester")
         submitter = self._user_ref(data.get("submitter_id", actor_id), "submitter")
         edits = self._edits(data, None)
+        self._check_assignee_in_group(edits, None)
         assignee_id = edits.get("assignee_id")
         status = edits.get("status") or ("open" if assignee_id else "new")
         if status == "closed":
@@ -512,6 +515,7 @@ class ZendeskStore:
         if ticket.status == "closed":
             raise _invalid("status", "Status: closed prevents ticket update")
         edits = self._edits(data, ticket)
+        self._check_assignee_in_group(edits, ticket)
         if not bulk:
             edits.pop("additional_tags", None)
             edits.pop("remove_tags", None)
@@ -583,6 +587,18 @@ class ZendeskStore:
         return Change(ticket, audit, actor_id, at, changes=changes, comment=stored)
 
     # ---- validation helpers
+
+    def _check_assignee_in_group(self, edits: Mapping[str, Any], ticket: StoredTicket | None) -> None:
+        """An assignee set by a write must be a member of the ticket's group: 422 "Assignee: is not
+        a member of the group" (the body of facetoe/zenpy#628; Zendesk "About system ticket rules":
+        an agent removed from the group loses the assignment). Only a write that names the
+        assignee is checked; `member_of` is the account's group memberships (None: unchecked)."""
+        assignee = edits.get("assignee_id")
+        if assignee is None or self.member_of is None:
+            return
+        group = edits.get("group_id", ticket.group_id if ticket is not None else None)
+        if group is not None and not self.member_of(assignee, group):
+            raise record_invalid({"assignee": [{"description": "Assignee: is not a member of the group"}]})
 
     def _check_required_to_solve(self, custom: Mapping[int, Any]) -> None:
         missing = [f for f in self.custom_fields if f.required and custom.get(f.id) in (None, "", [])]
