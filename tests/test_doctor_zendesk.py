@@ -362,3 +362,26 @@ def test_sandbox_users_report_role_type_as_zendesk_does(site):
     assert me["role"] == "agent" and me["role_type"] == 1 and me["custom_role_id"] is not None
     lead = requests.get(sandbox.base_url + "/api/v2/users/9011111111103.json", auth=auth).json()["user"]
     assert lead["role"] == "admin" and lead["role_type"] == 4
+
+
+def test_sandbox_refuses_an_assignee_outside_the_group_like_zendesk(site):
+    # facetoe/zenpy#628: 422 "Assignee: is not a member of the group"; the doctor's assignee check
+    # exists because of it. Driven through zenpy, as the adapter sends it.
+    from zenpy import Zenpy
+    from zenpy.lib.api_objects import Ticket
+    from zenpy.lib.exception import APIException
+
+    from connector.sandbox.zendesk import AGENT, L2_AGENT
+
+    sandbox = site()
+    host, port = sandbox.base_url.removeprefix("http://").split(":")
+    client = Zenpy(subdomain=host.split(".")[0], domain=".".join(host.split(".")[1:]) + f":{port}",
+                   email=sandbox.email, token=sandbox.api_token, disable_cache=True)
+    client.tickets.protocol = "http"
+    ticket_id = sandbox.create_ticket("VPN drops", "Every 10 minutes")
+    with pytest.raises(APIException) as refused:
+        client.tickets.update(Ticket(id=ticket_id, group_id=GROUPS["L1"], assignee_id=L2_AGENT))
+    assert "is not a member of the group" in str(refused.value)
+    assert sandbox.ticket(ticket_id)["assignee_id"] is None  # nothing of the write landed
+    client.tickets.update(Ticket(id=ticket_id, group_id=GROUPS["L1"], assignee_id=AGENT))
+    assert sandbox.ticket(ticket_id)["assignee_id"] == AGENT
