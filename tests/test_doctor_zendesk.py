@@ -385,3 +385,14 @@ def test_sandbox_refuses_an_assignee_outside_the_group_like_zendesk(site):
     assert sandbox.ticket(ticket_id)["assignee_id"] is None  # nothing of the write landed
     client.tickets.update(Ticket(id=ticket_id, group_id=GROUPS["L1"], assignee_id=AGENT))
     assert sandbox.ticket(ticket_id)["assignee_id"] == AGENT
+
+
+def test_a_custom_role_that_cannot_be_read_is_a_warning(site, config_file, tmp_path):
+    def configure(s: ZendeskSandbox) -> None:
+        s.set_connector_role("agent", custom_role="Staff")
+        s.inject(status=403, times=None, path_prefix="/api/v2/custom_roles")  # e.g. not an Enterprise account
+
+    code, report = doctor(site(configure), config_file, tmp_path)
+    check = by_id(report)["zendesk.role"]
+    assert check["status"] == "WARN" and "cannot read (403)" in check["found"] and "Roles" in check["fix"]
+    assert code == 0, failed(report)

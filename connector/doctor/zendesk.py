@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -703,7 +704,7 @@ class ZendeskDoctor:
         if auto_close is not None and hours is not None:
             days = self._business_days(auto_close)
             # N business days can span N + 2 weekend days + a holiday or so in calendar time.
-            latest = (days + 3) * 24 if days is not None else None
+            latest = math.ceil((days + 3) * 24) if days is not None else None
             if latest is None or hours < latest:
                 self.add(Check.warn(cid, f"{closing}, and rule {auto_close.id} closes them after {auto_close.after} of "
                                          "business time, which over a weekend or holiday can be later: then Zendesk "
