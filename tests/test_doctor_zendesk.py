@@ -35,7 +35,7 @@ def config_text(groups: dict[str, int] | None = None, extra: str = "") -> str:
     text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace("holidays: {country: CN}", "holidays: {country: DE}")
     groups = {**GROUPS, "team-lead": TEAM_LEAD} if groups is None else groups
     lines = "".join(f"      {name}: '{gid}'\n" for name, gid in groups.items())
-    return text + f"\nplatforms:\n  zendesk:\n    groups:\n{lines}" + extra
+    return text + f"\nplatforms:\n  zendesk:\n" + (f"    groups:\n{lines}" if lines else "") + extra
 
 
 @pytest.fixture
@@ -396,3 +396,27 @@ def test_a_custom_role_that_cannot_be_read_is_a_warning(site, config_file, tmp_p
     check = by_id(report)["zendesk.role"]
     assert check["status"] == "WARN" and "cannot read (403)" in check["found"] and "Roles" in check["fix"]
     assert code == 0, failed(report)
+
+
+def test_a_dropdown_group_field_must_offer_every_routed_group(tmp_path, site):
+    from connector.sandbox.zendesk_store import DEFAULT_CUSTOM_FIELDS, FieldOption, TicketField
+
+    options = tuple(FieldOption(360098766001 + i, name, name.replace("-", "_"))
+                    for i, name in enumerate(("L1", "L2", "network-team", "team-lead")))
+    fields = (*DEFAULT_CUSTOM_FIELDS, TicketField(360051234599, "tagger", "Support group", options=options))
+    config = tmp_path / "rules.yaml"
+    config.write_text(config_text({}, extra="    group_field: Support group\n"), encoding="utf-8")
+    code, report = doctor(site(custom_fields=fields), config, tmp_path)
+    check = by_id(report)["zendesk.options.group"]
+    assert check["status"] == "FAIL" and "no option 'billing'" in check["found"], check
+    assert "platforms.zendesk.groups" in check["fix"]
+    assert set(failed(report)) == {"zendesk.options.group"} and code == 1
+
+
+def test_a_connector_account_that_is_not_the_token_user_warns(site, tmp_path):
+    config = tmp_path / "rules.yaml"
+    config.write_text(config_text(extra="    connector_account: someone-else@example.com\n"), encoding="utf-8")
+    code, report = doctor(site(), config, tmp_path)
+    check = by_id(report)["zendesk.connector_account"]
+    assert check["status"] == "WARN" and "'someone-else@example.com'" in check["found"]
+    assert "'9019999999901'" in check["fix"] and code == 0

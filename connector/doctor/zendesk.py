@@ -132,7 +132,7 @@ class ZendeskDoctor:
             return self.checks
         guard = self.guard
         guard("zendesk.connector_account", self.check_connector_account, me)
-        if not guard("zendesk.role", self.check_role, me):
+        if guard("zendesk.role", self.check_role, me) is False:
             return self.checks
         guard("zendesk.incremental_export", self.check_admin, me)
         guard("zendesk.webhook_secret", self.check_webhook_secret)
@@ -529,7 +529,10 @@ class ZendeskDoctor:
                                 "through its category's system status)"))
             return
         unmapped = [s for s in SYSTEM_STATUSES if self.mapping.logical_status(s) is None]
-        custom = self.read("custom_statuses", "custom_statuses.json").get("custom_statuses") or []
+        try:
+            custom = self.read("custom_statuses", "custom_statuses.json").get("custom_statuses") or []
+        except NotFound:
+            custom = []  # an account without custom ticket statuses
         extra = [c for c in custom if c.get("active") and not c.get("default")]
         if unmapped:
             self.add(Check.fail(cid, f"Zendesk status(es) {', '.join(unmapped)} are not in platforms.zendesk.statuses: "
@@ -589,6 +592,9 @@ class ZendeskDoctor:
         """group name in the rules -> Zendesk group id, for those that exist."""
         if not self.needs.groups:
             return {}
+        if self.mapping.group_field != "group_id":
+            self._check_group_options()
+            return {}
         listed = self.read_list("groups", "groups.json", "groups")
         by_id = {str(g.get("id")): g for g in listed if not g.get("deleted")}
         by_name = {str(g.get("name")).casefold(): g for g in listed if not g.get("deleted")}
@@ -597,8 +603,6 @@ class ZendeskDoctor:
             cid = f"zendesk.group.{group}"
             value = self.mapping.group_value(group)
             users = ", ".join(sorted(rules))
-            if self.mapping.group_field != "group_id":
-                continue  # a custom group field: its options are checked with the field
             if value.strip().isdigit() and value.strip() in by_id:
                 found[group] = value.strip()
                 self.add(Check.ok(cid, f"group {group!r} -> {by_id[value.strip()].get('name')!r} ({value.strip()})"))
@@ -617,6 +621,27 @@ class ZendeskDoctor:
                                     f"create the group in Admin Center > Team members > Groups and set "
                                     f"platforms.zendesk.groups.{group} to its id"))
         return found
+
+    def _check_group_options(self) -> None:
+        """A custom group field that is a dropdown must offer every group value the rules write."""
+        try:
+            target = self.adapter.field_catalogue().resolve(self.mapping.group_field)
+        except FieldResolutionError:
+            return  # reported by the field check
+        field = target.field
+        if field is None or field.get("type") != "tagger":
+            return  # free text takes any group name
+        options = [o for o in field.get("custom_field_options") or () if isinstance(o, Mapping)]
+        offered = {str(o.get(k)).casefold() for o in options for k in ("name", "value") if o.get(k) is not None}
+        values = {group: self.mapping.group_value(group) for group in sorted(self.needs.groups)}
+        missing = sorted(v for v in values.values() if v.casefold() not in offered)
+        cid = "zendesk.options.group"
+        if missing:
+            shown = ", ".join(repr(str(o.get("name"))) for o in options) or "no options"
+            self.add(Check.fail(cid, f"{field.get('title')!r} has no option {', '.join(map(repr, missing))} (options: "
+                                     f"{shown})", "add the option to the field, or change platforms.zendesk.groups"))
+        else:
+            self.add(Check.ok(cid, f"{field.get('title')!r} offers {', '.join(map(repr, sorted(values.values())))}"))
 
     def check_assignees(self, groups: Mapping[str, str]) -> None:
         for user, rules in sorted(self.needs.assignees.items()):
