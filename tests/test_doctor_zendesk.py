@@ -420,3 +420,17 @@ def test_a_connector_account_that_is_not_the_token_user_warns(site, tmp_path):
     check = by_id(report)["zendesk.connector_account"]
     assert check["status"] == "WARN" and "'someone-else@example.com'" in check["found"]
     assert "'9019999999901'" in check["fix"] and code == 0
+
+
+def test_sandbox_light_agent_may_comment_privately_but_not_edit(site):
+    import requests
+
+    sandbox = site(lambda s: s.set_connector_role("agent", custom_role="Light agent"))
+    auth = (f"{sandbox.email}/token", sandbox.api_token)
+    ticket_id = sandbox.create_ticket("VPN drops", "Every 10 minutes")
+    url = f"{sandbox.base_url}/api/v2/tickets/{ticket_id}.json"
+    refused = requests.put(url, json={"ticket": {"status": "open", "comment": {"body": "on it"}}}, auth=auth)
+    assert refused.status_code == 403 and sandbox.ticket(ticket_id)["status"] == "new"
+    landed = requests.put(url, json={"ticket": {"comment": {"body": "looked at it", "public": True}}}, auth=auth)
+    assert landed.status_code == 200
+    assert [c["public"] for c in landed.json()["audit"]["events"] if c["type"] == "Comment"] == [False]

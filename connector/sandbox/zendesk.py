@@ -477,6 +477,28 @@ class ZendeskSandbox(SandboxControls):
                                     self.webhook_status, self.webhook_secret))
         return hooks
 
+    def _within_role(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What the API user's role lets an update do. Update Ticket is for agents (an end user's
+        token gets 403). A light agent, or an agent whose custom role has `ticket_editing` off,
+        may comment but not edit ticket properties, and "All comments by light agents are
+        private" (Zendesk help "Understanding and setting light agent permissions"): an edit is
+        refused with 403 (fail closed: the docs do not give the API's answer), a public comment
+        lands private."""
+        user = self.store.users[CONNECTOR]
+        if not user.is_staff:
+            raise ZendeskApiError(403, FORBIDDEN)
+        role = self.account.custom_roles.get(user.custom_role_id) if user.custom_role_id is not None else None
+        light = user.role_type == 1 or bool(role and role.configuration.get("light_agent"))
+        editing = user.role == "admin" or (not light and (role is None or role.configuration.get("ticket_editing", True)))
+        if editing:
+            return data
+        if set(data) - {"comment", "safe_update", "updated_stamp"}:
+            raise ZendeskApiError(403, FORBIDDEN)
+        comment = data.get("comment")
+        if light and isinstance(comment, Mapping) and comment.get("public", True):
+            return {**data, "comment": {**comment, "public": False}}
+        return data
+
     def _require_staff(self) -> None:
         if not self.store.users[CONNECTOR].is_staff:
             raise ZendeskApiError(403, FORBIDDEN)
@@ -734,6 +756,9 @@ class ZendeskSandbox(SandboxControls):
                      "previous_page": None, "count": len(tickets), **self._sideloads(request, tickets)}
 
     def _create_ticket(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        # Create Ticket is for agents; light agents may set properties at creation (their help page).
+        if not self.store.users[CONNECTOR].is_staff:
+            raise ZendeskApiError(403, FORBIDDEN)
         change = self.store.create(self._body_ticket(request), actor_id=CONNECTOR, at=self.clock.now(),
                                    client=request.headers.get("User-Agent", ""))
         self._emit(change)
@@ -742,7 +767,8 @@ class ZendeskSandbox(SandboxControls):
     def _update_ticket(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
         ticket = self.store.get(params["ticket_id"])
         self._check_update_limit(ticket.id)
-        change = self.store.update(ticket, self._body_ticket(request), actor_id=CONNECTOR, at=self.clock.now(),
+        data = self._within_role(self._body_ticket(request))
+        change = self.store.update(ticket, data, actor_id=CONNECTOR, at=self.clock.now(),
                                    client=request.headers.get("User-Agent", ""))
         self._updates.setdefault((CONNECTOR, ticket.id), deque()).append(self.clock.now())
         self._emit(change)
