@@ -9,7 +9,8 @@ why that way (Zendesk Support API v2 reference unless said otherwise):
   ("Show the Currently Authenticated User"), so no id is a credentials failure too.
 - Role: `role` end-user cannot update tickets at all; agents and admins can. `role_type`
   1 is a light agent ("0 for a custom agent, 1 for a light agent, … 4 for an admin"), who
-  can only post private comments and cannot edit tickets. An agent in a custom role
+  can only post private comments and cannot edit ticket properties (Zendesk help
+  "Understanding and setting light agent permissions"). An agent in a custom role
   (`custom_role_id`, Enterprise) needs `ticket_editing` in the role's configuration; the
   role is read from `GET /custom_roles` ("Allowed For: Agents"; showing one role needs
   `manage_roles`), and when the list cannot be read the role is a WARN to check by hand.
