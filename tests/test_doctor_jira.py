@@ -276,11 +276,13 @@ def test_only_the_given_project_is_checked(site, config_file, tmp_path):
     assert code == 1
 
 
-def test_zendesk_checks_are_not_there_yet(config_file, tmp_path):
+def test_zendesk_without_credentials_fails_its_credentials_check(config_file, tmp_path):
+    # The Zendesk checks live in tests/test_doctor_zendesk.py; here only: --platform zendesk runs them.
     result = CliRunner().invoke(main, ["doctor", "--platform", "zendesk"],
-                                env={"CONNECTOR_CONFIG": str(config_file), "CONNECTOR_DATA_DIR": str(tmp_path)})
-    assert result.exit_code == 2
-    assert "zendesk checks are not implemented yet" in result.output
+                                env={"CONNECTOR_CONFIG": str(config_file), "CONNECTOR_DATA_DIR": str(tmp_path),
+                                     "ZENDESK_URL": None, "ZENDESK_EMAIL": None, "ZENDESK_TOKEN": None})
+    assert result.exit_code == 1
+    assert "FAIL  zendesk.credentials" in result.output and "ZENDESK_TOKEN" in result.output
 
 
 def test_data_center_set_up_right_passes(site, config_file, tmp_path):

@@ -148,12 +148,14 @@ def test_no_platform_configured_fails(tmp_path):
     assert render_text(report).splitlines()[-1].startswith("doctor FAILED")
 
 
-def test_a_configured_platform_without_checks_is_a_warning_not_a_crash(tmp_path):
+def test_a_configured_platform_is_checked_and_an_unknown_one_is_a_usage_error(tmp_path):
+    # Zendesk found in the environment without its credentials: its own check says what to set.
     settings = Settings(data_dir=tmp_path, zendesk_url="https://acme.zendesk.com")
     report = run_doctor(settings, calendar_config(holidays={"country": "DE"}), [])
-    assert {c.id: c.status for c in report.checks}["zendesk.doctor"] is Status.WARN
-    with pytest.raises(DoctorError, match="not implemented"):
-        run_doctor(settings, calendar_config(), ["zendesk"])
+    check = {c.id: c for c in report.checks}["zendesk.credentials"]
+    assert check.status is Status.FAIL and "ZENDESK_TOKEN" in check.fix
+    with pytest.raises(DoctorError, match="no checks for platform 'servicenow'"):
+        run_doctor(settings, calendar_config(), ["servicenow"])
 
 
 def test_the_command_without_a_platform_exits_1_after_the_host_checks(tmp_path):

@@ -1097,6 +1097,30 @@ class ZendeskAdapter:
 
         return self._call("ticket.update", "PUT", send, idempotent=idempotent)
 
+    # --- configuration reads (connector doctor) --------------------------------------------
+
+    def read_json(self, operation: str, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One GET of `{ZENDESK_URL}/api/v2/{path}` under the retry policy, as parsed JSON.
+
+        For `connector doctor`, which reads the account's configuration (the user, fields,
+        groups, webhooks, triggers …) through the same auth, retries and error taxonomy as
+        the adapter, and must never write: there is deliberately no method for other verbs."""
+        return self._get(operation, path, params)
+
+    def read_list(self, operation: str, path: str, key: str, params: Mapping[str, Any] | None = None,
+                  *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Every item under `key` of a paged listing (cursor or offset), at most `limit`."""
+        items: list[dict[str, Any]] = []
+        for page in self._pages(operation, path, dict(params or {})):
+            items.extend(item for item in page.get(key) or () if isinstance(item, dict))
+            if len(items) >= limit:
+                break
+        return items[:limit]
+
+    def field_catalogue(self) -> TicketFieldCatalogue:
+        """The account's ticket fields (`GET /api/v2/ticket_fields.json`, read once per adapter)."""
+        return self._catalogue()
+
     # --- plumbing ------------------------------------------------------------------------
 
     def _get(self, operation: str, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:

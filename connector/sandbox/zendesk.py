@@ -59,6 +59,15 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Request, Response
 
 from connector.sandbox import zendesk_search
+from connector.sandbox.zendesk_admin import (
+    CONDITIONAL_TICKET_EVENTS,
+    TRIGGER_BODY,
+    AccountConfig,
+    BusinessRule,
+    CustomStatus,
+    Webhook,
+    auto_close_automation,
+)
 from connector.sandbox.server import (
     CallLog,
     Clock,
@@ -118,7 +127,11 @@ Handler = Callable[[Request, dict[str, str]], tuple[int, Any]]
 
 def _route(template: str) -> re.Pattern[str]:
     # Zendesk ids are numeric, which also keeps tickets/show_many.json apart from tickets/{id}.json.
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[0-9]+)", template.replace(".", r"\.")) + "$")
+    # Webhook ids are ULIDs ("01GK8E6BKWMJZD2T8Y5AXJQMG5", Zendesk Webhooks API).
+    def group(m: re.Match[str]) -> str:
+        return f"(?P<{m.group(1)}>[0-9A-Z]+)" if m.group(1) == "webhook_id" else f"(?P<{m.group(1)}>[0-9]+)"
+
+    return re.compile("^" + re.sub(r"\{(\w+)\}", group, template.replace(".", r"\.")) + "$")
 
 
 class ZendeskSandbox(SandboxControls):
@@ -159,6 +172,10 @@ class ZendeskSandbox(SandboxControls):
         self.ticket_update_window = ticket_update_window
         self._lock = threading.RLock()
         self.store = ZendeskStore(custom_fields=custom_fields, base_url=f"http://{host}:{port or 0}")
+        # Roles, memberships, statuses, webhooks, triggers, automations (zendesk_admin.py).
+        self.account = AccountConfig(CUSTOM_STATUS_IDS)
+        self.store.member_of = lambda user_id, group_id: any(
+            m.user_id == user_id and m.group_id == group_id for m in self.account.memberships.values())
         for name, group_id in GROUPS.items():
             self.store.add_group(SandboxGroup(group_id, name, f"The {name} support group"))
         for user in (
@@ -169,7 +186,7 @@ class ZendeskSandbox(SandboxControls):
             SandboxUser(CUSTOMER, "Carl Customer", "carl@customer.example", "end-user"),
             SandboxUser(COLLEAGUE, "Cora Colleague", "cora@customer.example", "end-user"),
         ):
-            self.store.add_user(user)
+            self._add_user(user)
         self._faults = FaultInjector()
         self._calls = CallLog()
         self._updates: dict[tuple[int, int], deque[datetime]] = {}
@@ -185,6 +202,11 @@ class ZendeskSandbox(SandboxControls):
         # while the sandbox clock is usually back-dated; so sign with real time by default.
         self._signature_time = signature_time or (lambda: datetime.now(UTC))
         self.webhook_id = "01HZSANDBOX" + hashlib.sha256(str(account_id).encode()).hexdigest()[:15].upper()
+        # The webhook deliveries go through, as GET /api/v2/webhooks lists it.
+        self.webhook_name = "Support process connector"
+        self.webhook_status = "active"
+        if auto_close_after is not None:
+            self.account.automations.append(auto_close_automation(int(auto_close_after.total_seconds() // 3600)))
         self.webhooks = WebhookDispatcher(self._sign, url=webhook_url, enabled=deliver_webhooks,
                                           identifier_header="X-Zendesk-Webhook-Invocation-Id")
         self._server = ThreadedServer(self.wsgi_app, host=host, port=port)
@@ -203,6 +225,14 @@ class ZendeskSandbox(SandboxControls):
             ("GET", "/api/v2/search.json", self._search),
             ("GET", "/api/v2/search/export.json", self._search_export),
             ("GET", "/api/v2/incremental/tickets/cursor.json", self._incremental_tickets),
+            ("GET", "/api/v2/users/search.json", self._search_users),
+            ("GET", "/api/v2/custom_roles.json", self._list_custom_roles),
+            ("GET", "/api/v2/group_memberships.json", self._list_group_memberships),
+            ("GET", "/api/v2/custom_statuses.json", self._list_custom_statuses),
+            ("GET", "/api/v2/triggers.json", self._list_triggers),
+            ("GET", "/api/v2/automations.json", self._list_automations),
+            ("GET", "/api/v2/webhooks", self._list_webhooks),
+            ("GET", "/api/v2/webhooks/{webhook_id}/signing_secret", self._webhook_signing_secret),
         ):
             self._routes.append((method, template, _route(template), handler))
 
@@ -214,7 +244,13 @@ class ZendeskSandbox(SandboxControls):
         with self._lock:
             uid = user_id or max(self.store.users) + 1
             group = self._group_id(default_group) if default_group is not None else None
-            return self.store.add_user(SandboxUser(uid, name, email, role, group, time_zone)).id
+            return self._add_user(SandboxUser(uid, name, email, role, group, time_zone)).id
+
+    def _add_user(self, user: SandboxUser) -> SandboxUser:
+        self.store.add_user(user)
+        if user.is_staff and user.default_group_id is not None:
+            self.account.add_membership(user.id, user.default_group_id, default=True)
+        return user
 
     def add_group(self, name: str, *, group_id: int | None = None) -> int:
         with self._lock:
@@ -353,6 +389,170 @@ class ZendeskSandbox(SandboxControls):
         with self._lock:
             definition = self.store.field_by_ref(title)
             self.store.fields[definition.id] = replace(definition, required=required)
+
+    # ------------------------------------------------------------------ account configuration
+    # (what `connector doctor` reads; tests use these to set the account up wrong)
+
+    def set_connector_role(self, role: str, *, custom_role: str | None = None) -> None:
+        """Make the API user an admin, an agent (optionally in the custom role named
+        `custom_role`, e.g. "Light agent") or an end-user."""
+        with self._lock:
+            user = self.store.users[CONNECTOR]
+            found = None
+            if custom_role is not None:
+                found = next(r for r in self.account.custom_roles.values() if r.name.casefold() == custom_role.casefold())
+            self.store.users[CONNECTOR] = replace(user, role=role, custom_role_id=found.id if found else None,
+                                                  role_type=found.role_type if found else None)
+
+    def set_field(self, title: int | str, **changes: Any) -> None:
+        """Change a ticket field's definition: active, agent_can_edit, required, type, title, options."""
+        with self._lock:
+            definition = self.store.field_by_ref(title)
+            self.store.fields[definition.id] = replace(definition, **changes)
+
+    def remove_field(self, title: int | str) -> None:
+        with self._lock:
+            del self.store.fields[self.store.field_by_ref(title).id]
+
+    def remove_option(self, title: int | str, option: str) -> None:
+        with self._lock:
+            definition = self.store.field_by_ref(title)
+            kept = tuple(o for o in definition.options if option.casefold() not in (o.name.casefold(), o.value.casefold()))
+            self.store.fields[definition.id] = replace(definition, options=kept)
+
+    def remove_group(self, ref: int | str) -> None:
+        with self._lock:
+            group = self.store.find_group(ref)
+            if group is None:
+                raise KeyError(f"unknown group {ref!r}")
+            del self.store.groups[group.id]
+            for membership in [m for m in self.account.memberships.values() if m.group_id == group.id]:
+                del self.account.memberships[membership.id]
+
+    def add_membership(self, user: int | str, group: int | str) -> None:
+        with self._lock:
+            self.account.add_membership(self.user_id(user), self._group_id(group))
+
+    def remove_membership(self, user: int | str, group: int | str) -> None:
+        with self._lock:
+            self.account.remove_membership(self.user_id(user), self._group_id(group))
+
+    def add_custom_status(self, category: str, agent_label: str, *, active: bool = True) -> int:
+        """Custom ticket statuses (activated on the account): a status in a category."""
+        with self._lock:
+            status = CustomStatus(self.account.new_id(), category, agent_label, active=active)
+            self.account.custom_statuses.append(status)
+            return status.id
+
+    def add_webhook(self, name: str, endpoint: str, subscriptions: Iterable[str] = (CONDITIONAL_TICKET_EVENTS,), *,
+                    status: str = "active", secret: str | None = None) -> str:
+        """Another webhook of the account (not delivered to: only listed); returns its id."""
+        with self._lock:
+            webhook_id = "01HZ" + hashlib.sha256(f"{name}{endpoint}{len(self.account.webhooks)}".encode()).hexdigest()[:22].upper()
+            self.account.webhooks.append(Webhook(webhook_id, name, endpoint, list(subscriptions), status, secret))
+            return webhook_id
+
+    def remove_webhooks(self) -> None:
+        """No webhook at all: deliveries stop and the list is empty."""
+        with self._lock:
+            self.webhooks.url = None
+            self.account.webhooks.clear()
+
+    def add_trigger(self, title: str, webhook_id: str, *, body: str = TRIGGER_BODY, active: bool = True,
+                    automation: bool = False) -> int:
+        """A trigger (or automation) whose action notifies `webhook_id` with the JSON `body`."""
+        with self._lock:
+            rules = self.account.automations if automation else self.account.triggers
+            rule = BusinessRule(self.account.new_id(), title, [{"field": "notification_webhook",
+                                                                 "value": [webhook_id, body]}],
+                                {"all": [{"field": "update_type", "operator": "is", "value": "Change"}], "any": []},
+                                active=active, position=len(rules) + 1)
+            rules.append(rule)
+            return rule.id
+
+    def _all_webhooks(self) -> list[Webhook]:
+        hooks = list(self.account.webhooks)
+        if self.webhooks.url:
+            hooks.insert(0, Webhook(self.webhook_id, self.webhook_name, self.webhooks.url, sorted(self.webhook_events),
+                                    self.webhook_status, self.webhook_secret))
+        return hooks
+
+    def _within_role(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What the API user's role lets an update do. Update Ticket is for agents (an end user's
+        token gets 403). A light agent, or an agent whose custom role has `ticket_editing` off,
+        may comment but not edit ticket properties, and "All comments by light agents are
+        private" (Zendesk help "Understanding and setting light agent permissions"): an edit is
+        refused with 403 (fail closed: the docs do not give the API's answer), a public comment
+        lands private."""
+        user = self.store.users[CONNECTOR]
+        if not user.is_staff:
+            raise ZendeskApiError(403, FORBIDDEN)
+        role = self.account.custom_roles.get(user.custom_role_id) if user.custom_role_id is not None else None
+        light = user.role_type == 1 or bool(role and role.configuration.get("light_agent"))
+        editing = user.role == "admin" or (not light and (role is None or role.configuration.get("ticket_editing", True)))
+        if editing:
+            return data
+        if set(data) - {"comment", "safe_update", "updated_stamp"}:
+            raise ZendeskApiError(403, FORBIDDEN)
+        comment = data.get("comment")
+        if light and isinstance(comment, Mapping) and comment.get("public", True):
+            return {**data, "comment": {**comment, "public": False}}
+        return data
+
+    def _require_staff(self) -> None:
+        if not self.store.users[CONNECTOR].is_staff:
+            raise ZendeskApiError(403, FORBIDDEN)
+
+    def _search_users(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        """Search Users (`query`: an e-mail or a name, exact here); agents only."""
+        self._require_staff()
+        query = (request.args.get("query") or "").strip().casefold()
+        if not query:
+            raise ZendeskApiError(400, {"error": "InvalidValue", "description": "query is required"})
+        found = [self.store.user_json(u) for u in self.store.users.values()
+                 if query in (u.email.casefold(), u.name.casefold())]
+        return 200, self._page(request, "users", found)
+
+    def _list_custom_roles(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        self._require_staff()  # "Allowed For: Agents" (Enterprise)
+        roles = [r.json(self.store.base_url) for r in self.account.custom_roles.values()]
+        return 200, {"custom_roles": roles, "next_page": None, "previous_page": None, "count": len(roles)}
+
+    def _list_group_memberships(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        self._require_staff()
+        wanted_group, wanted_user = request.args.get("group_id"), request.args.get("user_id")
+        items = [m.json(self.store.base_url) for m in self.account.memberships.values()
+                 if (wanted_group is None or str(m.group_id) == wanted_group)
+                 and (wanted_user is None or str(m.user_id) == wanted_user)]
+        return 200, self._page(request, "group_memberships", items)
+
+    def _list_custom_statuses(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        return 200, {"custom_statuses": [s.json() for s in self.account.custom_statuses]}
+
+    def _list_triggers(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        self._require_staff()
+        return 200, self._page(request, "triggers", [r.json(self.store.base_url, "triggers")
+                                                      for r in self.account.triggers])
+
+    def _list_automations(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        self._require_staff()
+        return 200, self._page(request, "automations", [r.json(self.store.base_url, "automations")
+                                                         for r in self.account.automations])
+
+    def _list_webhooks(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        """Admins only (agents in a custom role with the webhook permission are not modelled):
+        an agent's token gets 403."""
+        if self.store.users[CONNECTOR].role != "admin":
+            raise ZendeskApiError(403, FORBIDDEN)
+        return 200, self._page(request, "webhooks", [w.json() for w in self._all_webhooks()], cursor=True)
+
+    def _webhook_signing_secret(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        if self.store.users[CONNECTOR].role != "admin":
+            raise ZendeskApiError(403, FORBIDDEN)
+        hook = next((w for w in self._all_webhooks() if w.id == params["webhook_id"]), None)
+        if hook is None:
+            raise record_not_found()
+        return 200, {"signing_secret": {"algorithm": "SHA256", "secret": hook.signing_secret or ""}}
 
     def _tick(self, at: datetime | None = None) -> None:
         """Run the time-based automations due by `at` (default: the sandbox clock's now).
@@ -556,6 +756,9 @@ class ZendeskSandbox(SandboxControls):
                      "previous_page": None, "count": len(tickets), **self._sideloads(request, tickets)}
 
     def _create_ticket(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        # Create Ticket is for agents; light agents may set properties at creation (their help page).
+        if not self.store.users[CONNECTOR].is_staff:
+            raise ZendeskApiError(403, FORBIDDEN)
         change = self.store.create(self._body_ticket(request), actor_id=CONNECTOR, at=self.clock.now(),
                                    client=request.headers.get("User-Agent", ""))
         self._emit(change)
@@ -564,7 +767,8 @@ class ZendeskSandbox(SandboxControls):
     def _update_ticket(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
         ticket = self.store.get(params["ticket_id"])
         self._check_update_limit(ticket.id)
-        change = self.store.update(ticket, self._body_ticket(request), actor_id=CONNECTOR, at=self.clock.now(),
+        data = self._within_role(self._body_ticket(request))
+        change = self.store.update(ticket, data, actor_id=CONNECTOR, at=self.clock.now(),
                                    client=request.headers.get("User-Agent", ""))
         self._updates.setdefault((CONNECTOR, ticket.id), deque()).append(self.clock.now())
         self._emit(change)

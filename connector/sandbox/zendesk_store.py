@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -111,6 +111,9 @@ class SandboxUser:
     role: str = "end-user"  # end-user, agent, admin
     default_group_id: int | None = None
     iana_time_zone: str = "UTC"
+    # An agent in a custom role (Enterprise): the role's id and role_type (1: light agent).
+    custom_role_id: int | None = None
+    role_type: int | None = None
 
     @property
     def is_staff(self) -> bool:
@@ -144,6 +147,10 @@ class TicketField:
     editable_in_portal: bool = False
     # Agents must fill it to solve a ticket (the ticket field's `required`, Ticket Fields API).
     required: bool = False
+    # "Whether this field is available" / "Whether this field is editable by agents" (read-only),
+    # Zendesk Ticket Fields API.
+    active: bool = True
+    agent_can_edit: bool = True
 
     @property
     def system(self) -> bool:
@@ -318,6 +325,17 @@ def html_of(body: str) -> str:
     return f'<div class="zd-comment" dir="auto">{paragraphs}</div>'
 
 
+def _role_type(user: SandboxUser) -> int | None:
+    """Users API `role_type`: "0 for a custom agent, 1 for a light agent, 2 for a chat agent, 3
+    for a chat agent added to the Support account as a contributor, 4 for an admin, and 5 for a
+    billing admin"; end users have none."""
+    if not user.is_staff:
+        return None
+    if user.role == "admin":
+        return 4
+    return user.role_type if user.role_type is not None else 0
+
+
 class ZendeskStore:
     """Tickets, users, groups and the field catalogue of one Zendesk account."""
 
@@ -331,6 +349,8 @@ class ZendeskStore:
                 raise ValueError(f"ticket field id {definition.id} is defined twice")
             self.fields[definition.id] = definition
         self.tickets: dict[int, StoredTicket] = {}
+        # (user id, group id) -> member? Set by the sandbox from its group memberships.
+        self.member_of: Callable[[int, int], bool] | None = None
         self._next_ticket = 1
         self._next_object = 50_000_000_001  # audits, events and comments share one id space
 
@@ -402,6 +422,7 @@ class ZendeskStore:
         requester = self._user_ref(data.get("requester_id", actor_id), "requester")
         submitter = self._user_ref(data.get("submitter_id", actor_id), "submitter")
         edits = self._edits(data, None)
+        self._check_assignee_in_group(edits, None)
         assignee_id = edits.get("assignee_id")
         status = edits.get("status") or ("open" if assignee_id else "new")
         if status == "closed":
@@ -494,6 +515,7 @@ class ZendeskStore:
         if ticket.status == "closed":
             raise _invalid("status", "Status: closed prevents ticket update")
         edits = self._edits(data, ticket)
+        self._check_assignee_in_group(edits, ticket)
         if not bulk:
             edits.pop("additional_tags", None)
             edits.pop("remove_tags", None)
@@ -565,6 +587,18 @@ class ZendeskStore:
         return Change(ticket, audit, actor_id, at, changes=changes, comment=stored)
 
     # ---- validation helpers
+
+    def _check_assignee_in_group(self, edits: Mapping[str, Any], ticket: StoredTicket | None) -> None:
+        """An assignee set by a write must be a member of the ticket's group: 422 "Assignee: is not
+        a member of the group" (the body of facetoe/zenpy#628; Zendesk "About system ticket rules":
+        an agent removed from the group loses the assignment). Only a write that names the
+        assignee is checked; `member_of` is the account's group memberships (None: unchecked)."""
+        assignee = edits.get("assignee_id")
+        if assignee is None or self.member_of is None:
+            return
+        group = edits.get("group_id", ticket.group_id if ticket is not None else None)
+        if group is not None and not self.member_of(assignee, group):
+            raise record_invalid({"assignee": [{"description": "Assignee: is not a member of the group"}]})
 
     def _check_required_to_solve(self, custom: Mapping[int, Any]) -> None:
         missing = [f for f in self.custom_fields if f.required and custom.get(f.id) in (None, "", [])]
@@ -778,8 +812,8 @@ class ZendeskStore:
             "organization_id": CUSTOMER_ORGANIZATION_ID if user.role == "end-user" else None, "role": user.role,
             "verified": True, "external_id": None, "tags": [], "alias": "", "active": True, "shared": False,
             "shared_agent": False, "last_login_at": None, "two_factor_auth_enabled": None, "signature": None,
-            "details": "", "notes": "", "role_type": None if user.role == "end-user" else 0,
-            "custom_role_id": None, "moderator": user.is_staff,
+            "details": "", "notes": "", "role_type": _role_type(user),
+            "custom_role_id": user.custom_role_id if user.is_staff else None, "moderator": user.is_staff,
             "ticket_restriction": "requested" if user.role == "end-user" else None,
             "only_private_comments": False, "restricted_agent": user.role == "end-user", "suspended": False,
             "default_group_id": user.default_group_id, "report_csv": user.role == "admin", "user_fields": {},
@@ -795,7 +829,8 @@ class ZendeskStore:
             "url": f"{self.base_url}/api/v2/ticket_fields/{definition.id}.json", "id": definition.id,
             "type": definition.type, "title": definition.title, "raw_title": definition.title,
             "description": definition.description, "raw_description": definition.description,
-            "position": position, "active": True, "required": definition.type == "subject" or definition.required,
+            "position": position, "active": definition.active,
+            "agent_can_edit": definition.agent_can_edit, "required": definition.type == "subject" or definition.required,
             "collapsed_for_agents": False, "regexp_for_validation": None,
             "title_in_portal": definition.title, "raw_title_in_portal": definition.title,
             "visible_in_portal": definition.visible_in_portal, "editable_in_portal": definition.editable_in_portal,
