@@ -35,7 +35,7 @@ def config_text(groups: dict[str, int] | None = None, extra: str = "") -> str:
     text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace("holidays: {country: CN}", "holidays: {country: DE}")
     groups = {**GROUPS, "team-lead": TEAM_LEAD} if groups is None else groups
     lines = "".join(f"      {name}: '{gid}'\n" for name, gid in groups.items())
-    return text + f"\nplatforms:\n  zendesk:\n" + (f"    groups:\n{lines}" if lines else "") + extra
+    return text + "\nplatforms:\n  zendesk:\n" + (f"    groups:\n{lines}" if lines else "") + extra
 
 
 @pytest.fixture

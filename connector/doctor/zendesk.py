@@ -63,8 +63,8 @@ from urllib.parse import urlsplit
 from connector.calendar import parse_duration
 from connector.config import SupportConfig
 from connector.doctor.checks import Check, DoctorOptions
-from connector.doctor.needs import ASSIGNEE, GROUP, LABELS, PRIORITY, Needs, rule_needs
-from connector.model import PRIORITIES, Status
+from connector.doctor.needs import GROUP, Needs, rule_needs
+from connector.model import PRIORITIES
 from connector.platforms.base import NotFound, PlatformError, Unauthorized
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.zendesk import FieldResolutionError, TicketFieldCatalogue, ZendeskAdapter
@@ -680,7 +680,7 @@ class ZendeskDoctor:
                     names = ", ".join(sorted(n for n, g in groups.items() if g in wanted))
                     self.add(Check.fail(cid, f"assignee {found.get('name')!r} ({found.get('id')}) is in none of the "
                                              f"groups {users} route to with it ({names}): Zendesk refuses an assignee outside "
-                                             "the ticket's group", f"add the agent to the group in Admin Center > Team "
+                                             "the ticket's group", "add the agent to the group in Admin Center > Team "
                                                                    "members, or route to a member"))
                     continue
             self.add(Check.ok(cid, f"assignee {found.get('name')!r} ({found.get('id')}) is an agent"
