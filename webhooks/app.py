@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Set
 from dataclasses import dataclass, field
@@ -24,7 +25,15 @@ from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from connector.metrics import EVENTS_IGNORED, EVENTS_RECEIVED, EVENTS_REJECTED
+from connector.metrics import (
+    EVENTS_IGNORED,
+    EVENTS_RECEIVED,
+    EVENTS_REJECTED,
+    event_label,
+    ignore_reason_label,
+    platform_label,
+    reject_reason_label,
+)
 from connector.queue import QueueConfigError, QueueUnavailable, ReconcileQueue
 from connector.reload import ConfigWatcher
 from connector.settings import Settings
@@ -164,7 +173,7 @@ def reject(platform: str, status: int, reason: str, message: str) -> NoReturn:
 
 
 def _rejection_response(exc: DeliveryRejected) -> ResponseReturnValue:
-    EVENTS_REJECTED.labels(platform=exc.platform, reason=exc.reason).inc()
+    EVENTS_REJECTED.labels(platform=platform_label(exc.platform), reason=reject_reason_label(exc.reason)).inc()
     log.warning("webhook.rejected", extra={"platform": exc.platform, "reason": exc.reason, "status_code": exc.status})
     response = jsonify(error=exc.message)
     response.status_code = exc.status
@@ -231,37 +240,71 @@ def missing_ticket_id(platform: str, event_type: str) -> NoReturn:
     reject(platform, 400, "missing_ticket_id", f"{event_type} event carries no ticket id")
 
 
+# Ticket and delivery ids are checked before anything queues or logs them: the sender picks
+# them, and a 900 KB "issue key" would otherwise be stored in the queue and written whole
+# into every log line about it. Real ids are far shorter (a Jira key is a project key of a
+# few letters plus a number, a Zendesk id a 64-bit integer, delivery ids UUID-like).
+MAX_TICKET_ID_LENGTH = 64
+MAX_DELIVERY_ID_LENGTH = 128
+_DELIVERY_ID = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
+
+
+def bad_ticket_id(platform: str, expected: str) -> NoReturn:
+    """400 naming the expected form; the offending value is neither echoed nor logged."""
+    reject(platform, 400, "bad_ticket_id",
+           f"ticket id is not {expected} of at most {MAX_TICKET_ID_LENGTH} characters")
+
+
+def checked_delivery_id(platform: str, value: object) -> str | None:
+    """The delivery id when present and well-formed; None when absent; 400 when malformed."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_DELIVERY_ID_LENGTH or not _DELIVERY_ID.fullmatch(value):
+        reject(platform, 400, "bad_delivery_id",
+               f"delivery id is not printable ASCII of at most {MAX_DELIVERY_ID_LENGTH} characters")
+    return value
+
+
 # --- outcomes ---------------------------------------------------------------------------------
 
 
 def ignore(platform: str, reason: str, event_type: str | None = None) -> ResponseReturnValue:
     """Answer 200 without queueing: a 4xx/5xx would make the platform retry or disable the hook."""
-    EVENTS_IGNORED.labels(platform=platform, reason=reason).inc()
+    EVENTS_IGNORED.labels(platform=platform_label(platform), reason=ignore_reason_label(reason)).inc()
     log.info("webhook.ignored", extra={"platform": platform, "reason": reason, "event_type": _short(event_type)})
     return jsonify(status="ignored", reason=reason), 200
 
 
 def nothing_to_reconcile(platform: str, event_type: str, reason: str) -> ResponseReturnValue:
     """A recognised event that needs no reconcile (e.g. the ticket was deleted)."""
-    EVENTS_RECEIVED.labels(platform=platform, event=event_type).inc()
+    count_received(platform, event_type)
     return ignore(platform, reason, event_type)
 
 
 def queue_reconcile(platform: str, event_type: str, ticket_id: str, delivery_id: str | None) -> ResponseReturnValue:
-    """Queue a reconcile of the ticket: 202 queued, 200 duplicate, 503 when it cannot be stored."""
+    """Queue a reconcile of the ticket: 202 queued, 200 duplicate, 503 when it cannot be stored.
+
+    `ticket_id` is validated by the blueprint; the delivery id is checked here.
+    """
+    delivery_id = checked_delivery_id(platform, delivery_id)
     fields = {"platform": platform, "event_type": event_type, "ticket_id": ticket_id, "delivery_id": _short(delivery_id)}
     try:
         result = receiver_state().queue.enqueue_reconcile(platform, ticket_id, event_id=delivery_id)
     except QueueUnavailable:
         reject(platform, 503, "queue_unavailable", "event could not be stored; retry later")
-    EVENTS_RECEIVED.labels(platform=platform, event=event_type).inc()
+    count_received(platform, event_type)
     if result == "duplicate":
         # 200, never 409: Jira retries 409 for half an hour.
-        EVENTS_IGNORED.labels(platform=platform, reason="duplicate").inc()
+        EVENTS_IGNORED.labels(platform=platform_label(platform), reason="duplicate").inc()
         log.info("webhook.duplicate", extra=fields)
         return jsonify(status="duplicate"), 200
     log.info("webhook.queued", extra=fields)
     return jsonify(status="queued"), 202
+
+
+def count_received(platform: str, event_type: str) -> None:
+    # Label values from a closed set (connector.metrics): event types are sender-chosen.
+    EVENTS_RECEIVED.labels(platform=platform_label(platform), event=event_label(platform, event_type)).inc()
 
 
 def _short(value: str | None, limit: int = 100) -> str | None:

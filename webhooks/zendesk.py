@@ -19,7 +19,9 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from webhooks.app import (
+    MAX_TICKET_ID_LENGTH,
     JsonObject,
+    bad_ticket_id,
     ignore,
     missing_ticket_id,
     nothing_to_reconcile,
@@ -40,18 +42,27 @@ TRIGGER_EVENT = "trigger"
 # Per-delivery id of trigger webhooks; event webhooks carry their event id in the body.
 INVOCATION_ID_HEADER = "X-Zendesk-Webhook-Invocation-Id"
 
-_TICKET_ID = re.compile(r"[0-9]+")
-_TICKET_SUBJECT = re.compile(r"zen:ticket:([0-9]+)")
+# Zendesk ids are positive 64-bit integers (at most 19 digits); placeholders such as
+# {{ticket.id}} render them as decimal strings.
+_TICKET_ID = re.compile(r"[1-9][0-9]{0,18}")
+_TICKET_SUBJECT = re.compile(r"zen:ticket:(.*)", re.DOTALL)
+_EXPECTED = "a Zendesk ticket id (digits)"
 
 blueprint = Blueprint("zendesk_webhooks", __name__)
 
 
 def _as_ticket_id(value: object) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return str(value)
-    if isinstance(value, str) and _TICKET_ID.fullmatch(value.strip()):
-        return value.strip()
-    return None
+    """The ticket id as a string; None when absent; 400 when present but not a ticket id."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        bad_ticket_id(PLATFORM, _EXPECTED)
+    value = value.strip()
+    if len(value) > MAX_TICKET_ID_LENGTH or not _TICKET_ID.fullmatch(value):
+        bad_ticket_id(PLATFORM, _EXPECTED)
+    return value
 
 
 def event_ticket_id(payload: JsonObject) -> str | None:
@@ -60,7 +71,7 @@ def event_ticket_id(payload: JsonObject) -> str | None:
         return ticket_id
     subject = payload.get("subject")
     if isinstance(subject, str) and (match := _TICKET_SUBJECT.fullmatch(subject.strip())):
-        return match.group(1)
+        return _as_ticket_id(match.group(1))
     return None
 
 
