@@ -37,6 +37,7 @@ from connector.metrics import (
 from connector.queue import QueueConfigError, QueueUnavailable, ReconcileQueue
 from connector.reload import ConfigWatcher
 from connector.settings import Settings
+from webhooks.identity import ZendeskIdentity
 from webhooks.signatures import ReplayWindow
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class ReceiverState:
     allow_unsigned: frozenset[str]
     zendesk_replay_window: ReplayWindow
     config_watcher: ConfigWatcher
+    zendesk_identity: ZendeskIdentity
     _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -125,7 +127,10 @@ def create_app(
         allow_unsigned=frozenset(allow_unsigned),
         zendesk_replay_window=zendesk_replay_window,
         config_watcher=config_watcher or ConfigWatcher(settings.config_path),
+        zendesk_identity=ZendeskIdentity(settings),
     )
+    # Asked now, in the background, so the first events find the answer; never on a request's path.
+    app.extensions[_EXTENSION].zendesk_identity.start()
     _warn_about_missing_secrets(settings, frozenset(allow_unsigned))
 
     # Imported here because the blueprints import this module's helpers.

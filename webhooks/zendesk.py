@@ -32,7 +32,6 @@ from webhooks.app import (
     reject_bad_signature,
     require_secret_or_unsigned,
 )
-from webhooks.identity import ZENDESK_IDENTITY
 from webhooks.signatures import ZENDESK_SIGNATURE_HEADER, ZENDESK_TIMESTAMP_HEADER, verify_zendesk_signature
 
 PLATFORM = "zendesk"
@@ -82,7 +81,8 @@ def caused_by_connector(payload: JsonObject) -> bool:
     actor = detail.get("actor_id") if isinstance(detail, dict) else None
     if actor is None:
         return False
-    own = ZENDESK_IDENTITY.user_id(receiver_state().settings)
+    # Never waits for Zendesk: while the identity is unknown the event is simply reconciled.
+    own = receiver_state().zendesk_identity.user_id()
     return own is not None and str(actor) == own
 
 
