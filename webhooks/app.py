@@ -29,6 +29,7 @@ from connector.metrics import (
     EVENTS_IGNORED,
     EVENTS_RECEIVED,
     EVENTS_REJECTED,
+    UNSIGNED_WEBHOOKS_ALLOWED,
     event_label,
     ignore_reason_label,
     platform_label,
@@ -148,15 +149,47 @@ def create_app(
     return app
 
 
+SECRET_ENV_VARS = {"jira": "JIRA_WEBHOOK_SECRET", "zendesk": "ZENDESK_WEBHOOK_SECRET"}
+
+
+def _secrets(settings: Settings, platform: str) -> tuple[str, ...]:
+    return {"jira": settings.jira_webhook_secrets, "zendesk": settings.zendesk_webhook_secrets}[platform]
+
+
+def unsigned_platforms(settings: Settings, allow_unsigned: Set[str]) -> frozenset[str]:
+    """The platforms whose webhooks are really accepted unsigned: named by `--allow-unsigned`
+    and without a secret. A configured secret always wins, so the flag is then void."""
+    return frozenset(p for p in PLATFORMS if p in allow_unsigned and not _secrets(settings, p))
+
+
 def _warn_about_missing_secrets(settings: Settings, allow_unsigned: frozenset[str]) -> None:
-    configured = {"jira": settings.jira_webhook_secrets, "zendesk": settings.zendesk_webhook_secrets}
-    for platform, secrets in configured.items():
-        if secrets:
-            continue
-        if platform in allow_unsigned:
+    unsigned = unsigned_platforms(settings, allow_unsigned)
+    for platform in PLATFORMS:
+        UNSIGNED_WEBHOOKS_ALLOWED.labels(platform=platform).set(1 if platform in unsigned else 0)
+        if platform in unsigned:
             log.warning("webhook.unsigned_accepted", extra={"platform": platform})
-        else:
+        elif platform in allow_unsigned:
+            log.info("webhook.allow_unsigned_void", extra={"platform": platform, "reason": "secret_set"})
+        elif not _secrets(settings, platform):
             log.warning("webhook.secret_missing", extra={"platform": platform})
+
+
+def unsigned_problem() -> dict[str, Any] | None:
+    """A `/readyz` warning while unsigned webhooks are accepted: a state to end, not to forget."""
+    state = receiver_state()
+    unsigned = sorted(unsigned_platforms(state.settings, state.allow_unsigned))
+    if not unsigned:
+        return None
+    names = " and ".join(unsigned)
+    return {
+        "check": "webhook_signatures",
+        "blocking": "no",
+        "platforms": unsigned,
+        "error": f"unsigned {names} webhooks are accepted (--allow-unsigned): anyone who can reach this "
+                 "port can make the connector re-read tickets",
+        "fix": f"set {' and '.join(SECRET_ENV_VARS[p] for p in unsigned)} (the webhook's secret) and restart "
+               "without --allow-unsigned",
+    }
 
 
 # --- rejections -------------------------------------------------------------------------------
