@@ -59,6 +59,9 @@ class ReceiverState:
     SQLite file or Redis is unavailable when its HTTP worker boots must still come up, to
     answer 503 (so the platform retries) and to say why on `/readyz`, rather than crash
     in a loop that shows the platform nothing but refused connections.
+
+    `zendesk_identity` is the connector's own Zendesk user, looked up in the background
+    (webhooks.identity) so that no request ever waits for Zendesk.
     """
 
     settings: Settings

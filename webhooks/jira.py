@@ -54,6 +54,7 @@ _COMMENT_SELF_PATH = re.compile(r"^(?P<context>(?:/[^/]+)*?)/rest/api/(?:2|3|lat
 # the issue key pattern itself cannot be configured.
 _ISSUE_ID = re.compile(r"[0-9]{1,18}")
 _ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[0-9]{1,18}")
+_EXPECTED = "a Jira issue id (digits) or key (PROJ-123)"
 
 
 def issue_id(payload: JsonObject) -> str | None:
@@ -73,11 +74,10 @@ def issue_id(payload: JsonObject) -> str | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             value = str(value)
         if not isinstance(value, str):
-            bad_ticket_id(PLATFORM, "a Jira issue id or key")
-        # Length first: the pattern is then matched on at most a short string.
+            bad_ticket_id(PLATFORM, _EXPECTED)
         value = value.strip()
-        if not value or len(value) > MAX_TICKET_ID_LENGTH or not pattern.fullmatch(value):
-            bad_ticket_id(PLATFORM, "a Jira issue id (digits) or key (PROJ-123)")
+        if len(value) > MAX_TICKET_ID_LENGTH or not pattern.fullmatch(value):
+            bad_ticket_id(PLATFORM, _EXPECTED)
         return value
     return None
 
