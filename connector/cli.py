@@ -179,9 +179,17 @@ def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: t
             "no webhook secret is set: set JIRA_WEBHOOK_SECRET and/or ZENDESK_WEBHOOK_SECRET "
             "(the secret of the platform's webhook), or pass --allow-unsigned jira for a Jira Data Center "
             "webhook that cannot sign")
-    for platform in allow_unsigned:
-        click.echo(f"WARNING: unsigned {platform} webhooks are accepted: anyone who can reach this port "
-                   f"can make the connector re-read tickets. Set a secret as soon as the platform allows.", err=True)
+    from webhooks.app import SECRET_ENV_VARS, unsigned_platforms
+
+    unsigned = unsigned_platforms(settings, frozenset(allow_unsigned))
+    for platform in sorted(set(allow_unsigned)):
+        if platform in unsigned:
+            click.echo(f"WARNING: unsigned {platform} webhooks are accepted: anyone who can reach this port "
+                       f"can make the connector re-read tickets. Set a secret as soon as the platform allows.",
+                       err=True)
+        else:  # the secret wins: the flag changes nothing, and saying otherwise would mislead
+            click.echo(f"NOTE: --allow-unsigned {platform} is ignored: {SECRET_ENV_VARS[platform]} is set, so "
+                       f"{platform} webhooks must be signed with it.", err=True)
     try:
         sys.exit(run_serve(settings, host, port, with_worker=not no_worker, workers=workers,
                            allow_unsigned=frozenset(allow_unsigned)))

@@ -65,18 +65,23 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0, interval:
 
 
 class RedisServer:
-    """A redis-server of our own on a free port: no persistence, stopped with the test."""
+    """A redis-server of our own on a free port, stopped with the test: no persistence, or
+    with `appendonly_dir` the append-only file (fsync every second) in that directory."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, appendonly_dir: Path | None = None):
         if REDIS_SERVER is None:
             raise RuntimeError("redis-server is not installed; apt-get install redis-server")
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.appendonly_dir = appendonly_dir
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "RedisServer":
+        persistence = ["--appendonly", "no"]
+        if self.appendonly_dir is not None:
+            persistence = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.appendonly_dir)]
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
              "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_until(self.ping, timeout=10):

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import responses
 
 from connector.queue import ReconcileQueue
 from connector.settings import Settings
@@ -242,36 +241,91 @@ def test_same_ticket_number_on_jira_and_zendesk_are_different_tickets(client, se
 # --- events caused by the connector's own writes ------------------------------------------------
 
 
-def own_change_settings(settings, url):
-    from dataclasses import replace
-
-    return replace(settings, zendesk_url=url, zendesk_email="bot@acme.com", zendesk_token="zd-token")
-
-
 def actor_event(actor_id: str, ticket_id: str = "5158", event_id: str = "evt-own") -> bytes:
     return json.dumps({"type": "zen:event-type:ticket.tags_changed", "id": event_id, "subject": f"zen:ticket:{ticket_id}",
                        "detail": {"id": ticket_id, "actor_id": actor_id}, "event": {}}).encode()
 
 
-@responses.activate
-def test_events_caused_by_the_connector_are_not_reconciled_again(settings, queue):
-    url = "https://own-change.zendesk.test"
-    responses.get(f"{url}/api/v2/users/me.json", json={"user": {"id": 9019999999901, "role": "agent"}})
-    settings = own_change_settings(settings, url)
-    client = create_app(settings, queue=queue).test_client()
-    own = deliver(client, settings, actor_event("9019999999901"))
+@pytest.fixture
+def zendesk():
+    from connector.sandbox.zendesk import ZendeskSandbox
+
+    with ZendeskSandbox(deliver_webhooks=False) as sandbox:
+        yield sandbox
+
+
+def connector_settings(settings, sandbox):
+    from dataclasses import replace
+
+    return replace(settings, zendesk_url=sandbox.base_url, zendesk_email=sandbox.email, zendesk_token=sandbox.api_token)
+
+
+def identity_known(app) -> bool:
+    from tests.processes import wait_until
+
+    return wait_until(lambda: app.extensions["connector"].zendesk_identity.user_id() is not None, timeout=10)
+
+
+def test_events_caused_by_the_connector_are_not_reconciled_again(settings, queue, zendesk):
+    from connector.sandbox.zendesk import AGENT, CONNECTOR
+
+    settings = connector_settings(settings, zendesk)
+    app = create_app(settings, queue=queue)
+    client = app.test_client()
+    assert identity_known(app)
+
+    own = deliver(client, settings, actor_event(str(CONNECTOR)))
     assert own.status_code == 200 and own.get_json()["status"] == "ignored"
     assert waiting_tickets(queue) == []
-    human = deliver(client, settings, actor_event("9011111111101", event_id="evt-human"))
+    human = deliver(client, settings, actor_event(str(AGENT), event_id="evt-human"))
     assert human.status_code == 202 and waiting_tickets(queue) == [("zendesk", "5158")]
-    assert len(responses.calls) == 1  # the identity is asked for once
+    assert zendesk.count("GET", "/api/v2/users/me.json") == 1  # the identity is asked for once
 
 
-@responses.activate
-def test_unknown_identity_never_costs_an_event(settings, queue):
-    url = "https://identity-down.zendesk.test"
-    responses.get(f"{url}/api/v2/users/me.json", status=503)
-    settings = own_change_settings(settings, url)
+def test_unknown_identity_never_costs_an_event(settings, queue, zendesk):
+    from connector.sandbox.zendesk import CONNECTOR
+
+    zendesk.inject(503, path_prefix="/api/v2/users/me", times=None)
+    settings = connector_settings(settings, zendesk)
     client = create_app(settings, queue=queue).test_client()
-    response = deliver(client, settings, actor_event("9019999999901"))
+    response = deliver(client, settings, actor_event(str(CONNECTOR)))
     assert response.status_code == 202 and waiting_tickets(queue) == [("zendesk", "5158")]
+
+    # A failed lookup is not repeated per event (no storm against a struggling Zendesk).
+    from tests.processes import wait_until
+
+    assert wait_until(lambda: zendesk.count("GET", "/api/v2/users/me.json") >= 1, timeout=10)
+    for n in range(5):
+        deliver(client, settings, actor_event(str(CONNECTOR), ticket_id=str(200 + n), event_id=f"evt-{n}"))
+    assert zendesk.count("GET", "/api/v2/users/me.json") == 1
+
+
+def test_a_slow_identity_lookup_never_holds_a_webhook(settings, queue, zendesk):
+    """Zendesk answers users/me after 2.5 s: every webhook meanwhile is answered at once (the
+    connector's own change included, reconciled once more rather than waited for), and only
+    afterwards are own changes recognised."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connector.sandbox.zendesk import CONNECTOR
+
+    zendesk.inject(None, delay=2.5, path_prefix="/api/v2/users/me", times=None)
+    settings = connector_settings(settings, zendesk)
+    app = create_app(settings, queue=queue)
+
+    def timed_delivery(n: int) -> tuple[int, float]:
+        started = time.monotonic()
+        response = deliver(app.test_client(), settings, actor_event(str(CONNECTOR), ticket_id=str(100 + n),
+                                                                    event_id=f"evt-{n}"))
+        return response.status_code, time.monotonic() - started
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(timed_delivery, range(16)))
+    assert [status for status, _ in answers] == [202] * 16
+    assert max(seconds for _, seconds in answers) < 1.0
+    assert len(waiting_tickets(queue)) == 16
+
+    assert identity_known(app)
+    late = deliver(app.test_client(), settings, actor_event(str(CONNECTOR), ticket_id="999", event_id="evt-late"))
+    assert late.status_code == 200 and late.get_json() == {"status": "ignored", "reason": "own_change"}
+    assert zendesk.count("GET", "/api/v2/users/me.json") == 1  # one lookup, however many events waited

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Set
 from dataclasses import dataclass, field
@@ -24,10 +25,20 @@ from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from connector.metrics import EVENTS_IGNORED, EVENTS_RECEIVED, EVENTS_REJECTED
+from connector.metrics import (
+    EVENTS_IGNORED,
+    EVENTS_RECEIVED,
+    EVENTS_REJECTED,
+    UNSIGNED_WEBHOOKS_ALLOWED,
+    event_label,
+    ignore_reason_label,
+    platform_label,
+    reject_reason_label,
+)
 from connector.queue import QueueConfigError, QueueUnavailable, ReconcileQueue
 from connector.reload import ConfigWatcher
 from connector.settings import Settings
+from webhooks.identity import ZendeskIdentity
 from webhooks.signatures import ReplayWindow
 
 log = logging.getLogger(__name__)
@@ -48,6 +59,9 @@ class ReceiverState:
     SQLite file or Redis is unavailable when its HTTP worker boots must still come up, to
     answer 503 (so the platform retries) and to say why on `/readyz`, rather than crash
     in a loop that shows the platform nothing but refused connections.
+
+    `zendesk_identity` is the connector's own Zendesk user, looked up in the background
+    (webhooks.identity) so that no request ever waits for Zendesk.
     """
 
     settings: Settings
@@ -55,6 +69,7 @@ class ReceiverState:
     allow_unsigned: frozenset[str]
     zendesk_replay_window: ReplayWindow
     config_watcher: ConfigWatcher
+    zendesk_identity: ZendeskIdentity
     _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -116,7 +131,10 @@ def create_app(
         allow_unsigned=frozenset(allow_unsigned),
         zendesk_replay_window=zendesk_replay_window,
         config_watcher=config_watcher or ConfigWatcher(settings.config_path),
+        zendesk_identity=ZendeskIdentity(settings),
     )
+    # Asked now, in the background, so the first events find the answer; never on a request's path.
+    app.extensions[_EXTENSION].zendesk_identity.start()
     _warn_about_missing_secrets(settings, frozenset(allow_unsigned))
 
     # Imported here because the blueprints import this module's helpers.
@@ -134,15 +152,47 @@ def create_app(
     return app
 
 
+SECRET_ENV_VARS = {"jira": "JIRA_WEBHOOK_SECRET", "zendesk": "ZENDESK_WEBHOOK_SECRET"}
+
+
+def _secrets(settings: Settings, platform: str) -> tuple[str, ...]:
+    return {"jira": settings.jira_webhook_secrets, "zendesk": settings.zendesk_webhook_secrets}[platform]
+
+
+def unsigned_platforms(settings: Settings, allow_unsigned: Set[str]) -> frozenset[str]:
+    """The platforms whose webhooks are really accepted unsigned: named by `--allow-unsigned`
+    and without a secret. A configured secret always wins, so the flag is then void."""
+    return frozenset(p for p in PLATFORMS if p in allow_unsigned and not _secrets(settings, p))
+
+
 def _warn_about_missing_secrets(settings: Settings, allow_unsigned: frozenset[str]) -> None:
-    configured = {"jira": settings.jira_webhook_secrets, "zendesk": settings.zendesk_webhook_secrets}
-    for platform, secrets in configured.items():
-        if secrets:
-            continue
-        if platform in allow_unsigned:
+    unsigned = unsigned_platforms(settings, allow_unsigned)
+    for platform in PLATFORMS:
+        UNSIGNED_WEBHOOKS_ALLOWED.labels(platform=platform).set(1 if platform in unsigned else 0)
+        if platform in unsigned:
             log.warning("webhook.unsigned_accepted", extra={"platform": platform})
-        else:
+        elif platform in allow_unsigned:
+            log.info("webhook.allow_unsigned_void", extra={"platform": platform, "reason": "secret_set"})
+        elif not _secrets(settings, platform):
             log.warning("webhook.secret_missing", extra={"platform": platform})
+
+
+def unsigned_problem() -> dict[str, Any] | None:
+    """A `/readyz` warning while unsigned webhooks are accepted: a state to end, not to forget."""
+    state = receiver_state()
+    unsigned = sorted(unsigned_platforms(state.settings, state.allow_unsigned))
+    if not unsigned:
+        return None
+    names = " and ".join(unsigned)
+    return {
+        "check": "webhook_signatures",
+        "blocking": "no",
+        "platforms": unsigned,
+        "error": f"unsigned {names} webhooks are accepted (--allow-unsigned): anyone who can reach this "
+                 "port can make the connector re-read tickets",
+        "fix": f"set {' and '.join(SECRET_ENV_VARS[p] for p in unsigned)} (the webhook's secret) and restart "
+               "without --allow-unsigned",
+    }
 
 
 # --- rejections -------------------------------------------------------------------------------
@@ -164,7 +214,7 @@ def reject(platform: str, status: int, reason: str, message: str) -> NoReturn:
 
 
 def _rejection_response(exc: DeliveryRejected) -> ResponseReturnValue:
-    EVENTS_REJECTED.labels(platform=exc.platform, reason=exc.reason).inc()
+    EVENTS_REJECTED.labels(platform=platform_label(exc.platform), reason=reject_reason_label(exc.reason)).inc()
     log.warning("webhook.rejected", extra={"platform": exc.platform, "reason": exc.reason, "status_code": exc.status})
     response = jsonify(error=exc.message)
     response.status_code = exc.status
@@ -231,37 +281,71 @@ def missing_ticket_id(platform: str, event_type: str) -> NoReturn:
     reject(platform, 400, "missing_ticket_id", f"{event_type} event carries no ticket id")
 
 
+# Ticket and delivery ids are checked before anything queues or logs them: the sender picks
+# them, and a 900 KB "issue key" would otherwise be stored in the queue and written whole
+# into every log line about it. Real ids are far shorter (a Jira key is a project key of a
+# few letters plus a number, a Zendesk id a 64-bit integer, delivery ids UUID-like).
+MAX_TICKET_ID_LENGTH = 64
+MAX_DELIVERY_ID_LENGTH = 128
+_DELIVERY_ID = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
+
+
+def bad_ticket_id(platform: str, expected: str) -> NoReturn:
+    """400 naming the expected form; the offending value is neither echoed nor logged."""
+    reject(platform, 400, "bad_ticket_id",
+           f"ticket id is not {expected} of at most {MAX_TICKET_ID_LENGTH} characters")
+
+
+def checked_delivery_id(platform: str, value: object) -> str | None:
+    """The delivery id when present and well-formed; None when absent; 400 when malformed."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_DELIVERY_ID_LENGTH or not _DELIVERY_ID.fullmatch(value):
+        reject(platform, 400, "bad_delivery_id",
+               f"delivery id is not printable ASCII of at most {MAX_DELIVERY_ID_LENGTH} characters")
+    return value
+
+
 # --- outcomes ---------------------------------------------------------------------------------
 
 
 def ignore(platform: str, reason: str, event_type: str | None = None) -> ResponseReturnValue:
     """Answer 200 without queueing: a 4xx/5xx would make the platform retry or disable the hook."""
-    EVENTS_IGNORED.labels(platform=platform, reason=reason).inc()
+    EVENTS_IGNORED.labels(platform=platform_label(platform), reason=ignore_reason_label(reason)).inc()
     log.info("webhook.ignored", extra={"platform": platform, "reason": reason, "event_type": _short(event_type)})
     return jsonify(status="ignored", reason=reason), 200
 
 
 def nothing_to_reconcile(platform: str, event_type: str, reason: str) -> ResponseReturnValue:
     """A recognised event that needs no reconcile (e.g. the ticket was deleted)."""
-    EVENTS_RECEIVED.labels(platform=platform, event=event_type).inc()
+    count_received(platform, event_type)
     return ignore(platform, reason, event_type)
 
 
 def queue_reconcile(platform: str, event_type: str, ticket_id: str, delivery_id: str | None) -> ResponseReturnValue:
-    """Queue a reconcile of the ticket: 202 queued, 200 duplicate, 503 when it cannot be stored."""
+    """Queue a reconcile of the ticket: 202 queued, 200 duplicate, 503 when it cannot be stored.
+
+    `ticket_id` is validated by the blueprint; the delivery id is checked here.
+    """
+    delivery_id = checked_delivery_id(platform, delivery_id)
     fields = {"platform": platform, "event_type": event_type, "ticket_id": ticket_id, "delivery_id": _short(delivery_id)}
     try:
         result = receiver_state().queue.enqueue_reconcile(platform, ticket_id, event_id=delivery_id)
     except QueueUnavailable:
         reject(platform, 503, "queue_unavailable", "event could not be stored; retry later")
-    EVENTS_RECEIVED.labels(platform=platform, event=event_type).inc()
+    count_received(platform, event_type)
     if result == "duplicate":
         # 200, never 409: Jira retries 409 for half an hour.
-        EVENTS_IGNORED.labels(platform=platform, reason="duplicate").inc()
+        EVENTS_IGNORED.labels(platform=platform_label(platform), reason="duplicate").inc()
         log.info("webhook.duplicate", extra=fields)
         return jsonify(status="duplicate"), 200
     log.info("webhook.queued", extra=fields)
     return jsonify(status="queued"), 202
+
+
+def count_received(platform: str, event_type: str) -> None:
+    # Label values from a closed set (connector.metrics): event types are sender-chosen.
+    EVENTS_RECEIVED.labels(platform=platform_label(platform), event=event_label(platform, event_type)).inc()
 
 
 def _short(value: str | None, limit: int = 100) -> str | None:

@@ -5,7 +5,9 @@ Liveness and readiness are kept apart on purpose: `/healthz` only says the proce
 it or not). A receiver that cannot write its queue would answer 503 to every event; taking
 it out of rotation and saying why is better. A config edit that was rejected by the hot
 reload is reported under `warnings` with a 200: the last good config still runs, and every
-receiver reads the same files, so a 503 would take the whole fleet out for a typo. Readiness never calls Jira or Zendesk: their
+receiver reads the same files, so a 503 would take the whole fleet out for a typo. So are
+states that work but must not be forgotten: unsigned webhooks accepted (`--allow-unsigned`)
+and a Redis queue that would lose acknowledged events on a restart (`queue_persistence`). Readiness never calls Jira or Zendesk: their
 outages must not take the receiver down, since storing events is exactly what lets us ride
 them out.
 """
@@ -20,7 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connector.metrics import QUEUE_DEPTH, REGISTRY
 from connector.queue import QueueUnavailable
-from webhooks.app import receiver_state
+from connector.queue_persistence import Persistence, redis_persistence
+from webhooks.app import receiver_state, unsigned_problem
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,30 @@ def queue_problem() -> dict[str, str] | None:
     return None
 
 
+def queue_persistence() -> Persistence | None:
+    """How the queue's Redis persists; None for the SQLite queue (or a queue not open yet)."""
+    from huey.storage import RedisStorage
+
+    queue = receiver_state().opened_queue
+    storage = queue.huey.storage if queue is not None else None
+    return redis_persistence(storage.conn) if isinstance(storage, RedisStorage) else None
+
+
+def persistence_problem(persistence: Persistence | None) -> dict[str, str] | None:
+    """A warning (not a failure) when Redis would lose acknowledged events on a restart:
+    the receiver still works, and taking every receiver out of rotation would lose more."""
+    if persistence is None or persistence.state != "not_persisting":
+        return None
+    return {
+        "check": "queue_persistence",
+        "blocking": "no",
+        "error": f"the queue's Redis does not persist every second ({persistence.detail}): a Redis crash or "
+                 "restart loses events already acknowledged to Jira/Zendesk, which they will not resend",
+        "fix": "set `appendonly yes` and `appendfsync everysec` in redis.conf (and `CONFIG SET appendonly yes` "
+               "on the running server)",
+    }
+
+
 def config_problem() -> dict[str, str] | None:
     """The hot-reload verdict on the config files (checked when they changed since last time)."""
     watcher = receiver_state().config_watcher
@@ -55,7 +82,10 @@ def config_problem() -> dict[str, str] | None:
 
 @blueprint.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    problems = [problem for problem in (queue_problem(), config_problem()) if problem is not None]
+    queue = queue_problem()
+    persistence = queue_persistence() if queue is None else None
+    checks = (queue, config_problem(), persistence_problem(persistence), unsigned_problem())
+    problems = [problem for problem in checks if problem is not None]
     failed = [p for p in problems if p.get("blocking", "yes") == "yes"]
     warnings = [p for p in problems if p.get("blocking") == "no"]
     for problem in problems:
@@ -66,9 +96,12 @@ def readyz() -> ResponseReturnValue:
         if warnings:
             body["warnings"] = warnings
         return jsonify(body), 503
+    body = {"status": "ready"}
+    if persistence is not None:  # Redis queue: persisting, not_persisting or unknown (CONFIG refused)
+        body["queue_persistence"] = persistence.state
     if warnings:
-        return jsonify(status="ready", warnings=warnings), 200
-    return jsonify(status="ready"), 200
+        body["warnings"] = warnings
+    return jsonify(body), 200
 
 
 @blueprint.get("/metrics")

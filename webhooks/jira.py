@@ -20,7 +20,9 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from webhooks.app import (
+    MAX_TICKET_ID_LENGTH,
     JsonObject,
+    bad_ticket_id,
     ignore,
     missing_ticket_id,
     nothing_to_reconcile,
@@ -45,8 +47,18 @@ blueprint = Blueprint("jira_webhooks", __name__)
 _COMMENT_SELF_PATH = re.compile(r"^(?P<context>(?:/[^/]+)*?)/rest/api/(?:2|3|latest)/issue/(?P<issue>\d{1,18})/comment/\d{1,18}$")
 
 
+# A numeric issue id, or an issue key `<project key>-<number>`. Project keys start with an
+# upper-case letter and hold only upper-case letters, digits and `_`, whatever
+# `jira.projectkey.pattern` an admin sets ("Changing the project key format",
+# https://confluence.atlassian.com/adminjiraserver0917/changing-the-project-key-format-1431246065.html);
+# the issue key pattern itself cannot be configured.
+_ISSUE_ID = re.compile(r"[0-9]{1,18}")
+_ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[0-9]{1,18}")
+_EXPECTED = "a Jira issue id (digits) or key (PROJ-123)"
+
+
 def issue_id(payload: JsonObject) -> str | None:
-    """The issue's numeric id (stable across project moves), else its key.
+    """The issue's numeric id (stable across project moves), else its key; 400 when malformed.
 
     Jira Data Center sends `comment_*` events without an `issue` object, only the comment,
     whose `self` link names the issue (Commit451/skyhook#152, captured from Jira 8.13;
@@ -55,10 +67,18 @@ def issue_id(payload: JsonObject) -> str | None:
     issue = payload.get("issue")
     if not isinstance(issue, dict):
         return comment_issue_id(payload)
-    for field in ("id", "key"):
+    for field, pattern in (("id", _ISSUE_ID), ("key", _ISSUE_KEY)):
         value = issue.get(field)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-            return str(value).strip()
+        if value is None or value == "":
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            value = str(value)
+        if not isinstance(value, str):
+            bad_ticket_id(PLATFORM, _EXPECTED)
+        value = value.strip()
+        if len(value) > MAX_TICKET_ID_LENGTH or not pattern.fullmatch(value):
+            bad_ticket_id(PLATFORM, _EXPECTED)
+        return value
     return None
 
 

@@ -19,7 +19,9 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from webhooks.app import (
+    MAX_TICKET_ID_LENGTH,
     JsonObject,
+    bad_ticket_id,
     ignore,
     missing_ticket_id,
     nothing_to_reconcile,
@@ -30,7 +32,6 @@ from webhooks.app import (
     reject_bad_signature,
     require_secret_or_unsigned,
 )
-from webhooks.identity import ZENDESK_IDENTITY
 from webhooks.signatures import ZENDESK_SIGNATURE_HEADER, ZENDESK_TIMESTAMP_HEADER, verify_zendesk_signature
 
 PLATFORM = "zendesk"
@@ -40,18 +41,27 @@ TRIGGER_EVENT = "trigger"
 # Per-delivery id of trigger webhooks; event webhooks carry their event id in the body.
 INVOCATION_ID_HEADER = "X-Zendesk-Webhook-Invocation-Id"
 
-_TICKET_ID = re.compile(r"[0-9]+")
-_TICKET_SUBJECT = re.compile(r"zen:ticket:([0-9]+)")
+# Zendesk ids are positive 64-bit integers (at most 19 digits); placeholders such as
+# {{ticket.id}} render them as decimal strings.
+_TICKET_ID = re.compile(r"[1-9][0-9]{0,18}")
+_TICKET_SUBJECT = re.compile(r"zen:ticket:(.*)", re.DOTALL)
+_EXPECTED = "a Zendesk ticket id (digits)"
 
 blueprint = Blueprint("zendesk_webhooks", __name__)
 
 
 def _as_ticket_id(value: object) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return str(value)
-    if isinstance(value, str) and _TICKET_ID.fullmatch(value.strip()):
-        return value.strip()
-    return None
+    """The ticket id as a string; None when absent; 400 when present but not a ticket id."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        bad_ticket_id(PLATFORM, _EXPECTED)
+    value = value.strip()
+    if len(value) > MAX_TICKET_ID_LENGTH or not _TICKET_ID.fullmatch(value):
+        bad_ticket_id(PLATFORM, _EXPECTED)
+    return value
 
 
 def event_ticket_id(payload: JsonObject) -> str | None:
@@ -60,7 +70,7 @@ def event_ticket_id(payload: JsonObject) -> str | None:
         return ticket_id
     subject = payload.get("subject")
     if isinstance(subject, str) and (match := _TICKET_SUBJECT.fullmatch(subject.strip())):
-        return match.group(1)
+        return _as_ticket_id(match.group(1))
     return None
 
 
@@ -71,7 +81,8 @@ def caused_by_connector(payload: JsonObject) -> bool:
     actor = detail.get("actor_id") if isinstance(detail, dict) else None
     if actor is None:
         return False
-    own = ZENDESK_IDENTITY.user_id(receiver_state().settings)
+    # Never waits for Zendesk: while the identity is unknown the event is simply reconciled.
+    own = receiver_state().zendesk_identity.user_id()
     return own is not None and str(actor) == own
 
 
