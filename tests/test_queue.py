@@ -170,17 +170,20 @@ def test_a_stale_pending_flag_does_not_silence_a_ticket(settings):
     assert queue.enqueue_reconcile("jira", "1") == "queued"
 
 
-def test_storage_failure_raises_queue_unavailable_and_keeps_nothing(queue, monkeypatch):
-    def storage_broken(data, priority=None):
-        raise OSError("disk I/O error")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(queue.huey.storage, "enqueue", storage_broken)
-        with pytest.raises(QueueUnavailable):
-            queue.enqueue_reconcile("jira", "1", event_id="d-1")
+def test_storage_failure_raises_queue_unavailable_and_keeps_nothing(queue, settings):
+    # A real SQLite failure at the last statement (the task's insert), after the delivery
+    # claim and the pending flag were written in the same transaction.
+    other = ReconcileQueue.from_settings(settings).huey.storage  # another connection to the file
+    other.sql("create trigger task_insert_fails before insert on task "
+              "begin select raise(abort, 'disk I/O error'); end", commit=True)
+    with pytest.raises(QueueUnavailable):
+        queue.enqueue_reconcile("jira", "1", event_id="d-1")
+    other.sql("drop trigger task_insert_fails", commit=True)
 
     # Neither the delivery id nor the pending flag survived the failed attempt.
+    assert queue.huey.get("pending:reconcile:jira:1", peek=True) is None
     assert queue.enqueue_reconcile("jira", "1", event_id="d-1") == "queued"
+    assert waiting_tickets(queue) == [("jira", "1")]
 
 
 def test_check_writable_passes_and_fails_for_real(queue, data_dir):
