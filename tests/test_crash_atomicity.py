@@ -187,22 +187,25 @@ def jira():
 
 
 def new_events(jira: JiraSandbox, trial: int) -> tuple[list[str], list]:
-    """Tickets needing intake, each with two deliveries (issue_created, then a customer comment)."""
+    """Tickets needing intake, each with several deliveries: issue_created, then a customer's
+    comment (comment_created and issue_updated, as Jira sends for one comment)."""
     jira.webhooks.clear()
     keys = [jira.create_issue(f"VPN drops {trial}/{i}", description="drops", components=["network"])
             for i in range(TICKETS_PER_TRIAL)]
     for key in keys:
         jira.add_comment(key, "It dropped again at 10:15.")
     deliveries = list(jira.webhook_log)
-    assert len(deliveries) == 2 * TICKETS_PER_TRIAL
+    assert len(deliveries) >= 2 * TICKETS_PER_TRIAL
     random.Random(trial).shuffle(deliveries)
     return keys, deliveries
 
 
-def burst_then_kill(url: str, deliveries: list, victim, rng: random.Random) -> dict[str, int | None]:
+def burst_then_kill(url: str, deliveries: list, victim, rng: random.Random) -> tuple[dict[str, int | None], int]:
     """POST every delivery over a few connections; SIGKILL the receiver's process group once
-    a random share has been answered. Returns each delivery's status (None: no answer)."""
+    a random share has been answered. Returns each delivery's status (None: no answer; those
+    not sent yet when the receiver died are not sent) and how many were cut off in flight."""
     answers: dict[str, int | None] = {}
+    cut_off = []
     kill_after = rng.randint(len(deliveries) // 5, len(deliveries) // 2)
     killed = threading.Event()
     lock = threading.Lock()
@@ -216,7 +219,7 @@ def burst_then_kill(url: str, deliveries: list, victim, rng: random.Random) -> d
                 status = local.http.post(url + "/webhooks/jira", data=delivery.body, headers=delivery.headers,
                                          timeout=10).status_code
             except requests.RequestException:
-                status = None
+                cut_off.append(delivery.identifier)
         with lock:
             answers[delivery.identifier] = status
             if status is not None and len([s for s in answers.values() if s]) >= kill_after and not killed.is_set():
@@ -226,7 +229,7 @@ def burst_then_kill(url: str, deliveries: list, victim, rng: random.Random) -> d
     with ThreadPoolExecutor(CONNECTIONS) as pool:
         list(pool.map(send, deliveries))
     victim.process.wait(10)
-    return answers
+    return answers, len(cut_off)
 
 
 def redeliver(url: str, deliveries: list) -> list[int]:
@@ -262,18 +265,18 @@ def test_receiver_killed_mid_burst_five_times_then_retries_lose_no_ticket(queue_
     cluster = Cluster(tmp_path, "jira", jira, env, queue_url)
     rng = random.Random(2026)
     all_keys: list[str] = []
-    unanswered_total = 0
+    cut_off_total = 0
     try:
         url = cluster.add_receiver(start_new_session=True)  # its own process group, killed whole
         for trial in range(TRIALS):
             keys, deliveries = new_events(jira, trial)
             all_keys += keys
             victim = cluster.processes[-1]
-            answers = burst_then_kill(url, deliveries, victim, rng)
+            answers, cut_off = burst_then_kill(url, deliveries, victim, rng)
+            cut_off_total += cut_off
             # The receiver never acknowledged what it did not store (2xx only when stored).
             assert all(status in (None, 200, 202, *RETRYABLE_STATUSES) for status in answers.values()), answers
             retry = [d for d in deliveries if answers[d.identifier] is None or answers[d.identifier] in RETRYABLE_STATUSES]
-            unanswered_total += len(retry)
 
             url = cluster.add_receiver(start_new_session=True)
             assert all(status in (200, 202) for status in redeliver(url, retry))
@@ -283,7 +286,7 @@ def test_receiver_killed_mid_burst_five_times_then_retries_lose_no_ticket(queue_
             missing = sorted(set(keys_to_ids(jira, keys)) - set(tasks))
             assert not missing, f"trial {trial}: tickets without a queued task after the retries: {missing}"
 
-        assert unanswered_total >= TRIALS, "the kills never caught a request in flight; the test shows nothing"
+        assert cut_off_total >= TRIALS, "the kills caught too few requests in flight; the test shows little"
         workers = [cluster.add_worker(), cluster.add_worker()]
         cluster.settled(quiet=1.5, timeout=120)
 
