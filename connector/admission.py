@@ -20,10 +20,15 @@ So the three are one write here:
   in between – and a client killed mid-request either sent the whole EVALSHA or nothing
   (https://redis.io/docs/latest/develop/interact/programmability/eval-intro/). A script is
   not rolled back when a command inside it fails, so every check that could fail (key
-  types) runs before the first write, and Redis refuses a script's writes for lack of
-  memory only at its first write, never halfway. The task is stored exactly as huey's
-  `RedisStorage`/`PriorityRedisStorage` would store it (LPUSH, or ZADD with huey's
-  8-byte time prefix), so huey's consumer dequeues it as its own.
+  types) runs before the first write; and Redis refuses a script's writes for lack of
+  memory (`maxmemory`) only at its first write, "otherwise we can't stop in the middle"
+  (redis/redis, the OOM check in the scripting engine's `redis.call`). The task is stored
+  exactly as huey's `RedisStorage`/`PriorityRedisStorage` would store it (LPUSH, or ZADD
+  with huey's 8-byte time prefix), so huey's consumer dequeues it as its own.
+
+Storing the task ourselves bypasses `Huey.enqueue`, so huey's `SIGNAL_ENQUEUED` is not sent
+for these tasks and huey's `immediate` mode does not apply to them; the connector uses
+neither (its consumer-side signals – executing, complete, error – are unaffected).
 
 The pending flag's stamp is huey-serialized (a pickled time), which Lua cannot read; the
 caller decides whether a flag is stale from the value it read, and the script takes the
@@ -54,8 +59,6 @@ IsStale = Callable[[bytes], bool]
 class AdmissionStore(Protocol):
     def admit(self, *, delivery_key: str | None, flag_key: str, flag_value: bytes, is_stale: IsStale,
               task_data: bytes, priority: float | None) -> Admitted: ...
-
-    def has_claim(self, delivery_key: str) -> bool: ...
 
 
 class SqliteAdmission:
@@ -108,11 +111,6 @@ class SqliteAdmission:
             cursor.execute("insert into task (queue, data, priority) values (?, ?, ?)",
                            (queue, storage.to_blob(task_data), priority or 0))
         return "queued"
-
-    def has_claim(self, delivery_key: str) -> bool:
-        return bool(self._storage.sql(
-            "select 1 from connector_recent_delivery where queue = ? and delivery_key = ?",
-            (self._storage.name, delivery_key), results=True))
 
 
 # KEYS: delivery claim, huey's key/value hash, huey's queue key.
@@ -185,9 +183,6 @@ class RedisAdmission:
         if answer not in ("queued", "seen", "pending"):
             raise RuntimeError(f"unexpected answer from the admission script: {answer[:40]!r}")
         return answer  # type: ignore[return-value]
-
-    def has_claim(self, delivery_key: str) -> bool:
-        return bool(self._storage.conn.exists(self._claim_key(delivery_key)))
 
 
 def admission_store(huey: Huey, ttl: timedelta) -> AdmissionStore:
