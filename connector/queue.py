@@ -312,7 +312,9 @@ class ReconcileQueue:
     ):
         self.huey = huey
         try:
-            self._admission = admission_store(huey, delivery_ttl)
+            # The one write that accepts an event or arms a retry/timer (connector.admission);
+            # tests make the storage fail here.
+            self.admission = admission_store(huey, delivery_ttl)
         except TypeError as exc:
             raise QueueConfigError(str(exc)) from None
         self._pending_stale_after = pending_stale_after.total_seconds()
@@ -397,7 +399,7 @@ class ReconcileQueue:
         timer_key = f"timer:{platform}:{ticket_id}:{at.astimezone(timezone.utc).isoformat()}"
         task = self._task.s(platform, ticket_id, timer_key=timer_key, eta=at)
         try:
-            admitted = self._admission.admit(
+            admitted = self.admission.admit(
                 delivery_key=None, flag_key=timer_key, flag_value=self.huey.serializer.serialize(time.time()),
                 is_stale=lambda raw: False, task_data=self.huey.serialize_task(task), priority=task.priority)
         except Exception as exc:
@@ -420,7 +422,7 @@ class ReconcileQueue:
             # Not a time: set by someone else (an operator's `huey.lock_task`); respect it.
             return isinstance(held_since, (int, float)) and held_since + self._pending_stale_after < time.time()
 
-        return self._admission.admit(
+        return self.admission.admit(
             delivery_key=delivery_key, flag_key=self._pending_key(platform, ticket_id),
             flag_value=self.huey.serializer.serialize(due), is_stale=is_stale,
             task_data=self.huey.serialize_task(task), priority=task.priority)
