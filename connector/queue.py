@@ -53,9 +53,10 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from huey import Huey, SqliteHuey
+from huey.api import Task
 from huey.storage import RedisStorage, SqliteStorage
 
-from connector.admission import admission_store
+from connector.admission import Admitted, admission_store
 from connector.metrics import RECONCILES
 from connector.settings import Settings
 
@@ -409,7 +410,8 @@ class ReconcileQueue:
         log.info("reconcile.timer_scheduled", extra={"platform": platform, "ticket_id": ticket_id, "due": at.isoformat()})
         return "scheduled"
 
-    def _admit(self, platform: str, ticket_id: str, *, delivery_key: str | None, due: float, task) -> str:
+    def _admit(self, platform: str, ticket_id: str, *, delivery_key: str | None, due: float,
+               task: Task) -> Admitted:
         """Claim the delivery (if any) and the ticket's pending flag and store `task`, in one write.
 
         The flag is stamped with when its task is due; a flag older than `pending_stale_after`

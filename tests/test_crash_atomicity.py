@@ -35,7 +35,7 @@ from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.sandbox.server import RETRYABLE_STATUSES, Clock
 from connector.settings import Settings
 from tests.processes import (
-    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, Cluster, connector_env, intake_config, wait_until,
+    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, Cluster, connector_env, intake_config,
 )
 
 FORK = multiprocessing.get_context("fork")
