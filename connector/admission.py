@@ -30,9 +30,10 @@ Storing the task ourselves bypasses `Huey.enqueue`, so huey's `SIGNAL_ENQUEUED` 
 for these tasks and huey's `immediate` mode does not apply to them; the connector uses
 neither (its consumer-side signals – executing, complete, error – are unaffected).
 
-The pending flag's stamp is huey-serialized (a pickled time), which Lua cannot read; the
-caller decides whether a flag is stale from the value it read, and the script takes the
-flag over only if it still holds exactly that value (compare-and-swap), else collapses.
+The pending flag's stamp is huey-serialized (a pickled time), which Lua cannot read: when
+the flag is held, the script first answers with its value and writes nothing; the caller
+decides whether it is stale, and a second run takes the flag over only if it still holds
+exactly that value (compare-and-swap), else the event collapses into the waiting task.
 """
 
 from __future__ import annotations
@@ -114,8 +115,12 @@ class SqliteAdmission:
 
 
 # KEYS: delivery claim, huey's key/value hash, huey's queue key.
-# ARGV: has_claim ('1'/'0'), claim ttl (s), flag field, flag value, the flag value seen stale
-# ('' = take the flag only if unset), task member, score, queue kind ('zset'/'list').
+# ARGV: [1] has a claim ('1'/'0'), [2] claim ttl (s), [3] flag field, [4] new flag value,
+# [5] probe ('1': if the flag is held, write nothing and answer {'held', value}),
+# [6] the held value the caller saw, [7] whether that value is stale ('1'/'0'),
+# [8] task member, [9] score, [10] queue kind ('zset'/'list').
+# The flag is taken when unset, or when it still holds the value the caller found stale
+# (compare-and-swap); otherwise the event collapses into the waiting task.
 _REDIS_ADMIT = """
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then
   return 'seen'
@@ -125,11 +130,14 @@ if kv_type ~= 'hash' and kv_type ~= 'none' then
   return redis.error_reply('huey key/value ' .. KEYS[2] .. ' is a ' .. kv_type .. ', not a hash')
 end
 local queue_type = redis.call('TYPE', KEYS[3]).ok
-if queue_type ~= ARGV[8] and queue_type ~= 'none' then
-  return redis.error_reply('huey queue ' .. KEYS[3] .. ' is a ' .. queue_type .. ', not a ' .. ARGV[8])
+if queue_type ~= ARGV[10] and queue_type ~= 'none' then
+  return redis.error_reply('huey queue ' .. KEYS[3] .. ' is a ' .. queue_type .. ', not a ' .. ARGV[10])
 end
 local current = redis.call('HGET', KEYS[2], ARGV[3])
-local take = (not current) or (ARGV[5] ~= '' and current == ARGV[5])
+if current and ARGV[5] == '1' then
+  return {'held', current}
+end
+local take = (not current) or (ARGV[7] == '1' and current == ARGV[6])
 if ARGV[1] == '1' then
   redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
 end
@@ -137,10 +145,10 @@ if not take then
   return 'pending'
 end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-if ARGV[8] == 'zset' then
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+if ARGV[10] == 'zset' then
+  redis.call('ZADD', KEYS[3], ARGV[9], ARGV[8])
 else
-  redis.call('LPUSH', KEYS[3], ARGV[6])
+  redis.call('LPUSH', KEYS[3], ARGV[8])
 end
 if current then
   return 'taken_over'
@@ -163,8 +171,6 @@ class RedisAdmission:
     def admit(self, *, delivery_key: str | None, flag_key: str, flag_value: bytes, is_stale: IsStale,
               task_data: bytes, priority: float | None) -> Admitted:
         storage = self._storage
-        current = storage.conn.hget(storage.result_key, flag_key)
-        seen_stale = bytes(current) if current is not None and is_stale(bytes(current)) else b""
         if storage.priority:
             # As PriorityRedisStorage.enqueue: the time prefix keeps equal priorities in order.
             member = struct.pack(">Q", int(time.time() * 1e6)) + task_data
@@ -174,8 +180,18 @@ class RedisAdmission:
                 raise NotImplementedError("task priorities need huey's PriorityRedisStorage")
             member, score, kind = task_data, 0, "list"
         keys = [self._claim_key(delivery_key) if delivery_key is not None else "", storage.result_key, storage.queue_key]
-        args = ["1" if delivery_key is not None else "0", self._ttl, flag_key, flag_value, seen_stale, member, score, kind]
-        answer = self._script(keys=keys, args=args)
+
+        def run(probe: bool, seen: bytes, seen_is_stale: bool):
+            return self._script(keys=keys, args=[
+                "1" if delivery_key is not None else "0", self._ttl, flag_key, flag_value,
+                "1" if probe else "0", seen, "1" if seen_is_stale else "0", member, score, kind])
+
+        # One round trip when the ticket has no waiting task; when it has, a second one after
+        # deciding here whether the flag is stale (its stamp is huey-serialized, unreadable in Lua).
+        answer = run(True, b"", False)
+        if isinstance(answer, list):
+            held = bytes(answer[1])
+            answer = run(False, held, is_stale(held))
         answer = answer.decode() if isinstance(answer, bytes) else str(answer)
         if answer == "taken_over":
             log.warning("queue.stale_key_taken_over", extra={"key": flag_key})

@@ -241,3 +241,29 @@ def test_a_retry_and_its_flag_are_stored_together_and_a_worker_runs_it(settings,
     assert attempts == ["5", "5"]
     assert queue.huey.get("pending:reconcile:jira:5", peek=True) is None
     assert queue.pending_count() == 0
+
+
+def test_an_accepted_event_is_one_script_call(settings, monkeypatch):
+    queue = ReconcileQueue.from_settings(settings)
+    queue.enqueue_reconcile("jira", "0", event_id="warm-up")  # loads the script
+    client = queue.huey.storage.conn
+    sent: list[str] = []
+    execute = client.execute_command
+
+    def counting(*args, **options):
+        sent.append(str(args[0]).upper())
+        return execute(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counting)
+
+    def commands_for(ticket_id: str, event_id: str) -> list[str]:
+        sent.clear()
+        queue.enqueue_reconcile("jira", ticket_id, event_id=event_id)
+        return list(sent)
+
+    # A ticket without a waiting task: one round trip, everything inside the script.
+    assert commands_for("1", "d-1") == ["EVALSHA"]
+    # A ticket with a waiting task: the script answers with the flag, a second run collapses.
+    assert commands_for("1", "d-2") == ["EVALSHA", "EVALSHA"]
+    # A redelivery: one round trip, nothing written.
+    assert commands_for("1", "d-2") == ["EVALSHA"]
