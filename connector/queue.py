@@ -12,6 +12,10 @@ the three tricks in this module safe:
 - **Delivery dedupe.** A platform redelivers the same event (same delivery id) when it did
   not see our answer in time; the ids seen in the last hour are remembered in the queue's
   own storage, so every receiver process and every replica shares them.
+- **One write per accepted event.** The delivery claim, the pending flag and the task are
+  stored together in one SQLite transaction / one Redis script (`connector.admission`), so
+  a receiver killed at any instant leaves all of them or none: the platform's retry of an
+  unanswered delivery is queued, never answered "duplicate" over a task that does not exist.
 - **One reconcile per ticket at a time.** A per-ticket lock in the same storage; a task that
   finds the lock taken comes back a moment later instead of failing, so two workers never
   write to one ticket concurrently.
@@ -45,12 +49,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import datetime, timedelta, timezone
-from typing import Literal, Protocol
+from typing import Literal
 from urllib.parse import urlsplit
 
 from huey import Huey, SqliteHuey
+from huey.api import Task
 from huey.storage import RedisStorage, SqliteStorage
 
+from connector.admission import Admitted, admission_store
 from connector.metrics import RECONCILES
 from connector.settings import Settings
 
@@ -119,81 +125,6 @@ def create_huey(settings: Settings) -> Huey:
     from huey import PriorityRedisHuey
 
     return PriorityRedisHuey(QUEUE_NAME, url=settings.queue_url, results=False)
-
-
-class _RecentDeliveries(Protocol):
-    def claim(self, delivery_key: str) -> bool: ...
-    def release(self, delivery_key: str) -> None: ...
-
-
-class _SqliteRecentDeliveries:
-    """Delivery ids seen recently, in a table of the queue's own SQLite file.
-
-    huey's SQLite key/value store has no expiry, so the ids get their own small table whose
-    old rows are pruned on every claim; the size stays bounded by one TTL's worth of events.
-    """
-
-    def __init__(self, storage: SqliteStorage, ttl: timedelta):
-        self._storage = storage
-        self._ttl = ttl.total_seconds()
-        storage.sql(
-            "create table if not exists connector_recent_delivery ("
-            "queue text not null, delivery_key text not null, seen_at real not null, "
-            "primary key (queue, delivery_key))",
-            commit=True,
-        )
-        storage.sql(
-            "create index if not exists connector_recent_delivery_seen_at "
-            "on connector_recent_delivery (queue, seen_at)",
-            commit=True,
-        )
-
-    def claim(self, delivery_key: str) -> bool:
-        now = time.time()
-        with self._storage.db(commit=True) as cursor:
-            cursor.execute(
-                "delete from connector_recent_delivery where queue = ? and seen_at < ?",
-                (self._storage.name, now - self._ttl),
-            )
-            cursor.execute(
-                "insert or ignore into connector_recent_delivery (queue, delivery_key, seen_at) values (?, ?, ?)",
-                (self._storage.name, delivery_key, now),
-            )
-            return cursor.rowcount == 1
-
-    def release(self, delivery_key: str) -> None:
-        self._storage.sql(
-            "delete from connector_recent_delivery where queue = ? and delivery_key = ?",
-            (self._storage.name, delivery_key),
-            commit=True,
-        )
-
-
-class _RedisRecentDeliveries:
-    """Delivery ids seen recently, as Redis keys that expire by themselves."""
-
-    def __init__(self, storage: RedisStorage, ttl: timedelta):
-        self._storage = storage
-        self._ttl = max(1, int(ttl.total_seconds()))
-
-    def _key(self, delivery_key: str) -> str:
-        return f"connector.{self._storage.name}.delivery.{delivery_key}"
-
-    def claim(self, delivery_key: str) -> bool:
-        return bool(self._storage.conn.set(self._key(delivery_key), b"1", nx=True, ex=self._ttl))
-
-    def release(self, delivery_key: str) -> None:
-        self._storage.conn.delete(self._key(delivery_key))
-
-
-def _recent_deliveries(huey: Huey, ttl: timedelta) -> _RecentDeliveries:
-    if isinstance(huey.storage, SqliteStorage):
-        return _SqliteRecentDeliveries(huey.storage, ttl)
-    if isinstance(huey.storage, RedisStorage):
-        return _RedisRecentDeliveries(huey.storage, ttl)
-    raise QueueConfigError(
-        f"the reconcile queue needs SQLite or Redis storage, not {type(huey.storage).__name__}"
-    )
 
 
 # --- compare-and-swap on huey's key/value storage --------------------------------------------
@@ -381,7 +312,12 @@ class ReconcileQueue:
         retry_policy: RetryPolicy = RetryPolicy(),
     ):
         self.huey = huey
-        self._deliveries = _recent_deliveries(huey, delivery_ttl)
+        try:
+            # The one write that accepts an event or arms a retry/timer (connector.admission);
+            # tests make the storage fail here.
+            self.admission = admission_store(huey, delivery_ttl)
+        except TypeError as exc:
+            raise QueueConfigError(str(exc)) from None
         self._pending_stale_after = pending_stale_after.total_seconds()
         self._lock_stale_after = lock_stale_after.total_seconds()
         self._locked_retry_delay = locked_retry_delay
@@ -439,53 +375,59 @@ class ReconcileQueue:
         "duplicate" when the delivery id was seen within the TTL, or when a reconcile of the
         ticket is already waiting (it will read the ticket after this event, so it covers it).
         Raise QueueUnavailable when the storage cannot record the request.
+
+        The delivery claim, the pending flag and the task are one write (see
+        `connector.admission`): a process killed at any point leaves all three or none, so
+        the platform's retry of a delivery that got no answer is queued, never "duplicate".
         """
         delivery_key = f"{platform}:{event_id}" if event_id else None
         try:
-            if delivery_key is not None and not self._deliveries.claim(delivery_key):
-                return "duplicate"
+            admitted = self._admit(platform, ticket_id, delivery_key=delivery_key, due=time.time(),
+                                   task=self._task.s(platform, ticket_id, holds_pending_flag=True))
         except Exception as exc:
-            raise self._unavailable("queue.delivery_claim_failed", platform, ticket_id, exc) from exc
-        try:
-            if not self._claim_pending(platform, ticket_id, due=time.time()):
-                return "duplicate"
-            try:
-                self._task(platform, ticket_id, holds_pending_flag=True)
-            except Exception:
-                self._forget(self._pending_key(platform, ticket_id))
-                raise
-        except Exception as exc:
-            if delivery_key is not None:
-                # Unclaim, or the platform's retry of this very delivery would be dropped
-                # as a duplicate although nothing was queued.
-                try:
-                    self._deliveries.release(delivery_key)
-                except Exception:
-                    log.warning("queue.delivery_release_failed", extra={"platform": platform, "ticket_id": ticket_id})
             raise self._unavailable("queue.enqueue_failed", platform, ticket_id, exc) from exc
-        return "queued"
+        return "queued" if admitted == "queued" else "duplicate"
 
     def schedule_reconcile(self, platform: str, ticket_id: str, at: datetime) -> ScheduleResult:
         """Reconcile the ticket at `at` (an SLA deadline); "duplicate" if that timer already exists.
 
         Every reconcile of a ticket computes its next deadline again, so without the dedupe a
-        busy ticket would collect one timer per event for the same instant.
+        busy ticket would collect one timer per event for the same instant. The timer's key
+        and its task are one write, like an event's (see `enqueue_reconcile`).
         """
         if at.tzinfo is None:
             raise ValueError("schedule_reconcile needs an aware datetime; a naive one has no defined instant")
         timer_key = f"timer:{platform}:{ticket_id}:{at.astimezone(timezone.utc).isoformat()}"
+        task = self._task.s(platform, ticket_id, timer_key=timer_key, eta=at)
         try:
-            if not self.huey.put_if_empty(timer_key, time.time()):
-                return "duplicate"
-            try:
-                self._task.schedule((platform, ticket_id), {"timer_key": timer_key}, eta=at)
-            except Exception:
-                self._forget(timer_key)
-                raise
+            admitted = self.admission.admit(
+                delivery_key=None, flag_key=timer_key, flag_value=self.huey.serializer.serialize(time.time()),
+                is_stale=lambda raw: False, task_data=self.huey.serialize_task(task), priority=task.priority)
         except Exception as exc:
             raise self._unavailable("queue.schedule_failed", platform, ticket_id, exc) from exc
+        if admitted != "queued":
+            return "duplicate"
         log.info("reconcile.timer_scheduled", extra={"platform": platform, "ticket_id": ticket_id, "due": at.isoformat()})
         return "scheduled"
+
+    def _admit(self, platform: str, ticket_id: str, *, delivery_key: str | None, due: float,
+               task: Task) -> Admitted:
+        """Claim the delivery (if any) and the ticket's pending flag and store `task`, in one write.
+
+        The flag is stamped with when its task is due; a flag older than `pending_stale_after`
+        belongs to a task lost some other way (a worker killed between dequeuing a task and
+        starting it) and is taken over, so it cannot silence a ticket for longer than that.
+        """
+
+        def is_stale(raw: bytes) -> bool:
+            held_since = self.huey.serializer.deserialize(raw)
+            # Not a time: set by someone else (an operator's `huey.lock_task`); respect it.
+            return isinstance(held_since, (int, float)) and held_since + self._pending_stale_after < time.time()
+
+        return self.admission.admit(
+            delivery_key=delivery_key, flag_key=self._pending_key(platform, ticket_id),
+            flag_value=self.huey.serializer.serialize(due), is_stale=is_stale,
+            task_data=self.huey.serialize_task(task), priority=task.priority)
 
     def pending_count(self) -> int:
         """Reconciles ready to run and waiting for a worker (timers and delayed retries excluded)."""
@@ -556,20 +498,20 @@ class ReconcileQueue:
             return "gave_up"
         delay = self.retry_policy.delay(attempt, getattr(exc, "retry_after", None))
         RECONCILES.labels(platform=platform, outcome="retry").inc()
-        if not self._claim_pending(platform, ticket_id, due=time.time() + delay.total_seconds()):
+        due = time.time() + delay.total_seconds()
+        task = self._task.s(platform, ticket_id, attempt=attempt + 1, holds_pending_flag=True,
+                            delay=delay.total_seconds())
+        try:
+            # Flag and task in one write (see `enqueue_reconcile`): a worker killed here
+            # leaves both or neither, never a flag that silences the ticket's events.
+            admitted = self._admit(platform, ticket_id, delivery_key=None, due=due, task=task)
+        except Exception:
+            log.error("reconcile.retry_not_stored", extra=fields, exc_info=True)
+            return "error"
+        if admitted != "queued":
             # A reconcile for this ticket is already waiting and will do the same work.
             log.info("reconcile.retry_collapsed", extra=fields)
             return "retry"
-        try:
-            self._task.schedule(
-                (platform, ticket_id),
-                {"attempt": attempt + 1, "holds_pending_flag": True},
-                delay=delay.total_seconds(),
-            )
-        except Exception:
-            self._forget(self._pending_key(platform, ticket_id))
-            log.error("reconcile.retry_not_stored", extra=fields, exc_info=True)
-            return "error"
         log.warning("reconcile.retry_scheduled", extra={**fields, "delay_seconds": delay.total_seconds()})
         return "retry"
 
@@ -583,30 +525,6 @@ class ReconcileQueue:
         # huey's own lock-key format, so `huey.is_locked("reconcile:jira:10000")` and
         # `huey.flush_locks(...)` work on these locks for an operator.
         return f"{self.huey.name}.lock.reconcile:{platform}:{ticket_id}"
-
-    def _claim_pending(self, platform: str, ticket_id: str, *, due: float) -> bool:
-        return self._take_stamped(self._pending_key(platform, ticket_id), stamp=due, stale_after=self._pending_stale_after)
-
-    def _take_stamped(self, key: str, *, stamp: float, stale_after: float) -> bool:
-        """Set `key` to `stamp` if it is unset or its stamp is older than `stale_after` seconds.
-
-        A stale key belongs to a task lost in a crash (or a queue write that failed after the
-        flag was set). The takeover is a compare-and-swap, so of several takers one wins.
-        """
-        if self.huey.put_if_empty(key, stamp):
-            return True
-        raw = raw_value(self.huey, key)
-        if raw is None:
-            return self.huey.put_if_empty(key, stamp)
-        held_since = self.huey.serializer.deserialize(raw)
-        if not isinstance(held_since, (int, float)):
-            # Set by someone else (an operator's `huey.lock_task`): respect it, no age known.
-            return False
-        if held_since + stale_after < time.time():
-            if compare_and_swap(self.huey, key, raw, stamp):
-                log.warning("queue.stale_key_taken_over", extra={"key": key, "age_seconds": round(time.time() - held_since)})
-                return True
-        return False
 
     def _take_lock(self, key: str) -> bool:
         """Take a per-ticket lock, stamped with this process as its holder.
@@ -643,12 +561,6 @@ class ReconcileQueue:
             self.huey.delete(key)
         else:
             log.warning("queue.lock_lost", extra={"key": key})
-
-    def _forget(self, key: str) -> None:
-        try:
-            self.huey.delete(key)
-        except Exception:
-            log.warning("queue.key_cleanup_failed", extra={"key": key})
 
     @staticmethod
     def _unavailable(event: str, platform: str, ticket_id: str, exc: Exception) -> QueueUnavailable:

@@ -71,7 +71,7 @@ def test_pump_puts_timers_back_when_the_queue_cannot_store(queue, index, monkeyp
         raise OSError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(queue.huey.storage, "enqueue", storage_broken)
+        patch.setattr(queue.admission, "admit", storage_broken)
         assert DeadlinePump(queue, lambda: NOW).pump() == 0
     assert index.armed() == [DueTimer("jira", "1", NOW)]
     assert DeadlinePump(queue, lambda: NOW).pump() == 1

@@ -170,17 +170,56 @@ def test_a_stale_pending_flag_does_not_silence_a_ticket(settings):
     assert queue.enqueue_reconcile("jira", "1") == "queued"
 
 
-def test_storage_failure_raises_queue_unavailable_and_keeps_nothing(queue, monkeypatch):
-    def storage_broken(data, priority=None):
-        raise OSError("disk I/O error")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(queue.huey.storage, "enqueue", storage_broken)
-        with pytest.raises(QueueUnavailable):
-            queue.enqueue_reconcile("jira", "1", event_id="d-1")
+def test_storage_failure_raises_queue_unavailable_and_keeps_nothing(queue, settings):
+    # A real SQLite failure at the last statement (the task's insert), after the delivery
+    # claim and the pending flag were written in the same transaction.
+    other = ReconcileQueue.from_settings(settings).huey.storage  # another connection to the file
+    other.sql("create trigger task_insert_fails before insert on task "
+              "begin select raise(abort, 'disk I/O error'); end", commit=True)
+    with pytest.raises(QueueUnavailable):
+        queue.enqueue_reconcile("jira", "1", event_id="d-1")
+    other.sql("drop trigger task_insert_fails", commit=True)
 
     # Neither the delivery id nor the pending flag survived the failed attempt.
+    assert queue.huey.get("pending:reconcile:jira:1", peek=True) is None
     assert queue.enqueue_reconcile("jira", "1", event_id="d-1") == "queued"
+    assert waiting_tickets(queue) == [("jira", "1")]
+
+
+def test_an_accepted_event_is_one_write_transaction(queue):
+    # Claim, flag and task in one transaction: one fsync per event instead of three, and
+    # no state in between for a crash to leave behind (tests/test_crash_atomicity.py).
+    statements: list[str] = []
+    queue.huey.storage.conn.set_trace_callback(statements.append)
+    try:
+        assert queue.enqueue_reconcile("jira", "1", event_id="d-1") == "queued"
+        assert queue.enqueue_reconcile("jira", "1", event_id="d-2") == "duplicate"
+        assert queue.enqueue_reconcile("jira", "1", event_id="d-2") == "duplicate"
+    finally:
+        queue.huey.storage.conn.set_trace_callback(None)
+
+    assert [s.split()[0].lower() for s in statements if s.split()[0].lower() in ("begin", "commit")] == \
+        ["begin", "commit"] * 3
+
+
+def _enqueue_twenty(index: int, settings: Settings, results) -> None:
+    queue = ReconcileQueue.from_settings(settings)
+    results.put([queue.enqueue_reconcile("jira", "7", event_id=f"d-{index}-{n}") for n in range(20)])
+
+
+def test_a_stale_flag_is_taken_over_by_exactly_one_of_racing_receivers(settings):
+    ReconcileQueue.from_settings(settings).huey.put("pending:reconcile:jira:7", time.time() - 3600)
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    processes = [fork.Process(target=_enqueue_twenty, args=(i, settings, results)) for i in range(4)]
+    for process in processes:
+        process.start()
+    outcomes = [o for _ in processes for o in results.get(timeout=60)]
+    for process in processes:
+        process.join(30)
+
+    assert outcomes.count("queued") == 1
+    assert waiting_tickets(ReconcileQueue.from_settings(settings)) == [("jira", "7")]
 
 
 def test_check_writable_passes_and_fails_for_real(queue, data_dir):

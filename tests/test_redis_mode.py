@@ -186,3 +186,84 @@ def test_takeover_is_compare_and_swap_so_racing_takers_do_not_both_win(settings)
         return taken
 
     assert sorted(in_processes(take, 4, settings)) == [False, False, False, True]
+
+
+# --- accepting an event: claim, flag and task in one Lua script (connector.admission) ---------------
+
+
+def test_collapsing_stale_flags_and_operator_flags_work_as_on_sqlite(settings):
+    queue = ReconcileQueue.from_settings(settings, pending_stale_after=timedelta(minutes=10))
+    assert queue.enqueue_reconcile("jira", "1", event_id="d-1") == "queued"
+    assert queue.enqueue_reconcile("jira", "1", event_id="d-1") == "duplicate"  # the same delivery
+    assert queue.enqueue_reconcile("jira", "1", event_id="d-2") == "duplicate"  # collapsed into the waiting task
+
+    queue.huey.put("pending:reconcile:jira:2", time.time() - 3600)  # its task was lost long ago
+    assert queue.enqueue_reconcile("jira", "2", event_id="d-3") == "queued"
+    queue.huey.put("pending:reconcile:jira:3", "held by an operator")  # no time: respected
+    assert queue.enqueue_reconcile("jira", "3", event_id="d-4") == "duplicate"
+
+    assert [task.args for task in queue.huey.pending()] == [("jira", "1"), ("jira", "2")]
+
+
+def test_a_stale_flag_is_taken_over_by_exactly_one_of_racing_receivers(settings):
+    ReconcileQueue.from_settings(settings).huey.put("pending:reconcile:jira:7", time.time() - 3600)
+
+    def receive(index: int, settings: Settings) -> list[str]:
+        queue = ReconcileQueue.from_settings(settings)
+        return [queue.enqueue_reconcile("jira", "7", event_id=f"d-{index}-{n}") for n in range(20)]
+
+    outcomes = [o for per_process in in_processes(receive, 4, settings) for o in per_process]
+
+    assert outcomes.count("queued") == 1
+    assert [task.args for task in ReconcileQueue.from_settings(settings).huey.pending()] == [("jira", "7")]
+
+
+def test_a_retry_and_its_flag_are_stored_together_and_a_worker_runs_it(settings, monkeypatch):
+    from connector.platforms.base import RateLimited
+    from connector.queue import WorkerThreads
+
+    attempts = []
+
+    def reconcile(platform: str, ticket_id: str) -> str:
+        attempts.append(ticket_id)
+        if len(attempts) == 1:
+            raise RateLimited("429", retry_after=1, platform="jira")
+        return "applied"
+
+    monkeypatch.setattr(connector.queue, "reconcile_ticket", reconcile)
+    queue = ReconcileQueue.from_settings(settings, retry_policy=connector.queue.RetryPolicy(first_delay=timedelta(seconds=1)))
+    assert queue.enqueue_reconcile("jira", "5", event_id="d-5") == "queued"
+
+    with WorkerThreads(queue, workers=1):
+        assert wait_until(lambda: len(attempts) == 2, timeout=15)
+        time.sleep(0.3)
+
+    assert attempts == ["5", "5"]
+    assert queue.huey.get("pending:reconcile:jira:5", peek=True) is None
+    assert queue.pending_count() == 0
+
+
+def test_an_accepted_event_is_one_script_call(settings, monkeypatch):
+    queue = ReconcileQueue.from_settings(settings)
+    queue.enqueue_reconcile("jira", "0", event_id="warm-up")  # loads the script
+    client = queue.huey.storage.conn
+    sent: list[str] = []
+    execute = client.execute_command
+
+    def counting(*args, **options):
+        sent.append(str(args[0]).upper())
+        return execute(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counting)
+
+    def commands_for(ticket_id: str, event_id: str) -> list[str]:
+        sent.clear()
+        queue.enqueue_reconcile("jira", ticket_id, event_id=event_id)
+        return list(sent)
+
+    # A ticket without a waiting task: one round trip, everything inside the script.
+    assert commands_for("1", "d-1") == ["EVALSHA"]
+    # A ticket with a waiting task: the script answers with the flag, a second run collapses.
+    assert commands_for("1", "d-2") == ["EVALSHA", "EVALSHA"]
+    # A redelivery: one round trip, nothing written.
+    assert commands_for("1", "d-2") == ["EVALSHA"]

@@ -437,11 +437,11 @@ def test_queue_that_cannot_store_the_event_answers_503(client, settings, queue, 
 def test_delivery_refused_with_503_is_accepted_when_jira_retries_it(client, settings, queue, monkeypatch):
     body = fixture_body("issue_created.json")
 
-    def storage_full(data, priority=None):
+    def storage_full(**admission):
         raise sqlite3.OperationalError("database or disk is full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(queue.huey.storage, "enqueue", storage_full)
+        patch.setattr(queue.admission, "admit", storage_full)
         assert deliver(client, settings, body, delivery_id="retry-me").status_code == 503
     assert waiting_tickets(queue) == []
 
