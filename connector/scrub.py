@@ -14,9 +14,9 @@ What is removed:
   line>`, `Basic …`, `Bearer …`, `token=…`-style query or form parameters;
 - the secret values this process knows (API tokens and webhook secrets, registered by
   `connector.settings.Settings` and read from the environment variables that carry them);
-- token-looking strings: 32 or more characters of a token alphabet with letters and
-  digits (Zendesk API tokens have 40, Atlassian API tokens about 190, Data Center personal
-  access tokens 44);
+- token-looking strings: 32 or more characters of a token alphabet mixing upper case,
+  lower case and digits, and not a path (Zendesk API tokens have 40 characters, Atlassian
+  API tokens about 190, Data Center personal access tokens 44);
 - e-mail addresses, also URL-encoded (`carl%40example.com`).
 
 The patterns only start at the beginning of a run of characters (look-behinds), so a
@@ -41,7 +41,7 @@ MAX_INPUT = 16 * 1024
 MAX_TRACEBACK = 64 * 1024
 # Shorter "secrets" (a test's "s", a webhook secret of 3 characters) would turn every
 # matching substring of ordinary words into a placeholder; such values are not guessed from
-# a log anyway, and `_TOKEN_LIKE` has nothing to do with them.
+# a log anyway, and `_TOKEN_RUN` has nothing to do with them.
 _MIN_SECRET_LENGTH = 6
 _SECRET_ENVIRONMENT = ("JIRA_TOKEN", "ZENDESK_TOKEN", "JIRA_WEBHOOK_SECRET", "ZENDESK_WEBHOOK_SECRET")
 
@@ -56,9 +56,8 @@ _AUTH_HEADER = re.compile(r"(?i)\b(?:proxy-)?authorization\b['\"]?\s*[:=]\s*[^\r
 _AUTH_SCHEME = re.compile(r"\b(?:[Bb]asic|[Bb]earer|BASIC|BEARER)\s+(?=[A-Za-z0-9._~+/=:-]*[0-9A-Z+/=])[A-Za-z0-9._~+/=:-]{8,}")
 _AUTH_PARAM = re.compile(r"(?i)\b((?:api[_-]?)?token|access_token|api[_-]?key|password|passwd|secret|signature)"
                          r"(['\"]?\s*[:=]\s*['\"]?)(?!\[)[^\s&'\",;}]+")
-_TOKEN_CHARS = r"A-Za-z0-9_\-+/=."
-_TOKEN_LIKE = re.compile(rf"(?<![{_TOKEN_CHARS}])(?=[{_TOKEN_CHARS}]*\d)(?=[{_TOKEN_CHARS}]*[A-Za-z])"
-                         rf"[{_TOKEN_CHARS}]{{32,}}")
+_TOKEN_CHARS = r"A-Za-z0-9_\-+/="
+_TOKEN_RUN = re.compile(rf"(?<![{_TOKEN_CHARS}.])[{_TOKEN_CHARS}]{{32,}}")
 _EMAIL_LOCAL = r"A-Za-z0-9._%+\-"
 _EMAIL = re.compile(rf"(?<![{_EMAIL_LOCAL}])[{_EMAIL_LOCAL}]+(?:@|%40|&#64;|\\u0040)"
                     r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
@@ -102,8 +101,19 @@ def scrub(text: str, *, max_input: int = MAX_INPUT) -> str:
     text = _AUTH_SCHEME.sub(REMOVED_CREDENTIALS, text)
     text = _AUTH_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REMOVED_TOKEN}", text)
     text = _EMAIL.sub(REMOVED_EMAIL, text)
-    text = _TOKEN_LIKE.sub(REMOVED_TOKEN, text)
+    text = _TOKEN_RUN.sub(_token_or_not, text)
     return text
+
+
+def _token_or_not(match: re.Match[str]) -> str:
+    """A run of token characters is a token when it mixes upper case, lower case and digits
+    and is not a path (API tokens, base64 credentials and JWTs do; a file path such as
+    /tmp/pytest-of-root/… or an id like customfield_10059 does not)."""
+    run = match.group(0)
+    if (run.count("/") <= 2 and any(c.isupper() for c in run) and any(c.islower() for c in run)
+            and any(c.isdigit() for c in run)):
+        return REMOVED_TOKEN
+    return run
 
 
 def error_text(text: str | None, limit: int = MAX_ERROR_TEXT) -> str:

@@ -38,7 +38,9 @@ def test_an_echoed_request_loses_every_credential_and_address(needle):
 def test_ordinary_error_texts_keep_their_words():
     for text in ("Field 'customfield_10059' cannot be set. It is not on the appropriate screen, or unknown.",
                  "Basic authentication with passwords is deprecated.", "Issue does not exist: SUP-123",
-                 "Status: closed prevents ticket update", "You do not have permission to edit issues"):
+                 "Status: closed prevents ticket update", "You do not have permission to edit issues",
+                 "/tmp/pytest-of-root/pytest-12/test_worker_reloads0/rules.yaml:6: rules[0].comment",
+                 "account 5b10a2844c20165700ede21g", "id 3f2b9c1e-8d4a-4c47-9b1e-2a7f0c9d1e55"):
         assert scrub(text) == text
 
 

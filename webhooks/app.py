@@ -115,7 +115,7 @@ def create_app(
         opened_queue=queue or _open_queue(settings, at_start=True),
         allow_unsigned=frozenset(allow_unsigned),
         zendesk_replay_window=zendesk_replay_window,
-        config_watcher=config_watcher or ConfigWatcher(settings.config_path),
+        config_watcher=_config_watcher(settings, config_watcher),
     )
     _warn_about_missing_secrets(settings, frozenset(allow_unsigned))
 
@@ -132,6 +132,16 @@ def create_app(
     app.register_blueprint(observed_blueprint)
     app.register_error_handler(DeliveryRejected, _rejection_response)
     return app
+
+
+def _config_watcher(settings: Settings, given: ConfigWatcher | None) -> ConfigWatcher:
+    """The watcher whose verdict `/readyz` reports: the one carried across a SIGHUP restart,
+    or a new one that checks the files now, at start – `/readyz` itself never checks."""
+    if given is not None:
+        return given
+    watcher = ConfigWatcher(settings.config_path)
+    watcher.check(force=True)
+    return watcher
 
 
 def _warn_about_missing_secrets(settings: Settings, allow_unsigned: frozenset[str]) -> None:

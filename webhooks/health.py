@@ -47,10 +47,17 @@ def queue_problem() -> dict[str, str] | None:
 
 
 def config_problem() -> dict[str, str] | None:
-    """The hot-reload verdict on the config files (checked when they changed since last time)."""
+    """The hot-reload verdict on the config files. Only read: a check runs in the watcher's
+    poll thread (started here if this process has none), never in a readiness request, so a
+    slow or hostile config cannot hang `/readyz` (connector.reload)."""
     watcher = receiver_state().config_watcher
-    watcher.check()
+    watcher.watch_in_background()
     return watcher.problem()
+
+
+def config_reload() -> dict[str, object]:
+    """The last config reload: ok / failed (with the error), when (connector.reload)."""
+    return receiver_state().config_watcher.reload_state()
 
 
 @blueprint.get("/readyz")
@@ -60,15 +67,16 @@ def readyz() -> ResponseReturnValue:
     warnings = [p for p in problems if p.get("blocking") == "no"]
     for problem in problems:
         problem.pop("blocking", None)
+    config = config_reload()
     if failed:
         log.warning("readiness.failed", extra={"checks": [problem["check"] for problem in failed]})
         body = {"status": "unavailable", "failed": failed}
         if warnings:
             body["warnings"] = warnings
-        return jsonify(body), 503
+        return jsonify({**body, "config": config}), 503
     if warnings:
-        return jsonify(status="ready", warnings=warnings), 200
-    return jsonify(status="ready"), 200
+        return jsonify(status="ready", warnings=warnings, config=config), 200
+    return jsonify(status="ready", config=config), 200
 
 
 @blueprint.get("/metrics")
