@@ -22,9 +22,10 @@ neither hang `check-config` or the worker nor exhaust memory. So every render he
   and no `namespace()` (which could accumulate across iterations) or `lipsum()`;
 - turns every exception into a `TemplateError` with the template line it happened on.
 
-The limits are far above what a comment needs (Jira Cloud and Data Center cap a comment at
-32,767 characters: `jira.text.field.character.limit`, support.atlassian.com "Configure the
-maximum character limit for text fields"; Zendesk comments are capped at 64 KB).
+The limits are far above what a comment needs: Jira's text fields hold at most 32,767
+characters (the Jira REST API v2 spec, `CustomFieldContextDefaultValueTextArea`: "The maximum
+length is 32767 characters"; Data Center admins may lower it with the advanced setting
+`jira.text.field.character.limit`), so `MAX_OUTPUT` stays below that.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, nodes
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 MAX_TEMPLATE_CHARS = 10_000
@@ -59,6 +62,11 @@ _STR_METHODS = frozenset({
     "rjust", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
     "swapcase", "title", "upper", "zfill",
 })
+
+
+# Filters that allocate as much as a number argument says.
+_FILTERS_TAKING_COUNTS = frozenset({"center", "indent", "batch", "slice", "wordwrap", "truncate", "format"})
+_BUILTIN_VALUES = (str, bytes, int, float, list, tuple, dict, set, frozenset)
 
 
 class TemplateLimit(SecurityError):
@@ -118,9 +126,11 @@ def _bounded(value: Any, what: str = "a value") -> Any:
     return value
 
 
-def _check_arguments(args: tuple, kwargs: Mapping[str, Any]) -> None:
+def _check_arguments(args: tuple, kwargs: Mapping[str, Any], *, counts: bool = True) -> None:
+    """Every argument within `MAX_VALUE`; with `counts`, also every integer, for the calls that
+    allocate as much as a number says (`"x".center(10**9)`, `(1).to_bytes(10**9)`, `|indent`)."""
     for value in (*args, *kwargs.values()):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_VALUE:
+        if counts and isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_VALUE:
             raise TemplateLimit(f"the number {value if value.bit_length() < 64 else '(huge)'} is too large "
                                 f"an argument (at most {MAX_VALUE})")
         _bounded(value, "an argument")
@@ -181,8 +191,8 @@ def _bounded_filter(name: str, function: Any) -> Any:
     @functools.wraps(function)  # keeps jinja's pass_context/pass_environment marks
     def bounded(*args: Any, **kwargs: Any) -> Any:
         _tick()
-        plain = [a for a in args if not _is_jinja_internal(a)]
-        _check_arguments(tuple(plain[1:]), kwargs)
+        plain = [a for a in args if not isinstance(a, (Context, EvalContext, ImmutableSandboxedEnvironment))]
+        _check_arguments(tuple(plain[1:]), kwargs, counts=name in _FILTERS_TAKING_COUNTS)
         if plain:
             _bounded(plain[0], f"the input of |{name}")
         if name == "join" and plain:
@@ -199,13 +209,6 @@ def _bounded_filter(name: str, function: Any) -> Any:
         return _bounded(function(*args, **kwargs), f"the result of |{name}")
 
     return bounded
-
-
-def _is_jinja_internal(value: Any) -> bool:
-    from jinja2.nodes import EvalContext
-    from jinja2.runtime import Context
-
-    return isinstance(value, (Context, EvalContext, ImmutableSandboxedEnvironment))
 
 
 class _BoundedEnvironment(ImmutableSandboxedEnvironment):
@@ -248,9 +251,11 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         if __obj is not _loop_guard:
             _tick()
-            if __obj is not _bounded_range:  # which says what its own limit is
-                _check_arguments(args, kwargs)
             owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
+            if __obj is not _bounded_range:  # which says what its own limit is
+                # A macro may well get a ticket number; a method of a built-in type may
+                # allocate as much as its number says.
+                _check_arguments(args, kwargs, counts=isinstance(owner, _BUILTIN_VALUES))
             if isinstance(owner, str) and name == "join" and args:
                 _check_join(owner, args[0])
             elif isinstance(owner, str) and name == "replace" and len(args) >= 2:

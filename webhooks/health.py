@@ -5,7 +5,10 @@ Liveness and readiness are kept apart on purpose: `/healthz` only says the proce
 it or not). A receiver that cannot write its queue would answer 503 to every event; taking
 it out of rotation and saying why is better. A config edit that was rejected by the hot
 reload is reported under `warnings` with a 200: the last good config still runs, and every
-receiver reads the same files, so a 503 would take the whole fleet out for a typo. Readiness never calls Jira or Zendesk: their
+receiver reads the same files, so a 503 would take the whole fleet out for a typo; `config`
+says how the last reload went (ok / failed, when, the error). Readiness only reads that
+verdict and never loads the config itself: a hostile hot reload must not hang it
+(connector.reload). Readiness never calls Jira or Zendesk: their
 outages must not take the receiver down, since storing events is exactly what lets us ride
 them out.
 """
