@@ -17,7 +17,8 @@ neither hang `check-config` or the worker nor exhaust memory. So every render he
   within `MAX_VALUE` characters: the operations that can multiply a size (`*`, `**`, `%`,
   `replace`, `join`, `indent`, widths and counts given as arguments) are checked before
   they run, every other result right after it is built;
-- stops output beyond `MAX_OUTPUT` characters; `range()` gives at most `MAX_RANGE` items;
+- stops output beyond `MAX_OUTPUT` characters, everything printed (also into `{% set %}`
+  blocks and macros) beyond `MAX_WRITTEN`; `range()` gives at most `MAX_RANGE` items;
 - offers only string methods that cannot blow up (no `format`, `expandtabs`, `translate`)
   and no `namespace()` (which could accumulate across iterations) or `lipsum()`;
 - turns every exception into a `TemplateError` with the template line it happened on.
@@ -48,6 +49,7 @@ MAX_TEMPLATE_CHARS = 10_000
 MAX_OUTPUT = 32_000
 MAX_VALUE = 32_000
 MAX_STEPS = 1_000
+MAX_WRITTEN = 4 * MAX_OUTPUT
 MAX_RANGE = 1_000
 MAX_INT_BITS = 1_024  # about 300 decimal digits
 RENDER_SECONDS = 1.0
@@ -81,6 +83,7 @@ class TemplateRenderError(TemplateError):
 class _Budget:
     deadline: float
     steps: int = 0
+    written: int = 0  # characters of every `{{ … }}`, also inside `{% set %}` blocks and macros
 
 
 _current = threading.local()
@@ -224,7 +227,15 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     @staticmethod
     def _finalize_output(value: Any) -> Any:
-        return _bounded(value, "an output")
+        """Every `{{ … }}`: what it prints is counted, also where no output cap can see it
+        (a `{% set %}` block or a macro collects its output before anyone measures it)."""
+        size = _size(_bounded(value, "an output"))
+        budget: _Budget | None = getattr(_current, "budget", None)
+        if budget is not None:
+            budget.written += size
+            if budget.written > MAX_WRITTEN:
+                raise TemplateLimit(f"the template prints more than {MAX_WRITTEN} characters in all")
+        return value
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         """Every loop iterates through `_loop_guard`, which counts and watches the clock."""
@@ -264,7 +275,16 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
         return result if __obj is _loop_guard else _bounded(result, "a result")
 
 
+def _bounded_concat(parts: Any) -> str:
+    """Joins the output of a `{% set %}` block or a macro (generated code calls `environment.concat`)."""
+    parts = list(parts)
+    if sum(len(part) for part in parts) > MAX_VALUE:
+        raise TemplateLimit(f"a block or macro would produce more than {MAX_VALUE} characters")
+    return "".join(parts)
+
+
 _ENV = _BoundedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+_ENV.concat = _bounded_concat  # type: ignore[method-assign]
 
 
 @lru_cache(maxsize=512)

@@ -107,6 +107,11 @@ def test_a_huge_rule_file_is_refused_before_it_is_read(tmp_path):
     ("{{ 1 / 0 }}", "ZeroDivisionError"),
     ("{% set ns = namespace(s='x') %}{{ ns.s }}", "'namespace' is undefined"),
     ("{{ ticket.key", "template does not render"),
+    ('{% for i in range(900) %}{{ "x" * 100 }}{% endfor %}', "comment would be longer than"),
+    ('{% set s = "y" * 30000 %}{% set x %}{% for i in range(900) %}{{ s ~ i }}{% endfor %}{% endset %}', "prints more"),
+    ("{% set x %}{% for i in range(900) %}" + "L" * 9000 + "{% endfor %}{% endset %}{{ x }}", "block or macro"),
+    ("{{ (1).to_bytes(10 ** 9, 'big') }}", "too large an argument"),
+    ("{{ 'x' | center(10 ** 9) }}", "too large an argument"),
 ])
 def test_a_hostile_template_is_a_config_error_with_file_and_line_not_a_hang_or_traceback(tmp_path, template, words):
     path = rule_file(tmp_path / "rules.yaml", "Hello {{ ticket.key }}\n" + template)
