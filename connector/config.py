@@ -83,7 +83,10 @@ class SupportConfig(BaseModel):
             if rule.id in seen:
                 problems.append((("rules", index, "id"), f"rule id '{rule.id}' is used twice; every rule needs its own id"))
             seen.add(rule.id)
-            problems.extend((("rules", index) + where, message) for where, message in rule.check(self))
+            try:
+                problems.extend((("rules", index) + where, message) for where, message in rule.check(self))
+            except Exception as exc:  # a check must name the rule, not end in a traceback
+                problems.append((("rules", index), f"cannot be checked ({type(exc).__name__}: {str(exc)[:200]})"))
         return problems
 
     @cached_property
@@ -351,6 +354,11 @@ def load_config(path: Path | str) -> SupportConfig:
     data, positions = _merge(files)
     try:
         config = SupportConfig.model_validate(_with_platform_defaults(data))
+    except (TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        # pydantic reports ValueErrors as validation errors; anything else a validator meets
+        # (a calendar with an absurd date, a structure nested too deeply) is still the file's fault.
+        raise ConfigError([ConfigProblem(str(files[0]), None, "", f"cannot be checked ({type(exc).__name__}: "
+                                         f"{str(exc)[:200]})")]) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):

@@ -251,3 +251,9 @@ def test_a_receiver_process_stays_ready_and_fast_through_a_hostile_hot_reload(tm
         assert process.alive()
     finally:
         process.stop()
+
+
+def test_a_deeply_nested_file_is_a_config_error(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nx: " + "[" * 20_000 + "]" * 20_000 + "\n", encoding="utf-8")
+    assert "nests too deeply" in rejected_fast(path)
