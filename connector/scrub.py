@@ -54,7 +54,8 @@ _AUTH_HEADER = re.compile(r"(?i)\b(?:proxy-)?authorization\b['\"]?\s*[:=]\s*[^\r
 # A credential (base64 or a token) has a digit, an upper-case letter or base64 punctuation;
 # "Basic authentication is disabled" keeps its words.
 _AUTH_SCHEME = re.compile(r"\b(?:[Bb]asic|[Bb]earer|BASIC|BEARER)\s+(?=[A-Za-z0-9._~+/=:-]*[0-9A-Z+/=])[A-Za-z0-9._~+/=:-]{8,}")
-_AUTH_PARAM = re.compile(r"(?i)\b((?:api[_-]?)?token|access_token|api[_-]?key|password|passwd|secret|signature)"
+# `token=…`, `X-Api-Token: …`, `ZENDESK_TOKEN=…`, `"password": "…"` – the name may carry a prefix.
+_AUTH_PARAM = re.compile(r"(?i)(?<![A-Za-z0-9_-])([A-Za-z_-]*(?:token|password|passwd|secret|signature|api[_-]?key))"
                          r"(['\"]?\s*[:=]\s*['\"]?)(?!\[)[^\s&'\",;}]+")
 _TOKEN_CHARS = r"A-Za-z0-9_\-+/="
 _TOKEN_RUN = re.compile(rf"(?<![{_TOKEN_CHARS}.])[{_TOKEN_CHARS}]{{32,}}")

@@ -100,3 +100,10 @@ def test_the_log_formatter_scrubs_event_fields_and_traceback():
     assert parsed["event"].startswith("sync.failed") and "RuntimeError" in parsed["exception"]
     for needle in ("carl", TOKEN, BASIC, "Authorization", "Bearer "):
         assert needle not in line
+
+
+def test_named_credentials_lose_their_values_whatever_the_prefix():
+    text = scrub('JIRA_TOKEN=tok3n X-Api-Token: abc "access_token": "q1" password=hunter2 api_key=k1')
+    assert not any(value in text for value in ("tok3n", "abc", "q1", "hunter2", "k1"))
+    assert scrub("webhook secret not configured; set ZENDESK_WEBHOOK_SECRET") == \
+        "webhook secret not configured; set ZENDESK_WEBHOOK_SECRET"
