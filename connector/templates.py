@@ -67,7 +67,7 @@ _STR_METHODS = frozenset({
 
 
 # Filters that allocate as much as a number argument says.
-_FILTERS_TAKING_COUNTS = frozenset({"center", "indent", "batch", "slice", "wordwrap", "truncate", "format"})
+_FILTERS_TAKING_COUNTS = frozenset({"center", "indent", "batch", "slice"})
 _BUILTIN_VALUES = (str, bytes, int, float, list, tuple, dict, set, frozenset)
 
 
