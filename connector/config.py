@@ -146,6 +146,7 @@ def _positions(node: yaml.Node, file: str, path: tuple = (), out: dict | None = 
 
 # A rule file is a few kilobytes; the cap keeps a wrong path (a log, a dump) from being read whole.
 MAX_FILE_BYTES = 1024 * 1024
+MAX_NESTING = 50
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -163,13 +164,24 @@ class RuleFileLoader(yaml.SafeLoader):
     ValueError (CVE-2020-10735); such a number is reported at its line like any other error.
     """
 
+    _depth = 0
+
     def compose_node(self, parent, index):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
             raise _Refused(None, None, f"YAML {kind}{event.anchor} is not allowed in rule files (a few bytes of "
                            "aliases can expand to gigabytes); write the values out", event.start_mark)
-        return super().compose_node(parent, index)
+        # The composer recurses once per level: refused early, at its line, instead of
+        # unwinding a RecursionError a thousand levels deep.
+        if self._depth >= MAX_NESTING:
+            raise _Refused(None, None, f"nests more than {MAX_NESTING} levels deep; a rule file needs fewer than 10",
+                           event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_yaml_int(self, node):
         try:

@@ -256,4 +256,5 @@ def test_a_receiver_process_stays_ready_and_fast_through_a_hostile_hot_reload(tm
 def test_a_deeply_nested_file_is_a_config_error(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text("version: 1\nx: " + "[" * 20_000 + "]" * 20_000 + "\n", encoding="utf-8")
-    assert "nests too deeply" in rejected_fast(path)
+    message = rejected_fast(path, seconds=1.0)
+    assert f"{path}:2:" in message and "nests more than 50 levels" in message
