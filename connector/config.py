@@ -83,7 +83,10 @@ class SupportConfig(BaseModel):
             if rule.id in seen:
                 problems.append((("rules", index, "id"), f"rule id '{rule.id}' is used twice; every rule needs its own id"))
             seen.add(rule.id)
-            problems.extend((("rules", index) + where, message) for where, message in rule.check(self))
+            try:
+                problems.extend((("rules", index) + where, message) for where, message in rule.check(self))
+            except Exception as exc:  # a check must name the rule, not end in a traceback
+                problems.append((("rules", index), f"cannot be checked ({type(exc).__name__}: {str(exc)[:200]})"))
         return problems
 
     @cached_property
@@ -141,20 +144,91 @@ def _positions(node: yaml.Node, file: str, path: tuple = (), out: dict | None = 
     return out
 
 
+# A rule file is a few kilobytes; the cap keeps a wrong path (a log, a dump) from being read whole.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NESTING = 50
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A construct rule files may not use, with where it is."""
+
+
+class RuleFileLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader without anchors and aliases, and with bounded numbers.
+
+    SafeLoader expands every alias into a full copy of what it names: nine nested lists of
+    nine aliases (a 443-byte "billion laughs" file) become 9^9 nodes and gigabytes of memory.
+    Rule files have no use for `&anchor` / `*alias` / `<<: *merge`, so they are refused where
+    they appear, before anything is expanded; what is left has at most as many nodes as the
+    file has characters. Python 3.11 refuses integers of more than 4300 digits with a
+    ValueError (CVE-2020-10735); such a number is reported at its line like any other error.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise _Refused(None, None, f"YAML {kind}{event.anchor} is not allowed in rule files (a few bytes of "
+                           "aliases can expand to gigabytes); write the values out", event.start_mark)
+        # The composer recurses once per level: refused early, at its line, instead of
+        # unwinding a RecursionError a thousand levels deep.
+        if self._depth >= MAX_NESTING:
+            raise _Refused(None, None, f"nests more than {MAX_NESTING} levels deep; a rule file needs fewer than 10",
+                           event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            raise _Refused(None, None, "this number is too long to be a setting", node.start_mark) from None
+
+    def construct_yaml_float(self, node):
+        try:
+            return super().construct_yaml_float(node)
+        except (ValueError, OverflowError):
+            raise _Refused(None, None, "this number cannot be read", node.start_mark) from None
+
+
+RuleFileLoader.add_constructor("tag:yaml.org,2002:int", RuleFileLoader.construct_yaml_int)
+RuleFileLoader.add_constructor("tag:yaml.org,2002:float", RuleFileLoader.construct_yaml_float)
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    """The composed document (for positions) and its data, parsed once."""
+    loader = RuleFileLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(path: Path) -> tuple[dict, dict]:
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError([ConfigProblem(str(path), None, "", f"is {size} bytes; a rule file may have at most "
+                                             f"{MAX_FILE_BYTES // 1024} KiB (is this the right file?)")])
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigProblem(str(path), None, "", f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")])
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), None, "", f"cannot be read: {exc.strerror}")])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _parse(text)
         positions = _positions(node, str(path)) if isinstance(data, dict) else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
+        if isinstance(exc, _Refused):
+            raise ConfigError([ConfigProblem(str(path), line, "", str(exc.problem))]) from None
         raise ConfigError([ConfigProblem(str(path), line, "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}")])
     except RecursionError:
         raise ConfigError([ConfigProblem(str(path), None, "", "nests too deeply to be a rule file")]) from None
@@ -292,6 +366,11 @@ def load_config(path: Path | str) -> SupportConfig:
     data, positions = _merge(files)
     try:
         config = SupportConfig.model_validate(_with_platform_defaults(data))
+    except (TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        # pydantic reports ValueErrors as validation errors; anything else a validator meets
+        # (a calendar with an absurd date, a structure nested too deeply) is still the file's fault.
+        raise ConfigError([ConfigProblem(str(files[0]), None, "", f"cannot be checked ({type(exc).__name__}: "
+                                         f"{str(exc)[:200]})")]) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):

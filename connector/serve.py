@@ -32,6 +32,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from connector.queue import WORKER_SHUTDOWN_TIMEOUT, create_huey, run_worker
+from connector.scrub import scrub, scrub_traceback, scrub_value
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,18 +51,34 @@ class JsonLineFormatter(logging.Formatter):
     The code logs events with fields (`log.info("reconcile.done", extra={...})`); without
     this the fields would be dropped and an operator would see bare event names. JSON lines
     are what journald, Kubernetes and log shippers index without parsing rules.
+
+    Every text of the line – the event, the fields, the exception and its traceback – is
+    scrubbed of credentials, known secrets and e-mail addresses (`connector.scrub`): the
+    last line of defence behind the scrubbing of platform error texts where they are
+    raised, for a library exception or a field nobody thought of.
     """
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "logger": record.name, "event": record.getMessage(),
+            "level": record.levelname.lower(), "logger": record.name, "event": scrub(_message(record)),
             "pid": record.process,
         }
-        line.update({k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES and not k.startswith("_")})
+        line.update({k: scrub_value(v) for k, v in vars(record).items()
+                     if k not in _RECORD_ATTRIBUTES and not k.startswith("_")})
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            # Its own scrub limit: a traceback is longer than an error text and worth keeping whole.
+            line["exception"] = scrub_traceback(self.formatException(record.exc_info))
+        elif record.exc_text:
+            line["exception"] = scrub_traceback(record.exc_text)
         return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # a broken format string must not lose the line
+        return str(record.msg)
 
 
 def configure_logging() -> None:

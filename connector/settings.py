@@ -57,6 +57,12 @@ class Settings:
     # observe: run everything but send no write to the platform; record every plan instead.
     mode: Mode = "enforce"
 
+    def __post_init__(self) -> None:
+        # Log lines and error messages must never show these (connector.scrub).
+        from connector.scrub import register_secret
+
+        register_secret(self.jira_token, self.zendesk_token, *self.jira_webhook_secrets, *self.zendesk_webhook_secrets)
+
     @property
     def observing(self) -> bool:
         return self.mode == "observe"

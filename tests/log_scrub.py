@@ -4,6 +4,7 @@ Every end-to-end test runs with known secrets (sandbox API tokens, webhook secre
 known requester e-mail addresses. A handler on the root logger captures every record at
 DEBUG, including the structured `extra` fields, and the test fails at teardown if any of
 them contains one of those strings, an Authorization header, or a payload body marker.
+Exceptions logged with `exc_info` are formatted (message and traceback) and checked too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ FORBIDDEN = {
 }
 
 
+_FORMATTER = logging.Formatter()
+
+
 class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
@@ -39,7 +43,10 @@ class _Capture(logging.Handler):
         except Exception:  # a broken format string is itself worth seeing, not hiding
             text = str(record.msg)
         extras = {k: v for k, v in record.__dict__.items() if k not in logging.LogRecord("", 0, "", 0, "", (), None).__dict__}
-        self.lines.append(f"{record.name} {text} {extras!r} {record.exc_text or ''}")
+        # The exception and its traceback as any handler would print them: error paths leak
+        # through exception messages (`exc_info`), not through the event name.
+        exception = _FORMATTER.formatException(record.exc_info) if record.exc_info else (record.exc_text or "")
+        self.lines.append(f"{record.name} {text} {extras!r} {exception}")
 
 
 @pytest.fixture(autouse=True)

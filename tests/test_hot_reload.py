@@ -66,20 +66,34 @@ def test_a_config_that_never_loaded_blocks_readiness(tmp_path):
     assert watcher.problem()["blocking"] == "yes"
 
 
-def test_readyz_reports_a_rejected_reload_but_stays_ready(settings, queue, config_file):
+def test_readyz_reports_a_rejected_reload_but_stays_ready(settings, queue, config_file, monkeypatch):
+    # /readyz only reads the verdict; the watcher's poll thread (started by the first
+    # /readyz of the process) checks the files.
+    monkeypatch.setenv("CONNECTOR_CONFIG_POLL_INTERVAL", "0.05")
     client = create_app(settings, queue=queue).test_client()
-    assert client.get("/readyz").json == {"status": "ready"}
+    ready = client.get("/readyz").json
+    assert ready["status"] == "ready" and "warnings" not in ready and ready["config"]["reload"] == "ok"
 
     break_config(config_file)
+    assert wait_until(lambda: "warnings" in client.get("/readyz").json, timeout=10)
     response = client.get("/readyz")
 
     assert response.status_code == 200
     [warning] = response.json["warnings"]
     assert warning["check"] == "config" and f"{config_file}:6" in warning["error"]
     assert warning["running"].startswith("the last good config")
+    assert response.json["config"]["reload"] == "failed" and f"{config_file}:6" in response.json["config"]["error"]
 
     intake_config(config_file)
-    assert client.get("/readyz").json == {"status": "ready"}
+    assert wait_until(lambda: "warnings" not in client.get("/readyz").json, timeout=10)
+    assert client.get("/readyz").json["config"]["reload"] == "ok"
+    receiver_watcher(client).stop()
+
+
+def receiver_watcher(client) -> ConfigWatcher:
+    from webhooks.app import _EXTENSION
+
+    return client.application.extensions[_EXTENSION].config_watcher
 
 
 # --- real processes ----------------------------------------------------------------------------

@@ -463,7 +463,8 @@ def test_healthz_answers_while_the_process_lives(client, queue, data_dir):
 def test_readyz_passes_when_queue_is_writable_and_config_loads(client):
     response = client.get("/readyz")
 
-    assert (response.status_code, response.json) == (200, {"status": "ready"})
+    assert (response.status_code, response.json["status"]) == (200, "ready")
+    assert response.json["config"]["reload"] == "ok" and "warnings" not in response.json
 
 
 def test_readyz_names_an_unwritable_queue_and_the_fix(client, queue, data_dir):

@@ -130,7 +130,7 @@ def create_app(
         opened_queue=queue or _open_queue(settings, at_start=True),
         allow_unsigned=frozenset(allow_unsigned),
         zendesk_replay_window=zendesk_replay_window,
-        config_watcher=config_watcher or ConfigWatcher(settings.config_path),
+        config_watcher=_config_watcher(settings, config_watcher),
         zendesk_identity=ZendeskIdentity(settings),
     )
     # Asked now, in the background, so the first events find the answer; never on a request's path.
@@ -163,6 +163,16 @@ def unsigned_platforms(settings: Settings, allow_unsigned: Set[str]) -> frozense
     """The platforms whose webhooks are really accepted unsigned: named by `--allow-unsigned`
     and without a secret. A configured secret always wins, so the flag is then void."""
     return frozenset(p for p in PLATFORMS if p in allow_unsigned and not _secrets(settings, p))
+
+
+def _config_watcher(settings: Settings, given: ConfigWatcher | None) -> ConfigWatcher:
+    """The watcher whose verdict `/readyz` reports: the one carried across a SIGHUP restart,
+    or a new one that checks the files now, at start – `/readyz` itself never checks."""
+    if given is not None:
+        return given
+    watcher = ConfigWatcher(settings.config_path)
+    watcher.check(force=True)
+    return watcher
 
 
 def _warn_about_missing_secrets(settings: Settings, allow_unsigned: frozenset[str]) -> None:

@@ -5,9 +5,12 @@ Liveness and readiness are kept apart on purpose: `/healthz` only says the proce
 it or not). A receiver that cannot write its queue would answer 503 to every event; taking
 it out of rotation and saying why is better. A config edit that was rejected by the hot
 reload is reported under `warnings` with a 200: the last good config still runs, and every
-receiver reads the same files, so a 503 would take the whole fleet out for a typo. So are
-states that work but must not be forgotten: unsigned webhooks accepted (`--allow-unsigned`)
-and a Redis queue that would lose acknowledged events on a restart (`queue_persistence`). Readiness never calls Jira or Zendesk: their
+receiver reads the same files, so a 503 would take the whole fleet out for a typo; `config`
+says how the last reload went (ok / failed, when, the error). Readiness only reads that
+verdict and never loads the config itself: a hostile hot reload must not hang it
+(connector.reload). Also reported with a 200: states that work but must not be forgotten –
+unsigned webhooks accepted (`--allow-unsigned`) and a Redis queue that would lose
+acknowledged events on a restart (`queue_persistence`). Readiness never calls Jira or Zendesk: their
 outages must not take the receiver down, since storing events is exactly what lets us ride
 them out.
 """
@@ -74,10 +77,17 @@ def persistence_problem(persistence: Persistence | None) -> dict[str, str] | Non
 
 
 def config_problem() -> dict[str, str] | None:
-    """The hot-reload verdict on the config files (checked when they changed since last time)."""
+    """The hot-reload verdict on the config files. Only read: a check runs in the watcher's
+    poll thread (started here if this process has none), never in a readiness request, so a
+    slow or hostile config cannot hang `/readyz` (connector.reload)."""
     watcher = receiver_state().config_watcher
-    watcher.check()
+    watcher.watch_in_background()
     return watcher.problem()
+
+
+def config_reload() -> dict[str, object]:
+    """The last config reload: ok / failed (with the error), when (connector.reload)."""
+    return receiver_state().config_watcher.reload_state()
 
 
 @blueprint.get("/readyz")
@@ -90,17 +100,19 @@ def readyz() -> ResponseReturnValue:
     warnings = [p for p in problems if p.get("blocking") == "no"]
     for problem in problems:
         problem.pop("blocking", None)
+    config = config_reload()
     if failed:
         log.warning("readiness.failed", extra={"checks": [problem["check"] for problem in failed]})
         body = {"status": "unavailable", "failed": failed}
         if warnings:
             body["warnings"] = warnings
-        return jsonify(body), 503
+        return jsonify({**body, "config": config}), 503
     body = {"status": "ready"}
     if persistence is not None:  # Redis queue: persisting, not_persisting or unknown (CONFIG refused)
         body["queue_persistence"] = persistence.state
     if warnings:
         body["warnings"] = warnings
+    body["config"] = config
     return jsonify(body), 200
 
 

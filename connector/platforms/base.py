@@ -47,6 +47,7 @@ import tenacity
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from connector.model import Action, Plan, Platform, Ticket
+from connector.scrub import error_text
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,10 @@ class PlatformError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
+        # The one place every platform error text becomes an exception message: an answer
+        # echoing the request (a proxy's or Jira's error page) carries the API token and
+        # customers' e-mail addresses, and the message goes into log lines (connector.scrub).
+        message = error_text(message)
         super().__init__(message)
         self.message = message
         self.platform = platform

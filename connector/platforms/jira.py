@@ -119,6 +119,7 @@ from connector.platforms.comment_marker import carried_marker, with_marker
 from connector.platforms.field_values import already_equal, plain_value, rich_text
 from connector.platforms.jira_issue import parse_jira_issue
 from connector.platforms.mapping import PlatformMapping
+from connector.scrub import error_text
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -1414,6 +1415,9 @@ def _issue_ref(ticket_id: str) -> str:
 
 
 def _from_jira_error(exc: JIRAError) -> PlatformError:
+    # `exc.text` is Jira's reason, or the whole body of an answer that is not Jira's JSON (a
+    # proxy's page may echo the request with its Authorization header); PlatformError
+    # scrubs and cuts it. Never str(exc): the jira library prints the request headers.
     if exc.status_code is None:
         return PlatformError(exc.text or "the jira library reported an error", platform=PLATFORM)
     headers = exc.response.headers if exc.response is not None else None
@@ -1424,7 +1428,9 @@ def _from_jira_error(exc: JIRAError) -> PlatformError:
     except ValueError:
         payload = None
     errors = payload.get("errors") if isinstance(payload, dict) else None
-    error.field_errors = {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}  # type: ignore[attr-defined]
+    # Scrubbed and cut like the message (connector.scrub): they end up in warnings and logs.
+    error.field_errors = ({error_text(str(k), 100): error_text(str(v)) for k, v in list(errors.items())[:50]}  # type: ignore[attr-defined]
+                          if isinstance(errors, dict) else {})
     return error
 
 

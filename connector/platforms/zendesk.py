@@ -119,6 +119,7 @@ from connector.platforms.base import (
 from connector.platforms.field_values import already_equal
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.zendesk_ticket import SYSTEM_FIELD_ATTRIBUTES, parse_zendesk_ticket
+from connector.scrub import error_text, scrub_value
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,9 @@ def _error_message(response: requests.Response) -> str:
                 text = problem.get("description") if isinstance(problem, Mapping) else problem
                 if text:
                     parts.append(f"{name}: {text}")
-    return ": ".join(parts[:2]) + ("" if len(parts) <= 2 else " (" + "; ".join(parts[2:]) + ")")
+    text = ": ".join(parts[:2]) + ("" if len(parts) <= 2 else " (" + "; ".join(parts[2:]) + ")")
+    # A proxy's or an echoing answer carries the request's credentials and e-mail addresses.
+    return error_text(text)
 
 
 # --- ticket fields ----------------------------------------------------------------------
@@ -1320,7 +1323,7 @@ def _from_response(response: requests.Response) -> PlatformError:
             payload = None
         details = payload.get("details") if isinstance(payload, Mapping) else None
         if isinstance(details, Mapping):
-            return RecordInvalid(_error_message(response), details=details)
+            return RecordInvalid(_error_message(response), details=scrub_value(details))
     return error_from_response(response.status_code, response.headers, _error_message(response), platform=PLATFORM)
 
 

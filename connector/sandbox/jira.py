@@ -552,7 +552,10 @@ class JiraSandbox(SandboxControls):
             if fault.status is not None:
                 headers = {"Retry-After": _retry_after(fault.retry_after)} if fault.retry_after is not None else {}
                 message = "Rate limit exceeded." if fault.status == 429 else f"HTTP {fault.status} (injected)"
-                payload = fault.body if fault.body is not None else {"errorMessages": [message], "errors": {}}
+                payload = fault.body_for(request)
+                if isinstance(payload, str):
+                    return Response(payload, status=fault.status, headers=headers, content_type="text/html"), template
+                payload = payload if payload is not None else {"errorMessages": [message], "errors": {}}
                 return _json(fault.status, payload, headers), template
         authenticated = self._authenticate(request.headers.get("Authorization"))
         if authenticated is False or (authenticated is None and not (matched and matched[2])):

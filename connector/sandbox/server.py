@@ -84,6 +84,11 @@ class Fault:
     delay: float
     body: Any
 
+    def body_for(self, request: Any) -> Any:
+        """The error body: `body` itself, or what `body(request)` gives – a fault may echo the
+        request, as a proxy's or a Jira error page does. A `str` is served as an HTML page."""
+        return self.body(request) if callable(self.body) else self.body
+
     def matches(self, method: str, path: str) -> bool:
         if self.remaining is not None and self.remaining <= 0:
             return False

@@ -690,7 +690,10 @@ class ZendeskSandbox(SandboxControls):
                 time.sleep(fault.delay)
             if fault.status is not None:
                 headers = {"Retry-After": _retry_after(fault.retry_after)} if fault.retry_after is not None else {}
-                return _json(fault.status, fault.body if fault.body is not None else _fault_body(fault.status),
+                payload = fault.body_for(request)
+                if isinstance(payload, str):
+                    return Response(payload, status=fault.status, headers=headers, content_type="text/html"), template
+                return _json(fault.status, payload if payload is not None else _fault_body(fault.status),
                              headers), template
         if not self._authenticated(request.headers.get("Authorization")):
             return _json(401, NOT_AUTHENTICATED, {"WWW-Authenticate": 'Basic realm="Web Password"'}), template
