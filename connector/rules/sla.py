@@ -32,12 +32,12 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from connector.calendar import ContinuousCalendar, parse_duration
 from connector.model import DONE_STATUSES, Priority, SetFields, SlaClock, Status
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, Strict, check_duration, register
-from connector.sla import build_clock
+from connector.sla import MetricTarget, compute_clocks
 from connector.templates import SAMPLE_CLOCK
 from connector.timefmt import format_instant, format_minutes, same_instant
 
@@ -105,6 +105,12 @@ class SlaRule(RuleBase):
 
     template_sample: ClassVar[dict] = {"clock": SAMPLE_CLOCK}
 
+    # Prepared once per config (`prepare`, or on first use): per priority the parsed targets,
+    # keyed by the business calendar they were counted with; and the pause set.
+    _targets_by_priority: dict = PrivateAttr(default_factory=dict)
+    _paused: frozenset = PrivateAttr(default=frozenset())
+    _continuous: ContinuousCalendar = PrivateAttr(default_factory=ContinuousCalendar)
+
     @field_validator("warn_at")
     @classmethod
     def _percent(cls, values: list[int]) -> list[int]:
@@ -125,25 +131,35 @@ class SlaRule(RuleBase):
     def target_minutes(self, target: Target, calendar) -> float:
         return parse_duration(target.within, calendar)
 
+    def prepare(self, config) -> None:
+        """Parse every target once (business days need the calendar), so evaluating parses nothing."""
+        self._prepare_targets(config.calendar(self.calendar))
+
+    def _prepare_targets(self, business) -> None:
+        prepared = {}
+        for priority, targets in self.targets.items():
+            prepared[priority] = (business, tuple(
+                MetricTarget(metric, round(parse_duration(target.within, business)), target.clock,
+                             self._continuous if target.clock == "calendar" else business)
+                for metric in METRICS if (target := getattr(targets, metric)) is not None))
+        self._paused = frozenset(self.pause_statuses)
+        self._targets_by_priority = prepared
+
+    def _prepared(self, priority, business) -> tuple[MetricTarget, ...]:
+        entry = self._targets_by_priority.get(priority)
+        if entry is None or entry[0] is not business:
+            # Not prepared yet, or for another config's calendar (a rule object reused).
+            self._prepare_targets(business)
+            entry = self._targets_by_priority[priority]
+        return entry[1]
+
     def clocks(self, ctx: EvalContext):
-        """Build every clock of the ticket's current priority; (clock, timeline, calendar) per metric."""
+        """Build every clock of the ticket's current priority in one pass; (clock, timeline) per metric."""
         ticket = ctx.ticket
-        targets = self.targets.get(ticket.priority) if ticket.priority else None
-        if not targets:
+        if not ticket.priority or not self.targets.get(ticket.priority):
             return {}
-        business = ctx.config.calendar(self.calendar)
-        out = {}
-        for metric in METRICS:
-            target = getattr(targets, metric)
-            if target is None:
-                continue
-            calendar = ContinuousCalendar() if target.clock == "calendar" else business
-            built = build_clock(metric, ticket, ctx.now, target_minutes=round(parse_duration(target.within, business)),
-                                clock=target.clock, calendar=calendar, paused=frozenset(self.pause_statuses),
-                                warn_percents=self.warn_at)
-            if built:
-                out[metric] = built
-        return out
+        targets = self._prepared(ticket.priority, ctx.config.calendar(self.calendar))
+        return compute_clocks(ticket, ctx.now, targets, paused=self._paused, warn_percents=self.warn_at)
 
     def evaluate(self, ctx: EvalContext) -> list:
         ticket = ctx.ticket
