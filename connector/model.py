@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_set = object.__setattr__
+
 Platform = Literal["jira", "zendesk"]
 Priority = Literal["P0", "P1", "P2", "P3"]
 PRIORITIES: tuple[Priority, ...] = ("P0", "P1", "P2", "P3")
@@ -240,3 +242,41 @@ class Plan(BaseModel):
     @property
     def empty(self) -> bool:
         return not self.actions
+
+
+def trusted(cls: type[BaseModel], **values: Any) -> Any:
+    """An instance of the model `cls` built from values already of their fields' types, without
+    a validation pass – for the engine's hot path, where every value comes from a validated
+    ticket, a validated rule or the engine's own arithmetic (a sweep builds millions of these).
+
+    Same result as `cls(**values)` for such values: fields in declaration order, defaults
+    for the ones not given, and the given ones as the fields set. Never use it on input.
+    """
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _FIELDS[cls] = tuple(
+            (name, field.default if not field.is_required() and field.default_factory is None else _FACTORY,
+             field.default_factory)
+            for name, field in cls.__pydantic_fields__.items())
+    data = {}
+    for name, default, factory in fields:
+        if name in values:
+            data[name] = values[name]
+        elif default is _FACTORY:
+            if factory is None:
+                raise TypeError(f"{cls.__name__}.{name} is required")
+            data[name] = factory()
+        else:
+            data[name] = default
+    if not values.keys() <= data.keys():
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(values.keys() - data.keys()))}")
+    obj = cls.__new__(cls)
+    _set(obj, "__dict__", data)
+    _set(obj, "__pydantic_fields_set__", set(values))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
+
+
+_FACTORY = object()
+_FIELDS: dict[type, tuple] = {}

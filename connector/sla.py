@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Iterable, Protocol, Sequence
 
 from connector.calendar import _US_PER_MINUTE, _from_us, _minutes_to_us, _to_us
-from connector.model import DONE_STATUSES, AuthorRole, SlaClock, Status, Ticket
+from connector.model import DONE_STATUSES, AuthorRole, SlaClock, Status, Ticket, trusted
 
 _AGENT = AuthorRole.AGENT
 
@@ -199,7 +199,8 @@ class TicketTimes:
         if state == "running":
             warn_at = tuple(at for at in (timeline.reached_at(target_minutes * p / 100) for p in warn_percents) if at)
         # Every value is already of its field's type: the clock needs no validation pass.
-        return SlaClock.model_construct(
+        return trusted(
+            SlaClock,
             metric=metric, target_minutes=target_minutes, clock=target.clock, calendar=target.calendar.name,
             elapsed_minutes=float(round(elapsed, 3)),
             remaining_minutes=float(round(max(0.0, target_minutes - elapsed), 3)),

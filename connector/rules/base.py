@@ -74,7 +74,10 @@ class EvalContext:
         return self.config.marker(name)
 
     def has_marker(self, name: str) -> bool:
-        return self.marker(name) in self.ticket.markers
+        # `ticket.markers` without building the union of both sets on every question.
+        marker = self.marker(name)
+        ticket = self.ticket
+        return marker in ticket.labels or marker in ticket.comment_markers
 
     def add_deadline(self, at: datetime | None) -> None:
         if at is not None and at > self.now:

@@ -146,7 +146,7 @@ class SlaRule(RuleBase):
         self._targets_by_priority = prepared
 
     def _prepared(self, priority, business) -> tuple[MetricTarget, ...]:
-        entry = self._targets_by_priority.get(priority)
+        entry = self.__pydantic_private__["_targets_by_priority"].get(priority)  # no __getattr__ detour
         if entry is None or entry[0] is not business:
             # Not prepared yet, or for another config's calendar (a rule object reused).
             self._prepare_targets(business)
@@ -159,7 +159,8 @@ class SlaRule(RuleBase):
         if not ticket.priority or not self.targets.get(ticket.priority):
             return {}
         targets = self._prepared(ticket.priority, ctx.config.calendar(self.calendar))
-        return compute_clocks(ticket, ctx.now, targets, paused=self._paused, warn_percents=self.warn_at)
+        return compute_clocks(ticket, ctx.now, targets, paused=self.__pydantic_private__["_paused"],
+                              warn_percents=self.warn_at)
 
     def evaluate(self, ctx: EvalContext) -> list:
         ticket = ctx.ticket
