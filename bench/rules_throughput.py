@@ -193,18 +193,20 @@ def time_parses(captured, rounds: int) -> dict[str, tuple[float, int, list[Ticke
 # --- one measuring process ------------------------------------------------------------------
 
 
-def worker(n: int) -> dict:
+def worker(n: int, parse: bool = True) -> dict:
     from connector.settings import DEFAULT_CONFIG
 
     config = load_config(DEFAULT_CONFIG)
     sets = mixes(n, config)
-    captured = capture_parse_inputs(PARSE_SEED_TICKETS)
+    captured = capture_parse_inputs(PARSE_SEED_TICKETS) if parse else []
     for tickets in sets.values():  # warm caches (holiday tables, compiled templates)
         time_evaluations(tickets[:50], config)
     figures: dict = {"rules": len(config.rules)}
     for name, tickets in sets.items():
         cpu, actions = time_evaluations(tickets, config)
         figures[name] = {"tickets": len(tickets), "cpu": cpu, "actions": actions}
+    if not parse:
+        return figures
     rounds = max(1, n // (2 * PARSE_SEED_TICKETS))
     for platform, (cpu, count, parsed) in time_parses(captured, rounds).items():
         figures[f"parse_{platform}"] = {"tickets": count, "cpu": cpu}
@@ -214,11 +216,12 @@ def worker(n: int) -> dict:
     return figures
 
 
-def run_worker(n: int, code_root: Path | None) -> dict:
+def run_worker(n: int, code_root: Path | None, parse: bool) -> dict:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if code_root:
         env["BENCH_CODE_ROOT"] = str(code_root)
-    done = subprocess.run([sys.executable, __file__, "--worker", "--n", str(n)], env=env, check=True,
+    flags = [] if parse else ["--no-parse"]
+    done = subprocess.run([sys.executable, __file__, "--worker", "--n", str(n), *flags], env=env, check=True,
                           capture_output=True, text=True, cwd=code_root or HERE)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -242,6 +245,8 @@ LABELS = [("steady", "steady state (already following the process)"),
 def summarise(runs: list[dict]) -> dict[str, dict]:
     out = {}
     for key, _ in LABELS:
+        if key not in runs[0]:
+            continue
         per_ticket = [r[key]["cpu"] / r[key]["tickets"] for r in runs]
         out[key] = {"us": statistics.median(per_ticket) * 1e6, "tickets": runs[0][key]["tickets"],
                     "actions": runs[0][key].get("actions"), "spread": (min(per_ticket) * 1e6, max(per_ticket) * 1e6)}
@@ -253,23 +258,26 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000, help="generated tickets (default 3000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per code version; the median is reported")
     parser.add_argument("--baseline", metavar="REF", help="also measure the code of this git commit")
+    parser.add_argument("--no-parse", action="store_true", help="evaluation only (no sandbox, no parsing)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.n)))
+        print(json.dumps(worker(args.n, parse=not args.no_parse)))
         return
     current: list[dict] = []
     baseline: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         old_root = unpack(args.baseline, Path(tmp)) if args.baseline else None
         for _ in range(args.runs):
-            current.append(run_worker(args.n, None))
+            current.append(run_worker(args.n, None, not args.no_parse))
             if old_root:
-                baseline.append(run_worker(args.n, old_root))
+                baseline.append(run_worker(args.n, old_root, not args.no_parse))
     now, before = summarise(current), summarise(baseline) if baseline else None
     print(f"rule evaluation, standard process ({current[0]['rules']} rules), one core, "
           f"median of {args.runs} runs (CPU time, time.process_time)")
     for key, label in LABELS:
+        if key not in now:
+            continue
         line = f"  {label}: {now[key]['tickets']} tickets"
         if now[key]["actions"] is not None:
             line += f", {now[key]['actions']} actions"

@@ -444,6 +444,7 @@ class BusinessCalendar:
         "_official_workdays",
         "_lock",
         "_index",
+        "_offsets",
     )
 
     def __init__(self, name: str, config: CalendarConfig) -> None:
@@ -467,6 +468,10 @@ class BusinessCalendar:
         # instant's year is a bisect instead of a time-zone conversion; replaced, never
         # mutated, whenever a year is added (readers see the old or the new tuple whole).
         set_(self, "_index", ((), ()))
+        # Business µs from the start of the first year asked about to the start of each year:
+        # `business_position_us` is then one bisect, and a difference of two positions is the
+        # business time between them (what `connector.sla` sums for every span of a ticket).
+        set_(self, "_offsets", {})
 
     def __setattr__(self, key: str, value: object) -> None:
         raise AttributeError(f"BusinessCalendar {self.name!r} is immutable; build a new one from its CalendarConfig")
@@ -537,6 +542,36 @@ class BusinessCalendar:
             self._check_search_limit(year_number, _from_us(start_us, self.tz), f"reach {need_us / _US_PER_MINUTE} business minutes")
             year = self._year(year_number)
         return year.instant_at(remaining)
+
+    def business_position_us(self, instant: int) -> int:
+        """Business µs from this calendar's origin (the start of the first year it was asked
+        about; negative before it) to `instant`. `b - a` of two positions equals
+        `business_us_between(a_instant, b_instant)` whenever a_instant <= b_instant."""
+        number, year = self._locate(instant)
+        offsets = self._offsets
+        offset = offsets.get(number)
+        if offset is None:
+            offset = self._year_offset(number)
+        return offset + year.position(instant)
+
+    def _year_offset(self, number: int) -> int:
+        with self._lock:
+            offsets = self._offsets
+            if not offsets:
+                offsets[number] = 0
+            if number in offsets:
+                return offsets[number]
+            # Walk from the nearest year known; every year on the way is built once and kept.
+            nearest = min(offsets, key=lambda known: abs(known - number))
+            offset = offsets[nearest]
+            step = 1 if number > nearest else -1
+            for current in range(nearest, number, step):
+                if step == 1:
+                    offset += self._year(current).total
+                else:
+                    offset -= self._year(current - 1).total
+                offsets[current + step] = offset
+            return offset
 
     def is_business_time(self, at: datetime) -> bool:
         """Whether the clock runs at `at` (span starts count as inside, span ends as outside)."""
@@ -758,6 +793,9 @@ class ContinuousCalendar:
 
     def add_business_us(self, start_us: int, need_us: int) -> int:
         return start_us + need_us
+
+    def business_position_us(self, instant: int) -> int:
+        return instant
 
     def is_business_time(self, at: datetime) -> bool:
         _to_us(at, "at")

@@ -252,8 +252,23 @@ def trusted(cls: type[BaseModel], **values: Any) -> Any:
     Same result as `cls(**values)` for such values: fields in declaration order, defaults
     for the ones not given, and the given ones as the fields set. Never use it on input.
     """
+    names = _NAMES.get(cls)
+    if names is not None and values.keys() == names:
+        data = values  # every field given (the engine's own calls): no defaults to fill in
+    else:
+        data = _with_defaults(cls, values)
+    obj = cls.__new__(cls)
+    _set(obj, "__dict__", data)
+    _set(obj, "__pydantic_fields_set__", set(values))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
+
+
+def _with_defaults(cls: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     fields = _FIELDS.get(cls)
     if fields is None:
+        _NAMES[cls] = frozenset(cls.__pydantic_fields__)
         fields = _FIELDS[cls] = tuple(
             (name, field.default if not field.is_required() and field.default_factory is None else _FACTORY,
              field.default_factory)
@@ -270,13 +285,9 @@ def trusted(cls: type[BaseModel], **values: Any) -> Any:
             data[name] = default
     if not values.keys() <= data.keys():
         raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(values.keys() - data.keys()))}")
-    obj = cls.__new__(cls)
-    _set(obj, "__dict__", data)
-    _set(obj, "__pydantic_fields_set__", set(values))
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
+    return data
 
 
 _FACTORY = object()
 _FIELDS: dict[type, tuple] = {}
+_NAMES: dict[type, frozenset] = {}

@@ -25,7 +25,8 @@ thousands of tickets spends its time counting, not converting time zones. `build
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from operator import itemgetter
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Protocol, Sequence
 
 from connector.calendar import _US_PER_MINUTE, _from_us, _minutes_to_us, _to_us
@@ -67,16 +68,19 @@ class Timeline:
     __slots__ = ("spans", "now_us", "now", "calendar", "_minutes", "_open_minutes")
 
     def __init__(self, spans: Sequence[tuple[int, int | None]], now: datetime, calendar: Calendar,
-                 now_us: int | None = None) -> None:
+                 now_us: int | None = None, *, measured: tuple[list[float], float | None] | None = None) -> None:
         self.spans = tuple(spans)
         self.now = now
-        self.now_us = _to_us(now, "now") if now_us is None else now_us
+        now_us = self.now_us = _to_us(now, "now") if now_us is None else now_us
         self.calendar = calendar
-        between = calendar.business_us_between
-        # Business minutes of each span, the way `business_minutes_between` returns them.
-        self._minutes = [between(s, e) / _US_PER_MINUTE for s, e in self.spans if e is not None]
-        last = self.spans[-1] if self.spans else None
-        self._open_minutes = between(last[0], self.now_us) / _US_PER_MINUTE if last and last[1] is None else None
+        if measured is None:
+            # Business minutes of each closed span, and of the open one up to now, the way
+            # `business_minutes_between` returns them.
+            between = calendar.business_us_between
+            measured = ([between(s, e) / _US_PER_MINUTE for s, e in self.spans if e is not None],
+                        between(self.spans[-1][0], now_us) / _US_PER_MINUTE
+                        if self.spans and self.spans[-1][1] is None else None)
+        self._minutes, self._open_minutes = measured
 
     @property
     def intervals(self) -> tuple[tuple[datetime, datetime | None], ...]:
@@ -119,16 +123,18 @@ class TicketTimes:
     platform's own instants (started, stopped_at) as they were given.
     """
 
-    __slots__ = ("ticket", "now", "now_us", "created_us", "segments", "updates", "status_now", "first_done")
+    __slots__ = ("ticket", "now", "now_us", "created_us", "segments", "updates", "status_now", "first_done",
+                 "_positions")
 
     def __init__(self, ticket: Ticket, now: datetime) -> None:
         self.ticket = ticket
         self.now = now
-        now_us = self.now_us = _to_us(now, "now")
+        self._positions: dict = {}
+        now_us = self.now_us = _us(now, "now")
         created = ticket.created
-        created_us = self.created_us = _to_us(created, "created")
+        created_us = self.created_us = _us(created, "created")
         # A stable sort keeps the platform's order for changes made in the same instant.
-        history = sorted(((_to_us(c.at, "at"), c) for c in ticket.status_history), key=_first)
+        history = sorted([(_us(c.at, "at"), c) for c in ticket.status_history], key=_first)
         self.status_now = _status_at(ticket, history, now_us)
         if history:
             first_us, first = history[0]
@@ -150,7 +156,7 @@ class TicketTimes:
             segments.append((start_us, now_us, current, start))
         self.segments = segments
         self.first_done = next(((s_us, s) for s_us, _, status, s in segments if status in DONE_STATUSES), None)
-        updates = [(_to_us(c.created, "created"), c.created) for c in ticket.comments
+        updates = [(_us(c.created, "created"), c.created) for c in ticket.comments
                    if c.public and c.author_role == _AGENT]
         self.updates = sorted(((us, at) for us, at in updates if us >= created_us), key=_first)
 
@@ -182,7 +188,8 @@ class TicketTimes:
         else:
             raise ValueError(f"unknown SLA metric {metric!r}")
 
-        timeline = Timeline(self._running(begin_us, stop_us, paused), self.now, target.calendar, now_us)
+        spans = self._running(begin_us, stop_us, paused)
+        timeline = Timeline(spans, self.now, target.calendar, now_us, measured=self._measure(spans, target.calendar))
         target_minutes = target.target_minutes
         elapsed = timeline.elapsed()
         breached_at = timeline.reached_at(target_minutes) if elapsed >= target_minutes else None
@@ -207,6 +214,34 @@ class TicketTimes:
             state=state, started=begin, due=due, breached_at=breached_at, stopped_at=stop, cycle=cycle,
             warn_at=warn_at,
         ), timeline
+
+    def _measure(self, spans, calendar: Calendar) -> tuple[list[float], float | None]:
+        """Business minutes of each closed span and of the open one (None if none), as differences
+        of business positions: each instant of this ticket is looked up once per calendar, and the
+        metrics share most of them (segment boundaries, creation, now)."""
+        memo = self._positions.get(calendar)
+        if memo is None:
+            memo = self._positions[calendar] = {}
+        lookup = calendar.business_position_us
+        closed: list[float] = []
+        open_minutes = None
+        for start, end in spans:
+            running = end is None
+            if running:
+                end = self.now_us
+            begin_at = memo.get(start)
+            if begin_at is None:
+                begin_at = memo[start] = lookup(start)
+            end_at = memo.get(end)
+            if end_at is None:
+                end_at = memo[end] = lookup(end)
+            business = end_at - begin_at
+            minutes = (business if business > 0 else 0) / _US_PER_MINUTE
+            if running:
+                open_minutes = minutes
+            else:
+                closed.append(minutes)
+        return closed, open_minutes
 
     def _running(self, begin: int, stop: int | None, paused: frozenset[Status]) -> list[tuple[int, int | None]]:
         """Spans between begin and stop (or now) in which the clock runs; open-ended if running now."""
@@ -233,8 +268,19 @@ class TicketTimes:
         return [(s, e) for s, e in out]
 
 
-def _first(pair):
-    return pair[0]
+_first = itemgetter(0)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_US = timedelta(microseconds=1)
+
+
+def _us(moment: datetime, what: str) -> int:
+    """Microseconds since the epoch; the calendar's own conversion (and its error) for anything odd."""
+    try:
+        return (moment - _EPOCH) // _ONE_US
+    except TypeError:  # naive, or not a datetime: let the calendar say what is wrong
+        return _to_us(moment, what)
 
 
 def _status_at(ticket: Ticket, history: list[tuple[int, "object"]], now_us: int) -> Status:

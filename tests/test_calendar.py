@@ -664,6 +664,13 @@ def test_microsecond_answers_equal_the_datetime_answers_on_fresh_and_warm_calend
         assert cal.business_us_between(_us(start), _us(end)) / _US == cal.business_minutes_between(start, end)
         due = cal.add_business_minutes(start, minutes)
         assert cal.add_business_us(_us(start), round(minutes * _US)) == _us(due)
+        # Positions: whichever year a calendar was first asked about, differences are business time.
+        later_first = calendar(f"later-first-{index}", **CONFIGS[index])
+        for positioned in (cal, later_first):
+            if positioned is later_first:
+                positioned.business_position_us(_us(end))
+            difference = positioned.business_position_us(_us(end)) - positioned.business_position_us(_us(start))
+            assert difference == cal.business_us_between(_us(start), _us(end))
 
 
 def test_year_index_finds_the_year_across_new_year_in_every_zone():

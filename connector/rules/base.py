@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from connector import templates
 from connector.model import PRIORITIES, AddComment, Priority, SlaClock, Ticket
@@ -42,6 +42,8 @@ class Match(Strict):
     platforms: list[str] = Field(default_factory=list)
 
     def matches(self, ticket: Ticket) -> bool:
+        if not (self.categories or self.priorities or self.platforms):
+            return True  # the common `when:` of a rule that applies to every ticket
         if self.categories and (ticket.category or "").casefold() not in {c.casefold() for c in self.categories}:
             return False
         if self.priorities and ticket.priority not in self.priorities:
@@ -108,6 +110,23 @@ class RuleBase(Strict):
 
     # Sample variables each rule's templates may use, checked at load time.
     template_sample: ClassVar[dict[str, Any]] = {}
+    # What a rule derives from its own settings once (folded names, parsed durations …), filled
+    # on first use; read through `prepared()`, which avoids pydantic's attribute detour.
+    _prepared_memo: dict = PrivateAttr(default_factory=dict)
+
+    def prepared(self) -> dict:
+        return self.__pydantic_private__["_prepared_memo"]
+
+    def minutes_in(self, duration: str, calendar) -> float:
+        """`parse_duration(duration, calendar)`, parsed once per calendar (business days need it)."""
+        memo = self.prepared()
+        key = ("minutes", duration, calendar)
+        found = memo.get(key)
+        if found is None:
+            from connector.calendar import parse_duration
+
+            found = memo[key] = parse_duration(duration, calendar)
+        return found
 
     def applies(self, ticket: Ticket) -> bool:
         return self.enabled and self.when.matches(ticket)

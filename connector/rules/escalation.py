@@ -87,9 +87,13 @@ class EscalationRule(RuleBase):
         if ticket.status in DONE_STATUSES:
             return []
         actions: list = []
+        projected = 0
         for level in self.levels:
-            # Later levels see what earlier ones did (no second "assign L2").
-            ticket = project(ctx.ticket, actions, ctx.now)
+            # Later levels see what earlier ones did (no second "assign L2"): project only what
+            # the previous level added onto the ticket as it already stands.
+            if projected < len(actions):
+                ticket = project(ticket, actions[projected:], ctx.now)
+                projected = len(actions)
             clock = ctx.sla.get(level.when.metric)
             timeline = ctx.sla_timelines.get(level.when.metric)
             marker = f"{self.id}-{level.id}"
@@ -127,5 +131,10 @@ class EscalationRule(RuleBase):
 
     def _calendar_name(self, ctx: EvalContext) -> str:
         """The calendar of the sla rule this rule reads (check() guarantees there is one)."""
-        return next(rule.calendar for rule in ctx.config.rules
-                    if isinstance(rule, SlaRule) and (self.sla is None or rule.id == self.sla))
+        memo = self.prepared()
+        found = memo.get("calendar")
+        if found is None or found[0] is not ctx.config:
+            name = next(rule.calendar for rule in ctx.config.rules
+                        if isinstance(rule, SlaRule) and (self.sla is None or rule.id == self.sla))
+            found = memo["calendar"] = (ctx.config, name)
+        return found[1]

@@ -24,7 +24,6 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from connector.calendar import parse_duration
 from connector.model import DONE_STATUSES, AddLabel, AuthorRole, SetFields, Ticket
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, check_duration, register
 from connector.timefmt import format_instant, same_instant
@@ -70,7 +69,7 @@ class FollowUpRule(RuleBase):
         if closed is None or ctx.has_marker(done_marker):
             return []
         calendar = ctx.config.calendar(self.calendar)
-        due = calendar.add_business_minutes(closed, parse_duration(self.within, calendar))
+        due = calendar.add_business_minutes(closed, self.minutes_in(self.within, calendar))
         actions: list = []
         if self.due_field and ctx.field_mapped(self.due_field) and not same_instant(ticket.fields.get(self.due_field), due, calendar.tz):
             actions.append(SetFields(rule=self.id, reason="follow-up due after closing",

@@ -60,10 +60,21 @@ class RequiredFieldsRule(RuleBase):
         return problems
 
     def required_for(self, ticket: Ticket) -> list[str]:
-        by_category = {k.casefold(): v for k, v in self.by_category.items()}
-        base = by_category.get((ticket.category or "").casefold(), self.fields)
-        extra = self.by_priority.get(ticket.priority, []) if ticket.priority else []
-        return list(dict.fromkeys([*base, *extra]))
+        return list(self._required(ticket))
+
+    def _required(self, ticket: Ticket) -> tuple[str, ...]:
+        # Derived once per (category, priority) seen: the answer depends on nothing else.
+        memo = self.prepared()
+        key = ("required", ticket.category, ticket.priority)
+        found = memo.get(key)
+        if found is None:
+            by_category = {k.casefold(): v for k, v in self.by_category.items()}
+            base = by_category.get((ticket.category or "").casefold(), self.fields)
+            extra = self.by_priority.get(ticket.priority, []) if ticket.priority else []
+            if len(memo) > 4096:  # categories are free text: keep the memo bounded
+                memo.clear()
+            found = memo[key] = tuple(dict.fromkeys([*base, *extra]))
+        return found
 
     @staticmethod
     def _present(ticket: Ticket, name: str) -> bool:
@@ -77,7 +88,7 @@ class RequiredFieldsRule(RuleBase):
         ticket = ctx.ticket
         if ctx.has_marker(f"{self.id}-complete"):
             return []
-        missing = [name for name in self.required_for(ticket) if not self._present(ticket, name)]
+        missing = [name for name in self._required(ticket) if not self._present(ticket, name)]
         requested = ctx.has_marker(f"{self.id}-requested")
         if missing:
             if not any(ticket.is_in(s) for s in self.intake_statuses):
