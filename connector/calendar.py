@@ -547,9 +547,21 @@ class BusinessCalendar:
         """Business µs from this calendar's origin (the start of the first year it was asked
         about; negative before it) to `instant`. `b - a` of two positions equals
         `business_us_between(a_instant, b_instant)` whenever a_instant <= b_instant."""
+        # The common case inline (a built year with a known offset): two bisects, no calls.
+        begins, numbers = self._index
+        found = bisect_right(begins, instant) - 1
+        if found >= 0:
+            number = numbers[found]
+            year = self._years[number]
+            offset = self._offsets.get(number)
+            if instant < year.end and offset is not None:
+                index = bisect_right(year.starts, instant) - 1
+                if index < 0:
+                    return offset
+                end = year.ends[index]
+                return offset + year.before[index] + (instant if instant < end else end) - year.starts[index]
         number, year = self._locate(instant)
-        offsets = self._offsets
-        offset = offsets.get(number)
+        offset = self._offsets.get(number)
         if offset is None:
             offset = self._year_offset(number)
         return offset + year.position(instant)

@@ -133,32 +133,50 @@ class TicketTimes:
         now_us = self.now_us = _us(now, "now")
         created = ticket.created
         created_us = self.created_us = _us(created, "created")
+        try:
+            history = [((c.at - _EPOCH) // _ONE_US, c) for c in ticket.status_history]
+            updates = [((c.created - _EPOCH) // _ONE_US, c.created) for c in ticket.comments
+                       if c.public and c.author_role == _AGENT]
+        except TypeError:  # a naive or odd instant: the calendar's conversion says which
+            history = [(_us(c.at, "at"), c) for c in ticket.status_history]
+            updates = [(_us(c.created, "created"), c.created) for c in ticket.comments
+                       if c.public and c.author_role == _AGENT]
         # A stable sort keeps the platform's order for changes made in the same instant.
-        history = sorted([(_us(c.at, "at"), c) for c in ticket.status_history], key=_first)
-        self.status_now = _status_at(ticket, history, now_us)
+        history.sort(key=_first)
+        status_now = None
         if history:
             first_us, first = history[0]
             current = first.from_status or (first.to_status if first_us <= created_us else Status.NEW)
         else:
             current = ticket.status
         segments: list[tuple[int, int, Status, datetime]] = []
+        first_done = None
         start, start_us = created, created_us
         for at_us, change in history:
+            if at_us <= now_us:
+                status_now = change.to_status  # the last change made by now (one made at now counts)
             if at_us >= created_us:  # max(change.at, ticket.created): the first on a tie
                 at, clamped_us = change.at, at_us
             else:
                 at, clamped_us = created, created_us
             if clamped_us > start_us:
-                segments.append((start_us, min(clamped_us, now_us), current, start))
+                segments.append((start_us, clamped_us if clamped_us < now_us else now_us, current, start))
+                if first_done is None and current in DONE_STATUSES:
+                    first_done = (start_us, start)
                 start, start_us = at, clamped_us
             current = change.to_status
         if now_us > start_us:
             segments.append((start_us, now_us, current, start))
+            if first_done is None and current in DONE_STATUSES:
+                first_done = (start_us, start)
+        if status_now is None:  # nothing changed by now: what the ticket was before its first change
+            status_now = (history[0][1].from_status or Status.NEW) if history else ticket.status
+        self.status_now = status_now
         self.segments = segments
-        self.first_done = next(((s_us, s) for s_us, _, status, s in segments if status in DONE_STATUSES), None)
-        updates = [(_us(c.created, "created"), c.created) for c in ticket.comments
-                   if c.public and c.author_role == _AGENT]
-        self.updates = sorted(((us, at) for us, at in updates if us >= created_us), key=_first)
+        self.first_done = first_done
+        updates = [u for u in updates if u[0] >= created_us]
+        updates.sort(key=_first)
+        self.updates = updates
 
     def clock(self, target: MetricTarget, paused: frozenset[Status], warn_percents: Iterable[int] = ()
               ) -> tuple[SlaClock, Timeline] | None:
@@ -281,15 +299,6 @@ def _us(moment: datetime, what: str) -> int:
         return (moment - _EPOCH) // _ONE_US
     except TypeError:  # naive, or not a datetime: let the calendar say what is wrong
         return _to_us(moment, what)
-
-
-def _status_at(ticket: Ticket, history: list[tuple[int, "object"]], now_us: int) -> Status:
-    past = [c for at_us, c in history if at_us <= now_us]
-    if past:
-        return past[-1].to_status
-    if history and history[0][1].from_status:
-        return history[0][1].from_status
-    return ticket.status if not history else Status.NEW
 
 
 def compute_clocks(ticket: Ticket, now: datetime, targets: Sequence[MetricTarget], *, paused: frozenset[Status],
