@@ -265,6 +265,17 @@ def trusted(cls: type[BaseModel], **values: Any) -> Any:
     return obj
 
 
+def adopt(cls: type[BaseModel], data: dict[str, Any]) -> Any:
+    """`trusted` for a dict that already holds every field of `cls`, in declaration order; the
+    dict becomes the instance's own. For the hottest constructions (one SLA clock per metric)."""
+    obj = cls.__new__(cls)
+    _set(obj, "__dict__", data)
+    _set(obj, "__pydantic_fields_set__", set(data))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
+
+
 def _with_defaults(cls: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     fields = _FIELDS.get(cls)
     if fields is None:

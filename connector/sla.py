@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Protocol, Sequence
 
 from connector.calendar import _US_PER_MINUTE, _from_us, _minutes_to_us, _to_us
-from connector.model import DONE_STATUSES, AuthorRole, SlaClock, Status, Ticket, trusted
+from connector.model import DONE_STATUSES, AuthorRole, SlaClock, Status, Ticket, adopt
 
 _AGENT = AuthorRole.AGENT
 
@@ -206,8 +206,7 @@ class TicketTimes:
         else:
             raise ValueError(f"unknown SLA metric {metric!r}")
 
-        spans = self._running(begin_us, stop_us, paused)
-        timeline = Timeline(spans, self.now, target.calendar, now_us, measured=self._measure(spans, target.calendar))
+        timeline = self._timeline(begin_us, stop_us, paused, target.calendar)
         target_minutes = target.target_minutes
         elapsed = timeline.elapsed()
         breached_at = timeline.reached_at(target_minutes) if elapsed >= target_minutes else None
@@ -224,45 +223,17 @@ class TicketTimes:
         if state == "running":
             warn_at = tuple(at for at in (timeline.reached_at(target_minutes * p / 100) for p in warn_percents) if at)
         # Every value is already of its field's type: the clock needs no validation pass.
-        return trusted(
-            SlaClock,
-            metric=metric, target_minutes=target_minutes, clock=target.clock, calendar=target.calendar.name,
-            elapsed_minutes=float(round(elapsed, 3)),
-            remaining_minutes=float(round(max(0.0, target_minutes - elapsed), 3)),
-            state=state, started=begin, due=due, breached_at=breached_at, stopped_at=stop, cycle=cycle,
-            warn_at=warn_at,
-        ), timeline
+        return adopt(SlaClock, {
+            "metric": metric, "target_minutes": target_minutes, "clock": target.clock,
+            "calendar": target.calendar.name, "elapsed_minutes": float(round(elapsed, 3)),
+            "remaining_minutes": float(round(max(0.0, target_minutes - elapsed), 3)),
+            "state": state, "started": begin, "due": due, "breached_at": breached_at, "stopped_at": stop,
+            "cycle": cycle, "warn_at": warn_at,
+        }), timeline
 
-    def _measure(self, spans, calendar: Calendar) -> tuple[list[float], float | None]:
-        """Business minutes of each closed span and of the open one (None if none), as differences
-        of business positions: each instant of this ticket is looked up once per calendar, and the
-        metrics share most of them (segment boundaries, creation, now)."""
-        memo = self._positions.get(calendar)
-        if memo is None:
-            memo = self._positions[calendar] = {}
-        lookup = calendar.business_position_us
-        closed: list[float] = []
-        open_minutes = None
-        for start, end in spans:
-            running = end is None
-            if running:
-                end = self.now_us
-            begin_at = memo.get(start)
-            if begin_at is None:
-                begin_at = memo[start] = lookup(start)
-            end_at = memo.get(end)
-            if end_at is None:
-                end_at = memo[end] = lookup(end)
-            business = end_at - begin_at
-            minutes = (business if business > 0 else 0) / _US_PER_MINUTE
-            if running:
-                open_minutes = minutes
-            else:
-                closed.append(minutes)
-        return closed, open_minutes
-
-    def _running(self, begin: int, stop: int | None, paused: frozenset[Status]) -> list[tuple[int, int | None]]:
-        """Spans between begin and stop (or now) in which the clock runs; open-ended if running now."""
+    def _timeline(self, begin: int, stop: int | None, paused: frozenset[Status], calendar: Calendar) -> Timeline:
+        """The spans between begin and stop (or now) in which the clock runs – open-ended if it
+        runs now – with their business minutes, in one walk over the segments."""
         now = self.now_us
         end_of_clock = now if stop is None else stop
         out: list[list] = []
@@ -278,17 +249,40 @@ class TicketTimes:
             else:
                 out.append([s, e])
         status_now = self.status_now
-        if stop is None and status_now not in paused and status_now not in DONE_STATUSES:
+        running = stop is None and status_now not in paused and status_now not in DONE_STATUSES
+        if running:
             if out and out[-1][1] == now:
                 out[-1][1] = None
             else:
-                out.append([max(begin, now), None])
-        return [(s, e) for s, e in out]
+                out.append([begin if begin > now else now, None])
+        # Business minutes as differences of business positions, each instant of the ticket
+        # looked up once per calendar: the metrics share creation, segment boundaries and now.
+        memo = self._positions.get(calendar)
+        if memo is None:
+            memo = self._positions[calendar] = {}
+        lookup = calendar.business_position_us
+        closed: list[float] = []
+        open_minutes = None
+        spans = []
+        for s, e in out:
+            spans.append((s, e))
+            start_at = memo.get(s)
+            if start_at is None:
+                start_at = memo[s] = lookup(s)
+            end = now if e is None else e
+            end_at = memo.get(end)
+            if end_at is None:
+                end_at = memo[end] = lookup(end)
+            business = end_at - start_at
+            minutes = (business if business > 0 else 0) / _US_PER_MINUTE
+            if e is None:
+                open_minutes = minutes
+            else:
+                closed.append(minutes)
+        return Timeline(spans, self.now, calendar, now, measured=(closed, open_minutes))
 
 
 _first = itemgetter(0)
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_US = timedelta(microseconds=1)
 
