@@ -100,13 +100,15 @@ class EscalationRule(RuleBase):
             if clock is None or not level.only.matches(ticket) or ctx.has_marker(marker):
                 continue
             if level.when.breached:
-                due = clock.breached_at or clock.due
                 fired = clock.state == "breached"
             else:
-                due = timeline.reached_at(clock.target_minutes * level.when.percent / 100) if timeline else None
                 fired = clock.elapsed_percent >= level.when.percent and clock.state != "met"
             if not fired:
-                if clock.state == "running":
+                if clock.state == "running":  # wake up when this level is due (asked only then)
+                    if level.when.breached:
+                        due = clock.breached_at or clock.due
+                    else:
+                        due = timeline.reached_at(clock.target_minutes * level.when.percent / 100) if timeline else None
                     ctx.add_deadline(due)
                 continue
             actions.extend(self._act(ctx, ticket, level, clock, marker))

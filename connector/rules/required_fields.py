@@ -88,10 +88,13 @@ class RequiredFieldsRule(RuleBase):
         ticket = ctx.ticket
         if ctx.has_marker(f"{self.id}-complete"):
             return []
-        missing = [name for name in self._required(ticket) if not self._present(ticket, name)]
         requested = ctx.has_marker(f"{self.id}-requested")
+        in_intake = any(ticket.is_in(s) for s in self.intake_statuses)
+        if not in_intake and not (requested and ticket.is_in(self.waiting_status)):
+            return []  # past intake, whatever is missing: nothing to ask and nothing to resume
+        missing = [name for name in self._required(ticket) if not self._present(ticket, name)]
         if missing:
-            if not any(ticket.is_in(s) for s in self.intake_statuses):
+            if not in_intake:
                 return []
             reason = f"intake incomplete: missing {', '.join(missing)}"
             actions = []
