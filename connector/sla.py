@@ -68,8 +68,8 @@ class Timeline:
     __slots__ = ("spans", "now_us", "now", "calendar", "_minutes", "_open_minutes")
 
     def __init__(self, spans: Sequence[tuple[int, int | None]], now: datetime, calendar: Calendar,
-                 now_us: int | None = None, *, measured: tuple[list[float], float | None] | None = None) -> None:
-        self.spans = tuple(spans)
+                 now_us: int | None = None, measured: tuple[list[float], float | None] | None = None) -> None:
+        self.spans = spans if isinstance(spans, tuple) else tuple(spans)
         self.now = now
         now_us = self.now_us = _to_us(now, "now") if now_us is None else now_us
         self.calendar = calendar
@@ -263,9 +263,8 @@ class TicketTimes:
         lookup = calendar.business_position_us
         closed: list[float] = []
         open_minutes = None
-        spans = []
-        for s, e in out:
-            spans.append((s, e))
+        spans = tuple([(s, e) for s, e in out])
+        for s, e in spans:
             start_at = memo.get(s)
             if start_at is None:
                 start_at = memo[s] = lookup(s)
@@ -279,7 +278,7 @@ class TicketTimes:
                 open_minutes = minutes
             else:
                 closed.append(minutes)
-        return Timeline(spans, self.now, calendar, now, measured=(closed, open_minutes))
+        return Timeline(spans, self.now, calendar, now, (closed, open_minutes))
 
 
 _first = itemgetter(0)

@@ -129,7 +129,11 @@ class RuleBase(Strict):
         return found
 
     def applies(self, ticket: Ticket) -> bool:
-        return self.enabled and self.when.matches(ticket)
+        if not self.enabled:
+            return False
+        when = self.when
+        # Most rules apply to every ticket: answer that without a further call.
+        return not (when.categories or when.priorities or when.platforms) or when.matches(ticket)
 
     @abstractmethod
     def evaluate(self, ctx: EvalContext) -> list:
