@@ -137,3 +137,48 @@ def test_the_rule_prepares_its_targets_once_and_matches_the_reference():
                                                calendar=calendar, paused=frozenset(rule.pause_statuses),
                                                warn_percents=rule.warn_at)
             assert dump(clock) == dump(old)
+
+
+# --- plans and clocks built without validation are the validated ones ------------------------
+
+
+def test_trusted_and_adopted_models_equal_validated_ones():
+    from connector.model import AddComment, Plan, SlaClock, adopt, trusted
+
+    when = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+    values = {"metric": "resolution", "target_minutes": 480, "clock": "business", "calendar": "standard",
+              "elapsed_minutes": 0.0, "remaining_minutes": 480.0, "state": "running", "started": when,
+              "due": when + timedelta(hours=8), "breached_at": None, "stopped_at": None, "cycle": 0,
+              "warn_at": (when,)}
+    for built in (adopt(SlaClock, dict(values)), trusted(SlaClock, **values)):
+        validated = SlaClock(**values)
+        assert built == validated and built.model_dump_json() == validated.model_dump_json()
+        assert built.model_fields_set == validated.model_fields_set
+        assert repr(built) == repr(validated)
+    comment = AddComment(rule="sla", reason="r", body="b")
+    partial = trusted(Plan, platform="jira", ticket_id="1", ticket_key="SUP-1", evaluated_at=when, actions=[comment])
+    validated = Plan(platform="jira", ticket_id="1", ticket_key="SUP-1", evaluated_at=when, actions=[comment])
+    assert partial == validated and partial.model_dump_json() == validated.model_dump_json()
+    assert partial.model_fields_set == validated.model_fields_set
+    assert partial.sla is not validated.sla  # a default factory runs per instance
+
+
+def test_engine_plans_survive_a_validation_round_trip():
+    """What the engine builds without validating is exactly what validation would accept and give."""
+    from connector.model import Plan
+    from connector.rules.engine import evaluate
+    from tests.factories import agent_reply, at, ticket
+
+    samples = [
+        ticket(created="2026-11-18 09:00", fields={}),  # intake missing: comment + transition
+        ticket(created="2026-11-10 09:00", status=Status.IN_PROGRESS, priority="P1",
+               history=[("2026-11-10 09:30", Status.NEW, Status.IN_PROGRESS)],
+               comments=[agent_reply("2026-11-10 10:00")]),  # breaches, escalation
+        ticket(created="2026-11-20 09:00", status=Status.RESOLVED, priority="P0",
+               history=[("2026-11-20 11:00", Status.IN_PROGRESS, Status.RESOLVED)]),
+    ]
+    for sample in samples:
+        plan = evaluate(sample, at("2026-11-20 15:00"), CONFIG)
+        again = Plan.model_validate(plan.model_dump())
+        assert again == plan
+        assert again.model_dump_json() == plan.model_dump_json()

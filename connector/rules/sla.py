@@ -167,11 +167,11 @@ class SlaRule(RuleBase):
         tz = ctx.config.calendar(self.calendar).tz
         actions: list = []
         due_updates: dict[str, str] = {}
+        open_ticket = ticket.status not in DONE_STATUSES
         for metric, (clock, timeline) in self.clocks(ctx).items():
             ctx.sla[metric] = clock
             ctx.sla_timelines[metric] = timeline
             suffix = f"-c{clock.cycle}" if metric == "periodic_update" else ""
-            open_ticket = ticket.status not in DONE_STATUSES
             if clock.state == "breached" and open_ticket and self.notify.breach:
                 marker = f"{self.id}-breach-{metric}{suffix}"
                 if not ctx.has_marker(marker):
