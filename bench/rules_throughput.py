@@ -26,6 +26,7 @@ come from the same minutes of a shared machine.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -202,6 +203,12 @@ def worker(n: int, parse: bool = True) -> dict:
     for tickets in sets.values():  # warm caches (holiday tables, compiled templates)
         time_evaluations(tickets[:50], config)
     figures: dict = {"rules": len(config.rules)}
+    # What the rules decided, to compare code versions: the same plans, clocks and deadlines.
+    digest = hashlib.sha256()
+    for tickets in sets.values():
+        for ticket in tickets:
+            digest.update(evaluate(ticket, NOW, config).model_dump_json().encode())
+    figures["plans_digest"] = digest.hexdigest()
     for name, tickets in sets.items():
         cpu, actions = time_evaluations(tickets, config)
         figures[name] = {"tickets": len(tickets), "cpu": cpu, "actions": actions}
@@ -273,6 +280,9 @@ def main() -> None:
             if old_root:
                 baseline.append(run_worker(args.n, old_root, not args.no_parse))
     now, before = summarise(current), summarise(baseline) if baseline else None
+    if baseline:
+        same = {r["plans_digest"] for r in current} == {r["plans_digest"] for r in baseline}
+        print(f"plans of both mixes identical to {args.baseline}'s: {'yes' if same else 'NO'}")
     print(f"rule evaluation, standard process ({current[0]['rules']} rules), one core, "
           f"median of {args.runs} runs (CPU time, time.process_time)")
     for key, label in LABELS:

@@ -276,6 +276,18 @@ def adopt(cls: type[BaseModel], data: dict[str, Any]) -> Any:
     return obj
 
 
+def replaced(model: BaseModel, **update: Any) -> Any:
+    """`model.model_copy(update=update)` – a shallow copy with some fields replaced – without
+    pydantic's generic copy machinery (the rules engine projects every plan onto its ticket).
+    For models without private attributes or extras, whose replaced values are already valid."""
+    obj = model.__class__.__new__(model.__class__)
+    _set(obj, "__dict__", {**model.__dict__, **update})
+    _set(obj, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
+
+
 def _with_defaults(cls: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     fields = _FIELDS.get(cls)
     if fields is None:

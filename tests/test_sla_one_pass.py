@@ -182,3 +182,32 @@ def test_engine_plans_survive_a_validation_round_trip():
         again = Plan.model_validate(plan.model_dump())
         assert again == plan
         assert again.model_dump_json() == plan.model_dump_json()
+
+
+def test_clock_context_reads_as_the_dict_it_replaced():
+    """Templates see the same `clock` values, whole or key by key, as from the former plain dict."""
+    from connector import templates
+    from connector.rules.sla import METRIC_LABELS, clock_context
+    from connector.timefmt import format_instant, format_minutes
+
+    created = datetime(2026, 11, 20, 9, 0, tzinfo=ZONES[2])
+    ticket = Ticket(platform="jira", id="1", key="SUP-1", priority="P1", status=Status.IN_PROGRESS, created=created)
+    targets = [MetricTarget("first_response", 30, "business", STANDARD),
+               MetricTarget("resolution", 6000, "business", STANDARD)]
+    clocks = compute_clocks(ticket, created + timedelta(hours=3), targets, paused=PAUSE_SETS[0], warn_percents=[75])
+    for clock, _ in clocks.values():
+        for percent in (None, 75):
+            tz = STANDARD.tz
+            expected = {
+                "metric": clock.metric, "metric_label": METRIC_LABELS[clock.metric],
+                "target": format_minutes(clock.target_minutes), "elapsed": format_minutes(clock.elapsed_minutes),
+                "remaining": format_minutes(clock.remaining_minutes),
+                "due": format_instant(clock.due, tz) if clock.due else "",
+                "breached_at": format_instant(clock.breached_at, tz) if clock.breached_at else "",
+                "percent": percent if percent is not None else int(clock.elapsed_percent), "cycle": clock.cycle,
+            }
+            lazy = clock_context(clock, tz, percent)
+            assert dict(lazy) == expected and list(lazy) == list(expected)
+            source = "{{ clock.due }}|{{ clock['target'] }}|{{ clock.percent }}|{{ clock }}|{{ clock | length }}"
+            assert templates.render(source, {"clock": clock_context(clock, tz, percent)}) == \
+                templates.render(source, {"clock": expected})

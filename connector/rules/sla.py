@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
@@ -80,16 +81,50 @@ class Notices(Strict):
     breach: CommentSpec | None = None
 
 
-def clock_context(clock: SlaClock, tz, percent: int | None = None) -> dict:
-    """The `clock` variable of notice and escalation templates, times in the calendar's zone."""
-    return {
-        "metric": clock.metric, "metric_label": METRIC_LABELS[clock.metric],
-        "target": format_minutes(clock.target_minutes), "elapsed": format_minutes(clock.elapsed_minutes),
-        "remaining": format_minutes(clock.remaining_minutes),
-        "due": format_instant(clock.due, tz) if clock.due else "",
-        "breached_at": format_instant(clock.breached_at, tz) if clock.breached_at else "",
-        "percent": percent if percent is not None else int(clock.elapsed_percent), "cycle": clock.cycle,
-    }
+def clock_context(clock: SlaClock, tz, percent: int | None = None) -> Mapping:
+    """The `clock` variable of notice and escalation templates, times in the calendar's zone.
+
+    A mapping that works each value out when a template first reads it: a notice usually
+    shows three or four of these, and formatting instants in a zone is the costly part.
+    """
+    return _ClockContext(clock, tz, percent)
+
+
+_CLOCK_VALUES = {
+    "metric": lambda c, tz, percent: c.metric,
+    "metric_label": lambda c, tz, percent: METRIC_LABELS[c.metric],
+    "target": lambda c, tz, percent: format_minutes(c.target_minutes),
+    "elapsed": lambda c, tz, percent: format_minutes(c.elapsed_minutes),
+    "remaining": lambda c, tz, percent: format_minutes(c.remaining_minutes),
+    "due": lambda c, tz, percent: format_instant(c.due, tz) if c.due else "",
+    "breached_at": lambda c, tz, percent: format_instant(c.breached_at, tz) if c.breached_at else "",
+    "percent": lambda c, tz, percent: percent if percent is not None else int(c.elapsed_percent),
+    "cycle": lambda c, tz, percent: c.cycle,
+}
+
+
+class _ClockContext(Mapping):
+    __slots__ = ("_clock", "_tz", "_percent", "_values")
+
+    def __init__(self, clock: SlaClock, tz, percent: int | None) -> None:
+        self._clock, self._tz, self._percent, self._values = clock, tz, percent, {}
+
+    def __getitem__(self, key: str):
+        values = self._values
+        if key not in values:
+            values[key] = _CLOCK_VALUES[key](self._clock, self._tz, self._percent)
+        return values[key]
+
+    def __iter__(self):
+        return iter(_CLOCK_VALUES)
+
+    def __len__(self) -> int:
+        return len(_CLOCK_VALUES)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    __str__ = __repr__
 
 
 @register
