@@ -44,6 +44,9 @@ class AutoCloseRule(RuleBase):
     def _duration(cls, value: str) -> str:
         return check_duration(value)
 
+    def prepare(self, config) -> None:
+        self.minutes_in(self.after, config.calendar(self.calendar))
+
     def comment_specs(self):
         return [(("comment",), self.comment)]
 

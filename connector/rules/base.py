@@ -117,6 +117,11 @@ class RuleBase(Strict):
     def prepared(self) -> dict:
         return self.__pydantic_private__["_prepared_memo"]
 
+    def prepare(self, config: "SupportConfig") -> None:
+        """Derive once, when the config loads, what evaluating would otherwise work out per
+        ticket (parsed durations, …). Evaluation prepares lazily as well, so a config built
+        without `load_config` works the same; this only moves the cost to load time."""
+
     def minutes_in(self, duration: str, calendar) -> float:
         """`parse_duration(duration, calendar)`, parsed once per calendar (business days need it)."""
         memo = self.prepared()

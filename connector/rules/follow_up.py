@@ -53,6 +53,9 @@ class FollowUpRule(RuleBase):
     def _duration(cls, value: str) -> str:
         return check_duration(value)
 
+    def prepare(self, config) -> None:
+        self.minutes_in(self.within, config.calendar(self.calendar))
+
     def comment_specs(self):
         return [(("reminder",), self.reminder)]
 
