@@ -25,8 +25,8 @@ thousands of tickets spends its time counting, not converting time zones. `build
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
 from operator import itemgetter
-from datetime import datetime, timedelta, timezone
 from typing import Iterable, Protocol, Sequence
 
 from connector.calendar import _US_PER_MINUTE, _from_us, _minutes_to_us, _to_us
@@ -37,6 +37,7 @@ _AGENT = AuthorRole.AGENT
 
 class Calendar(Protocol):
     name: str
+    tz: tzinfo
 
     def business_minutes_between(self, start: datetime, end: datetime) -> float: ...
 
@@ -45,6 +46,8 @@ class Calendar(Protocol):
     def business_us_between(self, start_us: int, end_us: int) -> int: ...
 
     def add_business_us(self, start_us: int, need_us: int) -> int: ...
+
+    def business_position_us(self, instant: int) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +121,10 @@ class Timeline:
 class TicketTimes:
     """What every clock of one ticket at one instant is built from, derived once.
 
-    Segments are (start, end, status) of the ticket's life from creation to `now`, with
-    each boundary as (datetime, µs); the datetimes are kept because a clock reports the
-    platform's own instants (started, stopped_at) as they were given.
+    Segments are (start µs, end µs, status, start datetime) of the ticket's life from
+    creation to `now`; the start datetimes are kept because a clock reports the platform's
+    own instants (started, stopped_at) as they were given, offset included. Agent updates
+    are (µs, datetime) of public agent comments, oldest first.
     """
 
     __slots__ = ("ticket", "now", "now_us", "created_us", "segments", "updates", "status_now", "first_done",
