@@ -252,17 +252,41 @@ def trusted(cls: type[BaseModel], **values: Any) -> Any:
     Same result as `cls(**values)` for such values: fields in declaration order, defaults
     for the ones not given, and the given ones as the fields set. Never use it on input.
     """
-    names = _NAMES.get(cls)
-    if names is not None and values.keys() == names:
-        data = values  # every field given (the engine's own calls): no defaults to fill in
+    template, required, factories = _SPECS.get(cls) or _spec(cls)
+    if values.keys() == template.keys():
+        data = values  # every field given: nothing to fill in
     else:
-        data = _with_defaults(cls, values)
+        if not required <= values.keys() or not values.keys() <= template.keys():
+            missing = sorted(required - values.keys())
+            unknown = sorted(values.keys() - template.keys())
+            raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
+        data = dict(template)  # declaration order, defaults in place
+        for name, factory in factories:
+            if name not in values:
+                data[name] = factory()
+        data.update(values)
     obj = cls.__new__(cls)
     _set(obj, "__dict__", data)
     _set(obj, "__pydantic_fields_set__", set(values))
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
+
+
+def _spec(cls: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str], tuple]:
+    template: dict[str, Any] = {}
+    required = set()
+    factories = []
+    for name, field in cls.__pydantic_fields__.items():
+        template[name] = None if field.is_required() or field.default_factory else field.default
+        if field.is_required():
+            required.add(name)
+        elif field.default_factory is not None:
+            factories.append((name, field.default_factory))
+        elif isinstance(field.default, (list, dict, set)):  # never share a mutable default
+            factories.append((name, lambda default=field.default: default.copy()))
+    spec = _SPECS[cls] = (template, frozenset(required), tuple(factories))
+    return spec
 
 
 def adopt(cls: type[BaseModel], data: dict[str, Any]) -> Any:
@@ -288,29 +312,4 @@ def replaced(model: BaseModel, **update: Any) -> Any:
     return obj
 
 
-def _with_defaults(cls: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
-    fields = _FIELDS.get(cls)
-    if fields is None:
-        _NAMES[cls] = frozenset(cls.__pydantic_fields__)
-        fields = _FIELDS[cls] = tuple(
-            (name, field.default if not field.is_required() and field.default_factory is None else _FACTORY,
-             field.default_factory)
-            for name, field in cls.__pydantic_fields__.items())
-    data = {}
-    for name, default, factory in fields:
-        if name in values:
-            data[name] = values[name]
-        elif default is _FACTORY:
-            if factory is None:
-                raise TypeError(f"{cls.__name__}.{name} is required")
-            data[name] = factory()
-        else:
-            data[name] = default
-    if not values.keys() <= data.keys():
-        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(values.keys() - data.keys()))}")
-    return data
-
-
-_FACTORY = object()
-_FIELDS: dict[type, tuple] = {}
-_NAMES: dict[type, frozenset] = {}
+_SPECS: dict[type, tuple] = {}

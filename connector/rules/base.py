@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from connector import templates
-from connector.model import PRIORITIES, AddComment, Priority, SlaClock, Ticket
+from connector.model import PRIORITIES, AddComment, Priority, SlaClock, Ticket, trusted
 
 if TYPE_CHECKING:
     from connector.config import SupportConfig
@@ -91,7 +91,7 @@ class EvalContext:
 
     def comment(self, rule: "RuleBase", spec: CommentSpec, reason: str, marker: str | None, **extra: Any) -> AddComment:
         body = templates.render(spec.template, {"ticket": templates.ticket_context(self.ticket), "now": self.now, **extra})
-        return AddComment(rule=rule.id, reason=reason, body=body, public=spec.public,
+        return trusted(AddComment, rule=rule.id, reason=reason, body=body, public=spec.public,
                           marker=self.marker(marker) if marker else None)
 
 

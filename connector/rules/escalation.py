@@ -27,7 +27,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from connector.model import DONE_STATUSES, AddLabel, Assign, Priority, SetPriority
+from connector.model import DONE_STATUSES, AddLabel, Assign, Priority, SetPriority, trusted
 from connector.rules.base import CommentSpec, EvalContext, Match, RuleBase, Strict, next_priority, register
 from connector.rules.projection import project
 from connector.rules.sla import METRIC_LABELS, SlaRule, clock_context
@@ -120,15 +120,15 @@ class EscalationRule(RuleBase):
                   else f"{level.when.percent}% of the {label} target used") + f": escalation level {level.id}"
         actions: list = []
         if (level.assign_group and level.assign_group != ticket.group) or (level.assign_user and level.assign_user != ticket.assignee):
-            actions.append(Assign(rule=self.id, reason=reason, group=level.assign_group, assignee=level.assign_user))
+            actions.append(trusted(Assign, rule=self.id, reason=reason, group=level.assign_group, assignee=level.assign_user))
         priority = level.set_priority or (next_priority(ticket.priority) if level.raise_priority else None)
         if priority and priority != ticket.priority:
-            actions.append(SetPriority(rule=self.id, reason=reason, priority=priority))
+            actions.append(trusted(SetPriority, rule=self.id, reason=reason, priority=priority))
         if level.comment:
             tz = ctx.config.calendar(self._calendar_name(ctx)).tz
             actions.append(ctx.comment(self, level.comment, reason, marker, clock=clock_context(clock, tz), level=level.id))
         else:
-            actions.append(AddLabel(rule=self.id, reason=reason, label=ctx.marker(marker)))
+            actions.append(trusted(AddLabel, rule=self.id, reason=reason, label=ctx.marker(marker)))
         return actions
 
     def _calendar_name(self, ctx: EvalContext) -> str:

@@ -36,7 +36,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from connector.calendar import ContinuousCalendar, parse_duration
-from connector.model import DONE_STATUSES, Priority, SetFields, SlaClock, Status
+from connector.model import DONE_STATUSES, Priority, SetFields, SlaClock, Status, trusted
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, Strict, check_duration, register
 from connector.sla import MetricTarget, compute_clocks
 from connector.templates import SAMPLE_CLOCK
@@ -226,5 +226,5 @@ class SlaRule(RuleBase):
             if field and clock.due and ctx.field_mapped(field) and not same_instant(ticket.fields.get(field), clock.due, tz):
                 due_updates[field] = format_instant(clock.due, tz, iso=True)
         if due_updates:
-            actions.insert(0, SetFields(rule=self.id, reason="SLA due times changed", fields=due_updates))
+            actions.insert(0, trusted(SetFields, rule=self.id, reason="SLA due times changed", fields=due_updates))
         return actions
