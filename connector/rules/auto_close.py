@@ -23,7 +23,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from connector.model import AuthorRole, Status, Transition, trusted
+from connector.model import AuthorRole, Status, Transition
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, check_duration, register
 from connector.rules.closure import done_entries
 from connector.timefmt import format_instant
@@ -72,7 +72,7 @@ class AutoCloseRule(RuleBase):
             return []
         marker = f"{self.id}-{done_entries(ticket)}"
         reason = f"resolved since {format_instant(resolved_at, calendar.tz)} without a reply from the reporter"
-        close = trusted(Transition, rule=self.id, reason=reason, to=self.close_status)
+        close = Transition(rule=self.id, reason=reason, to=self.close_status)
         if ctx.has_marker(marker):
             # The comment went out but the ticket is still resolved (the close was refused,
             # e.g. a required field on the Close screen, or the worker died in between):

@@ -159,7 +159,7 @@ class ClosureRule(RuleBase):
             spec = self.reopen_comment or self.comment
             actions = [ctx.comment(self, spec, reason, marker, missing=[], missing_fields=[], verification=verification,
                                    similar=similar),
-                       trusted(Transition, rule=self.id, reason=reason, to=self.reopen_status)]
+                       Transition(rule=self.id, reason=reason, to=self.reopen_status)]
             if ctx.field_mapped(self.verification_field):
                 # The next resolve attempt needs a fresh verification, not this old "no".
                 actions.append(trusted(SetFields, rule=self.id, reason=reason, fields={self.verification_field: None}))
@@ -172,7 +172,7 @@ class ClosureRule(RuleBase):
             labels = [ctx.config.field_label(m) for m in missing]
             return [ctx.comment(self, self.comment, reason, marker, missing=labels, missing_fields=missing,
                                 verification=verification, similar=similar),
-                    trusted(Transition, rule=self.id, reason=reason, to=self.reopen_status)]
+                    Transition(rule=self.id, reason=reason, to=self.reopen_status)]
         checked = f"{self.id}-knowledge-checked-{attempt}"
         if self.require_kb_link_when_first_of_kind and ticket.similar_cases is not None and not ctx.has_marker(checked):
             kind = "a known issue" if ticket.similar_cases else "a first of its kind"

@@ -120,10 +120,10 @@ class EscalationRule(RuleBase):
                   else f"{level.when.percent}% of the {label} target used") + f": escalation level {level.id}"
         actions: list = []
         if (level.assign_group and level.assign_group != ticket.group) or (level.assign_user and level.assign_user != ticket.assignee):
-            actions.append(trusted(Assign, rule=self.id, reason=reason, group=level.assign_group, assignee=level.assign_user))
+            actions.append(Assign(rule=self.id, reason=reason, group=level.assign_group, assignee=level.assign_user))
         priority = level.set_priority or (next_priority(ticket.priority) if level.raise_priority else None)
         if priority and priority != ticket.priority:
-            actions.append(trusted(SetPriority, rule=self.id, reason=reason, priority=priority))
+            actions.append(SetPriority(rule=self.id, reason=reason, priority=priority))
         if level.comment:
             tz = ctx.config.calendar(self._calendar_name(ctx)).tz
             actions.append(ctx.comment(self, level.comment, reason, marker, clock=clock_context(clock, tz), level=level.id))

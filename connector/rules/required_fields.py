@@ -104,10 +104,10 @@ class RequiredFieldsRule(RuleBase):
                                            missing=labels, missing_fields=missing))
             # Level-triggered: if the request was posted but the transition was lost (a worker
             # killed between the two writes), the next reconcile still moves the ticket.
-            actions.append(trusted(Transition, rule=self.id, reason=reason, to=self.waiting_status))
+            actions.append(Transition(rule=self.id, reason=reason, to=self.waiting_status))
             return actions
         if requested and ticket.is_in(self.waiting_status):
             reason = "intake complete: every required item is now given"
-            return [trusted(Transition, rule=self.id, reason=reason, to=self.resume_status),
+            return [Transition(rule=self.id, reason=reason, to=self.resume_status),
                     trusted(AddLabel, rule=self.id, reason=reason, label=ctx.marker(f"{self.id}-complete"))]
         return []

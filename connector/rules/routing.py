@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from connector.model import Assign, Status, Ticket, trusted
+from connector.model import Assign, Status, Ticket
 from connector.rules.base import EvalContext, RuleBase, Strict, register
 
 
@@ -68,9 +68,9 @@ class RoutingRule(RuleBase):
             if route.matches(ticket):
                 what = ", ".join(filter(None, [f"category {ticket.category}" if route.categories else "",
                                                "keywords" if route.keywords else ""])) or "route"
-                return [trusted(Assign, rule=self.id, reason=f"routes[{index}] matched ({what})",
+                return [Assign(rule=self.id, reason=f"routes[{index}] matched ({what})",
                                group=route.group, assignee=route.assignee)]
         if self.default:
-            return [trusted(Assign, rule=self.id, reason="no route matched; default team",
+            return [Assign(rule=self.id, reason="no route matched; default team",
                            group=self.default.group, assignee=self.default.assignee)]
         return []
