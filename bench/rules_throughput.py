@@ -2,7 +2,7 @@
 
 Prints figures; asserts nothing. Run:
 
-    .venv/bin/python bench/rules_throughput.py [--n 3000] [--runs 5] [--baseline REF]
+    .venv/bin/python bench/rules_throughput.py [--n 3000] [--runs 5] [--baseline REF] [--no-parse]
 
 Mixes (the same generated tickets every run, seed 7):
 
@@ -20,7 +20,9 @@ CPU is `time.process_time()`; each figure is the median of `--runs` runs. With
 `--baseline REF` (a git commit, e.g. the merge base) the code of REF is unpacked into a
 temporary directory (`git archive`, the repository is not touched) and the same
 measurements run there, alternating with the working tree's run by run, so both figures
-come from the same minutes of a shared machine.
+come from the same minutes of a shared machine. It also checks that both versions planned
+exactly the same (a digest of every plan's JSON: actions, comment texts, clocks, deadlines).
+`--no-parse` measures evaluation only (no sandboxes started).
 """
 
 from __future__ import annotations
