@@ -384,6 +384,9 @@ def load_config(path: Path | str) -> SupportConfig:
                 for loc, message in config.cross_check()]
     if problems:
         raise ConfigError(problems)
+    # Durations parsed, calendars built, targets resolved now, not on the first ticket.
+    for rule in config.rules:
+        rule.prepare(config)
     return config
 
 

@@ -289,7 +289,12 @@ _ENV.concat = _bounded_concat  # type: ignore[method-assign]
 
 @lru_cache(maxsize=512)
 def _compiled(source: str):
-    return _ENV.from_string(source)
+    template = _ENV.from_string(source)
+    # Jinja merges a template's globals (a ChainMap over the environment's) into every
+    # render's context by iterating the ChainMap in Python; a plain dict copies at C speed.
+    # Nothing adds globals after start-up, so the snapshot is the same mapping.
+    template.globals = dict(template.globals)
+    return template
 
 
 def _template_line(exc: BaseException) -> int | None:

@@ -641,3 +641,47 @@ def test_measuring_agrees_with_a_day_by_day_count(index: int, start: datetime, s
     end = utc(start) + timedelta(minutes=span_minutes)
     expected = _reference_minutes(CONFIGS[index], OFFICIAL_HOLIDAYS[index], start, end)
     assert abs(CALENDARS[index].business_minutes_between(start, end) - expected) <= 1e-6
+
+
+# --------------------------------------------------------------------------- microsecond API
+
+_US = 60_000_000
+
+
+def _us(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+@moderate
+@given(st.integers(0, len(CONFIGS) - 1), instants, instants, durations)
+def test_microsecond_answers_equal_the_datetime_answers_on_fresh_and_warm_calendars(index, first, second, minutes):
+    """`connector.sla` asks in µs; a fresh calendar (year found by a zone conversion) and one
+    with years already built (found by the year index) must answer as the datetime API does."""
+    fresh = calendar(f"fresh-{index}", **CONFIGS[index])
+    warm = CALENDARS[index]
+    start, end = sorted((first, second), key=utc)
+    for cal in (fresh, warm):
+        assert cal.business_us_between(_us(start), _us(end)) / _US == cal.business_minutes_between(start, end)
+        due = cal.add_business_minutes(start, minutes)
+        assert cal.add_business_us(_us(start), round(minutes * _US)) == _us(due)
+        # Positions: whichever year a calendar was first asked about, differences are business time.
+        later_first = calendar(f"later-first-{index}", **CONFIGS[index])
+        for positioned in (cal, later_first):
+            if positioned is later_first:
+                positioned.business_position_us(_us(end))
+            difference = positioned.business_position_us(_us(end)) - positioned.business_position_us(_us(start))
+            assert difference == cal.business_us_between(_us(start), _us(end))
+
+
+def test_year_index_finds_the_year_across_new_year_in_every_zone():
+    """Instants just before and after local midnight of 1 January belong to the right year."""
+    for config in CONFIGS:
+        cal = calendar("new-year", **config)
+        tz = cal.tz
+        for year in (2025, 2026, 2027):
+            midnight = datetime(year, 1, 1, tzinfo=tz)
+            for moment in (midnight - timedelta(microseconds=1), midnight, midnight + timedelta(hours=30)):
+                cal.business_minutes_between(moment - timedelta(days=3), moment)  # builds and indexes years
+                number, found = cal._locate(_us(moment))
+                assert number == moment.astimezone(tz).year
+                assert found.begin <= _us(moment) < found.end

@@ -23,7 +23,6 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from connector.calendar import parse_duration
 from connector.model import AuthorRole, Status, Transition
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, check_duration, register
 from connector.rules.closure import done_entries
@@ -45,6 +44,9 @@ class AutoCloseRule(RuleBase):
     def _duration(cls, value: str) -> str:
         return check_duration(value)
 
+    def prepare(self, config) -> None:
+        self.minutes_in(self.after, config.calendar(self.calendar))
+
     def comment_specs(self):
         return [(("comment",), self.comment)]
 
@@ -64,7 +66,7 @@ class AutoCloseRule(RuleBase):
         if any(c.author_role == AuthorRole.REQUESTER and c.created > resolved_at for c in ticket.comments):
             return []
         calendar = ctx.config.calendar(self.calendar)
-        due = calendar.add_business_minutes(resolved_at, parse_duration(self.after, calendar))
+        due = calendar.add_business_minutes(resolved_at, self.minutes_in(self.after, calendar))
         if ctx.now < due:
             ctx.add_deadline(due)
             return []

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from connector import templates
-from connector.model import PRIORITIES, AddComment, Priority, SlaClock, Ticket
+from connector.model import PRIORITIES, AddComment, Priority, SlaClock, Ticket, trusted
 
 if TYPE_CHECKING:
     from connector.config import SupportConfig
@@ -42,6 +42,8 @@ class Match(Strict):
     platforms: list[str] = Field(default_factory=list)
 
     def matches(self, ticket: Ticket) -> bool:
+        if not (self.categories or self.priorities or self.platforms):
+            return True  # the common `when:` of a rule that applies to every ticket
         if self.categories and (ticket.category or "").casefold() not in {c.casefold() for c in self.categories}:
             return False
         if self.priorities and ticket.priority not in self.priorities:
@@ -74,7 +76,10 @@ class EvalContext:
         return self.config.marker(name)
 
     def has_marker(self, name: str) -> bool:
-        return self.marker(name) in self.ticket.markers
+        # `ticket.markers` without building the union of both sets on every question.
+        marker = self.marker(name)
+        ticket = self.ticket
+        return marker in ticket.labels or marker in ticket.comment_markers
 
     def add_deadline(self, at: datetime | None) -> None:
         if at is not None and at > self.now:
@@ -86,7 +91,7 @@ class EvalContext:
 
     def comment(self, rule: "RuleBase", spec: CommentSpec, reason: str, marker: str | None, **extra: Any) -> AddComment:
         body = templates.render(spec.template, {"ticket": templates.ticket_context(self.ticket), "now": self.now, **extra})
-        return AddComment(rule=rule.id, reason=reason, body=body, public=spec.public,
+        return trusted(AddComment, rule=rule.id, reason=reason, body=body, public=spec.public,
                           marker=self.marker(marker) if marker else None)
 
 
@@ -105,9 +110,35 @@ class RuleBase(Strict):
 
     # Sample variables each rule's templates may use, checked at load time.
     template_sample: ClassVar[dict[str, Any]] = {}
+    # What a rule derives from its own settings once (folded names, parsed durations …), filled
+    # on first use; read through `prepared()`, which avoids pydantic's attribute detour.
+    _prepared_memo: dict = PrivateAttr(default_factory=dict)
+
+    def prepared(self) -> dict:
+        return self.__pydantic_private__["_prepared_memo"]
+
+    def prepare(self, config: "SupportConfig") -> None:
+        """Derive once, when the config loads, what evaluating would otherwise work out per
+        ticket (parsed durations, …). Evaluation prepares lazily as well, so a config built
+        without `load_config` works the same; this only moves the cost to load time."""
+
+    def minutes_in(self, duration: str, calendar) -> float:
+        """`parse_duration(duration, calendar)`, parsed once per calendar (business days need it)."""
+        memo = self.prepared()
+        key = ("minutes", duration, calendar)
+        found = memo.get(key)
+        if found is None:
+            from connector.calendar import parse_duration
+
+            found = memo[key] = parse_duration(duration, calendar)
+        return found
 
     def applies(self, ticket: Ticket) -> bool:
-        return self.enabled and self.when.matches(ticket)
+        if not self.enabled:
+            return False
+        when = self.when
+        # Most rules apply to every ticket: answer that without a further call.
+        return not (when.categories or when.priorities or when.platforms) or when.matches(ticket)
 
     @abstractmethod
     def evaluate(self, ctx: EvalContext) -> list:

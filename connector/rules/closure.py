@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from connector.model import DONE_STATUSES, AddLabel, SetFields, Status, Ticket, Transition
+from connector.model import DONE_STATUSES, AddLabel, SetFields, Status, Ticket, Transition, trusted
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, register
 from connector.rules.similar_cases import SAMPLE_CASES, case_context
 
@@ -162,7 +162,7 @@ class ClosureRule(RuleBase):
                        Transition(rule=self.id, reason=reason, to=self.reopen_status)]
             if ctx.field_mapped(self.verification_field):
                 # The next resolve attempt needs a fresh verification, not this old "no".
-                actions.append(SetFields(rule=self.id, reason=reason, fields={self.verification_field: None}))
+                actions.append(trusted(SetFields, rule=self.id, reason=reason, fields={self.verification_field: None}))
             return actions
         if missing:
             marker = f"{self.id}-returned-{attempt}"
@@ -176,5 +176,5 @@ class ClosureRule(RuleBase):
         checked = f"{self.id}-knowledge-checked-{attempt}"
         if self.require_kb_link_when_first_of_kind and ticket.similar_cases is not None and not ctx.has_marker(checked):
             kind = "a known issue" if ticket.similar_cases else "a first of its kind"
-            return [AddLabel(rule=self.id, reason=f"knowledge recorded for {kind}", label=ctx.marker(checked))]
+            return [trusted(AddLabel, rule=self.id, reason=f"knowledge recorded for {kind}", label=ctx.marker(checked))]
         return []

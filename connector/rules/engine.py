@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from connector.config import SupportConfig
-from connector.model import Plan, Ticket
+from connector.model import Plan, Ticket, trusted
 from connector.rules.base import EvalContext
 from connector.rules.projection import project
 
@@ -34,7 +34,8 @@ def evaluate(ticket: Ticket, now: datetime, config: SupportConfig, *, observe_al
             actions.extend(produced)
             if observe_all or rule.mode != "observe":
                 ctx.ticket = project(ctx.ticket, produced, now)
-    return Plan(
-        platform=ticket.platform, ticket_id=ticket.id, ticket_key=ticket.key, evaluated_at=now,
+    # Every part is already valid (the ticket was, the actions and clocks are the rules' own).
+    return trusted(
+        Plan, platform=ticket.platform, ticket_id=ticket.id, ticket_key=ticket.key, evaluated_at=now,
         actions=actions, sla=dict(ctx.sla), next_deadline=min(ctx.deadlines, default=None),
     )

@@ -27,7 +27,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from connector.model import DONE_STATUSES, AddLabel, Assign, Priority, SetPriority
+from connector.model import DONE_STATUSES, AddLabel, Assign, Priority, SetPriority, trusted
 from connector.rules.base import CommentSpec, EvalContext, Match, RuleBase, Strict, next_priority, register
 from connector.rules.projection import project
 from connector.rules.sla import METRIC_LABELS, SlaRule, clock_context
@@ -87,22 +87,28 @@ class EscalationRule(RuleBase):
         if ticket.status in DONE_STATUSES:
             return []
         actions: list = []
+        projected = 0
         for level in self.levels:
-            # Later levels see what earlier ones did (no second "assign L2").
-            ticket = project(ctx.ticket, actions, ctx.now)
+            # Later levels see what earlier ones did (no second "assign L2"): project only what
+            # the previous level added onto the ticket as it already stands.
+            if projected < len(actions):
+                ticket = project(ticket, actions[projected:], ctx.now)
+                projected = len(actions)
             clock = ctx.sla.get(level.when.metric)
             timeline = ctx.sla_timelines.get(level.when.metric)
             marker = f"{self.id}-{level.id}"
             if clock is None or not level.only.matches(ticket) or ctx.has_marker(marker):
                 continue
             if level.when.breached:
-                due = clock.breached_at or clock.due
                 fired = clock.state == "breached"
             else:
-                due = timeline.reached_at(clock.target_minutes * level.when.percent / 100) if timeline else None
                 fired = clock.elapsed_percent >= level.when.percent and clock.state != "met"
             if not fired:
-                if clock.state == "running":
+                if clock.state == "running":  # wake up when this level is due (asked only then)
+                    if level.when.breached:
+                        due = clock.breached_at or clock.due
+                    else:
+                        due = timeline.reached_at(clock.target_minutes * level.when.percent / 100) if timeline else None
                     ctx.add_deadline(due)
                 continue
             actions.extend(self._act(ctx, ticket, level, clock, marker))
@@ -122,10 +128,15 @@ class EscalationRule(RuleBase):
             tz = ctx.config.calendar(self._calendar_name(ctx)).tz
             actions.append(ctx.comment(self, level.comment, reason, marker, clock=clock_context(clock, tz), level=level.id))
         else:
-            actions.append(AddLabel(rule=self.id, reason=reason, label=ctx.marker(marker)))
+            actions.append(trusted(AddLabel, rule=self.id, reason=reason, label=ctx.marker(marker)))
         return actions
 
     def _calendar_name(self, ctx: EvalContext) -> str:
         """The calendar of the sla rule this rule reads (check() guarantees there is one)."""
-        return next(rule.calendar for rule in ctx.config.rules
-                    if isinstance(rule, SlaRule) and (self.sla is None or rule.id == self.sla))
+        memo = self.prepared()
+        found = memo.get("calendar")
+        if found is None or found[0] is not ctx.config:
+            name = next(rule.calendar for rule in ctx.config.rules
+                        if isinstance(rule, SlaRule) and (self.sla is None or rule.id == self.sla))
+            found = memo["calendar"] = (ctx.config, name)
+        return found[1]

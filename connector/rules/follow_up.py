@@ -24,8 +24,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from connector.calendar import parse_duration
-from connector.model import DONE_STATUSES, AddLabel, AuthorRole, SetFields, Ticket
+from connector.model import DONE_STATUSES, AddLabel, AuthorRole, SetFields, Ticket, trusted
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, check_duration, register
 from connector.timefmt import format_instant, same_instant
 
@@ -54,6 +53,9 @@ class FollowUpRule(RuleBase):
     def _duration(cls, value: str) -> str:
         return check_duration(value)
 
+    def prepare(self, config) -> None:
+        self.minutes_in(self.within, config.calendar(self.calendar))
+
     def comment_specs(self):
         return [(("reminder",), self.reminder)]
 
@@ -70,14 +72,14 @@ class FollowUpRule(RuleBase):
         if closed is None or ctx.has_marker(done_marker):
             return []
         calendar = ctx.config.calendar(self.calendar)
-        due = calendar.add_business_minutes(closed, parse_duration(self.within, calendar))
+        due = calendar.add_business_minutes(closed, self.minutes_in(self.within, calendar))
         actions: list = []
         if self.due_field and ctx.field_mapped(self.due_field) and not same_instant(ticket.fields.get(self.due_field), due, calendar.tz):
-            actions.append(SetFields(rule=self.id, reason="follow-up due after closing",
+            actions.append(trusted(SetFields, rule=self.id, reason="follow-up due after closing",
                                      fields={self.due_field: format_instant(due, calendar.tz, iso=True)}))
         revisited = any(c.created > closed and c.public and c.author_role == AuthorRole.AGENT for c in ticket.comments)
         if revisited:
-            actions.append(AddLabel(rule=self.id, reason="an agent wrote to the reporter after closing",
+            actions.append(trusted(AddLabel, rule=self.id, reason="an agent wrote to the reporter after closing",
                                     label=ctx.marker(done_marker)))
             return actions
         if ctx.now >= due:

@@ -12,7 +12,7 @@ from typing import Iterable
 
 from connector.model import (
     AddComment, AddLabel, Assign, AuthorRole, Comment, DONE_STATUSES, RemoveLabel, SetFields,
-    SetPriority, StatusChange, Ticket, Transition,
+    SetPriority, StatusChange, Ticket, Transition, replaced, trusted,
 )
 
 
@@ -34,7 +34,8 @@ def project(ticket: Ticket, actions: Iterable, now: datetime) -> Ticket:
         elif isinstance(action, SetFields):
             fields.update(action.fields)
         elif isinstance(action, AddComment):
-            comments.append(Comment(id=f"projected-{len(comments) + 1}", author=None,
+            # Every value is already valid (the action's own, the engine's instant): no validation.
+            comments.append(trusted(Comment, id=f"projected-{len(comments) + 1}", author=None,
                                     author_role=AuthorRole.CONNECTOR, public=action.public,
                                     body=action.body, created=now))
             if action.marker:
@@ -42,7 +43,7 @@ def project(ticket: Ticket, actions: Iterable, now: datetime) -> Ticket:
         elif isinstance(action, Transition):
             current = changes.get("status", ticket.status)
             if action.to != current:
-                history.append(StatusChange(at=now, from_status=current, to_status=action.to))
+                history.append(trusted(StatusChange, at=now, from_status=current, to_status=action.to))
                 changes["status"] = action.to
                 changes["raw_status"] = None
                 changes["status_equivalents"] = frozenset()
@@ -54,11 +55,8 @@ def project(ticket: Ticket, actions: Iterable, now: datetime) -> Ticket:
                 changes["assignee"] = action.assignee
         elif isinstance(action, SetPriority):
             changes["priority"] = action.priority
-    return ticket.model_copy(update={
-        **changes,
-        "labels": frozenset(labels),
-        "fields": fields,
-        "comments": tuple(comments),
-        "status_history": tuple(history),
-        "updated": now,
-    })
+    # A shallow copy: the ticket's own tuples and sets are never mutated, only replaced.
+    return replaced(
+        ticket, **changes, labels=frozenset(labels), fields=fields, comments=tuple(comments),
+        status_history=tuple(history), updated=now,
+    )

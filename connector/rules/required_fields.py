@@ -28,7 +28,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from connector.model import AddLabel, Priority, Status, Ticket, Transition
+from connector.model import AddLabel, Priority, Status, Ticket, Transition, trusted
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, register
 
 PSEUDO_FIELDS = ("category", "priority")
@@ -60,10 +60,21 @@ class RequiredFieldsRule(RuleBase):
         return problems
 
     def required_for(self, ticket: Ticket) -> list[str]:
-        by_category = {k.casefold(): v for k, v in self.by_category.items()}
-        base = by_category.get((ticket.category or "").casefold(), self.fields)
-        extra = self.by_priority.get(ticket.priority, []) if ticket.priority else []
-        return list(dict.fromkeys([*base, *extra]))
+        return list(self._required(ticket))
+
+    def _required(self, ticket: Ticket) -> tuple[str, ...]:
+        # Derived once per (category, priority) seen: the answer depends on nothing else.
+        memo = self.prepared()
+        key = ("required", ticket.category, ticket.priority)
+        found = memo.get(key)
+        if found is None:
+            by_category = {k.casefold(): v for k, v in self.by_category.items()}
+            base = by_category.get((ticket.category or "").casefold(), self.fields)
+            extra = self.by_priority.get(ticket.priority, []) if ticket.priority else []
+            if len(memo) > 4096:  # categories are free text: keep the memo bounded
+                memo.clear()
+            found = memo[key] = tuple(dict.fromkeys([*base, *extra]))
+        return found
 
     @staticmethod
     def _present(ticket: Ticket, name: str) -> bool:
@@ -77,10 +88,13 @@ class RequiredFieldsRule(RuleBase):
         ticket = ctx.ticket
         if ctx.has_marker(f"{self.id}-complete"):
             return []
-        missing = [name for name in self.required_for(ticket) if not self._present(ticket, name)]
         requested = ctx.has_marker(f"{self.id}-requested")
+        in_intake = any(ticket.is_in(s) for s in self.intake_statuses)
+        if not in_intake and not (requested and ticket.is_in(self.waiting_status)):
+            return []  # past intake, whatever is missing: nothing to ask and nothing to resume
+        missing = [name for name in self._required(ticket) if not self._present(ticket, name)]
         if missing:
-            if not any(ticket.is_in(s) for s in self.intake_statuses):
+            if not in_intake:
                 return []
             reason = f"intake incomplete: missing {', '.join(missing)}"
             actions = []
@@ -95,5 +109,5 @@ class RequiredFieldsRule(RuleBase):
         if requested and ticket.is_in(self.waiting_status):
             reason = "intake complete: every required item is now given"
             return [Transition(rule=self.id, reason=reason, to=self.resume_status),
-                    AddLabel(rule=self.id, reason=reason, label=ctx.marker(f"{self.id}-complete"))]
+                    trusted(AddLabel, rule=self.id, reason=reason, label=ctx.marker(f"{self.id}-complete"))]
         return []

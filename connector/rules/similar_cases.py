@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from connector.model import AddLabel, SimilarCase, Status, Ticket
+from connector.model import AddLabel, SimilarCase, Status, Ticket, trusted
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, register
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class SimilarCasesRule(RuleBase):
         cases = [c for c in ticket.similar_cases if c.score >= self.min_score][: self.max_results]
         if not cases:
             reason = f"no resolved case scores {self.min_score} or more"
-            return [AddLabel(rule=self.id, reason=reason, label=ctx.marker(self._suggested("none")))]
+            return [trusted(AddLabel, rule=self.id, reason=reason, label=ctx.marker(self._suggested("none")))]
         reason = f"{len(cases)} similar resolved case(s): {', '.join(c.key for c in cases)}"
         return [ctx.comment(self, self.comment, reason, self._suggested("suggested"),
                             cases=[case_context(c) for c in cases])]

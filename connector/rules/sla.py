@@ -30,14 +30,15 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from connector.calendar import ContinuousCalendar, parse_duration
-from connector.model import DONE_STATUSES, Priority, SetFields, SlaClock, Status
+from connector.model import DONE_STATUSES, Priority, SetFields, SlaClock, Status, trusted
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, Strict, check_duration, register
-from connector.sla import build_clock
+from connector.sla import MetricTarget, compute_clocks
 from connector.templates import SAMPLE_CLOCK
 from connector.timefmt import format_instant, format_minutes, same_instant
 
@@ -80,16 +81,50 @@ class Notices(Strict):
     breach: CommentSpec | None = None
 
 
-def clock_context(clock: SlaClock, tz, percent: int | None = None) -> dict:
-    """The `clock` variable of notice and escalation templates, times in the calendar's zone."""
-    return {
-        "metric": clock.metric, "metric_label": METRIC_LABELS[clock.metric],
-        "target": format_minutes(clock.target_minutes), "elapsed": format_minutes(clock.elapsed_minutes),
-        "remaining": format_minutes(clock.remaining_minutes),
-        "due": format_instant(clock.due, tz) if clock.due else "",
-        "breached_at": format_instant(clock.breached_at, tz) if clock.breached_at else "",
-        "percent": percent if percent is not None else int(clock.elapsed_percent), "cycle": clock.cycle,
-    }
+def clock_context(clock: SlaClock, tz, percent: int | None = None) -> Mapping:
+    """The `clock` variable of notice and escalation templates, times in the calendar's zone.
+
+    A mapping that works each value out when a template first reads it: a notice usually
+    shows three or four of these, and formatting instants in a zone is the costly part.
+    """
+    return _ClockContext(clock, tz, percent)
+
+
+_CLOCK_VALUES = {
+    "metric": lambda c, tz, percent: c.metric,
+    "metric_label": lambda c, tz, percent: METRIC_LABELS[c.metric],
+    "target": lambda c, tz, percent: format_minutes(c.target_minutes),
+    "elapsed": lambda c, tz, percent: format_minutes(c.elapsed_minutes),
+    "remaining": lambda c, tz, percent: format_minutes(c.remaining_minutes),
+    "due": lambda c, tz, percent: format_instant(c.due, tz) if c.due else "",
+    "breached_at": lambda c, tz, percent: format_instant(c.breached_at, tz) if c.breached_at else "",
+    "percent": lambda c, tz, percent: percent if percent is not None else int(c.elapsed_percent),
+    "cycle": lambda c, tz, percent: c.cycle,
+}
+
+
+class _ClockContext(Mapping):
+    __slots__ = ("_clock", "_tz", "_percent", "_values")
+
+    def __init__(self, clock: SlaClock, tz, percent: int | None) -> None:
+        self._clock, self._tz, self._percent, self._values = clock, tz, percent, {}
+
+    def __getitem__(self, key: str):
+        values = self._values
+        if key not in values:
+            values[key] = _CLOCK_VALUES[key](self._clock, self._tz, self._percent)
+        return values[key]
+
+    def __iter__(self):
+        return iter(_CLOCK_VALUES)
+
+    def __len__(self) -> int:
+        return len(_CLOCK_VALUES)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    __str__ = __repr__
 
 
 @register
@@ -104,6 +139,12 @@ class SlaRule(RuleBase):
     notify: Notices = Field(default_factory=Notices)
 
     template_sample: ClassVar[dict] = {"clock": SAMPLE_CLOCK}
+
+    # Prepared once per config (`prepare`, or on first use): per priority the parsed targets,
+    # keyed by the business calendar they were counted with; and the pause set.
+    _targets_by_priority: dict = PrivateAttr(default_factory=dict)
+    _paused: frozenset = PrivateAttr(default=frozenset())
+    _continuous: ContinuousCalendar = PrivateAttr(default_factory=ContinuousCalendar)
 
     @field_validator("warn_at")
     @classmethod
@@ -125,36 +166,47 @@ class SlaRule(RuleBase):
     def target_minutes(self, target: Target, calendar) -> float:
         return parse_duration(target.within, calendar)
 
+    def prepare(self, config) -> None:
+        """Parse every target once (business days need the calendar), so evaluating parses nothing."""
+        self._prepare_targets(config.calendar(self.calendar))
+
+    def _prepare_targets(self, business) -> None:
+        prepared = {}
+        for priority, targets in self.targets.items():
+            prepared[priority] = (business, tuple(
+                MetricTarget(metric, round(parse_duration(target.within, business)), target.clock,
+                             self._continuous if target.clock == "calendar" else business)
+                for metric in METRICS if (target := getattr(targets, metric)) is not None))
+        self._paused = frozenset(self.pause_statuses)
+        self._targets_by_priority = prepared
+
+    def _prepared(self, priority, business) -> tuple[MetricTarget, ...]:
+        entry = self.__pydantic_private__["_targets_by_priority"].get(priority)  # no __getattr__ detour
+        if entry is None or entry[0] is not business:
+            # Not prepared yet, or for another config's calendar (a rule object reused).
+            self._prepare_targets(business)
+            entry = self._targets_by_priority[priority]
+        return entry[1]
+
     def clocks(self, ctx: EvalContext):
-        """Build every clock of the ticket's current priority; (clock, timeline, calendar) per metric."""
+        """Build every clock of the ticket's current priority in one pass; (clock, timeline) per metric."""
         ticket = ctx.ticket
-        targets = self.targets.get(ticket.priority) if ticket.priority else None
-        if not targets:
+        if not ticket.priority or not self.targets.get(ticket.priority):
             return {}
-        business = ctx.config.calendar(self.calendar)
-        out = {}
-        for metric in METRICS:
-            target = getattr(targets, metric)
-            if target is None:
-                continue
-            calendar = ContinuousCalendar() if target.clock == "calendar" else business
-            built = build_clock(metric, ticket, ctx.now, target_minutes=round(parse_duration(target.within, business)),
-                                clock=target.clock, calendar=calendar, paused=frozenset(self.pause_statuses),
-                                warn_percents=self.warn_at)
-            if built:
-                out[metric] = built
-        return out
+        targets = self._prepared(ticket.priority, ctx.config.calendar(self.calendar))
+        return compute_clocks(ticket, ctx.now, targets, paused=self.__pydantic_private__["_paused"],
+                              warn_percents=self.warn_at)
 
     def evaluate(self, ctx: EvalContext) -> list:
         ticket = ctx.ticket
         tz = ctx.config.calendar(self.calendar).tz
         actions: list = []
         due_updates: dict[str, str] = {}
+        open_ticket = ticket.status not in DONE_STATUSES
         for metric, (clock, timeline) in self.clocks(ctx).items():
             ctx.sla[metric] = clock
             ctx.sla_timelines[metric] = timeline
             suffix = f"-c{clock.cycle}" if metric == "periodic_update" else ""
-            open_ticket = ticket.status not in DONE_STATUSES
             if clock.state == "breached" and open_ticket and self.notify.breach:
                 marker = f"{self.id}-breach-{metric}{suffix}"
                 if not ctx.has_marker(marker):
@@ -174,5 +226,5 @@ class SlaRule(RuleBase):
             if field and clock.due and ctx.field_mapped(field) and not same_instant(ticket.fields.get(field), clock.due, tz):
                 due_updates[field] = format_instant(clock.due, tz, iso=True)
         if due_updates:
-            actions.insert(0, SetFields(rule=self.id, reason="SLA due times changed", fields=due_updates))
+            actions.insert(0, trusted(SetFields, rule=self.id, reason="SLA due times changed", fields=due_updates))
         return actions
