@@ -102,6 +102,9 @@ def run_receiver(settings: Settings, host: str, port: int, allow_unsigned: Set[s
     from webhooks.app import MAX_BODY_BYTES, create_app
 
     watcher = ConfigWatcher(settings.config_path)
+    # From here on SIGHUP means "check the config now" (its default action would end us);
+    # the poll thread started below does the check.
+    signal.signal(signal.SIGHUP, lambda signum, frame: watcher.wake())
     watcher.check(force=True)
     app = create_app(settings, allow_unsigned=frozenset(allow_unsigned), config_watcher=watcher)
     for attempt in range(1, _BIND_ATTEMPTS + 1):
@@ -116,7 +119,7 @@ def run_receiver(settings: Settings, host: str, port: int, allow_unsigned: Set[s
     watcher.start(poll_interval_from_env())
     log.info("receiver.started", extra={"host": host, "port": port, "pid": os.getpid(), "server": server_name})
     try:
-        serve_until_stopped(server, shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT, on_hangup=watcher.wake)
+        serve_until_stopped(server, shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT)
     finally:
         watcher.stop()
     log.info("receiver.stopped", extra={"pid": os.getpid()})
