@@ -58,6 +58,7 @@ IDLE_TIMEOUT = 15
 CONNECTION_LIMIT = 1000
 # At the limit, drop this many of the longest-waiting connections at once.
 _EVICT_BATCH = 50
+_EVICT_LOG_INTERVAL = 10.0  # seconds
 THREADS = 8  # as before: threads serve complete requests only, a few ms each
 MAX_HEADER_BYTES = 64 * 1024
 INBUF_OVERFLOW = 64 * 1024
@@ -104,6 +105,9 @@ class DeadlineServer(TcpWSGIServer):
             self._evict(time.time())
         return super().readable()
 
+    _evicted = 0  # since the last log line
+    _evict_logged_at = 0.0
+
     def _evict(self, now: float) -> None:
         """Drop the connections that have waited longest for a complete request, to accept new ones."""
         candidates = [c for c in self.active_channels.values()
@@ -111,9 +115,12 @@ class DeadlineServer(TcpWSGIServer):
         candidates.sort(key=lambda c: c.receiving_since if c.receiving_since is not None else c.last_activity)
         for channel in candidates[:_EVICT_BATCH]:
             channel.will_close = True
-        if candidates:
+        self._evicted += min(len(candidates), _EVICT_BATCH)
+        if self._evicted and now - self._evict_logged_at >= _EVICT_LOG_INTERVAL:
+            # At most one line per interval, with the count: a flood must not flood the log.
             log.warning("receiver.connection_limit_reached", extra={
-                "limit": self.adj.connection_limit, "dropped": min(len(candidates), _EVICT_BATCH)})
+                "limit": self.adj.connection_limit, "dropped": self._evicted})
+            self._evicted, self._evict_logged_at = 0, now
 
 
 def create_server(app: Callable, host: str, port: int, *, max_body_bytes: int, threads: int = THREADS,
