@@ -116,7 +116,7 @@ def test_trickling_connections_are_all_dropped_after_the_read_deadline(served):
     assert queue.pending_count() == 0
 
 
-def test_the_body_limit_still_holds(served):
+def test_the_body_and_header_limits_hold(served):
     process, url, port, queue = served
     body, headers = signed_event(1)
     declared = requests.post(url + "/webhooks/jira", data=b"x" * (1024 * 1024 + 1),
@@ -133,6 +133,9 @@ def test_the_body_limit_still_holds(served):
 
     refused = requests.post(url + "/webhooks/jira", data=chunked(), headers=headers, timeout=10)
     assert refused.status_code == 413
+    huge_headers = requests.post(url + "/webhooks/jira", data=body, headers={**headers, "X-Padding": "a" * 70_000},
+                                 timeout=10)
+    assert huge_headers.status_code == 431
     assert queue.pending_count() == 0
 
 
