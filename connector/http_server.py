@@ -33,6 +33,7 @@ What waitress does not bound by itself, this module does:
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import threading
 import time
@@ -53,8 +54,8 @@ READ_DEADLINE = 10.0
 # quiet mid-request) is closed after this many seconds.
 IDLE_TIMEOUT = 15
 # Open connections at most: each costs a socket and at most MAX_HEADER_BYTES in memory
-# (bodies above INBUF_OVERFLOW go to a temporary file). Well below the usual 1024-descriptor
-# limit is not needed: the loop uses poll(), not select().
+# (bodies above INBUF_OVERFLOW go to a temporary file). The loop uses poll(), not select(),
+# so 1024 descriptors is no limit; the process's open-files limit is raised to fit.
 CONNECTION_LIMIT = 1000
 # At the limit, drop this many of the longest-waiting connections at once.
 _EVICT_BATCH = 50
@@ -123,13 +124,38 @@ class DeadlineServer(TcpWSGIServer):
             self._evicted, self._evict_logged_at = 0, now
 
 
+def fit_connection_limit(wanted: int = CONNECTION_LIMIT, spare: int = 100) -> int:
+    """The connection limit this process can hold: raise the soft descriptor limit towards
+    `wanted + spare` (up to the hard limit), else lower the connection limit to fit.
+
+    Past the descriptor limit accept() fails (EMFILE) while the map looks below the
+    connection limit, so eviction never starts and new clients wait in the backlog.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + spare
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        fitted = max(10, soft - spare)
+        log.warning("receiver.connection_limit_lowered", extra={
+            "wanted": wanted, "limit": fitted, "open_files_limit": soft,
+            "fix": f"raise the open-files limit to {needed} (systemd LimitNOFILE=, ulimit -n)"})
+        return fitted
+    return wanted
+
+
 def create_server(app: Callable, host: str, port: int, *, max_body_bytes: int, threads: int = THREADS,
                   **overrides: Any) -> DeadlineServer:
     """A bound, listening server for `app` (see https://docs.pylonsproject.org/projects/waitress/en/latest/arguments.html)."""
     options: dict[str, Any] = {
         "host": host, "port": port, "threads": threads,
         "channel_timeout": IDLE_TIMEOUT, "cleanup_interval": 1,
-        "connection_limit": CONNECTION_LIMIT, "asyncore_use_poll": True,
+        "connection_limit": fit_connection_limit(), "asyncore_use_poll": True,
         "max_request_header_size": MAX_HEADER_BYTES,
         # The app enforces the exact limit and logs the refusal; waitress refuses a declared
         # length above it before reading the body (413), and cuts off a chunked one.

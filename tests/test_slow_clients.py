@@ -14,6 +14,8 @@ import itertools
 import json
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import requests
 from connector.http_server import CONNECTION_LIMIT, READ_DEADLINE
 from connector.queue import ReconcileQueue
 from connector.settings import Settings
-from tests.processes import connector_env, intake_config, jira_headers, receiver, wait_ready, wait_until
+from tests.processes import ROOT, connector_env, intake_config, jira_headers, receiver, wait_ready, wait_until
 from tests.slow_clients import SlowClients, lying_request, wait_closed
 
 ANSWER_WITHIN = 1.0  # seconds: the goal of issue 12
@@ -194,3 +196,16 @@ def test_an_unknown_http_server_setting_is_refused(tmp_path):
     process, _ = receiver("receiver", env, tmp_path)
     assert process.process.wait(30) == 2
     assert "CONNECTOR_HTTP_SERVER='uwsgi'" in process.log()
+
+
+
+@pytest.mark.parametrize("soft, hard, expected", [(256, 4096, (1000, 1100)), (256, 256, (156, 256))])
+def test_the_connection_limit_fits_the_open_files_limit(soft, hard, expected):
+    """Raised towards what 1000 connections need, else the connection limit shrinks to fit
+    (in a child process: a lowered hard limit cannot be raised again without root)."""
+    code = ("import resource; from connector.http_server import fit_connection_limit; "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard})); "
+            "print(fit_connection_limit(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert tuple(int(x) for x in done.stdout.split()) == expected
