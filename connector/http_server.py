@@ -45,7 +45,13 @@ from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 
+from connector.metrics import RECEIVER_CONNECTIONS, RECEIVER_CONNECTIONS_DROPPED, RECEIVER_REQUESTS_WAITING
+
 log = logging.getLogger(__name__)
+# waitress logs "Task queue depth is N" on every request that finds no idle thread: a line
+# per event in any burst (1,300 lines for 1,500 events over 16 connections). The depth is the
+# gauge connector_receiver_requests_waiting instead.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 # Jira and Zendesk send a whole delivery (a few KiB) at once; 10 s to receive one request,
 # headers and body, is generous for them and bounds what a trickling client can hold.
@@ -91,12 +97,18 @@ class DeadlineServer(TcpWSGIServer):
         super().maintenance(now)  # idle connections: channel_timeout
         cutoff = now - self.read_deadline
         dropped = 0
+        states = {"receiving": 0, "serving": 0, "idle": 0}
         for channel in list(self.active_channels.values()):
             since = getattr(channel, "receiving_since", None)
             if since is not None and since < cutoff and not channel.requests and not channel.will_close:
                 channel.will_close = True
                 dropped += 1
+            states["serving" if channel.requests else "receiving" if since is not None else "idle"] += 1
+        for state, count in states.items():
+            RECEIVER_CONNECTIONS.labels(state).set(count)
+        RECEIVER_REQUESTS_WAITING.set(len(self.task_dispatcher.queue))
         if dropped:
+            RECEIVER_CONNECTIONS_DROPPED.labels("read_deadline").inc(dropped)
             # One line per sweep, not per connection: a flood must not flood the log too.
             log.warning("receiver.slow_requests_dropped", extra={
                 "connections": dropped, "read_deadline_seconds": self.read_deadline})
@@ -117,6 +129,7 @@ class DeadlineServer(TcpWSGIServer):
         for channel in candidates[:_EVICT_BATCH]:
             channel.will_close = True
         self._evicted += min(len(candidates), _EVICT_BATCH)
+        RECEIVER_CONNECTIONS_DROPPED.labels("connection_limit").inc(min(len(candidates), _EVICT_BATCH))
         if self._evicted and now - self._evict_logged_at >= _EVICT_LOG_INTERVAL:
             # At most one line per interval, with the count: a flood must not flood the log.
             log.warning("receiver.connection_limit_reached", extra={

@@ -75,6 +75,9 @@ def test_200_slow_connections_do_not_delay_webhooks_or_healthz(served, mode):
     try:
         time.sleep(2.5)  # every connection is in the middle of its request
         assert clients.open_count() >= 195
+        gauge = [l for l in requests.get(url + "/metrics", timeout=5).text.splitlines()
+                 if l.startswith('connector_receiver_connections{state="receiving"}')]
+        assert gauge and float(gauge[0].split()[-1]) >= 190, gauge
         assert_answers_quickly(url, queue)
         # Still true after the server dropped the first wave at the read deadline and the
         # attacker reconnected.
@@ -101,6 +104,10 @@ def test_a_lying_content_length_holds_no_thread_and_is_dropped(served):
     assert queue.pending_count() == 2  # nothing of theirs was queued
     dropped = [e for e in process.events() if e["event"] == "receiver.slow_requests_dropped"]
     assert sum(e["connections"] for e in dropped) >= 20
+    metrics = requests.get(url + "/metrics", timeout=5).text
+    [line] = [l for l in metrics.splitlines()
+              if l.startswith('connector_receiver_connections_dropped_total{reason="read_deadline"}')]
+    assert float(line.split()[-1]) >= 20
 
 
 def test_trickling_connections_are_all_dropped_after_the_read_deadline(served):
