@@ -1,7 +1,8 @@
 """Load figures for `connector serve` in SQLite and Redis modes, memory, and backlog drain.
 
-1. Acknowledgement load: one receiver (`connector serve --no-worker`: gunicorn, 1 HTTP
-   process × 8 threads, JSON logs at INFO as deployed) per queue mode; a separate
+1. Acknowledgement load: one receiver (`connector serve --no-worker`: waitress, 1 HTTP
+   process × 8 threads, JSON logs at INFO as deployed) per queue mode and per HTTP stack
+   (`--stacks`; `gunicorn` is the former gthread stack, for comparison); a separate
    load-generating process sends E signed Jira events, each for its own ticket with its
    own delivery id (nothing collapses), over C keep-alive connections. Prints accepted
    events/s and acknowledgement latency p50/p99.
@@ -12,6 +13,7 @@
    transition. Workers reconcile for real over HTTP with the `jira` client.
 Prints figures, asserts nothing. Needs redis-server for the Redis mode.
 Run: .venv/bin/python bench/load.py [--events 3000] [--connections 8] [--backlog 10000] [--workers 2]
+     [--stacks waitress,gunicorn]
 """
 
 from __future__ import annotations
@@ -79,9 +81,12 @@ def generate(url: str, n: int, connections: int, out) -> None:
     out.put((time.perf_counter() - started, results))
 
 
-def acknowledgement_load(mode: str, queue_url: str | None, events: int, connections: int, tmp: Path) -> None:
-    env = connector_env(tmp / f"data-{mode}", intake_config(tmp / "rules.yaml"), queue_url=queue_url)
-    process, url = receiver(f"receiver-{mode}", env, tmp)
+def acknowledgement_load(mode: str, queue_url: str | None, events: int, connections: int, tmp: Path,
+                         stack: str = "waitress") -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"data-{mode}-{stack}-", dir=tmp))  # a fresh queue each run
+    env = connector_env(data_dir, intake_config(tmp / "rules.yaml"), queue_url=queue_url,
+                        CONNECTOR_HTTP_SERVER=stack)
+    process, url = receiver(f"receiver-{mode}-{stack}", env, tmp)
     try:
         wait_ready(url, process)
         context = multiprocessing.get_context("spawn")
@@ -97,11 +102,14 @@ def acknowledgement_load(mode: str, queue_url: str | None, events: int, connecti
     latencies = sorted(r[0] * 1000 for r in results)
     accepted = sum(1 for _, status in results if status == 202)
     p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
-    print(f"[{mode}] receiver, {events} signed Jira events (distinct tickets) over {connections} connections")
+    print(f"[{mode}, {stack}] receiver, {events} signed Jira events (distinct tickets) over {connections} connections")
     print(f"  accepted {accepted}/{events}: {accepted / elapsed:,.0f} events/s; acknowledgement latency "
           f"p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms")
-    print(f"  receiver RSS: arbiter {rss[0] / 1024:.0f} MiB, HTTP process "
-          f"{sum(rss[1:]) / 1024:.0f} MiB (after the load)")
+    if stack == "gunicorn":
+        print(f"  receiver RSS: arbiter {rss[0] / 1024:.0f} MiB, HTTP process "
+              f"{sum(rss[1:]) / 1024:.0f} MiB (after the load)")
+    else:
+        print(f"  receiver RSS: {rss[0] / 1024:.0f} MiB (one process, after the load)")
 
 
 def drain(queue_url: str | None, backlog: int, workers: int, threads: int, tmp: Path) -> None:
@@ -170,6 +178,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--modes", default="sqlite,redis")
+    parser.add_argument("--stacks", default="waitress", help="HTTP stacks, e.g. waitress,gunicorn (CONNECTOR_HTTP_SERVER)")
+    parser.add_argument("--rounds", type=int, default=1, help="acknowledgement runs per stack, interleaved")
     args = parser.parse_args()
     modes = args.modes.split(",")
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -180,7 +190,16 @@ def main() -> None:
             modes.remove("redis")
         try:
             for mode in modes:
-                acknowledgement_load(mode, redis.url if mode == "redis" else None, args.events, args.connections, tmp)
+                # Interleaved (a, b, a, b): on a shared, noisy machine a figure means something
+                # only next to one measured the same way at about the same time.
+                for round_ in range(args.rounds):
+                    for stack in args.stacks.split(","):
+                        if redis is not None and mode == "redis":  # the same delivery ids again: start empty
+                            import redis as redis_client
+
+                            redis_client.Redis.from_url(redis.url).flushdb()
+                        acknowledgement_load(mode, redis.url if mode == "redis" else None, args.events,
+                                             args.connections, tmp, stack)
             for mode in modes:
                 if args.backlog:
                     drain(redis.url if mode == "redis" else None, args.backlog, args.workers, args.threads, tmp)

@@ -1,6 +1,6 @@
 """Webhook acknowledgement latency and accepted events/s for `connector serve --no-worker`.
 
-Starts the real receiver (gunicorn, SQLite queue in a temporary data dir) as a subprocess,
+Starts the real receiver (waitress, SQLite queue in a temporary data dir) as a subprocess,
 then fires signed Jira webhooks from a separate load-generating process with several
 keep-alive connections. Prints median/p99 latency and throughput; asserts nothing.
 Run: .venv/bin/python bench/webhook_load.py [EVENTS] [CONNECTIONS]
@@ -93,7 +93,7 @@ def main() -> None:
     latencies = sorted(r[0] * 1000 for r in results)
     accepted = sum(1 for _, status in results if status in (200, 202))
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"webhook receiver (gunicorn, SQLite queue), {n} signed Jira events, {connections} connections")
+    print(f"webhook receiver (waitress, SQLite queue), {n} signed Jira events, {connections} connections")
     print(f"  accepted {accepted}/{n}; {accepted / elapsed:,.0f} events/s")
     print(f"  acknowledgement latency: median {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, "
           f"max {latencies[-1]:.1f} ms")

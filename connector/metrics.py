@@ -65,6 +65,24 @@ QUEUE_DEPTH = Gauge(
     "Tasks waiting in the durable queue (sampled when /metrics is read).",
     registry=REGISTRY,
 )
+# The receiver's HTTP server (connector/http_server.py), sampled every second.
+RECEIVER_CONNECTIONS = Gauge(
+    "connector_receiver_connections",
+    "Open client connections of the receiver, by state.",
+    ["state"],  # receiving (a request not complete yet) | serving | idle
+    registry=REGISTRY,
+)
+RECEIVER_REQUESTS_WAITING = Gauge(
+    "connector_receiver_requests_waiting",
+    "Complete requests waiting for a free receiver thread.",
+    registry=REGISTRY,
+)
+RECEIVER_CONNECTIONS_DROPPED = Counter(
+    "connector_receiver_connections_dropped_total",
+    "Client connections the receiver closed to protect itself, by reason.",
+    ["reason"],  # read_deadline | connection_limit
+    registry=REGISTRY,
+)
 UNSIGNED_WEBHOOKS_ALLOWED = Gauge(
     "connector_unsigned_webhooks_allowed",
     "1 when this receiver accepts unsigned webhooks from the platform (`--allow-unsigned` and no "

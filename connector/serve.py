@@ -1,19 +1,27 @@
-"""Run the connector's processes: the webhook receiver under gunicorn, and the queue worker.
+"""Run the connector's processes: the webhook receiver (waitress), and the queue worker.
 
 `serve` is the one-command deployment: a small supervisor process starting two children,
-the receiver (gunicorn's arbiter and its HTTP worker) and the queue worker (huey consumer).
-They are siblings rather than parent and child because gunicorn's arbiter reaps every child
-of its process, which would steal the worker's exit status. The supervisor forwards SIGTERM
-and SIGINT to both and waits for them to finish what they are doing; if either dies on its
-own, it stops the other and exits non-zero, so the process manager sees the failure and
-restarts the whole unit instead of running a receiver that queues work nobody does.
+the receiver (`connector.http_server`: one process, an I/O loop that reads whole requests,
+and a few threads that serve complete ones) and the queue worker (huey consumer). They are
+siblings rather than parent and child so that each one's exit status reaches the supervisor
+and neither reaps the other. The supervisor forwards SIGTERM and SIGINT to both and waits
+for them to finish what they are doing; if either dies on its own, it stops the other and
+exits non-zero, so the process manager sees the failure and restarts the whole unit instead
+of running a receiver that queues work nobody does.
 
 `worker` runs the queue worker alone, for deployments that scale receivers and workers
 separately (Redis queue).
 
 SIGHUP reloads the config (see `connector.reload`): the supervisor forwards it to both
-children; the receiver's gunicorn arbiter re-checks the files before it replaces its HTTP
-worker, so the new one inherits the last good config and the verdict on the new one.
+children; the receiver's config watcher re-checks the files at once (and polls them every
+CONNECTOR_CONFIG_POLL_INTERVAL seconds), keeping the last good config when the new one is
+rejected.
+
+The receiver used to run under gunicorn's `gthread` worker, whose threads read the request
+themselves: eight clients trickling a body took every thread (issue 12). Setting
+CONNECTOR_HTTP_SERVER=gunicorn still runs that stack, with its control socket off, so the
+two can be compared (bench/slow_clients.py) and as a way back during the change-over; it is
+not protected against slow clients and will be removed.
 """
 
 from __future__ import annotations
@@ -29,8 +37,6 @@ import time
 from collections.abc import Set
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
-
 from connector.queue import WORKER_SHUTDOWN_TIMEOUT, create_huey, run_worker
 from connector.scrub import scrub, scrub_traceback, scrub_value
 from connector.settings import Settings
@@ -40,7 +46,9 @@ log = logging.getLogger(__name__)
 # One HTTP process: the receiver does a few milliseconds of work per event, and a single
 # process keeps the Prometheus counters of /metrics in one place. Threads absorb bursts.
 RECEIVER_THREADS = 8
-REQUEST_TIMEOUT = 30  # seconds; Jira gives up on a delivery after about 10
+REQUEST_TIMEOUT = 30  # seconds (legacy gunicorn stack only); Jira gives up on a delivery after about 10
+HTTP_SERVERS = ("waitress", "gunicorn")
+_BIND_ATTEMPTS = 5  # a port still held by a receiver that is exiting: retry like gunicorn did
 _KILL_AFTER = WORKER_SHUTDOWN_TIMEOUT + 5
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -93,51 +101,56 @@ def configure_logging() -> None:
     root.setLevel(level)
 
 
-class ReceiverApplication(BaseApplication):
-    """gunicorn configured from code (not from sys.argv or a config file), serving `create_app`."""
-
-    def __init__(self, settings: Settings, host: str, port: int, allow_unsigned: Set[str] = frozenset()):
-        from connector.reload import ConfigWatcher
-
-        self._settings = settings
-        self._allow_unsigned = frozenset(allow_unsigned)
-        # Built in the arbiter, before the HTTP worker forks: a worker replaced on SIGHUP
-        # inherits the last good config instead of starting from whatever the file says.
-        self._config_watcher = ConfigWatcher(settings.config_path)
-        self._config_watcher.check(force=True)
-        self._options: dict[str, Any] = {
-            "bind": f"{host}:{port}",
-            "workers": 1,
-            "worker_class": "gthread",
-            "threads": RECEIVER_THREADS,
-            "timeout": REQUEST_TIMEOUT,
-            "graceful_timeout": WORKER_SHUTDOWN_TIMEOUT,
-            "proc_name": "connector-receiver",
-            "accesslog": None,
-            "errorlog": "-",
-        }
-        super().__init__()
-
-    def load_config(self) -> None:
-        for name, value in self._options.items():
-            self.cfg.set(name, value)
-
-    def reload(self) -> None:
-        """gunicorn's SIGHUP handling in the arbiter: re-read our config, then its own."""
-        self._config_watcher.check(force=True)
-        super().reload()
-
-    def load(self):
-        from webhooks.app import create_app
-
-        return create_app(self._settings, allow_unsigned=self._allow_unsigned, config_watcher=self._config_watcher)
+def http_server_from_env() -> str:
+    """CONNECTOR_HTTP_SERVER: "waitress" (default) or "gunicorn" (the old stack, for comparison)."""
+    name = (os.environ.get("CONNECTOR_HTTP_SERVER") or "waitress").strip().lower()
+    if name not in HTTP_SERVERS:
+        raise ValueError(f"CONNECTOR_HTTP_SERVER={name!r}; use waitress (the default) or gunicorn")
+    return name
 
 
 def run_receiver(settings: Settings, host: str, port: int, allow_unsigned: Set[str] = frozenset()) -> int:
     """Serve the webhook receiver in this process until SIGTERM/SIGINT; return the exit status."""
-    log.info("receiver.started", extra={"host": host, "port": port, "pid": os.getpid()})
+    server_name = http_server_from_env()
+    if server_name == "gunicorn":
+        return _run_gunicorn(settings, host, port, allow_unsigned)
+    from connector.http_server import create_server, serve_until_stopped
+    from connector.reload import ConfigWatcher, poll_interval_from_env
+    from webhooks.app import MAX_BODY_BYTES, create_app
+
+    watcher = ConfigWatcher(settings.config_path)
+    # From here on SIGHUP means "check the config now" (its default action would end us);
+    # the poll thread started below does the check.
+    signal.signal(signal.SIGHUP, lambda signum, frame: watcher.wake())
+    watcher.check(force=True)
+    app = create_app(settings, allow_unsigned=frozenset(allow_unsigned), config_watcher=watcher)
+    for attempt in range(1, _BIND_ATTEMPTS + 1):
+        try:
+            server = create_server(app, host, port, max_body_bytes=MAX_BODY_BYTES, threads=RECEIVER_THREADS)
+            break
+        except OSError as exc:
+            if attempt == _BIND_ATTEMPTS:
+                log.error("receiver.bind_failed", extra={"host": host, "port": port, "error": str(exc)})
+                return 1
+            time.sleep(1)
+    watcher.start(poll_interval_from_env())
+    log.info("receiver.started", extra={"host": host, "port": port, "pid": os.getpid(), "server": server_name})
     try:
-        ReceiverApplication(settings, host, port, allow_unsigned).run()
+        serve_until_stopped(server, shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT)
+    finally:
+        watcher.stop()
+    log.info("receiver.stopped", extra={"pid": os.getpid()})
+    return 0
+
+
+def _run_gunicorn(settings: Settings, host: str, port: int, allow_unsigned: Set[str]) -> int:
+    from connector.gunicorn_legacy import ReceiverApplication
+
+    log.info("receiver.started", extra={"host": host, "port": port, "pid": os.getpid(), "server": "gunicorn"})
+    try:
+        ReceiverApplication(settings, host, port, allow_unsigned,
+                            threads=RECEIVER_THREADS, timeout=REQUEST_TIMEOUT,
+                            graceful_timeout=WORKER_SHUTDOWN_TIMEOUT).run()
     except SystemExit as exit_:  # gunicorn ends its arbiter with sys.exit
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     return 0
@@ -171,6 +184,12 @@ def serve(
     configure_logging()
     # Fail here, with the message, rather than in a child's boot where it is a stack trace.
     create_huey(settings)
+    try:
+        http_server_from_env()
+    except ValueError as exc:
+        log.error("serve.bad_setting", extra={"error": str(exc)})
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     if not with_worker:
         return run_receiver(settings, host, port, allow_unsigned)
 
