@@ -93,7 +93,7 @@ def run_stack(stack: str, counts: list[int], modes: list[str], samples: int, tim
         sock = lying_request("127.0.0.1", port)
         closed_after = wait_closed(sock, 60)
         sock.close()
-        print(f"  a request claiming 1 MiB that sends 10 bytes: "
+        print("  a request claiming 1 MiB that sends 10 bytes: "
               + (f"connection closed by the server after {closed_after:.1f} s" if closed_after is not None
                  else "still open after 60 s"))
     finally:
