@@ -168,7 +168,7 @@ def examples(config_path: Path | None, now_text: str | None, examples_dir: Path)
               help="accept unsigned webhooks from this platform (Jira Data Center without secrets); logged loudly")
 @click.option("--observe", is_flag=True, help="write nothing, record every planned action (= CONNECTOR_MODE=observe)")
 def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: tuple[str, ...], observe: bool) -> None:
-    """Run the webhook receiver under gunicorn, with a queue worker unless --no-worker."""
+    """Run the webhook receiver (waitress: whole requests are read before a thread serves them), with a queue worker unless --no-worker."""
     from connector.queue import QueueConfigError
     from connector.serve import serve as run_serve
 
