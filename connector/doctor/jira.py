@@ -92,6 +92,7 @@ class JiraDoctor(PlatformDoctor):
     FIELD_REF = "<field id or name>"
     FIELDS_READ = "GET /field"
     FIELDS_FIX = "check the account can browse the site"
+    RESOLUTION_ERROR = FieldResolutionError
     # Schema types a logical field may have, by what the rules do with it.
     DUE_TYPES = {"datetime"}
     FIELD_TYPES = {
@@ -405,13 +406,8 @@ class JiraDoctor(PlatformDoctor):
                          statuses: Mapping[str, Mapping[str, Any]]) -> None:
         """A dropdown the rules read for a particular answer (closure's "not resolved") must
         offer one of the values they recognise, or that answer can never be given."""
-        for name, (rule, values) in sorted(self.needs.recognised.items()):
-            ref = self.mapping.fields.get(name)
-            try:
-                field = catalogue.resolve(ref) if ref else None
-            except FieldResolutionError:
-                continue  # reported by check_fields
-            if field is None or field.type != "option":
+        for name, rule, values, field in self.recognised_fields(catalogue):
+            if field.type != "option":
                 continue
             cid = f"jira.options.{project}.{name}"
             allowed = None

@@ -22,7 +22,7 @@ them); only the platform's name and its words for a field reference vary.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -49,6 +49,7 @@ class PlatformDoctor:
     FIELD_REF: ClassVar[str]  # what platforms.<name>.fields.<field> takes, as a fix shows it
     FIELDS_READ: ClassVar[str]  # the request listing the site's fields, as a failure names it
     FIELDS_FIX: ClassVar[str]  # what to do when that request fails
+    RESOLUTION_ERROR: ClassVar[type[Exception]]  # what the catalogue raises for a reference it cannot resolve
     # Field types (as the platform names them) a logical field may have, by what rules do with it.
     DUE_TYPES: ClassVar[set[str]]
     FIELD_TYPES: ClassVar[dict[str, set[str]]]
@@ -168,6 +169,19 @@ class PlatformDoctor:
         """Resolve `ref` (the mapping at `where`) on the site and check its type is in
         `allowed` (`allowed is self.DUE_TYPES` for a due time); add one check."""
         raise NotImplementedError
+
+    def recognised_fields(self, catalogue: Any) -> Iterator[tuple[str, str, frozenset[str], Any]]:
+        """(logical field, rule, values the rule recognises in it, the site's field) for every
+        answer a rule looks for in a dropdown (closure's "not resolved"); a field that is not
+        mapped or does not resolve is left out (check_fields reports it)."""
+        for name, (rule, values) in sorted(self.needs.recognised.items()):
+            ref = self.mapping.fields.get(name)
+            try:
+                resolved = catalogue.resolve(ref) if ref else None
+            except self.RESOLUTION_ERROR:
+                continue
+            if resolved is not None:
+                yield name, rule, values, resolved
 
     # --- priorities ----------------------------------------------------------------------------
 

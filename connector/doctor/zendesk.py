@@ -109,6 +109,7 @@ class ZendeskDoctor(PlatformDoctor):
     FIELD_REF = "<ticket field id or title>"
     FIELDS_READ = "GET /api/v2/ticket_fields"
     FIELDS_FIX = "check the account is an agent of this Zendesk"
+    RESOLUTION_ERROR = FieldResolutionError
     # Field types a logical field may have, by what the rules do with it. Zendesk has no
     # date-time field: a due time goes to a date field (the day is kept).
     DUE_TYPES = {"date"}
@@ -407,13 +408,8 @@ class ZendeskDoctor(PlatformDoctor):
     def check_recognised(self, catalogue: TicketFieldCatalogue) -> None:
         """A dropdown the rules read for a particular answer (closure's "not resolved") must
         offer one of the values they recognise, or that answer can never be given."""
-        for name, (rule, values) in sorted(self.needs.recognised.items()):
-            ref = self.mapping.fields.get(name)
-            try:
-                target = catalogue.resolve(ref) if ref else None
-            except FieldResolutionError:
-                continue  # reported by the field check
-            field = target.field if target else None
+        for name, rule, values, target in self.recognised_fields(catalogue):
+            field = target.field
             if field is None or field.get("type") not in ("tagger", "multiselect"):
                 continue
             cid = f"zendesk.options.{name}"
