@@ -13,13 +13,17 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -213,6 +217,62 @@ def jira_headers(body: bytes, delivery_id: str, secret: str = WEBHOOK_SECRET) ->
 def post_event(session: requests.Session, base_url: str, body: bytes, delivery_id: str) -> int:
     return session.post(base_url + "/webhooks/jira", data=body, headers=jira_headers(body, delivery_id),
                         timeout=10).status_code
+
+
+def live_jira() -> Iterator:
+    """Body of a `jira` fixture (`yield from live_jira()`): the sandbox Jira the process tests
+    run against – real time, webhooks captured for the test to deliver, the credentials and
+    webhook secret of `connector_env` – started, and stopped at the end."""
+    from connector.sandbox.jira import JiraSandbox
+    from connector.sandbox.server import Clock
+
+    sandbox = JiraSandbox(clock=Clock(frozen=False), validate=False, deliver_webhooks=False, email=JIRA_USER,
+                          api_token=JIRA_TOKEN, webhook_secret=WEBHOOK_SECRET)
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+def connector_changes(jira, key: str) -> tuple[int, int, str]:
+    """(connector comments, connector status changes, status) of one sandbox Jira issue."""
+    from connector.sandbox.jira import CONNECTOR
+
+    issue = jira.issue(key)
+    comments = [c for c in issue["fields"]["comment"]["comments"] if c["author"]["accountId"] == CONNECTOR]
+    transitions = [h for h in issue["changelog"]["histories"] if h["author"]["accountId"] == CONNECTOR
+                   and any(item["field"] == "status" for item in h["items"])]
+    return len(comments), len(transitions), issue["fields"]["status"]["name"]
+
+
+def deliveries_twice_shuffled(sandbox, seed_value: int) -> list[tuple[bytes, dict[str, str]]]:
+    """Every webhook delivery the sandbox captured, each twice, in a shuffled order (as a
+    platform retrying under load may send them); the capture is emptied."""
+    deliveries = [(d.body, d.headers) for d in sandbox.webhook_log] * 2
+    random.Random(seed_value).shuffle(deliveries)
+    sandbox.webhooks.clear()
+    return deliveries
+
+
+def deliver(urls: list[str], deliveries, platform: str, connections: int = 8) -> Counter:
+    """POST every delivery to `/webhooks/<platform>`, round-robin over the receivers; a 5xx is
+    retried on the next receiver, as Jira and Zendesk retry; the final statuses, counted."""
+    sessions = threading.local()
+
+    def send(item) -> int:
+        index, (body, headers) = item
+        if not hasattr(sessions, "http"):
+            sessions.http = requests.Session()
+        status = 0
+        for attempt in range(20):
+            status = sessions.http.post(urls[(index + attempt) % len(urls)] + f"/webhooks/{platform}", data=body,
+                                        headers=headers, timeout=10).status_code
+            if status < 500:
+                return status
+            time.sleep(0.5)
+        return status
+
+    with ThreadPoolExecutor(connections) as pool:
+        return Counter(pool.map(send, enumerate(deliveries)))
 
 
 class Cluster:

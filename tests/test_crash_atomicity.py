@@ -32,12 +32,10 @@ import pytest
 import requests
 
 from connector.queue import ReconcileQueue
-from connector.sandbox.jira import CONNECTOR, JiraSandbox
-from connector.sandbox.server import RETRYABLE_STATUSES, Clock
+from connector.sandbox.jira import JiraSandbox
+from connector.sandbox.server import RETRYABLE_STATUSES
 from connector.settings import Settings
-from tests.processes import (
-    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, Cluster, connector_env, intake_config,
-)
+from tests.processes import REDIS_SERVER, Cluster, connector_changes, connector_env, intake_config, live_jira
 
 FORK = multiprocessing.get_context("fork")
 TRIALS = 5
@@ -181,11 +179,7 @@ CONNECTIONS = 12
 
 @pytest.fixture
 def jira():
-    sandbox = JiraSandbox(clock=Clock(frozen=False), validate=False, deliver_webhooks=False, email=JIRA_USER,
-                          api_token=JIRA_TOKEN, webhook_secret=WEBHOOK_SECRET)
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
+    yield from live_jira()
 
 
 def new_events(jira: JiraSandbox, trial: int) -> tuple[list[str], list]:
@@ -247,14 +241,6 @@ def redeliver(url: str, deliveries: list) -> list[int]:
                 time.sleep(0.2)
             statuses.append(status)
     return statuses
-
-
-def connector_changes(jira: JiraSandbox, key: str) -> tuple[int, int, str]:
-    issue = jira.issue(key)
-    comments = [c for c in issue["fields"]["comment"]["comments"] if c["author"]["accountId"] == CONNECTOR]
-    transitions = [h for h in issue["changelog"]["histories"] if h["author"]["accountId"] == CONNECTOR
-                   and any(item["field"] == "status" for item in h["items"])]
-    return len(comments), len(transitions), issue["fields"]["status"]["name"]
 
 
 def test_receiver_killed_mid_burst_five_times_then_retries_lose_no_ticket(queue_url, tmp_path, jira):

@@ -10,7 +10,6 @@ right exits 0. The sandbox checks every answer it gives against Atlassian's Open
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,8 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.jira_store import FieldDef, default_custom_fields
-from connector.settings import DEFAULT_CONFIG
+from tests.doctor_support import assert_caught, assert_one_fail_line, assert_passes, by_id, connector_env, failed
+from tests.doctor_support import run_doctor, sandbox_site, standard_rules, writes
 
 PUBLIC_URL = "https://connector.example.com"
 HOOK_URL = PUBLIC_URL + "/webhooks/jira"
@@ -31,11 +31,8 @@ STATUSES = ("Waiting for support", "Waiting for customer", "In Progress", "Pendi
 
 @pytest.fixture
 def config_file(tmp_path) -> Path:
-    """The standard rules with a calendar whose holiday data does not run out next year (the
-    calendar check has tests of its own), so these tests do not depend on today's date."""
-    text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace("holidays: {country: CN}", "holidays: {country: DE}")
     path = tmp_path / "rules.yaml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(standard_rules(), encoding="utf-8")
     return path
 
 
@@ -43,13 +40,8 @@ def config_file(tmp_path) -> Path:
 def site():
     """A factory: `site(configure)` is a sandbox set up right, then changed by `configure`,
     with one issue in each of its statuses (the doctor reads screens and transitions from them)."""
-    opened: list[JiraSandbox] = []
 
-    def make(configure: Callable[[JiraSandbox], None] | None = None, **options) -> JiraSandbox:
-        options = {"webhook_url": HOOK_URL, "webhook_secret": SECRET, "deliver_webhooks": False,
-                   "connector_admin": True, "validate_responses": True, **options}
-        sandbox = JiraSandbox(**options).__enter__()
-        opened.append(sandbox)
+    def prepare(sandbox: JiraSandbox, configure: Callable[[JiraSandbox], None] | None) -> None:
         if configure is not None:
             configure(sandbox)
         created = sandbox.clock.now() - timedelta(days=1)
@@ -57,36 +49,20 @@ def site():
             if status.casefold() in sandbox.store.statuses:
                 sandbox.create_issue(f"An issue in {status}", created=created,
                                      status=None if status == "Waiting for support" else status)
-        sandbox.reset_calls()
-        return sandbox
 
-    yield make
-    for sandbox in opened:
-        sandbox.__exit__(None, None, None)
+    def closed(sandbox: JiraSandbox) -> None:
         assert not sandbox.spec_violations, sandbox.spec_violations
+
+    yield from sandbox_site(JiraSandbox, {"webhook_url": HOOK_URL, "webhook_secret": SECRET, "deliver_webhooks": False,
+                                          "connector_admin": True, "validate_responses": True}, prepare, closed)
 
 
 def doctor(sandbox: JiraSandbox, config: Path, tmp_path: Path, *args: str, secret: str | None = SECRET,
            token: str | None = None, public_url: str | None = PUBLIC_URL) -> tuple[int, dict]:
     env = {"JIRA_URL": sandbox.base_url, "JIRA_USER": sandbox.email, "JIRA_TOKEN": token or sandbox.api_token,
-           "JIRA_WEBHOOK_SECRET": secret, "CONNECTOR_CONFIG": str(config),
-           "CONNECTOR_DATA_DIR": str(tmp_path / "data"), "CONNECTOR_QUEUE_URL": None,
-           "CONNECTOR_PUBLIC_URL": public_url, "ZENDESK_URL": None, "ZENDESK_EMAIL": None, "ZENDESK_TOKEN": None}
-    result = CliRunner().invoke(main, ["doctor", "--format", "json", *args], env=env)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, json.loads(result.output)
-
-
-def by_id(report: dict) -> dict[str, dict]:
-    return {check["id"]: check for check in report["checks"]}
-
-
-def failed(report: dict) -> dict[str, dict]:
-    return {check["id"]: check for check in report["checks"] if check["status"] == "FAIL"}
-
-
-def writes(sandbox: JiraSandbox) -> list:
-    return [call for call in sandbox.calls if call.method != "GET"]
+           "JIRA_WEBHOOK_SECRET": secret, **connector_env(config, tmp_path, public_url),
+           "ZENDESK_URL": None, "ZENDESK_EMAIL": None, "ZENDESK_TOKEN": None}
+    return run_doctor(env, *args)
 
 
 # --- set up right ---------------------------------------------------------------------------
@@ -95,14 +71,13 @@ def writes(sandbox: JiraSandbox) -> list:
 def test_a_site_set_up_right_passes_and_nothing_is_written(site, config_file, tmp_path):
     sandbox = site()
     code, report = doctor(sandbox, config_file, tmp_path)
-    assert code == 0, failed(report)
-    assert report["ok"] is True and report["counts"]["FAIL"] == 0
-    checks = by_id(report)
-    for cid in ("jira.credentials", "jira.webhook", "jira.webhook_secret", "jira.permissions.SUP",
-                "jira.internal_notes.SUP", "jira.statuses.SUP", "jira.priorities", "jira.field.root_cause",
-                "jira.edit_screen.SUP.sla_first_response_due", "jira.transition.SUP.resolved->closed",
-                "jira.options.SUP.verification_result", "queue.sqlite", "calendar.standard.holidays"):
-        assert checks[cid]["status"] == "OK", checks[cid]
+    checks = assert_passes(code, report, ("jira.credentials", "jira.webhook", "jira.webhook_secret",
+                                          "jira.permissions.SUP", "jira.internal_notes.SUP", "jira.statuses.SUP",
+                                          "jira.priorities", "jira.field.root_cause",
+                                          "jira.edit_screen.SUP.sla_first_response_due",
+                                          "jira.transition.SUP.resolved->closed",
+                                          "jira.options.SUP.verification_result", "queue.sqlite",
+                                          "calendar.standard.holidays"))
     assert "Support Connector" in checks["jira.credentials"]["found"]
     # Stock JSM: Closed allows no edits, so the follow-up due date written there is a WARN, with why.
     closed = checks["jira.edit_screen.SUP.follow_up_due"]
@@ -117,13 +92,7 @@ def test_text_output_is_one_line_per_check_with_a_summary(site, config_file, tmp
            "JIRA_WEBHOOK_SECRET": SECRET, "CONNECTOR_CONFIG": str(config_file),
            "CONNECTOR_DATA_DIR": str(tmp_path / "data"), "CONNECTOR_QUEUE_URL": None, "ZENDESK_URL": None}
     result = CliRunner().invoke(main, ["doctor", "--platform", "jira", "--public-url", PUBLIC_URL], env=env)
-    assert result.exit_code == 1
-    lines = result.output.strip().splitlines()
-    assert all(re.match(r"^(OK|WARN|FAIL) +[a-z]", line) for line in lines[:-1]), lines
-    assert re.match(r"^doctor FAILED: \d+ OK, \d+ WARN, 1 FAIL$", lines[-1])
-    [line] = [line for line in lines if line.startswith("FAIL")]
-    assert "jira.priorities" in line and "'Highest'" in line and "-> fix: " in line
-    assert SECRET not in result.output and sandbox.api_token not in result.output
+    assert_one_fail_line(result, "jira.priorities", "'Highest'", (SECRET, sandbox.api_token))
     assert writes(sandbox) == []
 
 
@@ -204,19 +173,10 @@ MISCONFIGURED = [
 @pytest.mark.parametrize("name,configure,options,cid,status,found,fix", MISCONFIGURED, ids=[m[0] for m in MISCONFIGURED])
 def test_a_misconfigured_site_is_caught_with_its_fix(site, config_file, tmp_path, name, configure, options, cid,
                                                      status, found, fix):
+    assert status == "FAIL"  # every case here fails: only that check, and the exit code says so
     sandbox = site(configure, **options)
     code, report = doctor(sandbox, config_file, tmp_path)
-    checks = by_id(report)
-    assert cid in checks, sorted(checks)
-    check = checks[cid]
-    assert check["status"] == status, check
-    for words in found:
-        assert words in check["found"], (words, check)
-    for words in fix:
-        assert words in check["fix"], (words, check)
-    # Only the broken thing fails: the other checks still pass.
-    assert set(failed(report)) == {cid}, failed(report)
-    assert code == 1
+    assert_caught(code, report, cid, status, found, fix)
     assert writes(sandbox) == []
 
 

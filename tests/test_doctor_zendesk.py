@@ -9,8 +9,6 @@ it, with nothing else failing; an account set up right exits 0 – and the sandb
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +19,8 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.sandbox.zendesk import GROUPS, ZendeskSandbox
 from connector.sandbox.zendesk_admin import CONDITIONAL_TICKET_EVENTS
-from connector.settings import DEFAULT_CONFIG
+from tests.doctor_support import assert_caught, assert_one_fail_line, assert_passes, by_id, connector_env, failed
+from tests.doctor_support import run_doctor, sandbox_site, standard_rules, writes
 
 PUBLIC_URL = "https://connector.example.com"
 HOOK_URL = PUBLIC_URL + "/webhooks/zendesk"
@@ -32,7 +31,7 @@ TEAM_LEAD = 360001111009
 def config_text(groups: dict[str, int] | None = None, extra: str = "") -> str:
     """The standard rules (holidays whose data does not run out next year) with the account's
     group ids, as an admin maps them."""
-    text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace("holidays: {country: CN}", "holidays: {country: DE}")
+    text = standard_rules()
     groups = {**GROUPS, "team-lead": TEAM_LEAD} if groups is None else groups
     lines = "".join(f"      {name}: '{gid}'\n" for name, gid in groups.items())
     return text + "\nplatforms:\n  zendesk:\n" + (f"    groups:\n{lines}" if lines else "") + extra
@@ -50,48 +49,25 @@ def site():
     """A factory: `site(configure)` is an account set up right (an admin token, the webhook to
     the receiver, a team-lead group, an auto-close automation that waits longer than the
     rules' own auto-close), then changed by `configure`."""
-    opened: list[ZendeskSandbox] = []
 
-    def make(configure: Callable[[ZendeskSandbox], None] | None = None, **options) -> ZendeskSandbox:
-        options = {"webhook_url": HOOK_URL, "webhook_secret": SECRET, "deliver_webhooks": False,
-                   "auto_close_after": timedelta(days=7), **options}
-        sandbox = ZendeskSandbox(**options).__enter__()
-        opened.append(sandbox)
+    def prepare(sandbox: ZendeskSandbox, configure: Callable[[ZendeskSandbox], None] | None) -> None:
         sandbox.add_group("team-lead", group_id=TEAM_LEAD)
         if configure is not None:
             configure(sandbox)
-        sandbox.reset_calls()
-        return sandbox
 
-    yield make
-    for sandbox in opened:
-        sandbox.__exit__(None, None, None)
+    yield from sandbox_site(ZendeskSandbox, {"webhook_url": HOOK_URL, "webhook_secret": SECRET,
+                                             "deliver_webhooks": False, "auto_close_after": timedelta(days=7)}, prepare)
 
 
 def env_for(sandbox: ZendeskSandbox, config: Path, tmp_path: Path, *, secret: str | None = SECRET,
             token: str | None = None, public_url: str | None = PUBLIC_URL) -> dict[str, str | None]:
     return {"ZENDESK_URL": sandbox.base_url, "ZENDESK_EMAIL": sandbox.email, "ZENDESK_TOKEN": token or sandbox.api_token,
-            "ZENDESK_WEBHOOK_SECRET": secret, "CONNECTOR_CONFIG": str(config),
-            "CONNECTOR_DATA_DIR": str(tmp_path / "data"), "CONNECTOR_QUEUE_URL": None,
-            "CONNECTOR_PUBLIC_URL": public_url, "JIRA_URL": None, "JIRA_USER": None, "JIRA_TOKEN": None}
+            "ZENDESK_WEBHOOK_SECRET": secret, **connector_env(config, tmp_path, public_url),
+            "JIRA_URL": None, "JIRA_USER": None, "JIRA_TOKEN": None}
 
 
 def doctor(sandbox: ZendeskSandbox, config: Path, tmp_path: Path, *args: str, **env: str | None) -> tuple[int, dict]:
-    result = CliRunner().invoke(main, ["doctor", "--format", "json", *args], env=env_for(sandbox, config, tmp_path, **env))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, json.loads(result.output)
-
-
-def by_id(report: dict) -> dict[str, dict]:
-    return {check["id"]: check for check in report["checks"]}
-
-
-def failed(report: dict) -> dict[str, dict]:
-    return {check["id"]: check for check in report["checks"] if check["status"] == "FAIL"}
-
-
-def writes(sandbox: ZendeskSandbox) -> list:
-    return [call for call in sandbox.calls if call.method != "GET"]
+    return run_doctor(env_for(sandbox, config, tmp_path, **env), *args)
 
 
 # --- set up right ---------------------------------------------------------------------------
@@ -100,16 +76,14 @@ def writes(sandbox: ZendeskSandbox) -> list:
 def test_an_account_set_up_right_passes_and_nothing_is_written(site, config_file, tmp_path):
     sandbox = site()
     code, report = doctor(sandbox, config_file, tmp_path)
-    assert code == 0, failed(report)
-    assert report["ok"] is True and report["counts"]["FAIL"] == 0
-    checks = by_id(report)
-    for cid in ("zendesk.credentials", "zendesk.role", "zendesk.incremental_export", "zendesk.webhook",
-                "zendesk.webhook_secret", "zendesk.webhook_signing_secret", "zendesk.field.root_cause",
-                "zendesk.field.sla_first_response_due", "zendesk.field.category", "zendesk.options.verification_result",
-                "zendesk.required_to_solve", "zendesk.statuses", "zendesk.move.auto-close.closed",
-                "zendesk.priorities", "zendesk.group.L1", "zendesk.group.team-lead", "zendesk.auto_close",
-                "queue.sqlite", "calendar.standard.holidays"):
-        assert checks[cid]["status"] == "OK", checks[cid]
+    checks = assert_passes(code, report, ("zendesk.credentials", "zendesk.role", "zendesk.incremental_export",
+                                          "zendesk.webhook", "zendesk.webhook_secret", "zendesk.webhook_signing_secret",
+                                          "zendesk.field.root_cause", "zendesk.field.sla_first_response_due",
+                                          "zendesk.field.category", "zendesk.options.verification_result",
+                                          "zendesk.required_to_solve", "zendesk.statuses",
+                                          "zendesk.move.auto-close.closed", "zendesk.priorities", "zendesk.group.L1",
+                                          "zendesk.group.team-lead", "zendesk.auto_close", "queue.sqlite",
+                                          "calendar.standard.holidays"))
     assert "Support Process Connector" in checks["zendesk.credentials"]["found"]
     # Closure reopens closed tickets too, which Zendesk cannot: a WARN saying where the comment goes.
     reopen = checks["zendesk.move.closure.in_progress"]
@@ -122,13 +96,7 @@ def test_text_output_is_one_line_per_check_with_a_summary(site, config_file, tmp
     sandbox = site(lambda s: s.remove_field("Root cause"))
     env = env_for(sandbox, config_file, tmp_path)
     result = CliRunner().invoke(main, ["doctor", "--platform", "zendesk", "--public-url", PUBLIC_URL], env=env)
-    assert result.exit_code == 1
-    lines = result.output.strip().splitlines()
-    assert all(re.match(r"^(OK|WARN|FAIL) +[a-z]", line) for line in lines[:-1]), lines
-    assert re.match(r"^doctor FAILED: \d+ OK, \d+ WARN, 1 FAIL$", lines[-1])
-    [line] = [line for line in lines if line.startswith("FAIL")]
-    assert "zendesk.field.root_cause" in line and "'Root cause'" in line and "-> fix: " in line
-    assert SECRET not in result.output and sandbox.api_token not in result.output
+    assert_one_fail_line(result, "zendesk.field.root_cause", "'Root cause'", (SECRET, sandbox.api_token))
     assert writes(sandbox) == []
 
 
@@ -190,17 +158,7 @@ def test_a_misconfigured_account_is_caught_with_its_fix(site, config_file, tmp_p
                                                         status, found, fix):
     sandbox = site(configure, **options)
     code, report = doctor(sandbox, config_file, tmp_path)
-    checks = by_id(report)
-    assert cid in checks, sorted(checks)
-    check = checks[cid]
-    assert check["status"] == status, check
-    for words in found:
-        assert words in check["found"], (words, check)
-    for words in fix:
-        assert words in check["fix"], (words, check)
-    # Only the broken thing fails: the other checks still pass.
-    assert set(failed(report)) == ({cid} if status == "FAIL" else set()), failed(report)
-    assert code == (1 if status == "FAIL" else 0)
+    assert_caught(code, report, cid, status, found, fix)
     assert writes(sandbox) == []
 
 

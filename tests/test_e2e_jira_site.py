@@ -60,6 +60,19 @@ def resolved_ticket(stack) -> str:
         history=[(FRIDAY - timedelta(hours=3), "In Progress"), (FRIDAY - timedelta(hours=2), "Resolved")])
 
 
+def in_progress_ticket(stack) -> str:
+    """A ticket an agent is working on, every field filled: nothing but the move is left."""
+    return stack.jira.create_issue("Printer jam", description="jams", components=["hardware"], environment="HP",
+                                   created=FRIDAY - timedelta(hours=2), fields=COMPLETE,
+                                   history=[(FRIDAY - timedelta(hours=1), "In Progress")])
+
+
+def resolve_plan(ticket_id: str, key: str) -> Plan:
+    """A plan of one action: move the ticket to Resolved."""
+    return Plan(platform="jira", ticket_id=ticket_id, ticket_key=key, evaluated_at=FRIDAY,
+                actions=[Transition(rule="test", reason="fixed", to=Status.RESOLVED)])
+
+
 def auto_close_comments(stack, key) -> list[dict]:
     return [c for c in stack.jira.issue(key)["fields"]["comment"]["comments"]
             if c["author"]["accountId"] == CONNECTOR and "closing it" in c["body"]]
@@ -69,13 +82,10 @@ def auto_close_comments(stack, key) -> list[dict]:
 
 
 def test_moving_a_ticket_to_resolved_fills_the_stock_resolution_and_lands_once(stack):
-    key = stack.jira.create_issue("Printer jam", description="jams", components=["hardware"], environment="HP",
-                                  created=FRIDAY - timedelta(hours=2), fields=COMPLETE,
-                                  history=[(FRIDAY - timedelta(hours=1), "In Progress")])
+    key = in_progress_ticket(stack)
     adapter = stack.runtime.adapter("jira")
     ticket = adapter.fetch(key)
-    plan = Plan(platform="jira", ticket_id=ticket.id, ticket_key=key, evaluated_at=FRIDAY,
-                actions=[Transition(rule="test", reason="fixed", to=Status.RESOLVED)])
+    plan = resolve_plan(ticket.id, key)
 
     result = adapter.apply(ticket, plan)
 
@@ -142,13 +152,10 @@ def test_value_the_screen_does_not_allow_is_reported_not_sent(stack):
     config.platforms.jira.transition_fields[Status.RESOLVED] = {"resolution": "Fixed"}  # not a JSM resolution
     stack.runtime.config = config
     stack.runtime.adapters.clear()
-    key = stack.jira.create_issue("Printer jam", description="jams", components=["hardware"], environment="HP",
-                                  created=FRIDAY - timedelta(hours=2), fields=COMPLETE,
-                                  history=[(FRIDAY - timedelta(hours=1), "In Progress")])
+    key = in_progress_ticket(stack)
     adapter = stack.runtime.adapter("jira")
     ticket = adapter.fetch(key)
-    plan = Plan(platform="jira", ticket_id=ticket.id, ticket_key=key, evaluated_at=FRIDAY,
-                actions=[Transition(rule="test", reason="fixed", to=Status.RESOLVED)])
+    plan = resolve_plan(ticket.id, key)
     result = adapter.apply(ticket, plan)
     [reason] = result.refused
     assert "Resolution" in reason and "'Fixed'" in reason and "Done" in reason and "'Resolved'" in reason
@@ -181,13 +188,10 @@ def test_transition_jira_refuses_anyway_is_reported_and_not_resent_until_the_iss
 
 def test_site_that_ignores_the_nested_expand_on_the_issue_read_is_asked_per_transition(stack):
     stack.jira.store.issue_transition_fields = False
-    key = stack.jira.create_issue("Printer jam", description="jams", components=["hardware"], environment="HP",
-                                  created=FRIDAY - timedelta(hours=2), fields=COMPLETE,
-                                  history=[(FRIDAY - timedelta(hours=1), "In Progress")])
+    key = in_progress_ticket(stack)
     adapter = stack.runtime.adapter("jira")
     ticket = adapter.fetch(key)
-    plan = Plan(platform="jira", ticket_id=ticket.id, ticket_key=key, evaluated_at=FRIDAY,
-                actions=[Transition(rule="test", reason="fixed", to=Status.RESOLVED)])
+    plan = resolve_plan(ticket.id, key)
     gets_before = stack.jira.count(method="GET")
     result = adapter.apply(ticket, plan)
     assert result.refused == [] and status(stack, key) == "Resolved"

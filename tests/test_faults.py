@@ -13,22 +13,19 @@ customer"), so a doubled action is visible as a second comment or a second trans
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from connector.queue import ReconcileQueue
 from connector.sandbox.jira import CONNECTOR, JiraSandbox
-from connector.sandbox.server import Clock
 from connector.settings import Settings
 from tests.processes import (
-    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, Cluster, connector_env, intake_config,
-    jira_headers, receiver, wait_ready, wait_until,
+    REDIS_SERVER, WEBHOOK_SECRET, Cluster, connector_changes, connector_env, deliver, deliveries_twice_shuffled,
+    intake_config, jira_headers, live_jira, receiver, wait_ready, wait_until,
 )
 
 needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install "
@@ -47,11 +44,7 @@ WAITING = "Waiting for customer"
 
 @pytest.fixture
 def jira():
-    sandbox = JiraSandbox(clock=Clock(frozen=False), validate=False, deliver_webhooks=False, email=JIRA_USER,
-                          api_token=JIRA_TOKEN, webhook_secret=WEBHOOK_SECRET)
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
+    yield from live_jira()
 
 
 @pytest.fixture
@@ -73,42 +66,6 @@ def cluster_factory(tmp_path, jira):
 def seed(jira: JiraSandbox, count: int) -> list[str]:
     """Tickets without an environment: each needs one intake comment and one transition."""
     return [jira.create_issue(f"VPN drops {i}", description="drops", components=["network"]) for i in range(count)]
-
-
-def deliveries_twice_shuffled(jira: JiraSandbox, seed_value: int) -> list[tuple[bytes, dict[str, str]]]:
-    deliveries = [(d.body, d.headers) for d in jira.webhook_log] * 2
-    random.Random(seed_value).shuffle(deliveries)
-    jira.webhooks.clear()
-    return deliveries
-
-
-def deliver(urls: list[str], deliveries, connections: int = 8) -> Counter:
-    """POST every delivery, round-robin over the receivers; a 5xx is retried like Jira does."""
-    sessions = threading.local()
-
-    def send(item) -> int:
-        index, (body, headers) = item
-        if not hasattr(sessions, "http"):
-            sessions.http = requests.Session()
-        for attempt in range(20):
-            status = sessions.http.post(urls[(index + attempt) % len(urls)] + "/webhooks/jira", data=body,
-                                        headers=headers, timeout=10).status_code
-            if status < 500:
-                return status
-            time.sleep(0.5)
-        return status
-
-    with ThreadPoolExecutor(connections) as pool:
-        return Counter(pool.map(send, enumerate(deliveries)))
-
-
-def connector_changes(jira: JiraSandbox, key: str) -> tuple[int, int, str]:
-    """(connector comments, connector status changes, status) of one ticket."""
-    issue = jira.issue(key)
-    comments = [c for c in issue["fields"]["comment"]["comments"] if c["author"]["accountId"] == CONNECTOR]
-    transitions = [h for h in issue["changelog"]["histories"] if h["author"]["accountId"] == CONNECTOR
-                   and any(item["field"] == "status" for item in h["items"])]
-    return len(comments), len(transitions), issue["fields"]["status"]["name"]
 
 
 def reconciled(jira: JiraSandbox, keys: list[str]) -> list[str]:
@@ -135,7 +92,7 @@ def test_two_receivers_three_workers_every_event_twice_shuffled(cluster_factory,
     deliveries = deliveries_twice_shuffled(jira, seed_value=500)
     assert len(deliveries) == 2 * CLUSTER_TICKETS
 
-    statuses = deliver(cluster.receiver_urls, deliveries)
+    statuses = deliver(cluster.receiver_urls, deliveries, "jira")
 
     # Each ticket's first delivery is stored (202); its copy is a duplicate (200) - on either receiver.
     assert statuses == Counter({202: CLUSTER_TICKETS, 200: CLUSTER_TICKETS}), statuses
@@ -167,7 +124,7 @@ def test_worker_killed_mid_reconcile_loses_and_doubles_nothing(cluster_factory, 
     # The trap ticket's read hangs, so a known worker is inside its reconcile when killed.
     jira.inject(None, delay=15, times=1, method="GET", path_prefix=f"/rest/api/2/issue/{trap_id}")
     deliveries = deliveries_twice_shuffled(jira, seed_value=9)
-    burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, 4))
+    burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, "jira", 4))
     burst.start()
     lock_key = cluster.lock_key(trap_id)
     try:
@@ -214,7 +171,7 @@ def test_worker_killed_between_comment_and_edit_posts_no_second_comment(cluster_
     # The adapter edits by key; the fetch reads by id, so only the edit is caught.
     jira.inject(503, delay=15, times=1, method="PUT", path_prefix=f"/rest/api/2/issue/{trap_key}")
     deliveries = deliveries_twice_shuffled(jira, seed_value=11)
-    burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, 4))
+    burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, "jira", 4))
     burst.start()
     lock_key = cluster.lock_key(trap_id)
     try:
@@ -273,7 +230,7 @@ def test_platform_outage_then_429_storm_nothing_lost_retry_after_honoured(cluste
     outage_keys = seed(jira, OUTAGE_TICKETS)
     jira.inject(503, times=None, path_prefix="/rest/api/")
     outage_started = time.monotonic()
-    assert deliver(cluster.receiver_urls, deliveries_twice_shuffled(jira, 1))[202] == OUTAGE_TICKETS
+    assert deliver(cluster.receiver_urls, deliveries_twice_shuffled(jira, 1), "jira")[202] == OUTAGE_TICKETS
     assert wait_until(lambda: jira.count(status=503) >= 4, timeout=20)
     time.sleep(max(0.0, 6 - (time.monotonic() - outage_started)))
     jira.clear_faults()
@@ -283,7 +240,7 @@ def test_platform_outage_then_429_storm_nothing_lost_retry_after_honoured(cluste
     storm_keys = seed(jira, OUTAGE_TICKETS)
     seen.clear()
     jira.inject(429, retry_after=2, times=20, path_prefix="/rest/api/")
-    assert deliver(cluster.receiver_urls, deliveries_twice_shuffled(jira, 2))[202] == OUTAGE_TICKETS
+    assert deliver(cluster.receiver_urls, deliveries_twice_shuffled(jira, 2), "jira")[202] == OUTAGE_TICKETS
     assert wait_until(lambda: len(reconciled(jira, storm_keys)) == OUTAGE_TICKETS, timeout=90, interval=0.5), cluster.logs()
     cluster.settled()
 

@@ -15,19 +15,16 @@ killed mid-reconcile leaves either both or neither.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from connector.sandbox.server import Clock
 from connector.sandbox.zendesk import AGENT, CONNECTOR, ZendeskSandbox
 from tests.processes import (
-    WEBHOOK_SECRET, Cluster, connector_env, intake_config, wait_until,
+    WEBHOOK_SECRET, Cluster, connector_env, deliver, deliveries_twice_shuffled, intake_config, wait_until,
 )
 
 TICKETS = 80
@@ -59,34 +56,6 @@ def seed(zendesk: ZendeskSandbox, count: int) -> list[int]:
     """Tickets without an environment: each needs one intake comment and one move to pending."""
     return [zendesk.create_ticket(f"VPN drops {i}", "drops", custom_fields={"Category": "network"}, tags=["vip"])
             for i in range(count)]
-
-
-def deliveries_twice_shuffled(zendesk: ZendeskSandbox, seed_value: int) -> list[tuple[bytes, dict[str, str]]]:
-    deliveries = [(d.body, d.headers) for d in zendesk.webhook_log] * 2
-    random.Random(seed_value).shuffle(deliveries)
-    zendesk.webhooks.clear()
-    return deliveries
-
-
-def deliver(urls: list[str], deliveries, connections: int = 8) -> Counter:
-    """POST every delivery round-robin over the receivers; a 5xx is retried as Zendesk does."""
-    sessions = threading.local()
-
-    def send(item) -> int:
-        index, (body, headers) = item
-        if not hasattr(sessions, "http"):
-            sessions.http = requests.Session()
-        status = 0
-        for attempt in range(20):
-            status = sessions.http.post(urls[(index + attempt) % len(urls)] + "/webhooks/zendesk", data=body,
-                                        headers=headers, timeout=10).status_code
-            if status < 500:
-                return status
-            time.sleep(0.5)
-        return status
-
-    with ThreadPoolExecutor(connections) as pool:
-        return Counter(pool.map(send, enumerate(deliveries)))
 
 
 def outcome(zendesk: ZendeskSandbox, ticket_id: int) -> tuple[int, str, bool]:
@@ -137,7 +106,7 @@ def test_every_delivery_twice_shuffled_with_human_edits_racing_gives_one_comment
     for racer in racers:
         racer.start()
     try:
-        statuses = deliver(cluster.receiver_urls, deliveries)
+        statuses = deliver(cluster.receiver_urls, deliveries, "zendesk")
     finally:
         for racer in racers:
             racer.join(90)
@@ -167,7 +136,7 @@ def test_worker_killed_mid_reconcile_loses_and_doubles_nothing(cluster, zendesk)
     # The trap ticket's audits read hangs, so a known worker is inside its reconcile when killed.
     zendesk.inject(None, delay=15, times=1, method="GET", path_prefix=f"/api/v2/tickets/{trap}/audits")
     deliveries = deliveries_twice_shuffled(zendesk, seed_value=9)
-    burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, 4))
+    burst = threading.Thread(target=deliver, args=(cluster.receiver_urls, deliveries, "zendesk", 4))
     burst.start()
     lock_key = cluster.lock_key(trap)
     try:

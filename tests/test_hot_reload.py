@@ -17,10 +17,9 @@ import requests
 from connector.queue import ReconcileQueue
 from connector.reload import ConfigWatcher
 from connector.sandbox.jira import CONNECTOR, JiraSandbox
-from connector.sandbox.server import Clock
 from connector.settings import Settings
 from tests.processes import (
-    JIRA_TOKEN, JIRA_USER, WEBHOOK_SECRET, connector_env, intake_config, receiver, wait_ready, wait_until, worker,
+    connector_env, intake_config, live_jira, receiver, wait_ready, wait_until, worker,
 )
 from webhooks.app import create_app
 
@@ -101,11 +100,7 @@ def receiver_watcher(client) -> ConfigWatcher:
 
 @pytest.fixture
 def jira():
-    sandbox = JiraSandbox(clock=Clock(frozen=False), validate=False, deliver_webhooks=False, email=JIRA_USER,
-                          api_token=JIRA_TOKEN, webhook_secret=WEBHOOK_SECRET)
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
+    yield from live_jira()
 
 
 def intake_comment(jira: JiraSandbox, queue: ReconcileQueue, n: int) -> str:

@@ -306,6 +306,21 @@ def bad_ticket_id(platform: str, expected: str) -> NoReturn:
            f"ticket id is not {expected} of at most {MAX_TICKET_ID_LENGTH} characters")
 
 
+def checked_ticket_id(platform: str, value: object, pattern: re.Pattern[str], expected: str) -> str | None:
+    """The ticket id (a string, or a positive integer as JSON may carry it) when present and
+    matching `pattern` in full; None when absent; 400 naming `expected` when malformed."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        value = str(value)
+    if not isinstance(value, str):
+        bad_ticket_id(platform, expected)
+    value = value.strip()
+    if len(value) > MAX_TICKET_ID_LENGTH or not pattern.fullmatch(value):
+        bad_ticket_id(platform, expected)
+    return value
+
+
 def checked_delivery_id(platform: str, value: object) -> str | None:
     """The delivery id when present and well-formed; None when absent; 400 when malformed."""
     if value is None or value == "":

@@ -20,9 +20,8 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from webhooks.app import (
-    MAX_TICKET_ID_LENGTH,
     JsonObject,
-    bad_ticket_id,
+    checked_ticket_id,
     ignore,
     missing_ticket_id,
     nothing_to_reconcile,
@@ -68,17 +67,9 @@ def issue_id(payload: JsonObject) -> str | None:
     if not isinstance(issue, dict):
         return comment_issue_id(payload)
     for field, pattern in (("id", _ISSUE_ID), ("key", _ISSUE_KEY)):
-        value = issue.get(field)
-        if value is None or value == "":
-            continue
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            value = str(value)
-        if not isinstance(value, str):
-            bad_ticket_id(PLATFORM, _EXPECTED)
-        value = value.strip()
-        if len(value) > MAX_TICKET_ID_LENGTH or not pattern.fullmatch(value):
-            bad_ticket_id(PLATFORM, _EXPECTED)
-        return value
+        value = checked_ticket_id(PLATFORM, issue.get(field), pattern, _EXPECTED)
+        if value is not None:
+            return value
     return None
 
 

@@ -19,9 +19,8 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from webhooks.app import (
-    MAX_TICKET_ID_LENGTH,
     JsonObject,
-    bad_ticket_id,
+    checked_ticket_id,
     ignore,
     missing_ticket_id,
     nothing_to_reconcile,
@@ -52,16 +51,7 @@ blueprint = Blueprint("zendesk_webhooks", __name__)
 
 def _as_ticket_id(value: object) -> str | None:
     """The ticket id as a string; None when absent; 400 when present but not a ticket id."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        bad_ticket_id(PLATFORM, _EXPECTED)
-    value = value.strip()
-    if len(value) > MAX_TICKET_ID_LENGTH or not _TICKET_ID.fullmatch(value):
-        bad_ticket_id(PLATFORM, _EXPECTED)
-    return value
+    return checked_ticket_id(PLATFORM, value, _TICKET_ID, _EXPECTED)
 
 
 def event_ticket_id(payload: JsonObject) -> str | None:

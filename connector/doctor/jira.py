@@ -46,23 +46,19 @@ taxonomy as the connector itself); nothing is written. What is read, and why tha
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from connector.config import SupportConfig
 from connector.doctor.checks import Check, DoctorOptions
 from connector.doctor.needs import ASSIGNEE, GROUP, LABELS, PRIORITY, Move, Needs, rule_needs
+from connector.doctor.platform import PlatformDoctor
 from connector.model import PRIORITIES, Status
 from connector.platforms.base import NotFound, PlatformError, Unauthorized
 from connector.platforms.jira import FieldCatalogue, FieldResolutionError, JiraAdapter, JiraField
 from connector.platforms.jira_issue import STATUS_CATEGORY_FALLBACK
 from connector.platforms.mapping import PlatformMapping
 from connector.settings import Settings
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PLATFORM = "jira"
 # Issues updated this recently name the projects to check when --project is not given.
@@ -71,18 +67,8 @@ RECENT_ISSUES = 50
 # The events webhooks/jira.py reconciles on; without them changes are only seen by sweeps.
 WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "comment_created")
 WEBHOOK_PATH = "/webhooks/jira"
-# Schema types a logical field may have, by what the rules do with it.
-_DATE_TYPES = {"datetime"}
+# A due time in a field of these types loses its time of day (date) or becomes text (string).
 _DATE_DEGRADED = {"date", "string"}
-_FIELD_TYPES: dict[str, set[str]] = {
-    "occurred_at": {"datetime", "date", "string"},
-    "verification_result": {"option", "string"},
-    "satisfaction": {"number", "option", "string"},
-}
-_TEXT_TYPES = {"string", "option", "array", "number"}
-_DUE_FIELDS = {"sla_first_response_due", "sla_resolution_due", "sla_periodic_update_due", "follow_up_due"}
-_GROUP_TYPES = {"string", "option", "group", "array"}
-_CATEGORY_TYPES = {"array", "option", "string"}
 
 
 def run(settings: Settings, config: SupportConfig, options: DoctorOptions) -> list[Check]:
@@ -99,27 +85,38 @@ def run(settings: Settings, config: SupportConfig, options: DoctorOptions) -> li
     return doctor.run()
 
 
-class JiraDoctor:
+class JiraDoctor(PlatformDoctor):
+    PLATFORM = PLATFORM
+    TITLE = "Jira"
+    WEBHOOK_PATH = WEBHOOK_PATH
+    FIELD_REF = "<field id or name>"
+    FIELDS_READ = "GET /field"
+    FIELDS_FIX = "check the account can browse the site"
+    RESOLUTION_ERROR = FieldResolutionError
+    # Schema types a logical field may have, by what the rules do with it.
+    DUE_TYPES = {"datetime"}
+    FIELD_TYPES = {
+        "occurred_at": {"datetime", "date", "string"},
+        "verification_result": {"option", "string"},
+        "satisfaction": {"number", "option", "string"},
+    }
+    TEXT_TYPES = {"string", "option", "array", "number"}
+    GROUP_TYPES = {"string", "option", "group", "array"}
+    CATEGORY_TYPES = {"array", "option", "string"}
+
+    adapter: JiraAdapter
+
     def __init__(self, adapter: JiraAdapter, mapping: PlatformMapping, needs: Needs, settings: Settings,
                  options: DoctorOptions) -> None:
-        self.adapter = adapter
-        self.mapping = mapping
-        self.needs = needs
-        self.settings = settings
-        self.options = options
-        self.checks: list[Check] = []
+        super().__init__(adapter, mapping, needs, settings, options)
         # (project, platform status) -> key of the most recently updated issue in it (or None)
         self._samples: dict[tuple[str, str], str | None] = {}
         self._editmeta: dict[str, dict[str, Any]] = {}
         # project -> permissions it lacks: checks that would only fail for that reason are skipped
         self._missing: dict[str, set[str]] = {}
 
-    def run(self) -> list[Check]:
-        me = self.check_credentials()
-        if me is None:
-            return self.checks
+    def run_checks(self, me: Mapping[str, Any]) -> None:
         guard = self.guard
-        guard("jira.connector_account", self.check_connector_account, me)
         guard("jira.webhook_secret", self.check_webhook_secret)
         guard("jira.webhook", self.check_webhook)
         catalogue = guard("jira.fields", self.check_fields)
@@ -134,23 +131,8 @@ class JiraDoctor:
                 guard(f"jira.groups.{project}", self.check_groups, project, catalogue, statuses)
             guard(f"jira.transitions.{project}", self.check_transitions, project, statuses)
             guard(f"jira.assignees.{project}", self.check_assignees, project)
-        return self.checks
-
-    def guard(self, cid: str, step: Callable[..., T], *args: Any) -> T | None:
-        """Run one step; a read it did not expect to fail becomes a FAIL of its own, and the
-        other steps still run (one unreadable resource must not hide the rest)."""
-        try:
-            return step(*args)
-        except PlatformError as exc:
-            log.warning("doctor.read_failed", extra={"platform": PLATFORM, "check": cid, "status": exc.status})
-            self.add(Check.fail(cid, f"could not be checked: Jira answered {exc}",
-                                "check the account's access to this resource and run the doctor again"))
-            return None
 
     # --- helpers ---------------------------------------------------------------------
-
-    def add(self, check: Check) -> None:
-        self.checks.append(check)
 
     def read(self, operation: str, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
         return self.adapter.read_json(f"doctor.{operation}", path, params, **kwargs)
@@ -239,11 +221,6 @@ class JiraDoctor:
                                 "set a secret on the webhook if this Data Center version offers one; otherwise run "
                                 "`connector serve --allow-unsigned jira` behind a network boundary"))
 
-    def expected_webhook_url(self) -> str | None:
-        if not self.options.public_url:
-            return None
-        return self.options.public_url.rstrip("/") + WEBHOOK_PATH
-
     def check_webhook(self) -> None:
         cid = "jira.webhook"
         expected = self.expected_webhook_url()
@@ -258,14 +235,7 @@ class JiraDoctor:
         if not isinstance(hooks, list):
             self.add(Check.warn(cid, "the admin webhooks answer is not a list", by_hand))
             return
-
-        def ours(hook: Mapping[str, Any]) -> bool:
-            url = str(hook.get("url") or "")
-            if expected:
-                return url.rstrip("/") == expected
-            return urlsplit(url).path.rstrip("/").endswith(WEBHOOK_PATH)
-
-        matching = [h for h in hooks if isinstance(h, Mapping) and ours(h)]
+        matching = [h for h in hooks if isinstance(h, Mapping) and self.points_here(str(h.get("url") or ""))]
         if not matching:
             elsewhere = ", ".join(sorted(str(h.get("url")) for h in hooks if isinstance(h, Mapping))) or "none"
             target = expected or f"<public URL>{WEBHOOK_PATH}"
@@ -297,45 +267,6 @@ class JiraDoctor:
 
     # --- fields --------------------------------------------------------------------------
 
-    def check_fields(self) -> FieldCatalogue | None:
-        try:
-            catalogue = self.adapter.field_catalogue()
-        except PlatformError as exc:
-            self.add(Check.fail("jira.fields", f"GET /field failed: {exc}", "check the account can browse the site"))
-            return None
-        needs = self.needs
-        logical = sorted({*needs.reads, *(w for w in needs.writes if not w.startswith("@"))})
-        for name in logical:
-            cid = f"jira.field.{name}"
-            writers = sorted(needs.writers.get(name, ()))
-            readers = sorted(needs.reads.get(name, ()))
-            users = ", ".join(sorted({*writers, *readers}))
-            ref = self.mapping.fields.get(name)
-            if ref is None:
-                if readers:
-                    self.add(Check.fail(cid, f"rules {users} use {name!r}, which platforms.jira.fields does not map: "
-                                             "it always reads as empty",
-                                        f"map it: platforms.jira.fields.{name}: <field id or name>"))
-                else:
-                    self.add(Check.warn(cid, f"rules {users} write {name!r}, which is not mapped: the write is skipped",
-                                        f"map it: platforms.jira.fields.{name}: <field id or name>"))
-                continue
-            field = self._resolve(cid, ref, f"platforms.jira.fields.{name}", users, catalogue)
-            if field is None:
-                continue
-            self._check_type(cid, name, field)
-        if needs.reads_category:
-            field = self._resolve("jira.field.category", self.mapping.category_field, "platforms.jira.category_field",
-                                  "routing/intake", catalogue)
-            if field is not None:
-                self._fits("jira.field.category", "category", field, _CATEGORY_TYPES)
-        if GROUP in needs.writes:
-            field = self._resolve("jira.field.group", self.mapping.group_field, "platforms.jira.group_field",
-                                  ", ".join(sorted(needs.writers[GROUP])), catalogue)
-            if field is not None:
-                self._fits("jira.field.group", "group", field, _GROUP_TYPES)
-        return catalogue
-
     def _resolve(self, cid: str, ref: str, where: str, users: str, catalogue: FieldCatalogue) -> JiraField | None:
         try:
             return catalogue.resolve(ref)
@@ -345,20 +276,24 @@ class JiraDoctor:
             self.add(Check.fail(cid, f"{exc} (used by {users})", fix))
             return None
 
-    def _check_type(self, cid: str, name: str, field: JiraField) -> None:
-        kind = field.type or "?"
-        if name in _DUE_FIELDS:
-            if kind in _DATE_TYPES:
-                self.add(Check.ok(cid, f"{name} -> {field.name!r} ({field.id}, {kind})"))
-            elif kind in _DATE_DEGRADED:
-                self.add(Check.warn(cid, f"{name} -> {field.name!r} ({field.id}) is a {kind} field: due times "
-                                         "lose their time of day or become plain text",
-                                    "map it to a Date Time Picker field"))
-            else:
-                self.add(Check.fail(cid, f"{name} -> {field.name!r} ({field.id}) is a {kind} field; a due time "
-                                         "cannot be written to it", "map it to a Date Time Picker field"))
+    def check_field(self, cid: str, name: str, ref: str, where: str, users: str, written: bool,
+                    catalogue: FieldCatalogue, allowed: set[str]) -> None:
+        field = self._resolve(cid, ref, where, users, catalogue)
+        if field is None:
             return
-        self._fits(cid, name, field, _FIELD_TYPES.get(name, _TEXT_TYPES))
+        if allowed is not self.DUE_TYPES:
+            self._fits(cid, name, field, allowed)
+            return
+        kind = field.type or "?"
+        if kind in self.DUE_TYPES:
+            self.add(Check.ok(cid, f"{name} -> {field.name!r} ({field.id}, {kind})"))
+        elif kind in _DATE_DEGRADED:
+            self.add(Check.warn(cid, f"{name} -> {field.name!r} ({field.id}) is a {kind} field: due times "
+                                     "lose their time of day or become plain text",
+                                "map it to a Date Time Picker field"))
+        else:
+            self.add(Check.fail(cid, f"{name} -> {field.name!r} ({field.id}) is a {kind} field; a due time "
+                                     "cannot be written to it", "map it to a Date Time Picker field"))
 
     def _fits(self, cid: str, name: str, field: JiraField, allowed: set[str]) -> None:
         kind = field.type or "?"
@@ -471,13 +406,8 @@ class JiraDoctor:
                          statuses: Mapping[str, Mapping[str, Any]]) -> None:
         """A dropdown the rules read for a particular answer (closure's "not resolved") must
         offer one of the values they recognise, or that answer can never be given."""
-        for name, (rule, values) in sorted(self.needs.recognised.items()):
-            ref = self.mapping.fields.get(name)
-            try:
-                field = catalogue.resolve(ref) if ref else None
-            except FieldResolutionError:
-                continue  # reported by check_fields
-            if field is None or field.type != "option":
+        for name, rule, values, field in self.recognised_fields(catalogue):
+            if field.type != "option":
                 continue
             cid = f"jira.options.{project}.{name}"
             allowed = None
@@ -731,23 +661,15 @@ class JiraDoctor:
     def check_priorities(self) -> None:
         if not self.needs.priorities:
             return
-        cid = "jira.priorities"
         listed = self.read("priorities", "priority")
         names = {str(p.get("name")).casefold(): str(p.get("name")) for p in listed or () if isinstance(p, Mapping)}
         missing = [f"{p} -> {self.mapping.write_priorities[p]!r}" for p in PRIORITIES
                    if p in self.needs.priorities and self.mapping.write_priorities[p].casefold() not in names]
         unmapped = sorted(n for f, n in names.items() if f not in self.mapping.priorities)
-        if missing:
-            self.add(Check.fail(cid, f"no priority {', '.join(missing)} on the site (priorities: "
-                                     f"{', '.join(sorted(names.values()))})",
-                                "set platforms.jira.write_priorities (and priorities) to the site's priority names"))
-        elif unmapped:
-            self.add(Check.warn(cid, f"priorities {', '.join(unmapped)} are not in platforms.jira.priorities: "
-                                     "tickets with them read as having no priority",
-                                "map them to P0-P3 under platforms.jira.priorities"))
-        else:
-            self.add(Check.ok(cid, "P0-P3 map to " + ", ".join(f"{p} {self.mapping.write_priorities[p]!r}"
-                                                              for p in PRIORITIES)))
+        problem = (f"no priority {', '.join(missing)} on the site (priorities: {', '.join(sorted(names.values()))})"
+                   if missing else None)
+        self.report_priorities(problem, "set platforms.jira.write_priorities (and priorities) to the site's "
+                                        "priority names", unmapped)
 
 
 def _quoted(text: str) -> str:

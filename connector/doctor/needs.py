@@ -71,6 +71,16 @@ class Needs:
         self.writes.setdefault(name, set()).update(statuses)
         self.writers.setdefault(name, set()).add(rule)
 
+    def route(self, rule: str, group: str | None, assignee: str | None,
+              statuses: frozenset[Status] | set[Status]) -> None:
+        """A rule sets the group and/or the assignee (a routing destination, an escalation level)."""
+        if group:
+            self.groups.setdefault(group, set()).add(rule)
+            self.write(GROUP, rule, statuses)
+        if assignee:
+            self.assignees.setdefault(assignee, set()).add(rule)
+            self.write(ASSIGNEE, rule, statuses)
+
     def comment(self, rule: str, public: bool, statuses: frozenset[Status] | set[Status]) -> None:
         (self.public_comments if public else self.internal_notes).add(rule)
         # The marker of a one-time comment is also written as a label, for agents' searches.
@@ -112,14 +122,8 @@ def _routing(rule: RoutingRule, needs: Needs) -> None:
     statuses = frozenset(rule.statuses)
     needs.reads_category = needs.reads_category or any(r.categories for r in rule.routes)
     for destination in (*rule.routes, rule.default):
-        if destination is None:
-            continue
-        if destination.group:
-            needs.groups.setdefault(destination.group, set()).add(rule.id)
-            needs.write(GROUP, rule.id, statuses)
-        if destination.assignee:
-            needs.assignees.setdefault(destination.assignee, set()).add(rule.id)
-            needs.write(ASSIGNEE, rule.id, statuses)
+        if destination is not None:
+            needs.route(rule.id, destination.group, destination.assignee, statuses)
 
 
 def _sla(rule: SlaRule, needs: Needs) -> None:
@@ -134,12 +138,7 @@ def _sla(rule: SlaRule, needs: Needs) -> None:
 
 def _escalation(rule: EscalationRule, needs: Needs) -> None:
     for level in rule.levels:
-        if level.assign_group:
-            needs.groups.setdefault(level.assign_group, set()).add(rule.id)
-            needs.write(GROUP, rule.id, OPEN_STATUSES)
-        if level.assign_user:
-            needs.assignees.setdefault(level.assign_user, set()).add(rule.id)
-            needs.write(ASSIGNEE, rule.id, OPEN_STATUSES)
+        needs.route(rule.id, level.assign_group, level.assign_user, OPEN_STATUSES)
         if level.raise_priority or level.set_priority:
             needs.priorities.update(PRIORITIES)
             needs.write(PRIORITY, rule.id, OPEN_STATUSES)

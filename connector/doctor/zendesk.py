@@ -54,28 +54,23 @@ why that way (Zendesk Support API v2 reference unless said otherwise):
 from __future__ import annotations
 
 import hmac
-import logging
 import math
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Any
 
 from connector.calendar import parse_duration
 from connector.config import SupportConfig
 from connector.doctor.checks import Check, DoctorOptions
-from connector.doctor.needs import GROUP, Needs, rule_needs
+from connector.doctor.needs import Needs, rule_needs
+from connector.doctor.platform import PlatformDoctor
 from connector.model import PRIORITIES
 from connector.platforms.base import NotFound, PlatformError, Unauthorized
-from connector.platforms.mapping import PlatformMapping
 from connector.platforms.zendesk import FieldResolutionError, TicketFieldCatalogue, ZendeskAdapter
 from connector.rules.auto_close import AutoCloseRule
 from connector.rules.escalation import EscalationRule
 from connector.rules.follow_up import FollowUpRule
 from connector.rules.routing import RoutingRule
 from connector.settings import Settings
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PLATFORM = "zendesk"
 WEBHOOK_PATH = "/webhooks/zendesk"
@@ -88,15 +83,6 @@ WEBHOOK_EVENTS = tuple("zen:event-type:ticket." + e for e in ("created", "status
 CONDITIONAL = "conditional_ticket_events"
 TRIGGER_BODY = '{"ticket_id": "{{ticket.id}}"}'
 LIGHT_AGENT = 1
-_DUE_FIELDS = {"sla_first_response_due", "sla_resolution_due", "sla_periodic_update_due", "follow_up_due"}
-_TEXT_TYPES = {"text", "textarea", "tagger", "multiselect", "regexp", "integer", "decimal", "date"}
-_FIELD_TYPES: dict[str, set[str]] = {
-    "occurred_at": {"date", "text"},
-    "verification_result": {"tagger", "text"},
-    "satisfaction": {"tagger", "integer", "decimal", "text"},
-}
-_CATEGORY_TYPES = {"tagger", "multiselect", "text"}
-_GROUP_TYPES = {"tagger", "text"}
 # Ticket attributes a mapping may name (platforms/zendesk.py): readable, and which are writable.
 _READABLE_ATTRIBUTES = {"subject", "description", "status", "type", "priority", "group_id", "assignee_id",
                         "satisfaction_rating", "due_at", "external_id", "tags", "created_at", "updated_at"}
@@ -116,25 +102,37 @@ def run(settings: Settings, config: SupportConfig, options: DoctorOptions) -> li
     return ZendeskDoctor(adapter, config, rule_needs(config), settings, options).run()
 
 
-class ZendeskDoctor:
+class ZendeskDoctor(PlatformDoctor):
+    PLATFORM = PLATFORM
+    TITLE = "Zendesk"
+    WEBHOOK_PATH = WEBHOOK_PATH
+    FIELD_REF = "<ticket field id or title>"
+    FIELDS_READ = "GET /api/v2/ticket_fields"
+    FIELDS_FIX = "check the account is an agent of this Zendesk"
+    RESOLUTION_ERROR = FieldResolutionError
+    # Field types a logical field may have, by what the rules do with it. Zendesk has no
+    # date-time field: a due time goes to a date field (the day is kept).
+    DUE_TYPES = {"date"}
+    TEXT_TYPES = {"text", "textarea", "tagger", "multiselect", "regexp", "integer", "decimal", "date"}
+    FIELD_TYPES = {
+        "occurred_at": {"date", "text"},
+        "verification_result": {"tagger", "text"},
+        "satisfaction": {"tagger", "integer", "decimal", "text"},
+    }
+    CATEGORY_TYPES = {"tagger", "multiselect", "text"}
+    GROUP_TYPES = {"tagger", "text"}
+
+    adapter: ZendeskAdapter
+
     def __init__(self, adapter: ZendeskAdapter, config: SupportConfig, needs: Needs, settings: Settings,
                  options: DoctorOptions) -> None:
-        self.adapter = adapter
+        super().__init__(adapter, config.platforms.zendesk, needs, settings, options)
         self.config = config
-        self.mapping: PlatformMapping = config.platforms.zendesk
-        self.needs = needs
-        self.settings = settings
-        self.options = options
-        self.checks: list[Check] = []
 
-    def run(self) -> list[Check]:
-        me = self.check_credentials()
-        if me is None:
-            return self.checks
+    def run_checks(self, me: Mapping[str, Any]) -> None:
         guard = self.guard
-        guard("zendesk.connector_account", self.check_connector_account, me)
         if guard("zendesk.role", self.check_role, me) is False:
-            return self.checks
+            return  # an end user: nothing else can work
         guard("zendesk.incremental_export", self.check_admin, me)
         guard("zendesk.webhook_secret", self.check_webhook_secret)
         guard("zendesk.webhook", self.check_webhook, me)
@@ -147,23 +145,8 @@ class ZendeskDoctor:
         groups = guard("zendesk.groups", self.check_groups)
         guard("zendesk.assignees", self.check_assignees, groups or {})
         guard("zendesk.auto_close", self.check_auto_close)
-        return self.checks
-
-    def guard(self, cid: str, step: Callable[..., T], *args: Any) -> T | None:
-        """Run one step; a read it did not expect to fail becomes a FAIL of its own, and the
-        other steps still run (one unreadable resource must not hide the rest)."""
-        try:
-            return step(*args)
-        except PlatformError as exc:
-            log.warning("doctor.read_failed", extra={"platform": PLATFORM, "check": cid, "status": exc.status})
-            self.add(Check.fail(cid, f"could not be checked: Zendesk answered {exc}",
-                                "check the account's access to this resource and run the doctor again"))
-            return None
 
     # --- helpers ---------------------------------------------------------------------
-
-    def add(self, check: Check) -> None:
-        self.checks.append(check)
 
     def read(self, operation: str, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.adapter.read_json(f"doctor.{operation}", path, params)
@@ -273,11 +256,6 @@ class ZendeskDoctor:
                                 "copy the webhook's signing secret (Admin Center > Apps and integrations > Webhooks > "
                                 "the webhook > Signing secret) into ZENDESK_WEBHOOK_SECRET"))
 
-    def expected_webhook_url(self) -> str | None:
-        if not self.options.public_url:
-            return None
-        return self.options.public_url.rstrip("/") + WEBHOOK_PATH
-
     def check_webhook(self, me: Mapping[str, Any]) -> None:
         cid = "zendesk.webhook"
         expected = self.expected_webhook_url()
@@ -291,14 +269,7 @@ class ZendeskDoctor:
             self.add(Check.warn(cid, f"the webhooks cannot be read with this account ({exc.status}: listing them needs "
                                      "an administrator)", by_hand))
             return
-
-        def ours(hook: Mapping[str, Any]) -> bool:
-            url = str(hook.get("endpoint") or "")
-            if expected:
-                return url.rstrip("/") == expected
-            return urlsplit(url).path.rstrip("/").endswith(WEBHOOK_PATH)
-
-        matching = [h for h in hooks if ours(h)]
+        matching = [h for h in hooks if self.points_here(str(h.get("endpoint") or ""))]
         if not matching:
             elsewhere = ", ".join(sorted(str(h.get("endpoint")) for h in hooks)) or "none"
             self.add(Check.fail(cid, f"no webhook points at {target} (webhooks: {elsewhere})",
@@ -384,41 +355,15 @@ class ZendeskDoctor:
     # --- fields ----------------------------------------------------------------------------
 
     def check_fields(self) -> TicketFieldCatalogue | None:
-        try:
-            catalogue = self.adapter.field_catalogue()
-        except PlatformError as exc:
-            self.add(Check.fail("zendesk.fields", f"GET /api/v2/ticket_fields failed: {exc}",
-                                "check the account is an agent of this Zendesk"))
-            return None
-        needs = self.needs
-        logical = sorted({*needs.reads, *(w for w in needs.writes if not w.startswith("@"))})
-        for name in logical:
-            cid = f"zendesk.field.{name}"
-            writers = sorted(needs.writers.get(name, ()))
-            readers = sorted(needs.reads.get(name, ()))
-            users = ", ".join(sorted({*writers, *readers}))
-            ref = self.mapping.fields.get(name)
-            if ref is None:
-                if readers:
-                    self.add(Check.fail(cid, f"rules {users} use {name!r}, which platforms.zendesk.fields does not map: "
-                                             "it always reads as empty",
-                                        f"map it: platforms.zendesk.fields.{name}: <ticket field id or title>"))
-                else:
-                    self.add(Check.warn(cid, f"rules {users} write {name!r}, which is not mapped: the write is skipped",
-                                        f"map it: platforms.zendesk.fields.{name}: <ticket field id or title>"))
-                continue
-            self._check_field(cid, name, ref, f"platforms.zendesk.fields.{name}", users, bool(writers), catalogue,
-                              _DATE_OK if name in _DUE_FIELDS else _FIELD_TYPES.get(name, _TEXT_TYPES))
-        if needs.reads_category:
-            self._check_field("zendesk.field.category", "category", self.mapping.category_field,
-                              "platforms.zendesk.category_field", "routing/intake", False, catalogue, _CATEGORY_TYPES)
-        if GROUP in needs.writes and self.mapping.group_field != "group_id":
-            self._check_field("zendesk.field.group", "group", self.mapping.group_field, "platforms.zendesk.group_field",
-                              ", ".join(sorted(needs.writers[GROUP])), True, catalogue, _GROUP_TYPES)
-        self.check_recognised(catalogue)
+        catalogue = super().check_fields()
+        if catalogue is not None:
+            self.check_recognised(catalogue)
         return catalogue
 
-    def _check_field(self, cid: str, name: str, ref: str, where: str, users: str, written: bool,
+    def group_is_field(self) -> bool:
+        return self.mapping.group_field != "group_id"  # else the system group: check_groups reads the groups
+
+    def check_field(self, cid: str, name: str, ref: str, where: str, users: str, written: bool,
                      catalogue: TicketFieldCatalogue, allowed: set[str]) -> None:
         if ref in _READABLE_ATTRIBUTES:
             if written and ref not in _WRITABLE_ATTRIBUTES:
@@ -450,7 +395,7 @@ class ZendeskDoctor:
             self.add(Check.fail(cid, f"{label} cannot be edited by agents (agent_can_edit false): the writes of "
                                      f"{users} are refused", "let agents edit the field (Admin Center > Fields > the "
                                                              f"field > Permissions), or map {where} to one they can edit"))
-        elif allowed is _DATE_OK and kind in ("text", "textarea"):
+        elif allowed is self.DUE_TYPES and kind in ("text", "textarea"):
             self.add(Check.warn(cid, f"{label} is a text field: due dates are written as ISO text, which views cannot "
                                      "sort or filter as dates", "map it to a Date field"))
         elif kind not in allowed:
@@ -458,18 +403,13 @@ class ZendeskDoctor:
                                 f"map {name} to a field of a fitting type"))
         else:
             self.add(Check.ok(cid, label + (" (a date: Zendesk has no date-time field, so the day is kept)"
-                                            if allowed is _DATE_OK else "")))
+                                            if allowed is self.DUE_TYPES else "")))
 
     def check_recognised(self, catalogue: TicketFieldCatalogue) -> None:
         """A dropdown the rules read for a particular answer (closure's "not resolved") must
         offer one of the values they recognise, or that answer can never be given."""
-        for name, (rule, values) in sorted(self.needs.recognised.items()):
-            ref = self.mapping.fields.get(name)
-            try:
-                target = catalogue.resolve(ref) if ref else None
-            except FieldResolutionError:
-                continue  # reported by the field check
-            field = target.field if target else None
+        for name, rule, values, target in self.recognised_fields(catalogue):
+            field = target.field
             if field is None or field.get("type") not in ("tagger", "multiselect"):
                 continue
             cid = f"zendesk.options.{name}"
@@ -572,20 +512,12 @@ class ZendeskDoctor:
     def check_priorities(self) -> None:
         if not self.needs.priorities:
             return
-        cid = "zendesk.priorities"
         bad = [f"{p} -> {self.mapping.write_priorities[p]!r}" for p in PRIORITIES
                if self.mapping.write_priorities[p].casefold() not in ZENDESK_PRIORITIES]
         unmapped = [p for p in ZENDESK_PRIORITIES if self.mapping.logical_priority(p) is None]
-        if bad:
-            self.add(Check.fail(cid, f"{', '.join(bad)} is not a Zendesk priority ({', '.join(ZENDESK_PRIORITIES)})",
-                                "set platforms.zendesk.write_priorities to urgent, high, normal and low"))
-        elif unmapped:
-            self.add(Check.warn(cid, f"priorities {', '.join(unmapped)} are not in platforms.zendesk.priorities: "
-                                     "tickets with them read as having no priority",
-                                "map them to P0-P3 under platforms.zendesk.priorities"))
-        else:
-            self.add(Check.ok(cid, "P0-P3 map to " + ", ".join(f"{p} {self.mapping.write_priorities[p]!r}"
-                                                              for p in PRIORITIES)))
+        problem = (f"{', '.join(bad)} is not a Zendesk priority ({', '.join(ZENDESK_PRIORITIES)})" if bad else None)
+        self.report_priorities(problem, "set platforms.zendesk.write_priorities to urgent, high, normal and low",
+                               unmapped)
 
     # --- groups and assignees --------------------------------------------------------------------
 
@@ -748,5 +680,3 @@ class ZendeskDoctor:
             return parse_duration(rule.after, calendar) / calendar.business_day_minutes
         except (KeyError, ValueError, ZeroDivisionError, AttributeError):
             return None
-
-_DATE_OK = {"date"}
