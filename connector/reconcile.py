@@ -171,10 +171,12 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
     replans = 0
     while True:
         adapter = runtime.adapter(platform)
-        settled = _settled_test(runtime, platform, ticket_id)
+        # Only an adapter whose read has a second part worth saving (Zendesk's audits) is
+        # asked to stop early; the others are checked after their one read.
+        reader = getattr(adapter, "fetch_if_changed", None)
+        settled = _settled_test(runtime, platform, ticket_id) if reader is not None else None
         try:
-            reader = getattr(adapter, "fetch_if_changed", None) if settled is not None else None
-            ticket = reader(ticket_id, settled) if reader is not None else adapter.fetch(ticket_id)
+            ticket = reader(ticket_id, settled) if settled is not None else adapter.fetch(ticket_id)
         except NotFound:
             # Deleted, or moved out of the connector's reach: nothing to do, nothing to retry.
             RECONCILES.labels(platform, "not_found").inc()
@@ -182,6 +184,8 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
             if runtime.schedule:
                 _record_deadline(runtime, platform, ticket_id, None, None)
             return Outcome(platform, ticket_id, "not_found")
+        if not isinstance(ticket, Unchanged) and (settled is None or ticket.id != ticket_id):
+            settled = _settled_test(runtime, platform, ticket.id)  # the index is by id; events may name a key
         if isinstance(ticket, Unchanged) or (settled is not None and settled(ticket.updated)):
             # Same stamp, same config, next deadline not reached: the plan is the empty one
             # made last time, and the timer armed then still stands.
