@@ -107,7 +107,7 @@ class Runtime:
         cached = self._fingerprint
         if cached is not None and cached[0] == id(config) and cached[1] == observing:
             return cached[2]
-        digest = hashlib.sha256(config.model_dump_json().encode())
+        digest = hashlib.sha256(config.model_dump_json(warnings=False).encode())
         digest.update(b"observe" if observing else b"enforce")
         fingerprint = digest.hexdigest()[:20]
         self._fingerprint = (id(config), observing, fingerprint)
