@@ -47,7 +47,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from connector.config import SupportConfig, load_config
@@ -68,6 +68,13 @@ log = logging.getLogger("connector.reconcile")
 # before each: the n-th re-plan waits between REPLAN_PAUSE * n / 2 and REPLAN_PAUSE * n seconds.
 REPLAN_ATTEMPTS = 3
 REPLAN_PAUSE = 0.4
+
+# The resolution of each platform's `updated` stamp: Jira's carries milliseconds
+# ("2026-11-20T15:00:00.000+0800", REST `updated`), Zendesk's whole seconds ("updated_at":
+# "2011-05-05T10:38:52Z", Tickets API JSON format). Two changes within one tick can share a
+# stamp, so a read taken less than one tick after the stamp cannot settle the ticket: a
+# change later in that tick would not move the stamp (git's "racy clean" problem).
+STAMP_TICK = {"jira": timedelta(milliseconds=1), "zendesk": timedelta(seconds=1)}
 
 
 def utc_now() -> datetime:
@@ -175,6 +182,7 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
         # asked to stop early; the others are checked after their one read.
         reader = getattr(adapter, "fetch_if_changed", None)
         settled = _settled_test(runtime, platform, ticket_id) if reader is not None else None
+        read_at = runtime.clock()
         try:
             ticket = reader(ticket_id, settled) if settled is not None else adapter.fetch(ticket_id)
         except NotFound:
@@ -184,8 +192,11 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
             if runtime.schedule:
                 _record_deadline(runtime, platform, ticket_id, None, None)
             return Outcome(platform, ticket_id, "not_found")
-        if not isinstance(ticket, Unchanged) and (settled is None or ticket.id != ticket_id):
-            settled = _settled_test(runtime, platform, ticket.id)  # the index is by id; events may name a key
+        if reader is None:
+            # Checked after the one read, by id (the index is by id; an event may name a key).
+            settled = _settled_test(runtime, platform, ticket.id)
+        else:
+            settled = None  # `fetch_if_changed` decided, with the content digest a full read lacks
         if isinstance(ticket, Unchanged) or (settled is not None and settled(ticket.updated)):
             # Same stamp, same config, next deadline not reached: the plan is the empty one
             # made last time, and the timer armed then still stands.
@@ -195,7 +206,7 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
                 "audits_read": not isinstance(ticket, Unchanged) and platform == "zendesk"})
             return Outcome(platform, ticket_id, "noop", unchanged=True)
         try:
-            return reconcile_fetched(runtime, ticket)
+            return reconcile_fetched(runtime, ticket, read_at=read_at)
         except Conflict as exc:
             fields = {"platform": platform, "ticket_id": ticket_id, "ticket_key": ticket.key,
                       "error": type(exc).__name__, "status": exc.status, "replans": replans}
@@ -210,9 +221,11 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
             runtime.sleep(pause)
 
 
-def _settled_test(runtime: Runtime, platform: str, ticket_id: str) -> Callable[[datetime | None], bool] | None:
-    """A test of the ticket's `updated` stamp – True: settled, nothing to do – or None when the
-    index has no settlement for the ticket (or cannot be read: then the ticket is evaluated)."""
+def _settled_test(runtime: Runtime, platform: str,
+                  ticket_id: str) -> Callable[[datetime | None, str | None], bool] | None:
+    """A test of the ticket's `updated` stamp (and content digest, where the read has one) –
+    True: settled, nothing to do – or None when the index has no settlement for the ticket
+    (or cannot be read: then the ticket is evaluated)."""
     if runtime.lookup is None:
         return None
     try:
@@ -224,17 +237,19 @@ def _settled_test(runtime: Runtime, platform: str, ticket_id: str) -> Callable[[
     if entry is None or entry.config is None:
         return None
     now, fingerprint = runtime.clock(), runtime.config_fingerprint()
-    return lambda updated: entry.settled(updated, now, fingerprint)
+    return lambda updated, content=None: entry.settled(updated, now, fingerprint, content)
 
 
 def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
-                      records: list[Record] | None = None) -> Outcome:
+                      records: list[Record] | None = None, read_at: datetime | None = None) -> Outcome:
     """Evaluate a ticket already read and, with `write`, apply the plan and re-arm its timer.
 
     With `write=False` a plan that has actions is not applied and the timer is left alone
     (outcome "needs_write"): the caller queues a reconcile, which re-reads the ticket.
     With `records` the timer's row is appended there instead of recorded at once (the sweep
-    writes a whole page's rows in one transaction).
+    writes a whole page's rows in one transaction). `read_at` is when the read of `ticket`
+    was started (a lower bound of the instant its state was taken; None: unknown, the ticket
+    is not settled on that read).
     """
     platform = ticket.platform
     observe_all = runtime.settings.observing
@@ -267,7 +282,7 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
         "warnings": result.warnings, "next_deadline": plan.next_deadline.isoformat() if plan.next_deadline else None,
     })
     if runtime.schedule:
-        due, seen, settled = _settlement(runtime, ticket, plan, enforced, result, now, observe_all)
+        due, seen, settled = _settlement(runtime, ticket, plan, enforced, result, now, observe_all, read_at)
         if records is not None:
             records.append((platform, ticket.id, due, seen, settled))
         else:
@@ -276,21 +291,33 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
 
 
 def _settlement(runtime: Runtime, ticket: Ticket, plan: Plan, enforced: Plan, result: ApplyResult,
-                now: datetime, observe_all: bool) -> tuple[datetime | None, datetime | None, str | None]:
+                now: datetime, observe_all: bool,
+                read_at: datetime | None) -> tuple[datetime | None, datetime | None, str | None]:
     """(due, stamp, config fingerprint or None) to record after a reconcile.
 
-    Settled (fingerprint given) at the stamp as read when nothing had to be written. After a
-    write, settled at the stamp the platform's answer carries, and only when every action
-    went through cleanly and the plan re-evaluated on the projected ticket is empty – the
-    engine's promise (evaluate ∘ apply ∘ evaluate = nothing), checked rather than assumed,
-    since skipping wrongly would leave a ticket without its next step until it changes.
-    Otherwise the stamp as read is recorded unsettled (it is stale after the write anyway).
+    Settled (fingerprint given) at the stamp as read when nothing had to be written and the
+    read began at least one stamp tick after the stamp (`STAMP_TICK`). After a write, settled
+    at the stamp the platform's answer carries, and only when every action went through
+    cleanly and the plan re-evaluated on the projected ticket is empty – the engine's promise
+    (evaluate ∘ apply ∘ evaluate = nothing), checked rather than assumed, since skipping
+    wrongly would leave a ticket without its next step until it changes. Otherwise the stamp
+    as read is recorded unsettled (it is stale after the write anyway).
+
+    The answer's stamp is by construction in the tick of our own write, so a change by
+    someone else later in that same second shares it (Zendesk's stamps are whole seconds).
+    The settlement therefore carries the answer's content digest (`ApplyResult.content`),
+    which the next read compares: a same-second change of a field, tag, status, priority,
+    group or assignee is evaluated. What remains – a comment alone, in the same second, by
+    someone else – is evaluated at the ticket's next change or deadline. That is the price
+    of the event caused by our own write costing one read.
     """
     fingerprint = runtime.config_fingerprint()
+    tick = STAMP_TICK.get(ticket.platform, timedelta(seconds=1))
+    closed = (ticket.updated is not None and read_at is not None and read_at - ticket.updated >= tick)
     if not enforced.actions:
-        return plan.next_deadline, ticket.updated, fingerprint
+        return plan.next_deadline, ticket.updated, fingerprint if closed else None
     if not result.writes:
-        clean = not result.refused and not result.warnings
+        clean = closed and not result.refused and not result.warnings
         return plan.next_deadline, ticket.updated, fingerprint if clean else None
     if result.updated is None or result.refused or result.warnings:
         return plan.next_deadline, ticket.updated, None
@@ -298,7 +325,7 @@ def _settlement(runtime: Runtime, ticket: Ticket, plan: Plan, enforced: Plan, re
     if rollout.split(after, runtime.config, observe_all=observe_all).enforced.actions:
         return plan.next_deadline, ticket.updated, None
     deadlines = [d for d in (plan.next_deadline, after.next_deadline) if d is not None]
-    return min(deadlines, default=None), result.updated, fingerprint
+    return min(deadlines, default=None), result.updated, fingerprint + (f"#{result.content}" if result.content else "")
 
 
 def _record_deadline(runtime: Runtime, platform: str, ticket_id: str, due: datetime | None,

@@ -76,7 +76,8 @@ def test_event_of_our_own_write_costs_one_read_on_zendesk(zendesk, queue, data_d
     entry = queue.deadlines.entry("zendesk", ticket_id)
     # The stamp recorded is the one the ticket has AFTER our write (the update's answer).
     assert entry.seen.isoformat().replace("+00:00", "Z") == zendesk.ticket(int(ticket_id))["updated_at"]
-    assert entry.config == runtime.config_fingerprint()
+    # … with the config's fingerprint and the digest of the ticket the answer showed.
+    assert entry.config.startswith(runtime.config_fingerprint() + "#")
 
     zendesk.reset_calls()
     outcome = reconcile(runtime, "zendesk", ticket_id)  # the webhook our own write caused
@@ -130,6 +131,7 @@ def test_config_reload_makes_every_ticket_evaluated_again(zendesk, queue, data_d
     assert reconcile(runtime, "zendesk", ticket_id).unchanged
 
     runtime.replace_config(reloaded_config(backlog_hours=runtime.config.rollout.backlog_hours + 1))
+    zendesk.clock.advance(timedelta(seconds=1))  # a read one stamp tick later can settle it (see below)
     zendesk.reset_calls()
     outcome = reconcile(runtime, "zendesk", ticket_id)
     assert not outcome.unchanged and reads(zendesk)["audits"] == 1
@@ -182,6 +184,7 @@ def test_write_without_a_returned_stamp_is_not_settled_until_read_again(tmp_path
         assert reconcile(runtime, "jira", key).outcome == "applied"
         ticket_id = jira.issue(key)["id"]
         assert queue.deadlines.entry("jira", ticket_id).config is None
+        jira.clock.advance(timedelta(milliseconds=1))  # Jira's stamps are milliseconds
         again = reconcile(runtime, "jira", key)
         assert not again.unchanged and again.outcome == "noop"
         jira.reset_calls()
@@ -224,6 +227,7 @@ def test_jira_sweep_skips_settled_tickets_and_writes_the_index_once_per_page(tmp
                                                 "Error message": "E1", "Occurred at": FRIDAY - timedelta(hours=1)})
                 for i in range(5)]
         stack.settle()  # webhooks → reconciles → writes (Jira's answer carries no new stamp: not settled)
+        stack.clock.advance(timedelta(seconds=1))
         index = CountingIndex(stack.queue.deadlines)
         sweeper = Sweeper(stack.runtime, stack.queue, index=index)
         report = sweeper.run("jira", "full")  # evaluates them from the listing and settles them
@@ -273,3 +277,32 @@ def test_zendesk_sweep_queues_only_tickets_not_settled(tmp_path):
         stack.zendesk.add_comment(int(ids[1]), "Any news?", author=CUSTOMER)
         report = stack.sweep("full", platform="zendesk")
         assert (report.unchanged, report.queued) == (2, 1)
+
+
+def test_a_read_within_the_stamps_tick_does_not_settle(zendesk, queue, data_dir):
+    # Zendesk stamps are whole seconds: a change later in the same second would keep the
+    # stamp, so a read taken in the stamp's own second settles nothing (git's "racy clean").
+    runtime = zendesk_runtime(zendesk, queue, data_dir, mode="observe")  # nothing written: stamps stay
+    ticket_id = new_ticket(zendesk)
+    zendesk.clock.set(FRIDAY)  # the ticket's stamp is its creation at FRIDAY - 5 min ...
+    zendesk.add_comment(int(ticket_id), "More detail", author=CUSTOMER)  # ... now FRIDAY
+    reconcile(runtime, "zendesk", ticket_id)  # read in the stamp's second
+    assert queue.deadlines.entry("zendesk", ticket_id).config is None
+    zendesk.add_comment(int(ticket_id), "And another", author=CUSTOMER)  # same second, same stamp
+    zendesk.reset_calls()
+    assert not reconcile(runtime, "zendesk", ticket_id).unchanged
+    assert reads(zendesk)["audits"] == 1
+
+
+def test_a_field_change_in_the_second_of_our_write_is_seen(zendesk, queue, data_dir):
+    # The stamp of our write's answer is shared by a human edit in the same second; the
+    # content digest recorded with it is not.
+    runtime = zendesk_runtime(zendesk, queue, data_dir)
+    ticket_id = new_ticket(zendesk)
+    assert reconcile(runtime, "zendesk", ticket_id).outcome == "applied"
+    stamp = zendesk.ticket(int(ticket_id))["updated_at"]
+    zendesk.set_fields(int(ticket_id), {"Error message": "E42"}, author=CUSTOMER)  # frozen clock: same second
+    assert zendesk.ticket(int(ticket_id))["updated_at"] == stamp
+    zendesk.reset_calls()
+    outcome = reconcile(runtime, "zendesk", ticket_id)
+    assert not outcome.unchanged and reads(zendesk)["audits"] == 1

@@ -242,7 +242,10 @@ class Sweep:
                 return "skipped"
         if found.ticket is not None:
             try:
-                outcome = reconcile_fetched(self._sweeper.runtime, found.ticket, write=False, records=records)
+                # The sweep's start precedes every page's search: a lower bound of when each
+                # listing was taken.
+                outcome = reconcile_fetched(self._sweeper.runtime, found.ticket, write=False, records=records,
+                                            read_at=self.report.started)
             except (MalformedTicketError, ValueError) as exc:
                 # A ticket the rules cannot read must not stop the sweep of the others;
                 # a queued reconcile reports it through the worker's own error path.
