@@ -201,9 +201,7 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
             # Same stamp, same config, next deadline not reached: the plan is the empty one
             # made last time, and the timer armed then still stands.
             RECONCILES.labels(platform, "unchanged").inc()
-            log.info("reconcile.unchanged", extra={
-                "platform": platform, "ticket_id": ticket_id,
-                "audits_read": not isinstance(ticket, Unchanged) and platform == "zendesk"})
+            log.info("reconcile.unchanged", extra={"platform": platform, "ticket_id": ticket_id})
             return Outcome(platform, ticket_id, "noop", unchanged=True)
         try:
             return reconcile_fetched(runtime, ticket, read_at=read_at)
