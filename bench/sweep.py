@@ -9,11 +9,11 @@ Prints figures; asserts nothing. Run:
   parent's own (`resource.getrusage(RUSAGE_SELF)`: CPU, peak RSS) and the sandbox's CPU is
   printed apart, from the child's. The connector talks to it over HTTP through the real
   `jira` client, with the real SQLite queue file and deadline index.
-- Tickets are seeded in the state the rules leave them in (a template ticket is reconciled
-  once and its fields, labels and status are cloned; tickets with other histories are
-  reconciled until nothing is left to write), with realistic histories: most have
+- Tickets are seeded in the state the rules leave them in (one ticket per history shape is
+  reconciled until nothing is left to write, and the others of its shape get its fields,
+  labels and status), with realistic histories: most have
   one status change and one agent comment, `--medium` percent have 11–21 status changes,
-  `--long` percent 60 (beyond the search's 40-entry changelog cap: the adapter completes
+  `--long` percent 61 (beyond the search's 40-entry changelog cap: the adapter completes
   those with one bulk changelog request per page).
 - Full sweep, cold: nothing in the deadline index (a new install, a lost backend): every
   ticket is parsed and evaluated, and its timer written – once per page of 100.
@@ -65,52 +65,61 @@ INTAKE = {"Impact scope": "office", "Steps to reproduce": "connect", "Error mess
 # --- the sandbox process -------------------------------------------------------------------
 
 
-def _history(rng: random.Random, created: datetime, final: str, changes: int) -> list[tuple[datetime, str]]:
+def _history(created: datetime, final: str, changes: int) -> list[tuple[datetime, str]]:
     """`changes` status changes after `created`, alternating, ending in `final`."""
     other = "Waiting for customer" if final != "Waiting for customer" else "In Progress"
     step = timedelta(minutes=50) / max(changes, 1)
     statuses = [final if (changes - n) % 2 == 1 else other for n in range(changes)]
-    return [(created + timedelta(minutes=5) + step * n + timedelta(seconds=rng.randrange(30)), status)
-            for n, status in enumerate(statuses)]
+    return [(created + timedelta(minutes=5) + step * n, status) for n, status in enumerate(statuses)]
 
 
 def seed(jira: JiraSandbox, count: int, medium: float, long: float) -> dict[str, int]:
-    """`count` tickets already following the process: reconcile one, clone its state."""
+    """`count` tickets already following the process.
+
+    One ticket per history shape is reconciled until nothing is left to write (its waiting
+    periods pause SLA clocks, so its due fields are its own); the others of that shape are
+    created with its fields, labels and status – the state the rules leave them in.
+    """
     config = load_config(DEFAULT_CONFIG)
     runtime = Runtime(settings=Settings(jira_url=jira.base_url, jira_user=jira.email, jira_token=jira.api_token),
                       config=config, clock=jira.clock.now)
     created = FRIDAY - timedelta(hours=1)
-    template = jira.create_issue("Question about exports", description="how?", priority="Lowest",
-                                 components=["network"], environment="Web", created=created, fields=INTAKE,
-                                 history=[(created + timedelta(minutes=5), "In Progress")])
-    jira.add_comment(template, "Looking into it", author=AGENT, at=created + timedelta(minutes=5))
-    while reconcile(runtime, "jira", template).result.writes:
-        pass
-    done = jira.store.get(template)
     names = {field.id: field.name for field in jira.store.fields.values()}
-    mapped = {names[fid]: value for fid, value in done.values.items()
-              if fid.startswith("customfield_") and value not in (None, [], "")}
-    final = done.values["status"]
+    shapes: dict[int, tuple[dict, list[str], str]] = {}
+    final = "In Progress"
+
+    def create(i: int, changes: int, fields: dict, labels: list[str]) -> str:
+        key = jira.create_issue(f"Question about exports {i}", description="how?", priority="Lowest",
+                                components=["network"], environment="Web", created=created, fields=fields,
+                                labels=labels, history=_history(created, final, changes))
+        jira.add_comment(key, "Looking into it", author=AGENT, at=created + timedelta(minutes=5))
+        return key
+
+    def shape(i: int, changes: int) -> None:
+        if changes in shapes:
+            fields, labels, _ = shapes[changes]
+            create(i, changes, fields, labels)
+            return
+        key = create(i, changes, INTAKE, [])
+        while reconcile(runtime, "jira", key).result.writes:
+            pass
+        done = jira.store.get(key)
+        mapped = {names[fid]: value for fid, value in done.values.items()
+                  if fid.startswith("customfield_") and value not in (None, [], "")}
+        shapes[changes] = (mapped, sorted(done.values.get("labels") or ()), key)
+
     rng = random.Random(13)
-    mix = {"short": 1, "medium": 0, "long": 0}
-    for i in range(count - 1):
+    mix = {"short": 0, "medium": 0, "long": 0}
+    for i in range(count):
         draw = rng.random()
         if draw < long:
-            kind, changes = "long", 60
+            kind, changes = "long", 61
         elif draw < long + medium:
             kind, changes = "medium", rng.randrange(10, 21) | 1  # odd: ends in `final`
         else:
             kind, changes = "short", 1
         mix[kind] += 1
-        key = jira.create_issue(f"Question about exports {i}", description="how?", priority="Lowest",
-                                components=["network"], environment="Web", created=created,
-                                fields=mapped, labels=sorted(done.values.get("labels") or ()),
-                                history=_history(rng, created, final, changes))
-        jira.add_comment(key, "Looking into it", author=AGENT, at=created + timedelta(minutes=5))
-        if kind != "short":
-            # Waiting periods paused its SLA clocks: the due fields differ from the template's.
-            while reconcile(runtime, "jira", key).result.writes:
-                pass
+        shape(i, changes)
     return mix
 
 
@@ -173,7 +182,7 @@ def sweeps(count: int, medium: float, long: float) -> None:
     child.start()
     base_url, email, token, seeded, mix = here.recv()
     print(f"seeded {count} open tickets in {seeded:.0f} s (sandbox process): {mix['short']} with one status "
-          f"change, {mix['medium']} with 11-21, {mix['long']} with 60 (beyond the search's 40-entry changelog cap)")
+          f"change, {mix['medium']} with 11-21, {mix['long']} with 61 (beyond the search's 40-entry changelog cap)")
     rss_before = peak_rss_mb()
 
     def sandbox_figures() -> tuple[int, int, int, float]:
@@ -265,7 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=10_000)
     parser.add_argument("--medium", type=float, default=8.0, help="percent of tickets with 11-21 status changes")
-    parser.add_argument("--long", type=float, default=2.0, help="percent with 60 (beyond the changelog cap)")
+    parser.add_argument("--long", type=float, default=2.0, help="percent with 61 (beyond the changelog cap)")
     parser.add_argument("--latency", action=argparse.BooleanOptionalAction, default=None,
                         help="also run the breach-notice latency (default: only at 10,000 tickets or fewer)")
     args = parser.parse_args()
