@@ -249,7 +249,7 @@ def latency() -> None:
                                           components=["outage"], environment="POS", created=created, fields=INTAKE)
             keys[key] = created + timedelta(minutes=30)
         stack.clock.set(start + timedelta(seconds=3 * LATENCY_TICKETS))
-        stack.sweep("recent")  # picks the new tickets up (their webhooks are off): intake, routing, timers
+        stack.sweep("full")  # picks the new tickets up (their webhooks are off): intake, routing, timers
         stack.settle(timeout=300)
         wall = []
         last_due = max(keys.values())
