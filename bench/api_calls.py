@@ -2,11 +2,22 @@
 
 Runs the real adapters over HTTP against the sandboxes and counts what the sandbox served.
 Prints figures; asserts nothing. Run: .venv/bin/python bench/api_calls.py
+
+No-ops are shown both ways: the first reconcile of an unchanged ticket (nothing recorded for
+it in the deadline index: the whole ticket is read and evaluated) and a repeated one (a
+redelivered webhook, the event our own write caused: the ticket is settled at the stamp it
+shows, and on Zendesk the audits are not read). The last section counts, over the demo and
+a fault scenario (every ticket's event delivered again while humans edit), how many
+reconciles stopped after the ticket read (`connector_reconciles_total{outcome="unchanged"}`).
 """
 
 from __future__ import annotations
 
+import random
 import sys
+import tempfile
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,6 +25,8 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector.config import load_config  # noqa: E402
+from connector.metrics import RECONCILES  # noqa: E402
+from connector.queue import ReconcileQueue  # noqa: E402
 from connector.reconcile import Runtime, reconcile  # noqa: E402
 from connector.sandbox.jira import CUSTOMER, JiraSandbox  # noqa: E402
 from connector.sandbox.server import Clock  # noqa: E402
@@ -31,11 +44,20 @@ def split(calls) -> tuple[int, int]:
     return reads, sum(n for call, n in calls.items() if call.method != "GET")
 
 
+def indexed(runtime: Runtime, data_dir: Path) -> Runtime:
+    """`runtime` with a deadline index of its own (what a worker has), empty at first."""
+    index = ReconcileQueue.from_settings(Settings(data_dir=data_dir)).deadlines
+    runtime.schedule, runtime.lookup = index.record, index.entry
+    return runtime
+
+
 def jira_figures() -> dict[str, tuple[float, float]]:
     config = load_config(DEFAULT_CONFIG)
-    with JiraSandbox(clock=Clock(FRIDAY), timezone="Asia/Shanghai", deliver_webhooks=False, validate=False) as jira:
-        runtime = Runtime(settings=Settings(jira_url=jira.base_url, jira_user=jira.email, jira_token=jira.api_token),
-                          config=config, clock=jira.clock.now)
+    with JiraSandbox(clock=Clock(FRIDAY), timezone="Asia/Shanghai", deliver_webhooks=False, validate=False) as jira, \
+            tempfile.TemporaryDirectory() as tmp:
+        runtime = indexed(Runtime(settings=Settings(jira_url=jira.base_url, jira_user=jira.email,
+                                                    jira_token=jira.api_token),
+                                  config=config, clock=jira.clock.now), Path(tmp))
         keys = [jira.create_issue(f"VPN drops {i}", description="drops", components=["network"],
                                   created=FRIDAY - timedelta(minutes=5),
                                   fields={"Impact scope": "office", "Steps to reproduce": "connect",
@@ -46,10 +68,16 @@ def jira_figures() -> dict[str, tuple[float, float]]:
         for key in keys[1:]:
             reconcile(runtime, "jira", key)  # intake request: comment + marker + transition
         figures["typical change (intake request: comment, marker label, transition)"] = split(jira.calls)
+        jira.clock.advance(timedelta(seconds=1))  # a read a stamp tick after the change can settle it
         jira.reset_calls()
         for key in keys[1:]:
             reconcile(runtime, "jira", key)
-        figures["no-op (ticket already follows the process)"] = split(jira.calls)
+        figures["no-op, first reconcile of an unchanged ticket (read, evaluated)"] = split(jira.calls)
+        jira.reset_calls()
+        for key in keys[1:]:
+            reconcile(runtime, "jira", key)
+        figures["no-op, repeated (settled: read, evaluation skipped)"] = split(jira.calls)
+        jira.clock.advance(timedelta(seconds=1))
         for key in keys[1:]:
             jira.set_fields(key, {"environment": "Windows 11", "Error message": "E1"}, author=CUSTOMER)
         jira.reset_calls()
@@ -127,9 +155,10 @@ def jira_site_figures() -> dict[str, tuple[float, float]]:
 def zendesk_figures() -> dict[str, tuple[float, float]]:
     config = load_config(DEFAULT_CONFIG)
     config.platforms.zendesk.groups = {name: str(group_id) for name, group_id in ZENDESK_GROUPS.items()}
-    with ZendeskSandbox(clock=Clock(FRIDAY), deliver_webhooks=False) as zendesk:
+    with ZendeskSandbox(clock=Clock(FRIDAY), deliver_webhooks=False) as zendesk, \
+            tempfile.TemporaryDirectory() as tmp:
         settings = Settings(zendesk_url=zendesk.base_url, zendesk_email=zendesk.email, zendesk_token=zendesk.api_token)
-        runtime = Runtime(settings=settings, config=config, clock=zendesk.clock.now)
+        runtime = indexed(Runtime(settings=settings, config=config, clock=zendesk.clock.now), Path(tmp) / "a")
         ids = [str(zendesk.create_ticket(f"VPN drops {i}", "drops", created=FRIDAY - timedelta(minutes=5),
                                          custom_fields={"Category": "network", "Impact scope": "office",
                                                         "Steps to reproduce": "connect", "Occurred at": "2026-11-20"}))
@@ -143,7 +172,24 @@ def zendesk_figures() -> dict[str, tuple[float, float]]:
         zendesk.reset_calls()
         for ticket_id in ids[1:]:
             reconcile(runtime, "zendesk", ticket_id)
-        figures["no-op (ticket already follows the process)"] = split(zendesk.calls)
+        figures["no-op, the event our own write caused (settled at the update's answer)"] = split(zendesk.calls)
+        zendesk.reset_calls()
+        for ticket_id in ids[1:]:
+            reconcile(runtime, "zendesk", ticket_id)
+        figures["no-op, repeated (a redelivery)"] = split(zendesk.calls)
+        # Another worker's view with nothing recorded (a new install, a lost index).
+        fresh = indexed(Runtime(settings=settings, config=config, clock=zendesk.clock.now), Path(tmp) / "b")
+        reconcile(fresh, "zendesk", ids[0])
+        zendesk.clock.advance(timedelta(seconds=1))  # a read a stamp tick after the last change can settle
+        zendesk.reset_calls()
+        for ticket_id in ids[1:]:
+            reconcile(fresh, "zendesk", ticket_id)
+        figures["no-op, first reconcile of an unchanged ticket (ticket + audits, evaluated)"] = split(zendesk.calls)
+        zendesk.reset_calls()
+        for ticket_id in ids[1:]:
+            reconcile(fresh, "zendesk", ticket_id)
+        figures["no-op, repeated after that (settled)"] = split(zendesk.calls)
+        zendesk.clock.advance(timedelta(seconds=1))
         for ticket_id in ids[1:]:
             zendesk.set_fields(int(ticket_id), {"Environment": "Windows 11", "Error message": "E1"},
                                author=ZENDESK_CUSTOMER)
@@ -155,6 +201,56 @@ def zendesk_figures() -> dict[str, tuple[float, float]]:
     return {name: (reads / n, writes / n) for name, (reads, writes) in figures.items()}
 
 
+def reconcile_counts(platform: str) -> dict[str, float]:
+    return {sample.labels["outcome"]: sample.value for metric in RECONCILES.collect() for sample in metric.samples
+            if sample.name.endswith("_total") and sample.labels.get("platform") == platform}
+
+
+def counted(run) -> dict[str, dict[str, int]]:
+    """Reconciles by platform and outcome while `run()` runs (from the process's metrics)."""
+    before = {p: reconcile_counts(p) for p in ("jira", "zendesk")}
+    run()
+    return {p: {o: int(n - before[p].get(o, 0)) for o, n in reconcile_counts(p).items() if n - before[p].get(o, 0)}
+            for p in ("jira", "zendesk")}
+
+
+def demo() -> None:
+    from connector.demo import run_demo  # noqa: PLC0415
+
+    run_demo(echo=lambda *_: None)
+
+
+def redeliveries_with_humans() -> None:
+    """Zendesk tickets through the whole pipeline (webhooks, receiver, queue, workers), real
+    time; then every ticket's event arrives again (a retried delivery the receiver could not
+    recognise) while agents edit a third of them at the same time."""
+    from connector.sandbox.zendesk import AGENT as ZENDESK_AGENT  # noqa: PLC0415
+    from connector.stack import LocalStack  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp, \
+            LocalStack(Path(tmp), clock=Clock(FRIDAY, frozen=False), zendesk=True, validate=False) as stack:
+        zendesk = stack.zendesk
+        ids = [zendesk.create_ticket(f"VPN drops {i}", "drops", created=FRIDAY - timedelta(minutes=5),
+                                     custom_fields={"Category": "network", "Impact scope": "office",
+                                                    "Steps to reproduce": "connect", "Occurred at": "2026-11-20"})
+               for i in range(TICKETS)]
+        stack.settle(timeout=120)
+        time.sleep(1.1)  # Zendesk stamps are whole seconds
+        rng = random.Random(4)
+        edited = rng.sample(ids, len(ids) // 3)
+
+        def agents() -> None:
+            for ticket_id in edited:
+                zendesk.set_fields(ticket_id, {"additional_tags": [f"agent-{ticket_id}"]}, author=ZENDESK_AGENT)
+
+        humans = threading.Thread(target=agents)
+        humans.start()
+        for ticket_id in rng.sample(ids, len(ids)):
+            stack.queue.enqueue_reconcile("zendesk", str(ticket_id))
+        humans.join()
+        stack.settle(timeout=120)
+
+
 def main() -> None:
     print(f"API calls per reconciled ticket ({TICKETS - 1} tickets each, standard process)")
     for platform, figures in (("jira", jira_figures()), ("zendesk", zendesk_figures())):
@@ -163,6 +259,16 @@ def main() -> None:
     print("Jira site limits (stock JSM screens, capped embedded comments and changelog)")
     for name, (reads, writes) in jira_site_figures().items():
         print(f"  jira     {name}: {reads:.2f} reads + {writes:.2f} writes")
+    print("Reconciles that stopped after the ticket read (settled: same stamp, same config, before the next "
+          "deadline) / all reconciles")
+    for scenario, run in (("demo (connector demo, real time)", demo),
+                          (f"{TICKETS} Zendesk tickets, every event again, agents editing a third", 
+                           redeliveries_with_humans)):
+        for platform, outcomes in counted(run).items():
+            total = sum(outcomes.values())
+            if total:
+                print(f"  {platform:8} {scenario}: {outcomes.get('unchanged', 0)} / {total} "
+                      f"({', '.join(f'{o} {n}' for o, n in sorted(outcomes.items()))})")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,15 @@ that collided do not collide again), at most `REPLAN_ATTEMPTS` times. Waiting fo
 event or sweep instead would leave the agent's ticket without its comment for minutes. Past
 the bound the Conflict goes to the queue, which retries later with its own back-off.
 
+Settled tickets: the rules are a pure function of ticket, instant and config, and a plan
+changes with time only at its next deadline. So each reconcile that leaves nothing to write
+records, with the deadline, the ticket's `updated` stamp and the config's fingerprint – the
+stamp AFTER our write when the platform's answer carries it (Zendesk's update does) and the
+plan re-evaluated on the projected ticket is empty. A later reconcile that finds the same
+stamp, the same config and `now` before that deadline stops right there: no evaluation, and
+on Zendesk no audits read (`fetch_if_changed`), so a redelivered webhook or the event caused
+by our own write costs one read on both platforms (`connector.sync.deadlines`).
+
 Observe mode (`CONNECTOR_MODE=observe`) and rules in `mode: observe`: the plan is split
 (`connector.observe.rollout`); observed actions are recorded in the queue's storage and the
 log instead of written, the enforced rest is applied as usual – in observe mode that rest is
@@ -32,12 +41,13 @@ tickets on every sweep for nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from connector.config import SupportConfig, load_config
@@ -46,9 +56,11 @@ from connector.metrics import RECONCILES, REPLANS
 from connector.model import Plan, Ticket
 from connector.observe import rollout
 from connector.observe.store import LazyObservedStore, ObservedStore
-from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter
+from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter, Unchanged
 from connector.rules.engine import evaluate
+from connector.rules.projection import project
 from connector.settings import Settings
+from connector.sync.deadlines import DeadlineEntry, DeadlineIndex, Record
 
 log = logging.getLogger("connector.reconcile")
 
@@ -56,6 +68,13 @@ log = logging.getLogger("connector.reconcile")
 # before each: the n-th re-plan waits between REPLAN_PAUSE * n / 2 and REPLAN_PAUSE * n seconds.
 REPLAN_ATTEMPTS = 3
 REPLAN_PAUSE = 0.4
+
+# The resolution of each platform's `updated` stamp: Jira's carries milliseconds
+# ("2026-11-20T15:00:00.000+0800", REST `updated`), Zendesk's whole seconds ("updated_at":
+# "2011-05-05T10:38:52Z", Tickets API JSON format). Two changes within one tick can share a
+# stamp, so a read taken less than one tick after the stamp cannot settle the ticket: a
+# change later in that tick would not move the stamp (git's "racy clean" problem).
+STAMP_TICK = {"jira": timedelta(milliseconds=1), "zendesk": timedelta(seconds=1)}
 
 
 def utc_now() -> datetime:
@@ -71,8 +90,12 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     adapters: dict[str, PlatformAdapter] = field(default_factory=dict)
     # Called after every reconcile with (platform, ticket_id, next deadline or None, the
-    # ticket's `updated` stamp as read) to replace the ticket's timer; None in dry contexts.
-    schedule: Callable[[str, str, datetime | None, datetime | None], None] | None = None
+    # ticket's `updated` stamp, the config fingerprint when the ticket is settled at that
+    # stamp, else None) to replace the ticket's timer; None in dry contexts.
+    schedule: Callable[[str, str, datetime | None, datetime | None, str | None], None] | None = None
+    # The ticket's row of the deadline index (`DeadlineIndex.entry`), consulted before the
+    # read to stop early for a settled ticket; None: always read and evaluate.
+    lookup: Callable[[str, str], DeadlineEntry | None] | None = None
     # Observed actions and their history (observe mode, `mode: observe` rules, the rollout's
     # backlog rule). None: no history is consulted (dry contexts), and the queue's store
     # named by `settings` is opened only if an action must be recorded.
@@ -81,6 +104,21 @@ class Runtime:
     sleep: Callable[[float], None] = time.sleep
     uniform: Callable[[float, float], float] = random.uniform
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _fingerprint: tuple[int, bool, str] | None = field(default=None, repr=False)
+
+    def config_fingerprint(self) -> str:
+        """What a settled ticket was evaluated under: the config's content and the mode. A hot
+        reload (or a switch to or from observe mode) changes it, so every ticket is
+        evaluated again rather than skipped on a plan made under the old rules."""
+        config, observing = self.config, self.settings.observing
+        cached = self._fingerprint
+        if cached is not None and cached[0] == id(config) and cached[1] == observing:
+            return cached[2]
+        digest = hashlib.sha256(config.model_dump_json(warnings=False).encode())
+        digest.update(b"observe" if observing else b"enforce")
+        fingerprint = digest.hexdigest()[:20]
+        self._fingerprint = (id(config), observing, fingerprint)
+        return fingerprint
 
     def replace_config(self, config: SupportConfig) -> None:
         """Use `config` from the next reconcile on (hot reload, `connector.reload`).
@@ -91,6 +129,7 @@ class Runtime:
         with self._lock:
             self.config = config
             self.adapters = {}
+            self._fingerprint = None
 
     def observed_store(self) -> ObservedStore:
         with self._lock:
@@ -126,9 +165,12 @@ def build_adapter(platform: str, settings: Settings, config: SupportConfig) -> P
 class Outcome:
     platform: str
     ticket_id: str
-    outcome: str  # applied | noop | not_found | needs_write (write=False and the plan has actions)
+    outcome: str  # applied | noop | observed | not_found | needs_write (write=False and the plan has actions)
     plan: Plan | None = None
     result: ApplyResult | None = None
+    # A noop decided from the ticket's stamp alone (settled, see the module docstring): no
+    # evaluation, and on Zendesk no audits read; `plan` is None.
+    unchanged: bool = False
 
 
 def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
@@ -136,8 +178,13 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
     replans = 0
     while True:
         adapter = runtime.adapter(platform)
+        # Only an adapter whose read has a second part worth saving (Zendesk's audits) is
+        # asked to stop early; the others are checked after their one read.
+        reader = getattr(adapter, "fetch_if_changed", None)
+        settled = _settled_test(runtime, platform, ticket_id) if reader is not None else None
+        read_at = runtime.clock()
         try:
-            ticket = adapter.fetch(ticket_id)
+            ticket = reader(ticket_id, settled) if settled is not None else adapter.fetch(ticket_id)
         except NotFound:
             # Deleted, or moved out of the connector's reach: nothing to do, nothing to retry.
             RECONCILES.labels(platform, "not_found").inc()
@@ -145,8 +192,19 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
             if runtime.schedule:
                 _record_deadline(runtime, platform, ticket_id, None, None)
             return Outcome(platform, ticket_id, "not_found")
+        if reader is None:
+            # Checked after the one read, by id (the index is by id; an event may name a key).
+            settled = _settled_test(runtime, platform, ticket.id)
+        else:
+            settled = None  # `fetch_if_changed` decided, with the content digest a full read lacks
+        if isinstance(ticket, Unchanged) or (settled is not None and settled(ticket.updated)):
+            # Same stamp, same config, next deadline not reached: the plan is the empty one
+            # made last time, and the timer armed then still stands.
+            RECONCILES.labels(platform, "unchanged").inc()
+            log.info("reconcile.unchanged", extra={"platform": platform, "ticket_id": ticket_id})
+            return Outcome(platform, ticket_id, "noop", unchanged=True)
         try:
-            return reconcile_fetched(runtime, ticket)
+            return reconcile_fetched(runtime, ticket, read_at=read_at)
         except Conflict as exc:
             fields = {"platform": platform, "ticket_id": ticket_id, "ticket_key": ticket.key,
                       "error": type(exc).__name__, "status": exc.status, "replans": replans}
@@ -161,11 +219,35 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
             runtime.sleep(pause)
 
 
-def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True) -> Outcome:
+def _settled_test(runtime: Runtime, platform: str,
+                  ticket_id: str) -> Callable[[datetime | None, str | None], bool] | None:
+    """A test of the ticket's `updated` stamp (and content digest, where the read has one) –
+    True: settled, nothing to do – or None when the index has no settlement for the ticket
+    (or cannot be read: then the ticket is evaluated)."""
+    if runtime.lookup is None:
+        return None
+    try:
+        entry = runtime.lookup(platform, ticket_id)
+    except Exception as exc:
+        log.warning("reconcile.index_unreadable", extra={"platform": platform, "ticket_id": ticket_id,
+                                                         "error": type(exc).__name__})
+        return None
+    if entry is None or entry.config is None:
+        return None
+    now, fingerprint = runtime.clock(), runtime.config_fingerprint()
+    return lambda updated, content=None: entry.settled(updated, now, fingerprint, content)
+
+
+def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
+                      records: list[Record] | None = None, read_at: datetime | None = None) -> Outcome:
     """Evaluate a ticket already read and, with `write`, apply the plan and re-arm its timer.
 
     With `write=False` a plan that has actions is not applied and the timer is left alone
     (outcome "needs_write"): the caller queues a reconcile, which re-reads the ticket.
+    With `records` the timer's row is appended there instead of recorded at once (the sweep
+    writes a whole page's rows in one transaction). `read_at` is when the read of `ticket`
+    was started (a lower bound of the instant its state was taken; None: unknown, the ticket
+    is not settled on that read).
     """
     platform = ticket.platform
     observe_all = runtime.settings.observing
@@ -198,17 +280,59 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True) -
         "warnings": result.warnings, "next_deadline": plan.next_deadline.isoformat() if plan.next_deadline else None,
     })
     if runtime.schedule:
-        _record_deadline(runtime, platform, ticket.id, plan.next_deadline, ticket.updated)
+        due, seen, settled = _settlement(runtime, ticket, plan, enforced, result, now, observe_all, read_at)
+        if records is not None:
+            records.append((platform, ticket.id, due, seen, settled))
+        else:
+            _record_deadline(runtime, platform, ticket.id, due, seen, settled)
     return Outcome(platform, ticket.id, outcome, plan, result)
 
 
+def _settlement(runtime: Runtime, ticket: Ticket, plan: Plan, enforced: Plan, result: ApplyResult,
+                now: datetime, observe_all: bool,
+                read_at: datetime | None) -> tuple[datetime | None, datetime | None, str | None]:
+    """(due, stamp, config fingerprint or None) to record after a reconcile.
+
+    Settled (fingerprint given) at the stamp as read when nothing had to be written and the
+    read began at least one stamp tick after the stamp (`STAMP_TICK`). After a write, settled
+    at the stamp the platform's answer carries, and only when every action went through
+    cleanly and the plan re-evaluated on the projected ticket is empty – the engine's promise
+    (evaluate ∘ apply ∘ evaluate = nothing), checked rather than assumed, since skipping
+    wrongly would leave a ticket without its next step until it changes. Otherwise the stamp
+    as read is recorded unsettled (it is stale after the write anyway).
+
+    The answer's stamp is by construction in the tick of our own write, so a change by
+    someone else later in that same second shares it (Zendesk's stamps are whole seconds).
+    The settlement therefore carries the answer's content digest (`ApplyResult.content`),
+    which the next read compares: a same-second change of a field, tag, status, priority,
+    group or assignee is evaluated. What remains – a comment alone, in the same second, by
+    someone else – is evaluated at the ticket's next change or deadline. That is the price
+    of the event caused by our own write costing one read.
+    """
+    fingerprint = runtime.config_fingerprint()
+    tick = STAMP_TICK.get(ticket.platform, timedelta(seconds=1))
+    closed = (ticket.updated is not None and read_at is not None and read_at - ticket.updated >= tick)
+    if not enforced.actions:
+        return plan.next_deadline, ticket.updated, fingerprint if closed else None
+    if not result.writes:
+        clean = closed and not result.refused and not result.warnings
+        return plan.next_deadline, ticket.updated, fingerprint if clean else None
+    if result.updated is None or result.refused or result.warnings:
+        return plan.next_deadline, ticket.updated, None
+    after = evaluate(project(ticket, enforced.actions, now), now, runtime.config, observe_all=observe_all)
+    if rollout.split(after, runtime.config, observe_all=observe_all).enforced.actions:
+        return plan.next_deadline, ticket.updated, None
+    deadlines = [d for d in (plan.next_deadline, after.next_deadline) if d is not None]
+    return min(deadlines, default=None), result.updated, fingerprint + (f"#{result.content}" if result.content else "")
+
+
 def _record_deadline(runtime: Runtime, platform: str, ticket_id: str, due: datetime | None,
-                     seen: datetime | None) -> None:
+                     seen: datetime | None, settled: str | None = None) -> None:
     """Replace the ticket's timer. A failure is logged, not raised: the writes are done, and
     the next full sweep re-arms every timer from the tickets themselves."""
     assert runtime.schedule is not None
     try:
-        runtime.schedule(platform, ticket_id, due, seen)
+        runtime.schedule(platform, ticket_id, due, seen, settled)
     except Exception as exc:
         log.warning("reconcile.timer_not_armed", extra={
             "platform": platform, "ticket_id": ticket_id, "due": due.isoformat() if due else None,
@@ -216,21 +340,34 @@ def _record_deadline(runtime: Runtime, platform: str, ticket_id: str, due: datet
         })
 
 
-def deadline_timers(settings: Settings) -> Callable[[str, str, datetime | None, datetime | None], None]:
-    """Record each reconcile's next deadline in the queue backend's deadline index."""
-    index = None
-    lock = threading.Lock()
+class DeadlineTimers:
+    """The queue backend's deadline index, opened on first use: `record` is the runtime's
+    `schedule`, `entry` its `lookup`."""
 
-    def schedule(platform: str, ticket_id: str, due: datetime | None, seen: datetime | None) -> None:
-        nonlocal index
-        with lock:
-            if index is None:
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._index: DeadlineIndex | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> DeadlineIndex:
+        with self._lock:
+            if self._index is None:
                 from connector.queue import ReconcileQueue
 
-                index = ReconcileQueue.from_settings(settings).deadlines
-        index.record(platform, ticket_id, due, seen)
+                self._index = ReconcileQueue.from_settings(self._settings).deadlines
+            return self._index
 
-    return schedule
+    def record(self, platform: str, ticket_id: str, due: datetime | None, seen: datetime | None,
+               config: str | None = None) -> None:
+        self._open().record(platform, ticket_id, due, seen, config)
+
+    def entry(self, platform: str, ticket_id: str) -> DeadlineEntry | None:
+        return self._open().entry(platform, ticket_id)
+
+
+def deadline_timers(settings: Settings) -> Callable[[str, str, datetime | None, datetime | None, str | None], None]:
+    """Record each reconcile's next deadline in the queue backend's deadline index."""
+    return DeadlineTimers(settings).record
 
 
 _RUNTIME: Runtime | None = None
@@ -247,7 +384,8 @@ def get_runtime() -> Runtime:
         if _RUNTIME is None:
             settings = Settings.from_env()
             config = _RELOADED_CONFIG if _RELOADED_CONFIG is not None else load_config(settings.config_path)
-            _RUNTIME = Runtime(settings=settings, config=config, schedule=deadline_timers(settings),
+            timers = DeadlineTimers(settings)
+            _RUNTIME = Runtime(settings=settings, config=config, schedule=timers.record, lookup=timers.entry,
                                observations=LazyObservedStore(settings))
         return _RUNTIME
 

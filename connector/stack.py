@@ -94,7 +94,8 @@ class LocalStack:
         if self.zendesk:
             self.zendesk.set_webhook(f"{receiver_url}/webhooks/zendesk", WEBHOOK_SECRET)
         self.runtime = Runtime(settings=self.settings, config=self.config, clock=self.clock.now,
-                               schedule=self.queue.deadlines.record, observations=self.queue.observations)
+                               schedule=self.queue.deadlines.record, lookup=self.queue.deadlines.entry,
+                               observations=self.queue.observations)
         set_runtime(self.runtime)
         self._workers.start()
         return self

@@ -102,3 +102,73 @@ def test_timer_fired_reconcile_records_the_next_deadline(queue, settings, monkey
         set_runtime(None)
     assert recorded == ["5"]
     assert queue.deadlines.armed() == [DueTimer("jira", "5", NOW + timedelta(hours=1))]
+
+
+def test_settlement_holds_until_the_next_deadline_under_the_same_config(index):
+    index.record("jira", "1", NOW + timedelta(hours=1), NOW, "cfg-a")
+    entry = index.entry("jira", "1")
+    assert entry.next == NOW + timedelta(hours=1) and entry.config == "cfg-a"
+    assert entry.settled(NOW, NOW + timedelta(minutes=59), "cfg-a")
+    assert not entry.settled(NOW, NOW + timedelta(hours=1), "cfg-a")  # the deadline is reached
+    assert not entry.settled(NOW + timedelta(seconds=1), NOW, "cfg-a")  # the ticket changed
+    assert not entry.settled(NOW, NOW, "cfg-b")  # another config
+    # The pump claiming the timer keeps what the settlement knows: past `next` it is not settled.
+    index.claim_due(NOW + timedelta(hours=1))
+    entry = index.entry("jira", "1")
+    assert entry.due is None and entry.next == NOW + timedelta(hours=1)
+    assert not entry.settled(NOW, NOW + timedelta(hours=1), "cfg-a")
+
+
+def test_a_record_without_stamp_or_config_unsettles(index):
+    index.record("jira", "1", None, NOW, "cfg-a")
+    assert index.entry("jira", "1").settled(NOW, NOW, "cfg-a")  # no deadline: settled until it changes
+    index.record("jira", "1", None, NOW, None)  # a write whose new stamp is unknown
+    assert not index.entry("jira", "1").settled(NOW, NOW, "cfg-a")
+    index.record("jira", "1", None, NOW, "cfg-a")
+    index.record("jira", "1", None, None, "cfg-a")  # not found: no stamp
+    assert not index.entry("jira", "1").settled(NOW, NOW, "cfg-a")
+
+
+def test_record_many_and_entries_for_a_page(index):
+    rows = [("jira", str(n), NOW + timedelta(minutes=n), NOW, "cfg") for n in range(1, 701)]
+    index.record_many(rows)
+    entries = index.entries("jira", [str(n) for n in range(1, 702)])  # past SQLite's 500-per-query chunk
+    assert len(entries) == 700 and "701" not in entries
+    assert entries["650"].due == NOW + timedelta(minutes=650) and entries["650"].settled(NOW, NOW, "cfg")
+    assert index.entries("zendesk", ["1"]) == {}
+
+
+def test_old_files_gain_the_settlement_columns(settings):
+    from connector.sync.deadlines import SqliteDeadlineIndex
+
+    queue = ReconcileQueue.from_settings(settings)
+    storage = queue.huey.storage
+    storage.sql("create table connector_deadline (queue text not null, platform text not null, "
+                "ticket_id text not null, due real, fired real, seen text, primary key (queue, platform, ticket_id))",
+                commit=True)
+    storage.sql("insert into connector_deadline (queue, platform, ticket_id, due, seen) values (?, 'jira', '1', null, ?)",
+                (storage.name, NOW.isoformat()), commit=True)
+    index = SqliteDeadlineIndex(storage)
+    entry = index.entry("jira", "1")
+    assert entry.seen == NOW and entry.config is None  # known, not settled
+    index.record("jira", "1", None, NOW, "cfg")
+    assert index.entry("jira", "1").settled(NOW, NOW, "cfg")
+
+
+def test_redis_index_keeps_the_settlement_and_writes_a_page_in_one_pipeline(redis_server, tmp_path):
+    from connector.settings import Settings
+
+    queue = ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data", queue_url=redis_server.url))
+    index = queue.deadlines
+    index.clear()
+    index.record_many([("zendesk", "1", NOW + timedelta(hours=1), NOW, "cfg"),
+                       ("zendesk", "2", None, NOW, None)])
+    entries = index.entries("zendesk", ["1", "2", "3"])
+    assert set(entries) == {"1", "2"}
+    assert entries["1"].settled(NOW, NOW, "cfg") and not entries["2"].settled(NOW, NOW, "cfg")
+    assert index.claim_due(NOW + timedelta(hours=1)) == [DueTimer("zendesk", "1", NOW + timedelta(hours=1))]
+    entry = index.entry("zendesk", "1")
+    assert entry.due is None and entry.next == NOW + timedelta(hours=1)
+    assert not entry.settled(NOW, NOW + timedelta(hours=1), "cfg")
+    index.record("zendesk", "1", None, None)  # not found: unsettled
+    assert not index.entry("zendesk", "1").settled(NOW, NOW, "cfg")

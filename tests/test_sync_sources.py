@@ -50,7 +50,9 @@ def test_zendesk_recent_sweep_skips_unchanged_and_resumes_from_the_cursor(sweepe
         IncrementalPage([ticket(1, "2026-11-20T06:58:00Z"), ticket(2, "2026-11-20T06:59:00Z")], "c1", False),
         IncrementalPage([ticket(3, "2026-11-20T06:59:30Z", status="deleted")], "c2", True),
     ])
-    queue.deadlines.record("zendesk", "1", None, datetime(2026, 11, 20, 6, 58, tzinfo=timezone.utc))
+    # Ticket 1 was settled at its stamp by its last reconcile (nothing to write, this config).
+    queue.deadlines.record("zendesk", "1", None, datetime(2026, 11, 20, 6, 58, tzinfo=timezone.utc),
+                           sweeper.runtime.config_fingerprint())
     report = sweeper.run("zendesk", "recent")
     assert (report.tickets, report.unchanged, report.queued, report.skipped) == (3, 1, 1, 1)
     assert report.checkpoint == "c2"

@@ -3,7 +3,7 @@
 API calls are the scarce resource (Zendesk allows 200–2,500 requests a minute per account
 and 30 updates of one ticket per 10 minutes), so the adapter is built around counting them:
 
-- `fetch` is TWO requests. `GET /api/v2/tickets/{id}.json` gives the current fields, tags
+- `fetch` is TWO requests (ONE for a settled ticket, see `fetch_if_changed`). `GET /api/v2/tickets/{id}.json` gives the current fields, tags
   and `updated_at`; `GET /api/v2/tickets/{id}/audits.json?include=users&page[size]=100`
   gives the status history (Create/Change events) and every comment with its author,
   visibility and body, plus the authors as a sideload – so the comments endpoint is not
@@ -73,6 +73,7 @@ at WARNING because its debug lines carry request payloads and response bodies.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -112,6 +113,7 @@ from connector.platforms.base import (
     RetryPolicy,
     SkippedAction,
     StaleTicket,
+    Unchanged,
     error_from_requests,
     refuse_redirects,
     error_from_response,
@@ -121,6 +123,7 @@ from connector.platforms.mapping import PlatformMapping
 from connector.platforms.zendesk_ticket import SYSTEM_FIELD_ATTRIBUTES, parse_zendesk_ticket
 from connector.scrub import error_text, scrub_value
 from connector.settings import Settings
+from connector.timefmt import parse_instant
 
 log = logging.getLogger(__name__)
 # Its debug lines print request kwargs (comment bodies) and whole responses.
@@ -598,10 +601,36 @@ class ZendeskAdapter:
     def fetch(self, ticket_id: str) -> Ticket:
         """The ticket with its status history and comments: the ticket, then its audits."""
         ref = _ticket_ref(ticket_id)
+        return self._with_audits(ref, self._show(ref))
+
+    def fetch_if_changed(self, ticket_id: str,
+                         settled: Callable[[datetime | None, str | None], bool]) -> Ticket | Unchanged:
+        """`fetch`, stopping after the ticket read when `settled(updated_at, content digest)`
+        says nothing can have changed since the last reconcile (a redelivered webhook, the
+        event our own write caused): one request instead of two. Audits record changes, and
+        every change (comment, field, tag, status) moves `updated_at` – the stamp Zendesk's
+        own safe update compares (`updated_stamp`, Tickets API "Protecting against ticket
+        update collisions") – so a ticket showing the same stamp has no new audit, except
+        one made later in the same second: the content digest catches those that change a
+        field, tag, status, priority, group or assignee."""
+        ref = _ticket_ref(ticket_id)
+        raw = self._show(ref)
+        try:
+            updated = parse_instant(raw.get("updated_at"))
+        except ValueError:
+            updated = None
+        if updated is not None and settled(updated, content_digest(raw)):
+            return Unchanged(ticket_id, updated)
+        return self._with_audits(ref, raw)
+
+    def _show(self, ref: str) -> dict[str, Any]:
         shown = self._get("ticket.show", f"tickets/{ref}.json")
         raw = shown.get("ticket")
         if not isinstance(raw, dict):
             raise HostError("the ticket answer has no ticket object", platform=PLATFORM, retryable=False)
+        return raw
+
+    def _with_audits(self, ref: str, raw: dict[str, Any]) -> Ticket:
         audits: list[dict[str, Any]] = []
         users: dict[str, dict[str, Any]] = {}
         for page in self._pages(
@@ -781,6 +810,9 @@ class ZendeskAdapter:
             result.applied.extend(sorted(update.carried, key=lambda action: order[id(action)]))
             _check_tags(ticket, answer, update, result)
             stamp = _updated_at(answer) or stamp
+            if _updated_at(answer):
+                result.updated = parse_instant(_updated_at(answer))
+                result.content = content_digest(answer["ticket"])
             shown = answer.get("ticket")
             if isinstance(shown, Mapping) and isinstance(shown.get("tags"), list):
                 current_tags = [str(tag) for tag in shown["tags"]]
@@ -1276,6 +1308,20 @@ def _check_tags(ticket: Ticket, answer: Mapping[str, Any], update: _Update, resu
         result.warnings.append(
             f"Zendesk did not apply tag changes: missing {missing}, not removed {kept}"
         )
+
+
+# What the rules read from the ticket object itself (the rest comes from its audits).
+_CONTENT_KEYS = ("status", "priority", "type", "subject", "assignee_id", "group_id", "requester_id",
+                 "organization_id", "followup_ids")
+
+
+def content_digest(raw: Mapping[str, Any]) -> str:
+    """A short digest of a ticket object's state – the same for a show and an update's answer."""
+    fields = sorted((str(f.get("id")), repr(f.get("value"))) for f in raw.get("custom_fields") or ()
+                    if isinstance(f, Mapping))
+    state = ([repr(raw.get(key)) for key in _CONTENT_KEYS]
+             + [repr(sorted(str(tag) for tag in raw.get("tags") or ())), repr(fields)])
+    return hashlib.blake2b("\x1f".join(state).encode(), digest_size=8).hexdigest()
 
 
 def _updated_at(answer: Mapping[str, Any]) -> str | None:

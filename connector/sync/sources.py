@@ -15,9 +15,10 @@ platform's largest page size, and how much of the ticket a listing already holds
   whose fetch reads the whole issue.
 - **Zendesk**: the incremental ticket export (1,000 tickets a request, resumable cursor)
   and search. Neither carries the audits the status history comes from, so tickets are
-  handed over by id with their `updated_at`; the sweep skips those whose stamp equals the
-  one recorded at their last reconcile. The incremental export is for admins only (an
-  agent's token gets 403: the endpoints' "Allowed For: Admins", Zendesk community post
+  handed over by id with their `updated_at`; the sweep skips those settled at that stamp
+  (`connector.sync.deadlines`) and queues a reconcile for the others. The incremental
+  export is for admins only (an agent's token gets 403: the endpoints' "Allowed For:
+  Admins", Zendesk community post
   4428358191514) and allows 10 requests a minute (Incremental Exports API reference), so on
   a 403 the recent sweep falls back to search (`updated>…`), remembers that for the life
   of the process (one 403, one log line, not one per sweep) and keeps a time checkpoint.
@@ -66,8 +67,8 @@ JIRA_BASE_FIELDS = (
 
 @dataclass(frozen=True)
 class Found:
-    """One ticket a listing returned. `ticket` is set when the listing held everything the
-    rules need; otherwise the sweep must have it fetched (by a queued reconcile)."""
+    """One ticket a listing returned. `listed` (or `ticket`) is set when the listing held
+    everything the rules need; otherwise the sweep must have it completed or fetched."""
 
     ticket_id: str
     updated: datetime | None
@@ -75,6 +76,10 @@ class Found:
     skip_reason: str | None = None  # deleted, malformed: counted, not reconciled
     # The listing's own representation when it was cut short: `Source.complete` can finish it.
     raw: dict[str, Any] | None = None
+    # A complete listing, parsed (`Source.parse`) only when the sweep evaluates the ticket:
+    # most tickets of a full sweep are settled and skipped on their stamp, and parsing was
+    # half of the CPU a ticket cost.
+    listed: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,10 @@ class Source(Protocol):
 
     def complete(self, found: list[Found]) -> dict[str, Ticket]:
         """Tickets for listings that were cut short (`Found.raw`), by id; those left out need a fetch."""
+        ...
+
+    def parse(self, listed: dict[str, Any]) -> Ticket:
+        """The ticket of a complete listing (`Found.listed`); raises MalformedTicketError/ValueError."""
         ...
 
 
@@ -156,7 +165,7 @@ class JiraSource:
             updated = parse_instant(fields.get("updated"))
             if truncated:
                 return Found(ticket_id, updated, raw=raw)
-            return Found(ticket_id, updated, ticket=self._parse(raw))
+            return Found(ticket_id, updated, listed=raw)
         except (MalformedTicketError, ValueError) as exc:
             log.warning("sync.ticket_unreadable", extra={"platform": "jira", "ticket_id": ticket_id, "error": str(exc)})
             return Found(ticket_id, None, skip_reason="malformed")
@@ -183,6 +192,8 @@ class JiraSource:
 
     def _parse(self, raw: dict[str, Any]) -> Ticket:
         return self._adapter.parse(raw)
+
+    parse = _parse
 
 
 def _truncated(page: Any, key: str) -> bool:
@@ -263,6 +274,9 @@ class ZendeskSource:
 
     def complete(self, found: list[Found]) -> dict[str, Ticket]:
         return {}  # a listing never holds the audits: every ticket is fetched by its reconcile
+
+    def parse(self, listed: dict[str, Any]) -> Ticket:
+        raise ValueError("a Zendesk listing holds no status history; the ticket must be fetched")
 
     @staticmethod
     def _found(raw: dict[str, Any]) -> Found:
