@@ -58,7 +58,6 @@ from connector.observe import rollout
 from connector.observe.store import LazyObservedStore, ObservedStore
 from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter, Unchanged
 from connector.rules.engine import evaluate
-from connector.rules.projection import project
 from connector.settings import Settings
 from connector.sync.deadlines import DeadlineEntry, DeadlineIndex, Record
 
@@ -235,7 +234,7 @@ def _settled_test(runtime: Runtime, platform: str,
     if entry is None or entry.config is None:
         return None
     now, fingerprint = runtime.clock(), runtime.config_fingerprint()
-    return lambda updated, content=None: entry.settled(updated, now, fingerprint, content)
+    return lambda updated: entry.settled(updated, now, fingerprint)
 
 
 def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
@@ -294,20 +293,15 @@ def _settlement(runtime: Runtime, ticket: Ticket, plan: Plan, enforced: Plan, re
     """(due, stamp, config fingerprint or None) to record after a reconcile.
 
     Settled (fingerprint given) at the stamp as read when nothing had to be written and the
-    read began at least one stamp tick after the stamp (`STAMP_TICK`). After a write, settled
-    at the stamp the platform's answer carries, and only when every action went through
-    cleanly and the plan re-evaluated on the projected ticket is empty – the engine's promise
-    (evaluate ∘ apply ∘ evaluate = nothing), checked rather than assumed, since skipping
-    wrongly would leave a ticket without its next step until it changes. Otherwise the stamp
-    as read is recorded unsettled (it is stale after the write anyway).
+    read began at least one stamp tick after the stamp (`STAMP_TICK`): everything that
+    happened within that stamp's tick – comments included – was in what was read.
 
-    The answer's stamp is by construction in the tick of our own write, so a change by
-    someone else later in that same second shares it (Zendesk's stamps are whole seconds).
-    The settlement therefore carries the answer's content digest (`ApplyResult.content`),
-    which the next read compares: a same-second change of a field, tag, status, priority,
-    group or assignee is evaluated. What remains – a comment alone, in the same second, by
-    someone else – is evaluated at the ticket's next change or deadline. That is the price
-    of the event caused by our own write costing one read.
+    After a write the ticket is never settled. The platform's answer carries a stamp in the
+    tick of our own write, and on Zendesk (whole-second stamps) a comment by someone else in
+    that same second shares it without changing any field: settling there could skip that
+    comment until the ticket's next change or deadline. So the next read after a write is a
+    whole one (on Zendesk: ticket and audits), and it settles the ticket when it finds
+    nothing to do – one read more for the event our own write causes, never a missed reply.
     """
     fingerprint = runtime.config_fingerprint()
     tick = STAMP_TICK.get(ticket.platform, timedelta(seconds=1))
@@ -317,13 +311,7 @@ def _settlement(runtime: Runtime, ticket: Ticket, plan: Plan, enforced: Plan, re
     if not result.writes:
         clean = closed and not result.refused and not result.warnings
         return plan.next_deadline, ticket.updated, fingerprint if clean else None
-    if result.updated is None or result.refused or result.warnings:
-        return plan.next_deadline, ticket.updated, None
-    after = evaluate(project(ticket, enforced.actions, now), now, runtime.config, observe_all=observe_all)
-    if rollout.split(after, runtime.config, observe_all=observe_all).enforced.actions:
-        return plan.next_deadline, ticket.updated, None
-    deadlines = [d for d in (plan.next_deadline, after.next_deadline) if d is not None]
-    return min(deadlines, default=None), result.updated, fingerprint + (f"#{result.content}" if result.content else "")
+    return plan.next_deadline, ticket.updated, None
 
 
 def _record_deadline(runtime: Runtime, platform: str, ticket_id: str, due: datetime | None,

@@ -63,29 +63,36 @@ def writes(sandbox) -> int:
     return sum(n for c, n in sandbox.calls.items() if c.method != "GET")
 
 
+def settle(runtime, zendesk, ticket_id) -> None:
+    """The whole read after our write, a stamp tick later: nothing to do, so it settles."""
+    zendesk.clock.advance(timedelta(seconds=1))
+    assert reconcile(runtime, "zendesk", ticket_id).outcome == "noop"
+
+
 def new_ticket(zendesk) -> str:
     # Missing the error text: the intake rule asks for it in a one-time public comment.
     return str(zendesk.create_ticket("VPN drops", "The VPN drops every few minutes", custom_fields=dict(INTAKE),
                                      created=FRIDAY - timedelta(minutes=5)))
 
 
-def test_event_of_our_own_write_costs_one_read_on_zendesk(zendesk, queue, data_dir):
+def test_after_our_write_one_whole_read_settles_then_redeliveries_cost_one_read(zendesk, queue, data_dir):
     runtime = zendesk_runtime(zendesk, queue, data_dir)
     ticket_id = new_ticket(zendesk)
     assert reconcile(runtime, "zendesk", ticket_id).outcome == "applied"  # the intake request
-    entry = queue.deadlines.entry("zendesk", ticket_id)
-    # The stamp recorded is the one the ticket has AFTER our write (the update's answer).
-    assert entry.seen.isoformat().replace("+00:00", "Z") == zendesk.ticket(int(ticket_id))["updated_at"]
-    # … with the config's fingerprint and the digest of the ticket the answer showed.
-    assert entry.config.startswith(runtime.config_fingerprint() + "#")
+    # Never settled by a write's answer: its stamp is shared by anything else in that second.
+    assert queue.deadlines.entry("zendesk", ticket_id).config is None
 
+    zendesk.clock.advance(timedelta(seconds=1))
     zendesk.reset_calls()
     outcome = reconcile(runtime, "zendesk", ticket_id)  # the webhook our own write caused
-    assert outcome.outcome == "noop" and outcome.unchanged
-    assert reads(zendesk) == {"all": 1, "audits": 0} and writes(zendesk) == 0
+    assert outcome.outcome == "noop" and not outcome.unchanged
+    assert reads(zendesk) == {"all": 2, "audits": 1} and writes(zendesk) == 0
+    entry = queue.deadlines.entry("zendesk", ticket_id)
+    assert entry.config == runtime.config_fingerprint()
+    assert entry.seen.isoformat().replace("+00:00", "Z") == zendesk.ticket(int(ticket_id))["updated_at"]
 
     zendesk.reset_calls()
-    assert reconcile(runtime, "zendesk", ticket_id).unchanged  # a redelivery: the same, again
+    assert reconcile(runtime, "zendesk", ticket_id).unchanged  # a redelivery: one read
     assert reads(zendesk) == {"all": 1, "audits": 0}
 
 
@@ -108,6 +115,7 @@ def test_deadline_reached_is_evaluated_and_acted_on(zendesk, queue, data_dir):
     ticket_id = str(zendesk.create_ticket("VPN drops", "drops", custom_fields={**INTAKE, "Error message": "E1"},
                                           created=FRIDAY - timedelta(minutes=5)))
     reconcile(runtime, "zendesk", ticket_id)
+    settle(runtime, zendesk, ticket_id)
     entry = queue.deadlines.entry("zendesk", ticket_id)
     assert entry.next is not None  # the first-response SLA's next step
 
@@ -128,6 +136,7 @@ def test_config_reload_makes_every_ticket_evaluated_again(zendesk, queue, data_d
     runtime = zendesk_runtime(zendesk, queue, data_dir)
     ticket_id = new_ticket(zendesk)
     reconcile(runtime, "zendesk", ticket_id)
+    settle(runtime, zendesk, ticket_id)
     assert reconcile(runtime, "zendesk", ticket_id).unchanged
 
     runtime.replace_config(reloaded_config(backlog_hours=runtime.config.rollout.backlog_hours + 1))
@@ -145,6 +154,7 @@ def test_same_config_content_reloaded_keeps_tickets_settled(zendesk, queue, data
     runtime = zendesk_runtime(zendesk, queue, data_dir)
     ticket_id = new_ticket(zendesk)
     reconcile(runtime, "zendesk", ticket_id)
+    settle(runtime, zendesk, ticket_id)
     runtime.replace_config(reloaded_config())  # a reload of an unchanged file
     assert reconcile(runtime, "zendesk", ticket_id).unchanged
 
@@ -267,6 +277,9 @@ def test_zendesk_sweep_queues_only_tickets_not_settled(tmp_path):
     with LocalStack(tmp_path / "data", clock=Clock(FRIDAY), zendesk=True) as stack:
         ids = [new_ticket(stack.zendesk) for _ in range(3)]
         stack.settle()
+        stack.clock.advance(timedelta(seconds=1))
+        for ticket_id in ids:  # the whole read after our write settles each
+            reconcile(stack.runtime, "zendesk", ticket_id)
         stack.zendesk.reset_calls()
         report = stack.sweep("full", platform="zendesk")
         assert (report.tickets, report.unchanged, report.queued) == (3, 3, 0)
@@ -294,15 +307,18 @@ def test_a_read_within_the_stamps_tick_does_not_settle(zendesk, queue, data_dir)
     assert reads(zendesk)["audits"] == 1
 
 
-def test_a_field_change_in_the_second_of_our_write_is_seen(zendesk, queue, data_dir):
-    # The stamp of our write's answer is shared by a human edit in the same second; the
-    # content digest recorded with it is not.
+def test_a_comment_in_the_second_of_our_write_is_seen(zendesk, queue, data_dir):
+    # The stamp of our write's answer is shared by a customer's comment in the same second,
+    # which changes no field of the ticket object: only the audits show it. The ticket is
+    # not settled by the write, so the next reconcile reads the audits and sees the reply.
     runtime = zendesk_runtime(zendesk, queue, data_dir)
     ticket_id = new_ticket(zendesk)
     assert reconcile(runtime, "zendesk", ticket_id).outcome == "applied"
     stamp = zendesk.ticket(int(ticket_id))["updated_at"]
-    zendesk.set_fields(int(ticket_id), {"Error message": "E42"}, author=CUSTOMER)  # frozen clock: same second
+    zendesk.add_comment(int(ticket_id), "The error is E42", author=CUSTOMER)  # frozen clock: same second
     assert zendesk.ticket(int(ticket_id))["updated_at"] == stamp
+    zendesk.clock.advance(timedelta(minutes=1))
     zendesk.reset_calls()
     outcome = reconcile(runtime, "zendesk", ticket_id)
     assert not outcome.unchanged and reads(zendesk)["audits"] == 1
+    assert any(c.body == "The error is E42" for c in runtime.adapter("zendesk").fetch(ticket_id).comments)

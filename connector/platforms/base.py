@@ -419,14 +419,6 @@ class ApplyResult:
     # screen, a status that forbids edits, a transition field nobody can supply), each naming
     # the field or status; reported (log, `connector_writes_refused_total`) and not resent.
     refused: list[str] = field(default_factory=list)
-    # The ticket's `updated` stamp after the last write, when the platform's answer carries it
-    # (Zendesk's update does; Jira's 204 does not). Reconcile records it as the stamp the
-    # ticket is settled at, so the event our own write causes costs one read.
-    updated: datetime | None = None
-    # A digest of the ticket's content in that same answer (`fetch_if_changed` compares it
-    # with the ticket read later): a change by someone else within the stamp's tick – the same
-    # second on Zendesk – leaves the stamp alone but not the content.
-    content: str | None = None
 
     @property
     def changed(self) -> bool:

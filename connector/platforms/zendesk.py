@@ -73,7 +73,6 @@ at WARNING because its debug lines carry request payloads and response bodies.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -604,22 +603,23 @@ class ZendeskAdapter:
         return self._with_audits(ref, self._show(ref))
 
     def fetch_if_changed(self, ticket_id: str,
-                         settled: Callable[[datetime | None, str | None], bool]) -> Ticket | Unchanged:
-        """`fetch`, stopping after the ticket read when `settled(updated_at, content digest)`
-        says nothing can have changed since the last reconcile (a redelivered webhook, the
-        event our own write caused): one request instead of two. Audits record changes, and
-        every change (comment, field, tag, status) moves `updated_at` – the stamp Zendesk's
-        own safe update compares (`updated_stamp`, Tickets API "Protecting against ticket
-        update collisions") – so a ticket showing the same stamp has no new audit, except
-        one made later in the same second: the content digest catches those that change a
-        field, tag, status, priority, group or assignee."""
+                         settled: Callable[[datetime | None], bool]) -> Ticket | Unchanged:
+        """`fetch`, stopping after the ticket read when `settled(updated_at)` says nothing can
+        have changed since the last reconcile (a redelivered webhook, a repeated event): one
+        request instead of two. Audits record changes, and every change (comment, field, tag,
+        status) moves `updated_at` – the stamp Zendesk's own safe update compares
+        (`updated_stamp`, Tickets API "Protecting against ticket update collisions"). Stamps
+        are whole seconds, so a ticket is only ever settled by a whole read (ticket and
+        audits) taken at least a second after its stamp, never by a write's answer
+        (`connector.reconcile._settlement`): a comment made in the same second as our write
+        shares that stamp and would be skipped."""
         ref = _ticket_ref(ticket_id)
         raw = self._show(ref)
         try:
             updated = parse_instant(raw.get("updated_at"))
         except ValueError:
             updated = None
-        if updated is not None and settled(updated, content_digest(raw)):
+        if updated is not None and settled(updated):
             return Unchanged(ticket_id, updated)
         return self._with_audits(ref, raw)
 
@@ -810,9 +810,6 @@ class ZendeskAdapter:
             result.applied.extend(sorted(update.carried, key=lambda action: order[id(action)]))
             _check_tags(ticket, answer, update, result)
             stamp = _updated_at(answer) or stamp
-            if _updated_at(answer):
-                result.updated = parse_instant(_updated_at(answer))
-                result.content = content_digest(answer["ticket"])
             shown = answer.get("ticket")
             if isinstance(shown, Mapping) and isinstance(shown.get("tags"), list):
                 current_tags = [str(tag) for tag in shown["tags"]]
@@ -1308,20 +1305,6 @@ def _check_tags(ticket: Ticket, answer: Mapping[str, Any], update: _Update, resu
         result.warnings.append(
             f"Zendesk did not apply tag changes: missing {missing}, not removed {kept}"
         )
-
-
-# What the rules read from the ticket object itself (the rest comes from its audits).
-_CONTENT_KEYS = ("status", "priority", "type", "subject", "assignee_id", "group_id", "requester_id",
-                 "organization_id", "followup_ids")
-
-
-def content_digest(raw: Mapping[str, Any]) -> str:
-    """A short digest of a ticket object's state – the same for a show and an update's answer."""
-    fields = sorted((str(f.get("id")), repr(f.get("value"))) for f in raw.get("custom_fields") or ()
-                    if isinstance(f, Mapping))
-    state = ([repr(raw.get(key)) for key in _CONTENT_KEYS]
-             + [repr(sorted(str(tag) for tag in raw.get("tags") or ())), repr(fields)])
-    return hashlib.blake2b("\x1f".join(state).encode(), digest_size=8).hexdigest()
 
 
 def _updated_at(answer: Mapping[str, Any]) -> str | None:

@@ -72,15 +72,10 @@ class DeadlineEntry:
     next: datetime | None = None
     config: str | None = None
 
-    def settled(self, updated: datetime | None, now: datetime, config: str, content: str | None = None) -> bool:
+    def settled(self, updated: datetime | None, now: datetime, config: str) -> bool:
         """True when evaluating the ticket at `now` must give the plan it gave last time: the
-        same stamp, the same config, and its next deadline not reached yet. A settlement made
-        from a write's answer also carries the ticket's content digest (`config#digest`); it
-        is compared when the caller has one (a ticket read), not for a listing (stamp only)."""
-        if self.config is None or updated is None or self.seen != updated:
-            return False
-        fingerprint, _, digest = self.config.partition("#")
-        if fingerprint != config or (digest and content is not None and content != digest):
+        same stamp, the same config, and its next deadline not reached yet."""
+        if self.config is None or updated is None or self.seen != updated or self.config != config:
             return False
         return self.next is None or now < self.next
 
