@@ -17,11 +17,12 @@ open the FIFO, a task inserted by other means).
 
 Why a FIFO: it lives in the file system, so it works wherever the queue file is shared
 (containers with one volume), and unlike a UNIX socket its path has no 108-byte limit.
-The worker opens it read-write (Linux: fifo(7), "opening a FIFO for reading and writing
-will succeed … under Linux") so that it never sees end-of-file when a producer closes its
-end; a producer opens it write-only and non-blocking, which fails with ENXIO when no
-process has it open for reading (open(2), ENXIO) – the mark of a dead worker's FIFO,
-which the producer then removes. A full FIFO (EAGAIN) already holds a pending wake-up.
+The worker opens it read-write (fifo(7): "Under Linux, opening a FIFO for read and write
+will succeed both in blocking and nonblocking mode", https://manned.org/fifo.7) so that it
+never sees end-of-file when a producer closes its end; a producer opens it write-only and
+non-blocking, which "fails with ENXIO … unless the other end has already been opened"
+(same page) – the mark of a dead worker's FIFO, which the producer then removes. A full
+FIFO (EAGAIN) already holds a pending wake-up.
 
 Race freedom: a worker thread reads the generation before it looks at the queue and
 waits only while the generation is unchanged; a producer writes its byte only after its
