@@ -163,6 +163,10 @@ class WakeupListener:
             return self._cond.wait_for(lambda: self._generation != seen or self._released, timeout) \
                 and self._generation != seen
 
+    @property
+    def released(self) -> bool:
+        return self._released
+
     def release(self) -> None:
         """Let every waiting thread return now (the consumer is stopping)."""
         with self._cond:
@@ -171,9 +175,12 @@ class WakeupListener:
 
     def _run(self) -> None:
         assert self._fd is not None and self._stop_r is not None
+        poller = select.poll()  # not select(): no FD_SETSIZE limit in a process with many files
+        poller.register(self._fd, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
         while True:
-            readable, _, _ = select.select([self._fd, self._stop_r], [], [])
-            if self._stop_r in readable:
+            ready = {fd for fd, _ in poller.poll()}
+            if self._stop_r in ready:
                 return
             drained = 0
             try:
@@ -218,7 +225,7 @@ class WakeupSqliteStorage(SqliteStorage):
     def blocking(self) -> bool:  # type: ignore[override]
         # Only a worker with a listener waits in dequeue(); without one huey's own sleep
         # between polls applies (and a released listener must not turn dequeue into a spin).
-        return self.listener is not None and not self.listener._released
+        return self.listener is not None and not self.listener.released
 
     def attach(self, listener: WakeupListener, *, fallback_poll: float | None = None) -> None:
         """Make dequeue() wait for `listener`'s wake-ups, at most `fallback_poll` seconds."""
