@@ -17,9 +17,15 @@ turns within one idle period, so they never compete for the CPU while measured; 
 sample records its configuration's actual idle time. The workers' CPU (utime + stime from
 /proc) over the idle windows of 30 s and more gives the idle CPU per minute.
 
+With `--consumer-cpu SECONDS` it measures only the idle CPU of the waiting itself instead:
+for each configuration, a consumer with 2 worker threads (`WorkerThreads`, no sweeps, no
+pump; its scheduler thread and heartbeat included) idles in this process for SECONDS while
+`time.process_time()` counts.
+
 Prints figures, asserts nothing. Needs redis-server for the Redis configurations.
 Run: .venv/bin/python bench/latency.py [--idle 0:20,30:5,90:3,300:2] [--configs sqlite/wakeup,sqlite/huey,...]
 Quick: .venv/bin/python bench/latency.py --idle 0:5,5:3
+Idle CPU of the wait alone: .venv/bin/python bench/latency.py --consumer-cpu 60
 """
 
 from __future__ import annotations
@@ -180,11 +186,32 @@ def report(configs: list[Config], schedule: list[tuple[float, int]]) -> None:
                   f"(over {seconds:.0f} s idle; heartbeat, deadline pump, scheduler and minute tick included)")
 
 
+def consumer_idle_cpu(names: list[str], seconds: float, redis, tmp: Path) -> None:
+    from connector.queue import ReconcileQueue, WorkerThreads
+    from connector.settings import Settings
+
+    print(f"idle CPU of a consumer with 2 worker threads, {seconds:.0f} s each (scheduler thread and heartbeat included)")
+    for db, name in enumerate(names):
+        backend, wait = name.split("/")
+        queue_url = f"redis://127.0.0.1:{redis.port}/{db}" if backend == "redis" else None
+        queue = ReconcileQueue.from_settings(Settings(data_dir=tmp / f"cpu-{db}", queue_url=queue_url))
+        # poll_interval is the consumer's first poll delay (huey: 0.1 s, poll: 0.05 s).
+        with WorkerThreads(queue, workers=2, poll_interval=0.05 if wait == "poll" else 0.1, wait=wait):
+            time.sleep(min(5.0, seconds))  # past the start, and huey's backoff well under way
+            started, cpu = time.monotonic(), time.process_time()
+            time.sleep(seconds)
+            used = time.process_time() - cpu
+            elapsed = time.monotonic() - started
+        print(f"  [{name}] {used / elapsed * 60 * 1000:.0f} ms CPU per minute idle", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle", default="0:20,30:5,90:3,300:2",
                         help="idle seconds:samples, comma-separated (default 0:20,30:5,90:3,300:2, ~18 min)")
     parser.add_argument("--configs", default=",".join(ALL_CONFIGS))
+    parser.add_argument("--consumer-cpu", type=float, default=0.0, metavar="SECONDS",
+                        help="measure the idle CPU of the consumer alone, SECONDS per configuration, and stop")
     args = parser.parse_args()
     schedule = [(float(part.split(":")[0]), int(part.split(":")[1]) if ":" in part else 3)
                 for part in args.idle.split(",")]
@@ -201,6 +228,13 @@ def main() -> None:
                 names = [n for n in names if not n.startswith("redis/")]
             else:
                 redis = RedisServer().start()
+        if args.consumer_cpu:
+            try:
+                consumer_idle_cpu(names, args.consumer_cpu, redis, tmp)
+            finally:
+                if redis is not None:
+                    redis.stop()
+            return
         jira = JiraSandbox(clock=Clock(frozen=False), validate=False, deliver_webhooks=False, email=JIRA_USER,
                            api_token=JIRA_TOKEN, webhook_secret=WEBHOOK_SECRET)
         jira.start()
