@@ -251,7 +251,12 @@ def main() -> None:
             # connections are open, the modules are imported.
             time.sleep(2)
             for n, config in enumerate(configs):
+                before = jira.calls
                 sample(config, jira, -1 - n, None)
+                if n == 0:  # what one reconcile asks of the site (the reads come before the first write)
+                    made = jira.calls - before
+                    print("one reconcile's requests: " + ", ".join(
+                        f"{call.method} {call.path} {call.status} ×{count}" for call, count in sorted(made.items())))
             total = sum(idle * count for idle, count in schedule)
             print(f"configurations: {', '.join(names)}; schedule {args.idle} (≥ {total / 60:.0f} min)", flush=True)
             run(configs, schedule, jira)
