@@ -158,7 +158,8 @@ def run(configs: list[Config], schedule: list[tuple[float, int]], jira) -> None:
                 n += 1
                 sample(config, jira, n, idle)
             print(f"  idle {idle:>4.0f} s, sample {i + 1}/{count}: " + ", ".join(
-                f"{c.name} {c.samples[-1][3]:.0f} ms (idle {c.samples[-1][1]:.0f} s)" for c in configs), flush=True)
+                f"{c.name} {c.samples[-1][3]:.0f} ms (ack {c.samples[-1][2]:.0f}, idle {c.samples[-1][1]:.0f} s)"
+                for c in configs), flush=True)
 
 
 def report(configs: list[Config], schedule: list[tuple[float, int]]) -> None:
@@ -173,9 +174,12 @@ def report(configs: list[Config], schedule: list[tuple[float, int]]) -> None:
             if not rows:
                 continue
             latency = [r[3] for r in rows]
+            after_ack = [r[3] - r[2] for r in rows]
             print(f"  after {idle:>4.0f} s idle: {percentile(latency, 50):7.0f} / {percentile(latency, 99):7.0f} / "
                   f"{max(latency):7.0f} ms  (n={len(rows)}, actual idle {min(r[1] for r in rows):.0f}–"
-                  f"{max(r[1] for r in rows):.0f} s) [ack p50 {percentile([r[2] for r in rows], 50):.0f} ms]")
+                  f"{max(r[1] for r in rows):.0f} s) [ack p50 {percentile([r[2] for r in rows], 50):.0f} / max "
+                  f"{max(r[2] for r in rows):.0f} ms; ack → write p50 {percentile(after_ack, 50):.0f} / max "
+                  f"{max(after_ack):.0f} ms]")
         latency = [s[3] for s in config.samples]
         print(f"  all samples:     {percentile(latency, 50):7.0f} / {percentile(latency, 99):7.0f} / "
               f"{max(latency):7.0f} ms  (n={len(latency)})")
