@@ -252,5 +252,8 @@ class WakeupSqliteStorage(SqliteStorage):
         data = super().dequeue()
         if data is not None:
             return data
-        listener.wait(seen, self.read_timeout)
-        return super().dequeue()
+        if listener.wait(seen, self.read_timeout):
+            return super().dequeue()
+        # Timed out: huey calls dequeue() again at once, and its first look is the fallback
+        # poll – one SELECT per thread per read_timeout while idle, not two.
+        return None
