@@ -217,3 +217,17 @@ def test_redis_worker_waits_in_a_blocking_pop(redis_server, tmp_path, recorder):
         assert recorder.ran.wait(BOUND)
         assert time.monotonic() - started < BOUND < LONG_POLL
     assert recorder.tickets == ["20001"]
+
+
+def test_without_named_pipes_the_worker_polls_and_says_so(queue, recorder, caplog):
+    # A data dir where the FIFO cannot be made (here: a file in the way; in life a file
+    # system without named pipes): the worker falls back to polling, bounded by max_delay.
+    queue.huey.storage.wakeup_dir.write_text("in the way")
+    with caplog.at_level("WARNING", logger="connector.queue"):
+        with WorkerThreads(queue, workers=1, poll_interval=0.05) as workers:
+            assert workers.wakeup is None and queue.huey.storage.blocking is False
+            queue.enqueue_reconcile("jira", "10004")  # the producer's notify fails quietly
+            assert recorder.ran.wait(BOUND)
+    assert recorder.tickets == ["10004"]
+    [record] = [r for r in caplog.records if r.getMessage() == "worker.wakeup_unavailable"]
+    assert "named pipes" in record.hint
