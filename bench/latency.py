@@ -191,16 +191,19 @@ def report(configs: list[Config], schedule: list[tuple[float, int]]) -> None:
 
 
 def consumer_idle_cpu(names: list[str], seconds: float, redis, tmp: Path) -> None:
-    from connector.queue import ReconcileQueue, WorkerThreads
+    from connector.queue import POLL_INTERVAL, ReconcileQueue, WorkerThreads
     from connector.settings import Settings
+    from connector.wakeup import FALLBACK_POLL_SECONDS
 
     print(f"idle CPU of a consumer with 2 worker threads, {seconds:.0f} s each (scheduler thread and heartbeat included)")
     for db, name in enumerate(names):
         backend, wait = name.split("/")
         queue_url = f"redis://127.0.0.1:{redis.port}/{db}" if backend == "redis" else None
         queue = ReconcileQueue.from_settings(Settings(data_dir=tmp / f"cpu-{db}", queue_url=queue_url))
-        # poll_interval is the consumer's first poll delay (huey: 0.1 s, poll: 0.05 s).
-        with WorkerThreads(queue, workers=2, poll_interval=0.05 if wait == "poll" else 0.1, wait=wait):
+        # As run_worker waits: poll every 0.05 s; huey's defaults; the wake-up with a 1 s
+        # fallback poll (WorkerThreads' fallback is max(poll_interval, 0.5) s).
+        interval = {"poll": POLL_INTERVAL, "wakeup": FALLBACK_POLL_SECONDS}.get(wait, 0.1)
+        with WorkerThreads(queue, workers=2, poll_interval=interval, wait=wait):
             time.sleep(min(5.0, seconds))  # past the start, and huey's backoff well under way
             started, cpu = time.monotonic(), time.process_time()
             time.sleep(seconds)
