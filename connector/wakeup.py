@@ -3,9 +3,10 @@
 huey's consumer polls a SQLite queue and backs its polling off (×1.15 per empty poll, up
 to 10 s by default), so a worker that had nothing to do for a minute picked up the next
 reconcile up to 10 s late. Polling fast instead costs CPU all day for an event that comes a
-few times a minute. SQLite is a single-host queue (its file must not be shared over a
-network file system: https://www.sqlite.org/useovernet.html), so every process that stores
-a task runs on the worker's host and can tell it directly.
+few times a minute. SQLite is a single-host queue (huey opens it in WAL mode, and "all
+processes using a database must be on the same host computer; WAL does not work over a
+network filesystem", https://www.sqlite.org/wal.html), so every process that stores a task
+runs on the worker's host and can tell it directly.
 
 How: each worker process owns a FIFO (named pipe) in a directory next to the queue file
 (`queue.db.wakeup/`). Whoever stores a task (the receiver, the scheduler, the sweep) writes
