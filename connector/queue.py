@@ -49,22 +49,26 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Literal, Mapping
 from urllib.parse import urlsplit
 
 from huey import Huey, SqliteHuey
 from huey.api import Task
+from huey.consumer import Consumer
 from huey.storage import RedisStorage, SqliteStorage
 
 from connector.admission import Admitted, admission_store
 from connector.metrics import RECONCILES
 from connector.settings import Settings
+from connector.wakeup import FALLBACK_POLL_SECONDS, WakeupListener, WakeupSqliteStorage
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "connector"
 QUEUE_FILE = "queue.db"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+REDIS_READ_TIMEOUT = 1  # seconds a worker's blocking pop waits before it looks at its stop flag
 
 EnqueueResult = Literal["queued", "duplicate"]
 ScheduleResult = Literal["scheduled", "duplicate"]
@@ -107,7 +111,9 @@ def create_huey(settings: Settings) -> Huey:
         data_dir.mkdir(parents=True, exist_ok=True)
         # results=False: nobody waits on a reconcile's return value, and stored results
         # would only grow the key/value table the flags and locks live in.
-        return SqliteHuey(QUEUE_NAME, filename=str(data_dir / QUEUE_FILE), results=False)
+        # WakeupSqliteStorage: storing a task wakes the idle workers (connector.wakeup).
+        return SqliteHuey(QUEUE_NAME, filename=str(data_dir / QUEUE_FILE), results=False,
+                          storage_class=WakeupSqliteStorage)
     scheme = urlsplit(settings.queue_url).scheme
     if scheme not in REDIS_SCHEMES:
         # Only the scheme is echoed: the URL may carry a password.
@@ -124,7 +130,14 @@ def create_huey(settings: Settings) -> Huey:
         ) from None
     from huey import PriorityRedisHuey
 
-    return PriorityRedisHuey(QUEUE_NAME, url=settings.queue_url, results=False)
+    # A worker waits for a task with a blocking pop (BZPOPMIN on the priority queue,
+    # huey/storage.py `RedisPriorityQueue.dequeue`; https://redis.io/commands/bzpopmin/):
+    # Redis answers the moment a task is pushed, so an idle worker picks it up at once and
+    # costs one round trip per `read_timeout` while idle. huey's default, made explicit so
+    # that no upgrade turns it into polling with backoff. A `socket_timeout` in the URL must
+    # stay above REDIS_READ_TIMEOUT or every idle pop ends in a timeout error.
+    return PriorityRedisHuey(QUEUE_NAME, url=settings.queue_url, results=False,
+                             blocking=True, read_timeout=REDIS_READ_TIMEOUT)
 
 
 # --- compare-and-swap on huey's key/value storage --------------------------------------------
@@ -424,10 +437,15 @@ class ReconcileQueue:
             # Not a time: set by someone else (an operator's `huey.lock_task`); respect it.
             return isinstance(held_since, (int, float)) and held_since + self._pending_stale_after < time.time()
 
-        return self.admission.admit(
+        admitted = self.admission.admit(
             delivery_key=delivery_key, flag_key=self._pending_key(platform, ticket_id),
             flag_value=self.huey.serializer.serialize(due), is_stale=is_stale,
             task_data=self.huey.serialize_task(task), priority=task.priority)
+        if admitted == "queued":
+            # The admission stores the task with its own SQL, not huey's `enqueue`, so the
+            # idle SQLite workers are woken here, after the commit (connector.wakeup).
+            wake_workers(self.huey)
+        return admitted
 
     def pending_count(self) -> int:
         """Reconciles ready to run and waiting for a worker (timers and delayed retries excluded)."""
@@ -572,6 +590,95 @@ class ReconcileQueue:
 
 WORKER_SHUTDOWN_TIMEOUT = 25  # seconds; below the usual 30 s a supervisor waits before SIGKILL
 
+WORKER_WAIT_ENV = "CONNECTOR_WORKER_WAIT"
+WORKER_WAIT_MODES = ("wakeup", "poll", "huey")
+POLL_INTERVAL = 0.05  # seconds between polls in the "poll" mode
+
+
+def worker_wait_mode(environ: Mapping[str, str] | None = None) -> str:
+    """How an idle worker waits for the next task (`CONNECTOR_WORKER_WAIT`).
+
+    - "wakeup" (default): Redis – a blocking pop; SQLite – the receiver wakes the worker
+      through a FIFO (`connector.wakeup`), with a fallback poll once a second.
+    - "poll": SQLite polled every POLL_INTERVAL without backoff (costs idle CPU; measured
+      by bench/latency.py, kept for comparison and for file systems without FIFOs).
+    - "huey": huey's stock consumer (poll after 0.1 s, backing off ×1.15 to 10 s), the
+      behaviour before the wake-up; for the baseline of bench/latency.py.
+    """
+    env = os.environ if environ is None else environ
+    mode = (env.get(WORKER_WAIT_ENV) or "wakeup").strip().lower()
+    if mode not in WORKER_WAIT_MODES:
+        raise QueueConfigError(f"{WORKER_WAIT_ENV}={mode!r} is not one of {', '.join(WORKER_WAIT_MODES)}; "
+                               "leave it unset for the default (wakeup)")
+    return mode
+
+
+def wake_workers(huey: Huey) -> int:
+    """Wake the idle workers of a SQLite queue now; for code that stores a task without
+    huey's `enqueue` (which does this by itself). Redis wakes its blocked pops by itself."""
+    storage = huey.storage
+    return storage.notify() if isinstance(storage, WakeupSqliteStorage) else 0
+
+
+class _Consumer(Consumer):
+    """huey's consumer, plus the worker side of the wake-up: the listener runs while the
+    consumer runs, and threads waiting for a wake-up are released as soon as it stops."""
+
+    wakeup: WakeupListener | None = None
+    fallback_poll: float = FALLBACK_POLL_SECONDS
+
+    def start_wakeup(self) -> None:
+        if self.wakeup is None:
+            return
+        try:
+            self.wakeup.start()
+        except OSError as exc:
+            # A file system without FIFOs, a read-only data dir: poll instead (bounded by
+            # the consumer's max_delay), and say so once.
+            log.warning("worker.wakeup_unavailable", extra={
+                "error": type(exc).__name__, "directory": str(self.wakeup.directory),
+                "hint": f"polling every {self.max_delay} s instead; the data dir must allow named pipes"})
+            self.wakeup = None
+            return
+        self.huey.storage.attach(self.wakeup, fallback_poll=self.fallback_poll)
+
+    def stop_wakeup(self) -> None:
+        if self.wakeup is not None:
+            self.huey.storage.detach()
+            self.wakeup.stop()
+
+    def stop(self, graceful: bool = False) -> None:
+        self.stop_flag.set()  # first, so a released thread does not go back to waiting
+        if self.wakeup is not None:
+            self.wakeup.release()
+        super().stop(graceful)
+
+
+def _create_consumer(queue: "ReconcileQueue", mode: str, *, workers: int, poll_interval: float | None = None,
+                     max_delay: float | None = None, **options) -> _Consumer:
+    """A thread consumer whose idle wait follows `mode` (see `worker_wait_mode`).
+
+    With a wake-up (SQLite) or a blocking pop (Redis) the consumer's own poll delays apply
+    only after a failed read (storage down) or without a listener; they are capped at
+    `max_delay` (1 s) so a worker is back within a second of the storage's return, where
+    huey's default waited up to 10 s. `max_delay` is also the wake-up's fallback poll.
+    """
+    storage = queue.huey.storage
+    if mode == "huey":
+        delays: dict[str, float] = {}
+    elif mode == "poll":
+        interval = poll_interval or POLL_INTERVAL
+        delays = {"initial_delay": interval, "max_delay": max(interval, max_delay or 0), "backoff": 1.0}
+    else:
+        interval = poll_interval or 0.1
+        delays = {"initial_delay": interval, "max_delay": max(interval, max_delay or FALLBACK_POLL_SECONDS),
+                  "backoff": 2.0}
+    consumer = _Consumer(queue.huey, workers=workers, worker_type="thread", **delays, **options)
+    if mode == "wakeup" and isinstance(storage, WakeupSqliteStorage):
+        consumer.wakeup = WakeupListener(storage.wakeup_dir)
+        consumer.fallback_poll = consumer.max_delay
+    return consumer
+
 
 def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | None = None,
                sync: bool = True) -> None:
@@ -580,6 +687,9 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
     With `sync` (the default) the process also runs the SLA deadline pump (a thread, every
     few seconds) and the periodic sweeps (a huey periodic task, every minute); see
     `connector.sync.scheduler`. Pass `queue` to run a queue built elsewhere.
+
+    An idle worker waits for the next task without polling (`worker_wait_mode`): a
+    blocking pop on Redis, a wake-up from whoever stored the task on SQLite.
 
     The config is hot-reloaded (`connector.reload`): on SIGHUP and when its files change.
     huey's consumer would answer SIGHUP by re-executing the process, which with a broken
@@ -591,6 +701,7 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
     from connector.reconcile import apply_config
     from connector.reload import ConfigWatcher, poll_interval_from_env
 
+    mode = worker_wait_mode()
     queue = queue or ReconcileQueue.from_settings(settings)
     watcher = ConfigWatcher(settings.config_path, on_change=apply_config)
     if watcher.check(force=True) == "rejected":
@@ -605,9 +716,9 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
         service.register_periodic()
         service.start_pump()
     queue.liveness.start()
-    consumer = queue.huey.create_consumer(
+    consumer = _create_consumer(
+        queue, mode,
         workers=workers,
-        worker_type="thread",
         periodic=True,
         graceful_signal="TERM",
         shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT,
@@ -615,10 +726,13 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
     consumer._signal_actions.pop(signal.SIGHUP, None)  # see the docstring: reload, never re-exec
     watcher.install_sighup()
     watcher.start(poll_interval_from_env())
-    log.info("worker.started", extra={"workers": workers, "pid": os.getpid(), "sync": sync})
+    consumer.start_wakeup()
+    log.info("worker.started", extra={"workers": workers, "pid": os.getpid(), "sync": sync, "wait": mode,
+                                      "wakeup": consumer.wakeup is not None})
     try:
         consumer.run()
     finally:
+        consumer.stop_wakeup()
         watcher.stop()
         if service is not None:
             service.stop_pump()
@@ -632,26 +746,38 @@ class WorkerThreads:
     For tests and single-process tools (a demo): huey's `Consumer.run()` installs signal
     handlers, which only the main thread may do, so this starts the consumer's scheduler and
     worker threads directly and stops them with the consumer's own graceful stop.
+
+    Idle threads wait as `wait` says (see `worker_wait_mode`); `poll_interval` is the first
+    poll delay, and the fallback poll of the wake-up is max(poll_interval, 0.5) s.
     """
 
-    def __init__(self, queue: ReconcileQueue, workers: int = 2, *, poll_interval: float = 0.05):
-        self._consumer = queue.huey.create_consumer(
+    def __init__(self, queue: ReconcileQueue, workers: int = 2, *, poll_interval: float = 0.05,
+                 wait: str = "wakeup"):
+        if wait not in WORKER_WAIT_MODES:
+            raise ValueError(f"wait must be one of {WORKER_WAIT_MODES}, not {wait!r}")
+        self._consumer = _create_consumer(
+            queue, wait,
             workers=workers,
-            worker_type="thread",
+            poll_interval=poll_interval,
+            max_delay=max(poll_interval, 0.5),  # as before this had a wake-up: tests poll briskly
             periodic=False,
-            initial_delay=poll_interval,
-            max_delay=max(poll_interval, 0.5),
             check_worker_health=False,
             shutdown_timeout=WORKER_SHUTDOWN_TIMEOUT,
         )
         self._liveness = queue.liveness
         self._started = False
 
+    @property
+    def wakeup(self) -> WakeupListener | None:
+        """The wake-up listener while it runs (SQLite in "wakeup" mode), else None."""
+        return self._consumer.wakeup
+
     def start(self) -> "WorkerThreads":
         if self._started:
             raise RuntimeError("these worker threads were already started")
         self._started = True
         self._liveness.start()
+        self._consumer.start_wakeup()
         self._consumer.scheduler.start()
         for _, thread in self._consumer.worker_threads:
             thread.start()
@@ -661,6 +787,7 @@ class WorkerThreads:
         """Let running reconciles finish, then stop the threads."""
         if self._started:
             self._consumer.stop(graceful=True)
+            self._consumer.stop_wakeup()
             self._liveness.stop()
 
     def __enter__(self) -> "WorkerThreads":
