@@ -40,11 +40,13 @@ exactly that value (compare-and-swap), else the event collapses into the waiting
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -66,6 +68,32 @@ class AdmissionStore(Protocol):
 
 
 T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def exclusive_transaction(storage: SqliteStorage) -> Iterator[sqlite3.Cursor]:
+    """huey's lock and connection, BEGIN EXCLUSIVE … COMMIT; ROLLBACK on any failure.
+
+    Unlike `SqliteStorage.db(commit=True)` this also rolls back when the COMMIT itself fails:
+    SQLite leaves the transaction open after a COMMIT refused for a deferred foreign key
+    ("the COMMIT will fail and the transaction remain open",
+    https://www.sqlite.org/foreignkeys.html#fk_deferred) or SQLITE_BUSY
+    (https://www.sqlite.org/lang_transaction.html), and the next BEGIN on the shared
+    connection would then fail for every later event.
+    """
+    with storage.lock:
+        conn = storage.conn
+        cursor = conn.cursor()
+        try:
+            cursor.execute("begin exclusive")
+            yield cursor
+            conn.commit()
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        finally:
+            cursor.close()
 
 
 class _Item:
@@ -111,6 +139,12 @@ class GroupCommit:
         self._cond = threading.Condition()
         self._waiting: list[_Item] = []
         self._busy = False
+
+    @property
+    def waiting(self) -> int:
+        """Writes waiting for the running commit (for tests and diagnostics)."""
+        with self._cond:
+            return len(self._waiting)
 
     def run(self, work: Callable[[Any], T]) -> T:
         """Run `work(cursor)` in a group transaction; its result once committed, else raise."""
@@ -181,7 +215,7 @@ class SqliteAdmission:
             cursor.execute(
                 "create index if not exists connector_recent_delivery_seen_at "
                 "on connector_recent_delivery (queue, seen_at)")
-        self._group = GroupCommit(lambda: storage.db(commit=True))
+        self._group = GroupCommit(lambda: exclusive_transaction(storage))
 
     def admit(self, *, delivery_key: str | None, flag_key: str, flag_value: bytes, is_stale: IsStale,
               task_data: bytes, priority: float | None) -> Admitted:
