@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,18 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its children (/proc/<pid>/stat), in seconds."""
+    total = 0.0
+    for each in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def children(pid: int) -> list[int]:
@@ -223,7 +236,7 @@ def start_target(target: str, tmp: Path, tag: str):
         env = connector_env(data_dir, intake_config(tmp / "rules.yaml"))
         process, url = receiver(f"ack-{tag}", env, tmp)
         wait_ready(url, process)
-        return process.stop, url
+        return process.stop, url, process.pid
     port = free_port()
     log = open(tmp / f"baseline-{tag}.log", "wb")
     process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline_receiver.py"), "--port", str(port),
@@ -238,7 +251,7 @@ def start_target(target: str, tmp: Path, tag: str):
     if not wait_until(lambda: _connectable(port), timeout=30):
         stop()
         raise RuntimeError((tmp / f"baseline-{tag}.log").read_text()[-2000:])
-    return stop, url
+    return stop, url, process.pid
 
 
 def compare(tmp: Path, rates: list[int], seconds: float, closed_events: int, connections: int, rounds: int) -> None:
@@ -249,7 +262,7 @@ def compare(tmp: Path, rates: list[int], seconds: float, closed_events: int, con
     figures: dict = {}
     for round_ in range(rounds):
         for target in ("connector", "baseline"):
-            stop, url = start_target(target, tmp, f"r{round_}")
+            stop, url, pid = start_target(target, tmp, f"r{round_}")
             try:
                 run_generator(url, 300, connections, None, f"warm-{round_}")  # imports, first connections, WAL
                 for rate in rates:
@@ -257,10 +270,12 @@ def compare(tmp: Path, rates: list[int], seconds: float, closed_events: int, con
                     figures.setdefault((target, rate), []).append(f)
                     print(f"  round {round_} {target:9} open {rate:4}/s: ok {f['ok']}/{f['n']}, p50 {f['p50']:6.1f} ms, "
                           f"p99 {f['p99']:6.1f} ms, max {f['max']:7.1f} ms (send lag p99 {f['lag_p99']:.1f} ms)")
+                cpu = cpu_seconds(pid)
                 f = run_generator(url, closed_events, connections, None, f"closed-{round_}")
+                f["cpu_ms"] = (cpu_seconds(pid) - cpu) * 1000 / closed_events
                 figures.setdefault((target, "closed"), []).append(f)
                 print(f"  round {round_} {target:9} closed loop ({connections} connections): {f['per_s']:,.0f} events/s, "
-                      f"p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms")
+                      f"p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms; server CPU {f['cpu_ms']:.2f} ms per event")
             finally:
                 stop()
     med = lambda key, field: statistics.median(f[field] for f in figures[key])  # noqa: E731
@@ -270,8 +285,9 @@ def compare(tmp: Path, rates: list[int], seconds: float, closed_events: int, con
         c, b = med(("connector", rate), "p99"), med(("baseline", rate), "p99")
         print(f"  open loop {rate:4}/s: connector p50 {med(('connector', rate), 'p50'):.1f} ms p99 {c:.1f} ms | "
               f"baseline p50 {med(('baseline', rate), 'p50'):.1f} ms p99 {b:.1f} ms | ratio {c / b:.1f}×")
-    print(f"  closed loop ({connections} connections): connector {med(('connector', 'closed'), 'per_s'):,.0f} events/s | "
-          f"baseline {med(('baseline', 'closed'), 'per_s'):,.0f} events/s")
+    print(f"  closed loop ({connections} connections): connector {med(('connector', 'closed'), 'per_s'):,.0f} events/s, "
+          f"{med(('connector', 'closed'), 'cpu_ms'):.2f} ms server CPU per event | "
+          f"baseline {med(('baseline', 'closed'), 'per_s'):,.0f} events/s, {med(('baseline', 'closed'), 'cpu_ms'):.2f} ms")
 
 
 def drain(queue_url: str | None, backlog: int, workers: int, threads: int, tmp: Path) -> None:
