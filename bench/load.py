@@ -11,9 +11,19 @@
    validation), 10,000 reconciles queued while no worker runs, then W `connector worker`
    processes start and the clock runs until every ticket carries its intake comment and
    transition. Workers reconcile for real over HTTP with the `jira` client.
+4. `--open` (only this): the acknowledgement against a baseline, SQLite queue. First the
+   generator's own ceiling against a no-op server (a canned answer from asyncio). Then,
+   interleaved for --rounds (connector, baseline, connector, baseline …), a fresh receiver
+   each: open loop at each of --rates (events/s offered on a fixed schedule, latency counted
+   from each event's *scheduled* send time, 64 connections, so a server that falls behind
+   shows as latency instead of slowing the offer down – no coordinated omission), then
+   closed loop (--events over --connections) with the receiver's CPU per event. The baseline
+   (bench/baseline_receiver.py) is Flask on the same waitress server and thread count, the
+   HMAC check and one SQLite WAL insert. Medians over the rounds are printed last.
 Prints figures, asserts nothing. Needs redis-server for the Redis mode.
 Run: .venv/bin/python bench/load.py [--events 3000] [--connections 8] [--backlog 10000] [--workers 2]
      [--stacks waitress,gunicorn]
+     .venv/bin/python bench/load.py --open [--rates 200,500,800] [--seconds 6] [--rounds 3] [--events 3000]
 """
 
 from __future__ import annotations
