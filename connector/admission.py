@@ -133,7 +133,7 @@ class GroupCommit:
 
     def __init__(self, transaction: Callable[[], Any], max_batch: int = 64):
         # transaction(): a context manager yielding a cursor inside BEGIN … COMMIT, rolling
-        # back on an exception (huey's `SqliteStorage.db(commit=True)`).
+        # back on any failure, the COMMIT's included (`exclusive_transaction`).
         self._transaction = transaction
         self._max_batch = max_batch
         self._cond = threading.Condition()
