@@ -22,12 +22,11 @@ the bound the Conflict goes to the queue, which retries later with its own back-
 
 Settled tickets: the rules are a pure function of ticket, instant and config, and a plan
 changes with time only at its next deadline. So each reconcile that leaves nothing to write
-records, with the deadline, the ticket's `updated` stamp and the config's fingerprint – the
-stamp AFTER our write when the platform's answer carries it (Zendesk's update does) and the
-plan re-evaluated on the projected ticket is empty. A later reconcile that finds the same
-stamp, the same config and `now` before that deadline stops right there: no evaluation, and
-on Zendesk no audits read (`fetch_if_changed`), so a redelivered webhook or the event caused
-by our own write costs one read on both platforms (`connector.sync.deadlines`).
+records, with the deadline, the ticket's `updated` stamp and the config's fingerprint (never
+after a write: see `_settlement`). A later reconcile that finds the same stamp, the same
+config and `now` before that deadline stops right there: no evaluation, and on Zendesk no
+audits read (`fetch_if_changed`), so a redelivered webhook of a settled ticket costs one
+read on both platforms (`connector.sync.deadlines`).
 
 Observe mode (`CONNECTOR_MODE=observe`) and rules in `mode: observe`: the plan is split
 (`connector.observe.rollout`); observed actions are recorded in the queue's storage and the
@@ -195,7 +194,7 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
             # Checked after the one read, by id (the index is by id; an event may name a key).
             settled = _settled_test(runtime, platform, ticket.id)
         else:
-            settled = None  # `fetch_if_changed` decided, with the content digest a full read lacks
+            settled = None  # `fetch_if_changed` already decided after its ticket read
         if isinstance(ticket, Unchanged) or (settled is not None and settled(ticket.updated)):
             # Same stamp, same config, next deadline not reached: the plan is the empty one
             # made last time, and the timer armed then still stands.
@@ -219,10 +218,10 @@ def reconcile(runtime: Runtime, platform: str, ticket_id: str) -> Outcome:
 
 
 def _settled_test(runtime: Runtime, platform: str,
-                  ticket_id: str) -> Callable[[datetime | None, str | None], bool] | None:
-    """A test of the ticket's `updated` stamp (and content digest, where the read has one) –
-    True: settled, nothing to do – or None when the index has no settlement for the ticket
-    (or cannot be read: then the ticket is evaluated)."""
+                  ticket_id: str) -> Callable[[datetime | None], bool] | None:
+    """A test of the ticket's `updated` stamp – True: settled, nothing to do – or None when
+    the index has no settlement for the ticket (or cannot be read: then the ticket is
+    evaluated)."""
     if runtime.lookup is None:
         return None
     try:
@@ -279,7 +278,7 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
         "warnings": result.warnings, "next_deadline": plan.next_deadline.isoformat() if plan.next_deadline else None,
     })
     if runtime.schedule:
-        due, seen, settled = _settlement(runtime, ticket, plan, enforced, result, now, observe_all, read_at)
+        due, seen, settled = _settlement(runtime, ticket, plan, enforced, result, read_at)
         if records is not None:
             records.append((platform, ticket.id, due, seen, settled))
         else:
@@ -288,7 +287,6 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
 
 
 def _settlement(runtime: Runtime, ticket: Ticket, plan: Plan, enforced: Plan, result: ApplyResult,
-                now: datetime, observe_all: bool,
                 read_at: datetime | None) -> tuple[datetime | None, datetime | None, str | None]:
     """(due, stamp, config fingerprint or None) to record after a reconcile.
 
