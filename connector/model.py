@@ -313,3 +313,65 @@ def replaced(model: BaseModel, **update: Any) -> Any:
 
 
 _SPECS: dict[type, tuple] = {}
+
+
+# --- a ticket as it stood at an instant ------------------------------------------------------
+
+
+def status_at(ticket: Ticket, at: datetime) -> Status:
+    """The ticket's status at `at` (a change made exactly at `at` counts).
+
+    Before its first recorded change a ticket had that change's `from_status`; with no
+    `from_status` (a history that starts mid-way) it was new. With no history at all the
+    current status is all the platform tells.
+    """
+    # A stable sort keeps the platform's order for changes made in the same instant.
+    history = sorted(ticket.status_history, key=lambda c: c.at)
+    past = [c for c in history if c.at <= at]
+    if past:
+        return past[-1].to_status
+    if history and history[0].from_status:
+        return history[0].from_status
+    return ticket.status if not history else Status.NEW
+
+
+def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
+    """The ticket as it stood at `at`, as far as the platform's timestamped records tell.
+
+    Rewound: status history and comments (later ones dropped), the status (from the
+    history), `resolved` (dropped if later), `updated` (the last record kept, if the
+    current one is later), comment markers (only those of comments kept), and
+    `status_equivalents` (they describe the current raw status only). Not rewound, because
+    the ticket carries no dated history of them: priority, fields, labels/tags, assignee,
+    group, summary and description – they are the current values. The same ticket object
+    comes back when nothing postdates `at` (the live path: no copy).
+    """
+    history = ticket.status_history
+    comments = ticket.comments
+    later_change = any(c.at > at for c in history)
+    later_comment = any(c.created > at for c in comments)
+    later_stamp = (ticket.resolved is not None and ticket.resolved > at) or (
+        ticket.updated is not None and ticket.updated > at)
+    if not (later_change or later_comment or later_stamp):
+        return ticket
+    update: dict[str, Any] = {}
+    if later_change:  # (with no history the current status is the only one known: kept)
+        update["status"] = status_at(ticket, at)
+        update["status_history"] = tuple(c for c in history if c.at <= at)
+        update["status_equivalents"] = frozenset()
+        update["raw_status"] = None  # the raw status names the current one
+    if later_comment:
+        kept = tuple(c for c in comments if c.created <= at)
+        update["comments"] = kept
+        if ticket.comment_markers:
+            # A marker travels in its comment: a comment not yet written carried none.
+            from connector.platforms.comment_marker import carried_marker  # model stays import-free at load
+
+            carried = {carried_marker(c.body) for c in kept if c.author_role == AuthorRole.CONNECTOR}
+            update["comment_markers"] = frozenset(m for m in ticket.comment_markers if m in carried)
+    if ticket.resolved is not None and ticket.resolved > at:
+        update["resolved"] = None
+    if ticket.updated is not None and ticket.updated > at:
+        stamps = [ticket.created, *(c.at for c in history if c.at <= at), *(c.created for c in comments if c.created <= at)]
+        update["updated"] = max(s for s in stamps if s <= at) if any(s <= at for s in stamps) else ticket.created
+    return replaced(ticket, **update)
