@@ -338,10 +338,11 @@ def status_at(ticket: Ticket, at: datetime) -> Status:
 def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     """The ticket as it stood at `at`, as far as the platform's timestamped records tell.
 
-    Rewound: status history and comments (later ones dropped), the status (from the
-    history), `resolved` (dropped if later), `updated` (the last record kept, if the
-    current one is later), comment markers (only those of comments kept), and
-    `status_equivalents` (they describe the current raw status only). Not rewound, because
+    Rewound: status history and comments (later ones dropped), the status (the last
+    change made by `at`, see `status_at`), `resolved` (dropped if later), `updated` (the
+    last record kept, if the current one is later), comment markers (only those of the
+    comments kept); the raw status and `status_equivalents` are dropped when the status
+    differs from the current one (they describe the current raw status only). Not rewound, because
     the ticket carries no dated history of them: priority, fields, labels/tags, assignee,
     group, summary and description – they are the current values. The same ticket object
     comes back when nothing postdates `at` (the live path: no copy).
@@ -350,16 +351,20 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     comments = ticket.comments
     later_change = any(c.at > at for c in history)
     later_comment = any(c.created > at for c in comments)
+    # The history decides the status whenever there is one (as the SLA clocks read it);
+    # with none, the current status is all the platform tells.
+    status = status_at(ticket, at) if history else ticket.status
     later_stamp = (ticket.resolved is not None and ticket.resolved > at) or (
         ticket.updated is not None and ticket.updated > at)
-    if not (later_change or later_comment or later_stamp):
+    if not (later_change or later_comment or later_stamp or status != ticket.status):
         return ticket
     update: dict[str, Any] = {}
-    if later_change:  # (with no history the current status is the only one known: kept)
-        update["status"] = status_at(ticket, at)
+    if later_change or status != ticket.status:
+        update["status"] = status
         update["status_history"] = tuple(c for c in history if c.at <= at)
-        update["status_equivalents"] = frozenset()
-        update["raw_status"] = None  # the raw status names the current one
+        if status != ticket.status:
+            update["status_equivalents"] = frozenset()  # they describe the current raw status only
+            update["raw_status"] = None
     if later_comment:
         kept = tuple(c for c in comments if c.created <= at)
         update["comments"] = kept

@@ -128,8 +128,8 @@ class TicketTimes:
     are (µs, datetime) of public agent comments, oldest first.
     """
 
-    __slots__ = ("ticket", "now", "now_us", "created_us", "segments", "updates", "status_now", "status",
-                 "first_done", "_positions")
+    __slots__ = ("ticket", "now", "now_us", "created_us", "segments", "updates", "status_now", "first_done",
+                 "_positions")
 
     def __init__(self, ticket: Ticket, now: datetime) -> None:
         self.ticket = ticket
@@ -182,9 +182,6 @@ class TicketTimes:
             if first_done is None and current in DONE_STATUSES:
                 first_done = (start_us, start)
         self.status_now = status_now
-        # The status a rule would read at `now`: the ticket's own, unless it changed after
-        # `now` – then the history's (what `ticket_as_of` sets as the status).
-        self.status = ticket.status if past == len(history) else status_now
         self.segments = segments
         self.first_done = first_done
         updates = [u for u in updates if created_us <= u[0] <= now_us]
@@ -212,7 +209,7 @@ class TicketTimes:
         elif metric == "periodic_update":
             # Applies while the ticket is open at `now` (not as it is today), from the last
             # agent update made by then.
-            if not self.updates or self.status in DONE_STATUSES:
+            if not self.updates or self.status_now in DONE_STATUSES:
                 return None
             updates = self.updates
             (begin_us, begin), stop, stop_us, cycle = updates[-1], None, None, len(updates)
