@@ -339,13 +339,15 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     """The ticket as it stood at `at`, as far as the platform's timestamped records tell.
 
     Rewound: status history and comments (later ones dropped), the status (the last
-    change made by `at`, see `status_at`), `resolved` (dropped if later), `updated` (the
+    change made by `at`, see `status_at`), `resolved` (the last entry into
+    resolved/closed by `at` if the ticket was resolved then, else none), `updated` (the
     last record kept, if the current one is later), comment markers (only those of the
     comments kept); the raw status and `status_equivalents` are dropped when the status
-    differs from the current one (they describe the current raw status only). Not rewound, because
-    the ticket carries no dated history of them: priority, fields, labels/tags, assignee,
-    group, summary and description – they are the current values. The same ticket object
-    comes back when nothing postdates `at` (the live path: no copy).
+    differs from the current one (they describe the current raw status only). Not
+    rewound, because the ticket carries no dated history of them: priority, fields,
+    labels/tags, assignee, group, summary and description – they are the current values.
+    The same ticket object comes back when nothing postdates `at` and the status agrees
+    with the history (no copy).
     """
     history = ticket.status_history
     comments = ticket.comments
@@ -374,9 +376,26 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
 
             carried = {carried_marker(c.body) for c in kept if c.author_role == AuthorRole.CONNECTOR}
             update["comment_markers"] = frozenset(m for m in ticket.comment_markers if m in carried)
-    if ticket.resolved is not None and ticket.resolved > at:
-        update["resolved"] = None
+    if later_change or (ticket.resolved is not None and ticket.resolved > at):
+        update["resolved"] = _resolved_at(ticket, status, at)
     if ticket.updated is not None and ticket.updated > at:
         stamps = [ticket.created, *(c.at for c in history if c.at <= at), *(c.created for c in comments if c.created <= at)]
         update["updated"] = max(s for s in stamps if s <= at) if any(s <= at for s in stamps) else ticket.created
     return replaced(ticket, **update)
+
+
+def _resolved_at(ticket: Ticket, status: Status, at: datetime) -> datetime | None:
+    """When the ticket was resolved as it stood at `at`: its last entry from an open status
+    into resolved/closed made by then (resolved → closed keeps the resolution time, as
+    Jira's resolution date does); None when it was open then."""
+    if status not in DONE_STATUSES:
+        return None
+    entered = None
+    for change in sorted(ticket.status_history, key=lambda c: c.at):
+        if change.at > at:
+            break
+        if change.to_status in DONE_STATUSES and change.from_status not in DONE_STATUSES:
+            entered = change.at
+    if entered is None:  # done since before its recorded history: the platform's own stamp, if it was by then
+        return ticket.resolved if ticket.resolved is not None and ticket.resolved <= at else None
+    return entered

@@ -1,0 +1,196 @@
+"""SLA clocks and plans at any instant: a ticket evaluated at `t` is the ticket as it stood at `t`.
+
+Issue 14, point 7. A status change or a comment made after `t` had not happened at `t`:
+it must neither stop a clock (a ticket resolved the next day is still running at `t`) nor
+decide which clocks apply (the periodic update follows the status at `t`, not today's).
+
+The properties are tested against tickets whose life is generated event by event, so the
+ticket "as it stood at t" is built independently of `ticket_as_of` – from the events
+made by `t` alone – and compared with what the code makes of the whole ticket.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector.calendar import ContinuousCalendar
+from connector.config import load_config
+from connector.model import DONE_STATUSES, AuthorRole, Comment, Status, StatusChange, Ticket, ticket_as_of
+from connector.rules.engine import evaluate
+from connector.settings import DEFAULT_CONFIG
+from connector.simulation import evaluate_at
+from connector.sla import MetricTarget, build_clock, compute_clocks
+from tests.factories import INTAKE, agent_reply, at, ticket
+from tests.test_sla_one_pass import CALENDARS, PAUSE_SETS, fixed, instants
+
+CONFIG = load_config(DEFAULT_CONFIG)
+STANDARD = CONFIG.calendar("standard")
+PAUSED = PAUSE_SETS[0]
+METRICS = ("first_response", "resolution", "periodic_update")
+N, IP, R, C, WC = Status.NEW, Status.IN_PROGRESS, Status.RESOLVED, Status.CLOSED, Status.WAITING_FOR_CUSTOMER
+
+
+def clock(metric, t, now, target=600):
+    built = build_clock(metric, t, now, target_minutes=target, clock="business", calendar=STANDARD, paused=PAUSED)
+    return built[0] if built else None
+
+
+# --- the cases the issue names -----------------------------------------------------------------
+
+
+def test_a_ticket_resolved_the_next_day_is_still_running_the_day_before():
+    # Resolved and closed the next day (the usual end of a ticket): before the cut, the
+    # closing made the resolution look "met" the day before, stopped in the future.
+    t = ticket(created="2026-11-19 09:00", status=C, comments=[agent_reply("2026-11-19 09:10")],
+               history=[("2026-11-19 09:10", N, IP), ("2026-11-20 10:00", IP, R), ("2026-11-20 16:00", R, C)])
+    before = clock("resolution", t, at("2026-11-19 17:00"))
+    assert before.state == "running" and before.stopped_at is None
+    assert before.elapsed_minutes == 7 * 60  # 09:00-17:00 less the lunch hour
+    assert before.due == at("2026-11-20 11:00")
+    after = clock("resolution", t, at("2026-11-20 12:00"))
+    assert after.state == "met" and after.stopped_at == at("2026-11-20 10:00")
+
+
+def test_a_resolution_and_reopen_after_now_leave_the_clock_running():
+    t = ticket(created="2026-11-19 09:00", status=IP,
+               history=[("2026-11-19 09:10", N, IP), ("2026-11-20 10:00", IP, R), ("2026-11-21 10:00", R, IP)])
+    then = clock("resolution", t, at("2026-11-19 17:00"))
+    assert then.state == "running" and then.stopped_at is None and then.elapsed_minutes == 7 * 60
+
+
+def test_a_reopen_after_now_does_not_restart_the_clock_before_it():
+    t = ticket(created="2026-11-19 09:00", status=IP,
+               history=[("2026-11-19 10:00", N, R), ("2026-11-20 10:00", R, IP)])
+    then = clock("resolution", t, at("2026-11-19 15:00"))
+    assert then.state == "met" and then.stopped_at == at("2026-11-19 10:00") and then.elapsed_minutes == 60
+
+
+def test_the_periodic_update_follows_the_status_at_now_not_today():
+    # Resolved today; yesterday afternoon it was in progress and owed the customer an update.
+    t = ticket(created="2026-11-19 09:00", status=R, comments=[agent_reply("2026-11-19 09:30")],
+               history=[("2026-11-19 09:30", N, IP), ("2026-11-20 16:00", IP, R)])
+    then = clock("periodic_update", t, at("2026-11-19 15:00"), target=240)
+    assert then is not None and then.state == "breached" and then.cycle == 1
+    assert clock("periodic_update", t, at("2026-11-20 17:00"), target=240) is None  # resolved now: no updates owed
+    # And the other way round: resolved yesterday, reopened today – resolved then, so none owed.
+    t = ticket(created="2026-11-19 09:00", status=IP, comments=[agent_reply("2026-11-19 09:30")],
+               history=[("2026-11-19 09:30", N, R), ("2026-11-20 10:00", R, IP)])
+    assert clock("periodic_update", t, at("2026-11-19 15:00"), target=240) is None
+
+
+def test_a_comment_after_now_is_no_response_yet():
+    t = ticket(created="2026-11-19 09:00", comments=[agent_reply("2026-11-19 14:00")])
+    then = clock("first_response", t, at("2026-11-19 11:00"), target=30)
+    assert then.state == "breached" and then.stopped_at is None
+
+
+def test_simulate_before_the_resolution_plans_as_then():
+    t = ticket(created="2026-11-19 09:00", status=R, priority="P1", comments=[agent_reply("2026-11-19 09:10")],
+               history=[("2026-11-19 09:10", N, IP), ("2026-11-20 10:00", IP, R)])
+    view, plan = evaluate_at(t, at("2026-11-19 17:00"), CONFIG)
+    assert view.status == IP and view.resolved is None and len(view.status_history) == 1
+    assert plan.sla["resolution"].state in ("running", "breached")
+    assert plan.sla["resolution"].stopped_at is None
+    assert plan.next_deadline is not None or plan.sla["resolution"].state == "breached"
+    with pytest.raises(ValueError, match="created at .* after --now"):
+        evaluate_at(t, at("2026-11-19 08:00"), CONFIG)
+
+
+def test_nothing_later_gives_the_same_ticket_back():
+    t = ticket(created="2026-11-19 09:00", status=IP, history=[("2026-11-19 09:10", N, IP)])
+    assert ticket_as_of(t, at("2026-11-19 09:10")) is t  # a change made exactly at `at` counts
+
+
+def test_what_is_and_is_not_rewound():
+    t = ticket(created="2026-11-19 09:00", status=R, priority="P1", labels=["sla-warning"],
+               comments=[agent_reply("2026-11-19 09:10"), agent_reply("2026-11-20 09:00", n=2)],
+               history=[("2026-11-19 09:10", N, IP), ("2026-11-20 10:00", IP, R)])
+    t = t.model_copy(update={"resolved": at("2026-11-20 10:00"), "updated": at("2026-11-20 10:00"),
+                             "raw_status": "Resolved", "status_equivalents": frozenset({C})})
+    view = ticket_as_of(t, at("2026-11-19 12:00"))
+    assert view.status == IP and view.raw_status is None and view.status_equivalents == frozenset()
+    assert [c.id for c in view.comments] == [t.comments[0].id] and view.resolved is None
+    assert view.updated == at("2026-11-19 09:10")
+    # No dated history of these on the ticket: the current values stand.
+    assert view.priority == "P1" and view.labels == t.labels and view.fields == t.fields
+
+
+def test_resolved_then_is_the_entry_into_resolved_made_by_then():
+    t = ticket(created="2026-11-19 09:00", status=R,
+               history=[("2026-11-19 10:00", N, R), ("2026-11-19 11:00", R, IP), ("2026-11-20 10:00", IP, R)])
+    t = t.model_copy(update={"resolved": at("2026-11-20 10:00")})
+    assert ticket_as_of(t, at("2026-11-19 10:30")).resolved == at("2026-11-19 10:00")
+    assert ticket_as_of(t, at("2026-11-19 12:00")).resolved is None
+
+
+# --- the property: evaluating the whole ticket at t == evaluating the ticket as it stood at t ------
+
+
+@st.composite
+def lives(draw):
+    """A ticket's life event by event: (the ticket today, the ticket as it stood at t, t)."""
+    created = fixed(draw(instants))
+    status = N
+    minute = 0.0
+    history: list[StatusChange] = []
+    comments: list[Comment] = []
+    stamps: list[tuple[float, datetime, bool]] = []  # (minute, instant, entered done)
+    for n in range(draw(st.integers(0, 10))):
+        # Never earlier than the event before (0: the same instant, kept in order).
+        minute += draw(st.sampled_from([0, 1, 30, 60, 240, 1440, 3000])) + draw(st.sampled_from([0, 0, 0.5]))
+        moment = created + timedelta(minutes=minute)
+        if draw(st.booleans()):
+            to = draw(st.sampled_from(list(Status)))
+            history.append(StatusChange(at=moment, from_status=status, to_status=to))
+            stamps.append((minute, moment, to in DONE_STATUSES and status not in DONE_STATUSES))
+            status = to
+        else:
+            comments.append(Comment(id=str(n), author_role=draw(st.sampled_from(list(AuthorRole))),
+                                    public=draw(st.booleans()), body="update", created=moment))
+            stamps.append((minute, moment, False))
+    now = created + timedelta(minutes=draw(st.integers(0, int(minute) + 2000)), seconds=draw(st.sampled_from([0, 30])))
+
+    def as_it_stood(until: datetime) -> Ticket:
+        """Built from the events made by `until` alone, as the platform would have shown it then."""
+        kept_history = tuple(c for c in history if c.at <= until)
+        kept_comments = tuple(c for c in comments if c.created <= until)
+        current = kept_history[-1].to_status if kept_history else N
+        entered = [moment for _, moment, done in stamps if done and moment <= until]
+        moments = [moment for _, moment, _ in stamps if moment <= until]
+        return Ticket(platform="jira", id="1", key="SUP-1", priority=draw_priority, category="network",
+                      status=current, created=created, fields=dict(INTAKE), status_history=kept_history,
+                      comments=kept_comments, updated=max(moments, default=created),
+                      resolved=entered[-1] if entered and current in DONE_STATUSES else None)
+
+    draw_priority = draw(st.sampled_from(["P0", "P1", "P2", "P3"]))
+    today = created + timedelta(minutes=minute + 10000)
+    return as_it_stood(today), as_it_stood(now), now
+
+
+@settings(max_examples=300, deadline=None)
+@given(lives(), st.sampled_from(CALENDARS), st.sampled_from(PAUSE_SETS),
+       st.lists(st.integers(0, 3000), min_size=3, max_size=3), st.sampled_from(["business", "calendar"]))
+def test_clocks_of_the_whole_ticket_at_t_equal_those_of_the_ticket_as_it_stood(life, calendar, paused, targets, kind):
+    whole, then, now = life
+    chosen = ContinuousCalendar() if kind == "calendar" else calendar
+    prepared = [MetricTarget(metric, minutes, kind, chosen) for metric, minutes in zip(METRICS, targets)]
+    expected = compute_clocks(then, now, prepared, paused=paused, warn_percents=(50, 75))
+    for ticket_ in (whole, ticket_as_of(whole, now)):
+        got = compute_clocks(ticket_, now, prepared, paused=paused, warn_percents=(50, 75))
+        assert {m: c.model_dump_json() for m, (c, _) in got.items()} == \
+            {m: c.model_dump_json() for m, (c, _) in expected.items()}
+        for metric, (_, timeline) in got.items():
+            assert timeline.spans == expected[metric][1].spans
+
+
+@settings(max_examples=300, deadline=None)
+@given(lives())
+def test_the_plan_at_t_is_the_plan_for_the_ticket_as_it_stood(life):
+    whole, then, now = life
+    view, plan = evaluate_at(whole, now, CONFIG)
+    assert view.model_dump() == then.model_dump()
+    assert plan.model_dump_json() == evaluate(then, now, CONFIG).model_dump_json()
