@@ -342,9 +342,10 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     change made by `at`, see `status_at`), `resolved` (the last entry into
     resolved/closed by `at` if the ticket was resolved then, else none), `updated` (the
     last record kept, if the current one is later), comment markers (only those of the
-    comments kept); the raw status and `status_equivalents` are dropped when the status
+    comments kept; a marker label whose connector comment was posted after `at` is dropped
+    too); the raw status and `status_equivalents` are dropped when the status
     differs from the current one (they describe the current raw status only). Not
-    rewound, because the ticket carries no dated history of them: priority, fields,
+    rewound, because the ticket carries no dated history of them: priority, fields, other
     labels/tags, assignee, group, summary and description – they are the current values.
     The same ticket object comes back when nothing postdates `at` and the status agrees
     with the history (no copy).
@@ -370,12 +371,19 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     if later_comment:
         kept = tuple(c for c in comments if c.created <= at)
         update["comments"] = kept
-        if ticket.comment_markers:
-            # A marker travels in its comment: a comment not yet written carried none.
-            from connector.platforms.comment_marker import carried_marker  # model stays import-free at load
+        from connector.platforms.comment_marker import carried_marker  # model stays import-free at load
 
-            carried = {carried_marker(c.body) for c in kept if c.author_role == AuthorRole.CONNECTOR}
-            update["comment_markers"] = frozenset(m for m in ticket.comment_markers if m in carried)
+        def carried(chosen: tuple[Comment, ...]) -> set[str | None]:
+            return {carried_marker(c.body) for c in chosen if c.author_role == AuthorRole.CONNECTOR}
+
+        # A one-time notice posted after `at` had not been posted: its marker (carried in the
+        # comment on Jira, see `comment_marker`, and the label that mirrors it) goes with it.
+        kept_markers = carried(kept)
+        unsent = carried(tuple(c for c in comments if c.created > at)) - kept_markers - {None}
+        if ticket.comment_markers:
+            update["comment_markers"] = frozenset(m for m in ticket.comment_markers if m in kept_markers)
+        if unsent & ticket.labels:
+            update["labels"] = ticket.labels - unsent
     if later_change or (ticket.resolved is not None and ticket.resolved > at):
         update["resolved"] = _resolved_at(ticket, status, at)
     if ticket.updated is not None and ticket.updated > at:

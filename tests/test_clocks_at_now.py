@@ -119,6 +119,21 @@ def test_what_is_and_is_not_rewound():
     assert view.priority == "P1" and view.labels == t.labels and view.fields == t.fields
 
 
+def test_a_notice_posted_after_now_had_not_been_posted():
+    notice = Comment(id="n1", author="connector", author_role=AuthorRole.CONNECTOR, public=False,
+                     body="Resolution target breached.\n\nref: sla-breach-resolution", created=at("2026-11-20 09:00"))
+    earlier = Comment(id="n0", author="connector", author_role=AuthorRole.CONNECTOR, public=False,
+                      body="Please add the error text.\n\nref: sc-intake-requested", created=at("2026-11-19 09:05"))
+    t = ticket(created="2026-11-19 09:00", status=IP, labels=["sla-breach-resolution", "sc-intake-requested", "vip"],
+               history=[("2026-11-19 09:10", N, IP)])
+    t = t.model_copy(update={"comments": (earlier, notice),
+                             "comment_markers": frozenset({"sla-breach-resolution", "sc-intake-requested"})})
+    view = ticket_as_of(t, at("2026-11-19 17:00"))
+    assert view.comment_markers == {"sc-intake-requested"}
+    assert view.labels == {"sc-intake-requested", "vip"}  # other labels have no date: kept
+    assert ticket_as_of(t, at("2026-11-20 09:00")) is t
+
+
 def test_resolved_then_is_the_entry_into_resolved_made_by_then():
     t = ticket(created="2026-11-19 09:00", status=R,
                history=[("2026-11-19 10:00", N, R), ("2026-11-19 11:00", R, IP), ("2026-11-20 10:00", IP, R)])
