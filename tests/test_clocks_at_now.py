@@ -11,13 +11,17 @@ made by `t` alone – and compared with what the code makes of the whole ticket.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.calendar import ContinuousCalendar
+from connector.cli import main
 from connector.config import load_config
 from connector.model import DONE_STATUSES, AuthorRole, Comment, Status, StatusChange, Ticket, ticket_as_of
 from connector.rules.engine import evaluate
@@ -209,3 +213,27 @@ def test_the_plan_at_t_is_the_plan_for_the_ticket_as_it_stood(life):
     view, plan = evaluate_at(whole, now, CONFIG)
     assert view.model_dump() == then.model_dump()
     assert plan.model_dump_json() == evaluate(then, now, CONFIG).model_dump_json()
+
+
+# --- `connector simulate --now` on the platforms' own JSON ----------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["jira", "zendesk"])
+def test_simulate_in_the_past_shows_the_closed_example_as_it_stood(platform):
+    """The bundled P1 ticket was resolved on the 18th and closed later; on the 17th it was in progress."""
+    path = Path(__file__).resolve().parent.parent / "examples" / platform / "p1-closed-needs-follow-up.json"
+    result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(path),
+                                       "--now", "2026-11-17T17:00:00+08:00", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    then = json.loads(result.output)
+    assert then["ticket"]["status"] == "in_progress"
+    assert then["sla"]["resolution"]["state"] == "running" and then["sla"]["resolution"]["stopped_at"] is None
+    assert "periodic_update" in then["sla"]  # owed while it was open
+    result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(path),
+                                       "--now", "2026-11-20T15:00:00+08:00", "--format", "json"])
+    today = json.loads(result.output)
+    assert today["ticket"]["status"] == "closed" and today["sla"]["resolution"]["state"] in ("met", "breached")
+    assert "periodic_update" not in today["sla"]
+    result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(path),
+                                       "--now", "2026-11-16T09:00:00+08:00"])
+    assert result.exit_code != 0 and "after --now" in result.output
