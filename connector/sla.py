@@ -13,7 +13,11 @@ answer, and `simulate --now` can show any moment of a ticket's life. Rules:
 - statuses listed as pausing (waiting for customer / third party / information) stop
   every clock while they last;
 - the targets are those of the ticket's current priority: a priority change re-targets
-  the whole clock, as Jira Service Management does.
+  the whole clock, as Jira Service Management does;
+- a clock at `now` is the clock of the ticket as it stood then: status changes and
+  comments made after `now` are cut off once, before any metric is built, so a ticket
+  resolved (or closed, or reopened) later is judged by its status at `now`
+  (`connector.model.ticket_as_of` gives the same clocks; `tests/test_clocks_at_now.py`).
 
 All metrics of a ticket are computed in one pass (`compute_clocks`): the status segments,
 the agents' updates and the ticket's status now are derived once, every instant is turned
