@@ -338,6 +338,11 @@ def status_at(ticket: Ticket, at: datetime) -> Status:
 def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     """The ticket as it stood at `at`, as far as the platform's timestamped records tell.
 
+    Those records are the status history (Jira: the changelog's `histories[].created`;
+    Zendesk: the audits, "a read-only history of all updates to a ticket", each with its
+    `created_at`, https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_audits/)
+    and the comments' `created`.
+
     Rewound: status history and comments (later ones dropped), the status (the last
     change made by `at`, see `status_at`), `resolved` (the last entry into
     resolved/closed by `at` if the ticket was resolved then, else none), `updated` (the
@@ -394,8 +399,13 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
 
 def _resolved_at(ticket: Ticket, status: Status, at: datetime) -> datetime | None:
     """When the ticket was resolved as it stood at `at`: its last entry from an open status
-    into resolved/closed made by then (resolved → closed keeps the resolution time, as
-    Jira's resolution date does); None when it was open then."""
+    into resolved/closed made by then; None when it was open then.
+
+    Jira's own resolution date is "the latest date that the Resolution field was set to a
+    value" (http://jiradev.blogspot.com/2010/11/resolved-resolution-and-resolution-date.html),
+    a field change the status history does not carry; Zendesk's ticket has no solved time
+    at all (its audits say when it got there). The status history is the record both have,
+    so resolved → closed keeps the time the ticket left the open statuses."""
     if status not in DONE_STATUSES:
         return None
     entered = None
