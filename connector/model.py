@@ -68,6 +68,15 @@ class StatusChange(_Frozen):
     raw_to: str | None = None
 
 
+class PriorityChange(_Frozen):
+    """One priority change from the platform's history (Jira changelog, Zendesk audits);
+    None is no priority, or one the mapping does not know."""
+
+    at: datetime
+    from_priority: Priority | None = None
+    to_priority: Priority | None = None
+
+
 class SimilarCase(_Frozen):
     """A resolved ticket that looks like another one, as `connector.knowledge` found it.
 
@@ -117,6 +126,9 @@ class Ticket(BaseModel):
     updated: datetime | None = None
     resolved: datetime | None = None
     status_history: tuple[StatusChange, ...] = ()
+    # Dated priority changes, oldest first, where the platform's record was read (a fetch
+    # with changelog/audits); empty otherwise. Only `ticket_as_of` reads them.
+    priority_history: tuple[PriorityChange, ...] = ()
     comments: tuple[Comment, ...] = ()
     # Resolved tickets like this one, best first, above the configured minimum score. None
     # means nobody looked (looking up costs platform searches, so `connector.knowledge.enrich`
@@ -335,6 +347,16 @@ def status_at(ticket: Ticket, at: datetime) -> Status:
     return ticket.status if not history else Status.NEW
 
 
+def priority_at(ticket: Ticket, at: datetime) -> Priority | None:
+    """The ticket's priority at `at` from its dated priority changes (one made at `at` counts);
+    before the first, that change's previous value; with none, the current priority."""
+    history = sorted(ticket.priority_history, key=lambda c: c.at)
+    past = [c for c in history if c.at <= at]
+    if past:
+        return past[-1].to_priority
+    return history[0].from_priority if history else ticket.priority
+
+
 def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     """The ticket as it stood at `at`, as far as the platform's timestamped records tell.
 
@@ -348,9 +370,10 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     resolved/closed by `at` if the ticket was resolved then, else none), `updated` (the
     last record kept, if the current one is later), comment markers (only those of the
     comments kept; a marker label whose connector comment was posted after `at` is dropped
-    too); the raw status and `status_equivalents` are dropped when the status
-    differs from the current one (they describe the current raw status only). Not
-    rewound, because the ticket carries no dated history of them: priority, fields, other
+    too), the priority (from `priority_history`, when the platform's record of it was
+    read); the raw status (with `status_equivalents`) and the raw priority are dropped when
+    the value at `at` differs from the current one (they describe the current one). Not
+    rewound, because the ticket carries no dated history of them: fields, other
     labels/tags, assignee, group, summary and description – they are the current values.
     The same ticket object comes back when nothing postdates `at` and the status agrees
     with the history (no copy).
@@ -364,9 +387,16 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     status = status_at(ticket, at) if history else ticket.status
     later_stamp = (ticket.resolved is not None and ticket.resolved > at) or (
         ticket.updated is not None and ticket.updated > at)
-    if not (later_change or later_comment or later_stamp or status != ticket.status):
+    later_priority = any(c.at > at for c in ticket.priority_history)
+    if not (later_change or later_comment or later_stamp or later_priority or status != ticket.status):
         return ticket
     update: dict[str, Any] = {}
+    if later_priority:
+        priority = priority_at(ticket, at)
+        update["priority_history"] = tuple(c for c in ticket.priority_history if c.at <= at)
+        if priority != ticket.priority:
+            update["priority"] = priority
+            update["raw_priority"] = None  # names the current priority
     if later_change or status != ticket.status:
         update["status"] = status
         update["status_history"] = tuple(c for c in history if c.at <= at)
