@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from connector.calendar import ContinuousCalendar
 from connector.cli import main
 from connector.config import load_config
-from connector.model import DONE_STATUSES, AuthorRole, Comment, Status, StatusChange, Ticket, ticket_as_of
+from connector.model import (DONE_STATUSES, AuthorRole, Comment, PriorityChange, Status, StatusChange, Ticket,
+                             ticket_as_of)
 from connector.rules.engine import evaluate
 from connector.settings import DEFAULT_CONFIG
 from connector.simulation import evaluate_at
@@ -35,6 +36,7 @@ CONFIG = load_config(DEFAULT_CONFIG)
 STANDARD = CONFIG.calendar("standard")
 PAUSED = PAUSE_SETS[0]
 METRICS = ("first_response", "resolution", "periodic_update")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 N, IP, R, C, WC = Status.NEW, Status.IN_PROGRESS, Status.RESOLVED, Status.CLOSED, Status.WAITING_FOR_CUSTOMER
 
 
@@ -221,7 +223,7 @@ def test_the_plan_at_t_is_the_plan_for_the_ticket_as_it_stood(life):
 @pytest.mark.parametrize("platform", ["jira", "zendesk"])
 def test_simulate_in_the_past_shows_the_closed_example_as_it_stood(platform):
     """The bundled P1 ticket was resolved on the 18th and closed later; on the 17th it was in progress."""
-    path = Path(__file__).resolve().parent.parent / "examples" / platform / "p1-closed-needs-follow-up.json"
+    path = EXAMPLES / platform / "p1-closed-needs-follow-up.json"
     result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(path),
                                        "--now", "2026-11-17T17:00:00+08:00", "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -237,3 +239,51 @@ def test_simulate_in_the_past_shows_the_closed_example_as_it_stood(platform):
     result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(path),
                                        "--now", "2026-11-16T09:00:00+08:00"])
     assert result.exit_code != 0 and "after --now" in result.output
+
+
+def _with_raised_priority(platform: str, tmp_path: Path) -> Path:
+    """The P1 example, raised to P1 from P2 at 12:00 on the 17th (a changelog item / an audit Change event)."""
+    data = json.loads((EXAMPLES / platform / "p1-closed-needs-follow-up.json").read_text(encoding="utf-8"))
+    if platform == "jira":
+        data["changelog"]["histories"].append({
+            "id": "99001", "created": "2026-11-17T12:00:00.000+0800",
+            "items": [{"field": "priority", "fieldtype": "jira", "fieldId": "priority",
+                       "from": "3", "fromString": "Medium", "to": "2", "toString": "High"}]})
+        data["changelog"]["total"] = len(data["changelog"]["histories"])
+    else:
+        data["audits"].append({"id": 99001, "ticket_id": int(data["ticket"]["id"]), "created_at": "2026-11-17T04:00:00Z",
+                               "author_id": data["audits"][0]["author_id"],
+                               "events": [{"id": 99002, "type": "Change", "field_name": "priority",
+                                           "value": "high", "previous_value": "normal"}]})
+        data["audits"].sort(key=lambda a: a["created_at"])
+    path = tmp_path / f"{platform}.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("platform", ["jira", "zendesk"])
+def test_simulate_in_the_past_takes_the_targets_of_the_priority_then(platform, tmp_path):
+    path = _with_raised_priority(platform, tmp_path)
+
+    def at_(now):
+        result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(path),
+                                           "--now", now, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    before = at_("2026-11-17T11:00:00+08:00")
+    assert before["ticket"]["priority"] == "P2"
+    assert before["sla"]["resolution"]["target_minutes"] == 3 * 8 * 60  # 3bd of 8 business hours
+    assert "periodic_update" not in before["sla"]  # P2 has no periodic-update target
+    after = at_("2026-11-17T17:00:00+08:00")
+    assert after["ticket"]["priority"] == "P1" and after["sla"]["resolution"]["target_minutes"] == 8 * 60
+    assert "periodic_update" in after["sla"]
+
+
+def test_the_priority_before_its_first_recorded_change_is_that_changes_previous_value():
+    t = ticket(created="2026-11-19 09:00", priority="P0").model_copy(update={"priority_history": (
+        PriorityChange(at=at("2026-11-19 10:00"), from_priority="P2", to_priority="P1"),
+        PriorityChange(at=at("2026-11-20 10:00"), from_priority="P1", to_priority="P0"))})
+    assert ticket_as_of(t, at("2026-11-19 09:30")).priority == "P2"
+    assert ticket_as_of(t, at("2026-11-19 10:00")).priority == "P1"  # a change made at the instant counts
+    assert ticket_as_of(t, at("2026-11-20 11:00")) is t
