@@ -422,7 +422,8 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     if later_change or (ticket.resolved is not None and ticket.resolved > at):
         update["resolved"] = _resolved_at(ticket, status, at)
     if ticket.updated is not None and ticket.updated > at:
-        stamps = [ticket.created, *(c.at for c in history if c.at <= at), *(c.created for c in comments if c.created <= at)]
+        stamps = [ticket.created, *(c.at for c in history if c.at <= at), *(c.created for c in comments if c.created <= at),
+                  *(c.at for c in ticket.priority_history if c.at <= at)]
         update["updated"] = max(s for s in stamps if s <= at) if any(s <= at for s in stamps) else ticket.created
     return replaced(ticket, **update)
 

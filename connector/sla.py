@@ -12,8 +12,9 @@ answer, and `simulate --now` can show any moment of a ticket's life. Rules:
   new update starts a new cycle (breach notices are once per cycle);
 - statuses listed as pausing (waiting for customer / third party / information) stop
   every clock while they last;
-- the targets are those of the ticket's current priority: a priority change re-targets
-  the whole clock, as Jira Service Management does;
+- the targets are those of the ticket's priority (the rule reads `ticket.priority`; in
+  `simulate --now` that is the priority at `now`, see `connector.model.ticket_as_of`): a
+  priority change re-targets the whole clock, as Jira Service Management does;
 - a clock at `now` is the clock of the ticket as it stood then: status changes and
   comments made after `now` are cut off once, before any metric is built, so a ticket
   resolved (or closed, or reopened) later is judged by its status at `now`

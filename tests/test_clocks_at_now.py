@@ -156,6 +156,8 @@ def lives(draw):
     """A ticket's life event by event: (the ticket today, the ticket as it stood at t, t)."""
     created = fixed(draw(instants))
     status = N
+    first_priority = priority = draw(st.sampled_from(["P0", "P1", "P2", "P3"]))
+    priorities: list[PriorityChange] = []
     minute = 0.0
     history: list[StatusChange] = []
     comments: list[Comment] = []
@@ -164,7 +166,13 @@ def lives(draw):
         # Never earlier than the event before (0: the same instant, kept in order).
         minute += draw(st.sampled_from([0, 1, 30, 60, 240, 1440, 3000])) + draw(st.sampled_from([0, 0, 0.5]))
         moment = created + timedelta(minutes=minute)
-        if draw(st.booleans()):
+        kind = draw(st.sampled_from(["status", "status", "comment", "comment", "priority"]))
+        if kind == "priority":
+            raised = draw(st.sampled_from(["P0", "P1", "P2", "P3"]))
+            priorities.append(PriorityChange(at=moment, from_priority=priority, to_priority=raised))
+            stamps.append((minute, moment, False))  # a field change updates the ticket too
+            priority = raised
+        elif kind == "status":
             to = draw(st.sampled_from(list(Status)))
             history.append(StatusChange(at=moment, from_status=status, to_status=to))
             stamps.append((minute, moment, to in DONE_STATUSES and status not in DONE_STATUSES))
@@ -180,14 +188,15 @@ def lives(draw):
         kept_history = tuple(c for c in history if c.at <= until)
         kept_comments = tuple(c for c in comments if c.created <= until)
         current = kept_history[-1].to_status if kept_history else N
+        kept_priorities = tuple(c for c in priorities if c.at <= until)
         entered = [moment for _, moment, done in stamps if done and moment <= until]
         moments = [moment for _, moment, _ in stamps if moment <= until]
-        return Ticket(platform="jira", id="1", key="SUP-1", priority=draw_priority, category="network",
+        return Ticket(platform="jira", id="1", key="SUP-1", category="network", priority_history=kept_priorities,
+                      priority=kept_priorities[-1].to_priority if kept_priorities else first_priority,
                       status=current, created=created, fields=dict(INTAKE), status_history=kept_history,
                       comments=kept_comments, updated=max(moments, default=created),
                       resolved=entered[-1] if entered and current in DONE_STATUSES else None)
 
-    draw_priority = draw(st.sampled_from(["P0", "P1", "P2", "P3"]))
     today = created + timedelta(minutes=minute + 10000)
     return as_it_stood(today), as_it_stood(now), now
 
