@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from connector.config import load_config
 from connector.model import Status
 from connector.sandbox.jira import AGENT
+from connector.sandbox.zendesk import AGENT as ZENDESK_AGENT
 from connector.sandbox.server import Clock
 from connector.settings import DEFAULT_CONFIG
 from connector.simulation import evaluate_at
@@ -45,4 +46,33 @@ def test_jira_ticket_read_by_the_adapter_is_seen_as_it_stood(tmp_path):
 
     view, plan = evaluate_at(ticket, FRIDAY, CONFIG)
     assert view is ticket or view.status == Status.CLOSED
+    assert plan.sla["resolution"].state == "met" and "periodic_update" not in plan.sla
+
+
+def test_zendesk_ticket_read_by_the_adapter_is_seen_as_it_stood(tmp_path):
+    with LocalStack(tmp_path / "data", clock=Clock(FRIDAY), zendesk=True) as stack:
+        zendesk = stack.zendesk
+        ticket_id = zendesk.create_ticket(
+            "SSO fails", "SAML login fails", priority="normal", created=FRIDAY - timedelta(hours=3),
+            custom_fields={"Category": "login", "Impact scope": "Shanghai office", "Steps to reproduce": "Log in",
+                           "Error message": "SAML 500", "Occurred at": "2026-11-20", "Environment": "Okta"})
+        zendesk.set_status(ticket_id, "open", author=ZENDESK_AGENT, at=FRIDAY - timedelta(hours=2, minutes=50))
+        zendesk.add_comment(ticket_id, "Looking into it", author=ZENDESK_AGENT, at=FRIDAY - timedelta(hours=2, minutes=50))
+        zendesk.set_fields(ticket_id, {"priority": "high"}, author=ZENDESK_AGENT, at=FRIDAY - timedelta(hours=2, minutes=45))
+        zendesk.set_status(ticket_id, "solved", author=ZENDESK_AGENT, at=FRIDAY - timedelta(hours=1))
+        ticket = stack.runtime.adapter("zendesk").fetch(str(ticket_id))
+    assert ticket.status == Status.RESOLVED and ticket.priority == "P1"
+
+    view, plan = evaluate_at(ticket, FRIDAY - timedelta(hours=2, minutes=30), CONFIG)
+    assert view.status == Status.IN_PROGRESS and view.priority == "P1" and view.resolved is None
+    assert plan.sla["resolution"].state == "running" and plan.sla["resolution"].target_minutes == 8 * 60
+    assert "periodic_update" in plan.sla
+
+    view, plan = evaluate_at(ticket, FRIDAY - timedelta(hours=2, minutes=55), CONFIG)
+    assert view.status == Status.NEW and view.priority == "P2"
+    assert not [c for c in view.comments if c.author_role == "agent"]
+    assert plan.sla["resolution"].target_minutes == 3 * 8 * 60 and "periodic_update" not in plan.sla
+    assert plan.sla["first_response"].state == "running"
+
+    view, plan = evaluate_at(ticket, FRIDAY, CONFIG)
     assert plan.sla["resolution"].state == "met" and "periodic_update" not in plan.sla
