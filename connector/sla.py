@@ -12,8 +12,13 @@ answer, and `simulate --now` can show any moment of a ticket's life. Rules:
   new update starts a new cycle (breach notices are once per cycle);
 - statuses listed as pausing (waiting for customer / third party / information) stop
   every clock while they last;
-- the targets are those of the ticket's current priority: a priority change re-targets
-  the whole clock, as Jira Service Management does.
+- the targets are those of the ticket's priority (the rule reads `ticket.priority`; in
+  `simulate --now` that is the priority at `now`, see `connector.model.ticket_as_of`): a
+  priority change re-targets the whole clock, as Jira Service Management does;
+- a clock at `now` is the clock of the ticket as it stood then: status changes and
+  comments made after `now` are cut off once, before any metric is built, so a ticket
+  resolved (or closed, or reopened) later is judged by its status at `now`
+  (`connector.model.ticket_as_of` gives the same clocks; `tests/test_clocks_at_now.py`).
 
 All metrics of a ticket are computed in one pass (`compute_clocks`): the status segments,
 the agents' updates and the ticket's status now are derived once, every instant is turned
@@ -31,6 +36,7 @@ from typing import Iterable, Protocol, Sequence
 
 from connector.calendar import _US_PER_MINUTE, _from_us, _minutes_to_us, _to_us
 from connector.model import DONE_STATUSES, AuthorRole, SlaClock, Status, Ticket, adopt
+from connector.model import status_at as model_status_at
 
 _AGENT = AuthorRole.AGENT
 
@@ -147,24 +153,31 @@ class TicketTimes:
                        if c.public and c.author_role == _AGENT]
         # A stable sort keeps the platform's order for changes made in the same instant.
         history.sort(key=_first)
-        status_now = None
         if history:
             first_us, first = history[0]
             current = first.from_status or (first.to_status if first_us <= created_us else Status.NEW)
+            status_now = first.from_status or Status.NEW  # before its first change, if none was made by now
         else:
-            current = ticket.status
+            current = status_now = ticket.status
+        # The ticket as it stood at `now`, cut once for every metric: a change or a comment
+        # made after `now` had not happened yet (one made at `now` counts), so it neither
+        # stops nor restarts a clock – `ticket_as_of(ticket, now)` gives the same clocks.
+        past = len(history)
+        for index, (at_us, _) in enumerate(history):
+            if at_us > now_us:
+                past = index
+                break
         segments: list[tuple[int, int, Status, datetime]] = []
         first_done = None
         start, start_us = created, created_us
-        for at_us, change in history:
-            if at_us <= now_us:
-                status_now = change.to_status  # the last change made by now (one made at now counts)
+        for at_us, change in history[:past]:
+            status_now = change.to_status
             if at_us >= created_us:  # max(change.at, ticket.created): the first on a tie
                 at, clamped_us = change.at, at_us
             else:
                 at, clamped_us = created, created_us
             if clamped_us > start_us:
-                segments.append((start_us, clamped_us if clamped_us < now_us else now_us, current, start))
+                segments.append((start_us, clamped_us, current, start))
                 if first_done is None and current in DONE_STATUSES:
                     first_done = (start_us, start)
                 start, start_us = at, clamped_us
@@ -173,19 +186,17 @@ class TicketTimes:
             segments.append((start_us, now_us, current, start))
             if first_done is None and current in DONE_STATUSES:
                 first_done = (start_us, start)
-        if status_now is None:  # nothing changed by now: what the ticket was before its first change
-            status_now = (history[0][1].from_status or Status.NEW) if history else ticket.status
         self.status_now = status_now
         self.segments = segments
         self.first_done = first_done
-        updates = [u for u in updates if u[0] >= created_us]
+        updates = [u for u in updates if created_us <= u[0] <= now_us]
         updates.sort(key=_first)
         self.updates = updates
 
     def clock(self, target: MetricTarget, paused: frozenset[Status], warn_percents: Iterable[int] = ()
               ) -> tuple[SlaClock, Timeline] | None:
         """One metric's clock, or None when it does not apply to the ticket now."""
-        ticket, now_us = self.ticket, self.now_us
+        ticket = self.ticket
         metric = target.metric
         cycle = 0
         if metric == "first_response":
@@ -193,7 +204,7 @@ class TicketTimes:
             responded = self.updates[0] if self.updates else None
             stop = stop_us = None
             for candidate in (responded, self.first_done):  # the earlier; the response on a tie
-                if candidate is not None and candidate[0] <= now_us and (stop_us is None or candidate[0] < stop_us):
+                if candidate is not None and (stop_us is None or candidate[0] < stop_us):
                     stop_us, stop = candidate[0], candidate[1]
         elif metric == "resolution":
             begin, begin_us = ticket.created, self.created_us
@@ -201,12 +212,12 @@ class TicketTimes:
             if self.segments and self.segments[-1][2] in DONE_STATUSES:
                 stop_us, stop = self.segments[-1][0], self.segments[-1][3]
         elif metric == "periodic_update":
-            if not self.updates or ticket.status in DONE_STATUSES:
+            # Applies while the ticket is open at `now` (not as it is today), from the last
+            # agent update made by then.
+            if not self.updates or self.status_now in DONE_STATUSES:
                 return None
-            past = [u for u in self.updates if u[0] <= now_us]
-            if not past:
-                return None
-            (begin_us, begin), stop, stop_us, cycle = past[-1], None, None, len(past)
+            updates = self.updates
+            (begin_us, begin), stop, stop_us, cycle = updates[-1], None, None, len(updates)
         else:
             raise ValueError(f"unknown SLA metric {metric!r}")
 
@@ -335,15 +346,8 @@ def status_segments(ticket: Ticket, now: datetime) -> list[tuple[datetime, datet
 
 
 def status_at(ticket: Ticket, now: datetime) -> Status:
-    """The ticket's status at `now` (a change made exactly at `now` counts)."""
-    # A stable sort keeps the platform's order for changes made in the same instant.
-    history = sorted(ticket.status_history, key=lambda c: c.at)
-    past = [c for c in history if c.at <= now]
-    if past:
-        return past[-1].to_status
-    if history and history[0].from_status:
-        return history[0].from_status
-    return ticket.status if not history else Status.NEW
+    """The ticket's status at `now` (a change made exactly at `now` counts); see `connector.model.status_at`."""
+    return model_status_at(ticket, now)
 
 
 def agent_updates(ticket: Ticket) -> list[datetime]:

@@ -11,6 +11,13 @@ Ticket instants carry fixed UTC offsets, as the platform parsers deliver them
 (`parse_time`: ISO 8601 with an offset). With a shared `ZoneInfo` object on both sides,
 Python compares datetimes by wall clock, not by instant, which for a wall time inside a
 daylight-saving gap or fold differs; the one-pass code compares instants there.
+
+The reference judged a ticket whose history continues after `now` by today's status (a
+resolution made the next day looked "met"; the periodic update followed the current
+status). The one-pass code cuts the history at `now` (issue 14, point 7), so both are
+handed the ticket as it stood at `now` (`ticket_as_of`); the one-pass code is also run on
+the uncut ticket and must give the same clocks – `tests/test_clocks_at_now.py` tests that
+property on its own.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from hypothesis import strategies as st
 
 from connector.calendar import ContinuousCalendar, parse_duration
 from connector.config import load_config
-from connector.model import AuthorRole, Comment, StatusChange, Status, Ticket
+from connector.model import AuthorRole, Comment, StatusChange, Status, Ticket, ticket_as_of
 from connector.rules.base import EvalContext
 from connector.settings import DEFAULT_CONFIG
 from connector.sla import MetricTarget, build_clock, compute_clocks
@@ -92,11 +99,14 @@ def instants_of(clock) -> list[str | None]:
        st.lists(st.integers(0, 3000), min_size=3, max_size=3), st.sampled_from(["business", "calendar"]),
        st.lists(st.integers(1, 99), max_size=3, unique=True))
 def test_one_pass_equals_the_previous_per_metric_clocks(case, calendar, paused, targets, kind, warn):
-    ticket, now = case
+    full, now = case
+    ticket = ticket_as_of(full, now)  # the reference did not cut: see the module docstring
     chosen = ContinuousCalendar() if kind == "calendar" else calendar
     warn = sorted(warn)
     prepared = [MetricTarget(metric, minutes, kind, chosen) for metric, minutes in zip(METRICS, targets)]
     computed = compute_clocks(ticket, now, prepared, paused=paused, warn_percents=warn)
+    uncut = compute_clocks(full, now, prepared, paused=paused, warn_percents=warn)
+    assert {m: dump(c) for m, (c, _) in uncut.items()} == {m: dump(c) for m, (c, _) in computed.items()}
     for target in prepared:
         expected = sla_reference.build_clock(target.metric, ticket, now, target_minutes=target.target_minutes,
                                              clock=kind, calendar=chosen, paused=paused, warn_percents=warn)

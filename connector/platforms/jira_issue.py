@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from connector.model import DONE_STATUSES, AuthorRole, Comment, Status, StatusChange, Ticket
+from connector.model import DONE_STATUSES, AuthorRole, Comment, PriorityChange, Status, StatusChange, Ticket
 from connector.platforms.field_values import (
     complete_history,
     MalformedTicketError,
@@ -129,6 +129,7 @@ def parse_jira_issue(
         updated=optional_time(fields.get("updated"), what=f"{where} fields.updated"),
         resolved=resolved,
         status_history=history,
+        priority_history=_priority_history(issue, mapping),
         comments=comments,
     )
 
@@ -204,6 +205,34 @@ def _status_history(
                 )
             )
     return complete_history(changes, created, current, raw_current, logical)
+
+
+def _is_priority_item(item: Mapping[str, Any]) -> bool:
+    # As `_is_status_item`: the system field only, never a custom field named "Priority".
+    if item.get("fieldId"):
+        return item["fieldId"] == "priority"
+    return str(item.get("field", "")).casefold() == "priority" and item.get("fieldtype") != "custom"
+
+
+def _priority_history(issue: Mapping[str, Any], mapping: PlatformMapping) -> tuple[PriorityChange, ...]:
+    """Priority changes from the changelog (items of field "priority", names in
+    `fromString`/`toString`), oldest first; for `simulate --now` in the past
+    (`connector.model.ticket_as_of`). Without a changelog: none known."""
+    changelog = issue.get("changelog")
+    if not isinstance(changelog, Mapping):
+        return ()
+    where = f"issue {issue.get('key')} changelog"
+    changes: list[PriorityChange] = []
+    for history in require_list(changelog, "histories", where=where):
+        items = [item for item in history.get("items") or () if isinstance(item, Mapping) and _is_priority_item(item)]
+        if not items:
+            continue
+        at = parse_time(history.get("created"), what=f"{where} history {history.get('id')} created")
+        for item in items:
+            changes.append(PriorityChange(at=at, from_priority=mapping.logical_priority(item.get("fromString")),
+                                          to_priority=mapping.logical_priority(item.get("toString"))))
+    changes.sort(key=lambda c: c.at)
+    return tuple(changes)
 
 
 # --- people and comments ----------------------------------------------------------------

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from connector.model import DONE_STATUSES, AuthorRole, Comment, Status, StatusChange, Ticket
+from connector.model import DONE_STATUSES, AuthorRole, Comment, PriorityChange, Status, StatusChange, Ticket
 from connector.platforms.field_values import (
     complete_history,
     MalformedTicketError,
@@ -117,6 +117,7 @@ def parse_zendesk_ticket(
         # The ticket object has no solved time; the audits say when it got there.
         resolved=last_entered(history, DONE_STATUSES) if status in DONE_STATUSES else None,
         status_history=history,
+        priority_history=_priority_history(audit_list, mapping, where=where),
         comments=_comments(
             ticket,
             mapping,
@@ -175,6 +176,25 @@ def _status_history(
                 )
             )
     return complete_history(changes, created, current, raw_current, logical)
+
+
+def _priority_history(audits: list[Mapping[str, Any]], mapping: PlatformMapping, *,
+                      where: str) -> tuple[PriorityChange, ...]:
+    """Priority Change events of the audits ("The value of a ticket field was changed",
+    https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_audits/), oldest
+    first; for `simulate --now` in the past (`connector.model.ticket_as_of`)."""
+    changes: list[PriorityChange] = []
+    for audit in audits or ():
+        events = [event for event in require_list(audit, "events", where=f"{where} audit {audit.get('id')}")
+                  if event.get("field_name") == "priority" and event.get("type") == "Change"]
+        if not events:
+            continue
+        at = parse_time(audit.get("created_at"), what=f"{where} audit {audit.get('id')} created_at")
+        for event in events:
+            changes.append(PriorityChange(at=at, from_priority=mapping.logical_priority(id_text(event.get("previous_value"))),
+                                          to_priority=mapping.logical_priority(id_text(event.get("value")))))
+    changes.sort(key=lambda c: c.at)
+    return tuple(changes)
 
 
 # --- comments ---------------------------------------------------------------------------

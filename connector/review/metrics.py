@@ -44,10 +44,11 @@ from typing import Literal
 
 from connector.config import SupportConfig
 from connector.model import DONE_STATUSES, PRIORITIES, Status, Ticket
+from connector.model import ticket_as_of as model_ticket_as_of
 from connector.review.similarity import DEFAULT_THRESHOLD, Cluster, Similar, clusters
 from connector.rules.base import EvalContext
 from connector.rules.sla import SlaRule
-from connector.sla import build_clock, status_at
+from connector.sla import build_clock
 
 SCORED_METRICS: tuple[str, ...] = ("first_response", "resolution")
 NO_VALUE = "(none)"
@@ -150,17 +151,10 @@ def share(part: int, whole: int) -> float | None:
 
 
 def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket | None:
-    """The ticket as it stood at `at`: later status changes and comments dropped; None if not yet created."""
+    """The ticket as it stood at `at` (`connector.model.ticket_as_of`); None if not yet created."""
     if ticket.created >= at:
         return None
-    history = tuple(c for c in ticket.status_history if c.at <= at)
-    comments = tuple(c for c in ticket.comments if c.created <= at)
-    status = status_at(ticket, at)
-    resolved = ticket.resolved if ticket.resolved is not None and ticket.resolved <= at else None
-    return ticket.model_copy(update={
-        "status_history": history, "comments": comments, "status": status, "resolved": resolved,
-        "status_equivalents": frozenset(),
-    })
+    return model_ticket_as_of(ticket, at)
 
 
 def count_reopens(ticket: Ticket) -> int:
