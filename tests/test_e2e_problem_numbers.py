@@ -189,3 +189,16 @@ def test_zendesk_through_webhooks_and_workers(tmp_path):
         stack.zendesk.add_comment(ids[0], "Looking into it")
         stack.settle()
         assert [zendesk_number(stack.zendesk, ticket_id) for ticket_id in ids] == numbers
+
+
+def test_observe_mode_records_the_next_number_and_claims_none(tmp_path):
+    with LocalStack(tmp_path / "data", clock=Clock(FRIDAY), config_path=enabled_config_file(tmp_path),
+                    mode="observe") as stack:
+        key = new_issue(stack.jira)
+        stack.settle()
+        assert jira_number(stack.jira, key) is None
+        assert stack.jira.count(method="PUT") == 0
+        [seen] = [o for o in stack.queue.observations.latest() if o.rule == "problem-number"]
+        assert seen.details["fields"] == {"problem_number": "(next problem number)"}
+        issue_id = stack.jira.issue(key)["id"]
+        assert stack.queue.problem_numbers.recorded("jira", issue_id, "problem-number") is None

@@ -228,3 +228,20 @@ def test_plans_without_the_placeholder_pass_unchanged(config, store):
     assert assign(store, t, plan, config, at("2026-11-20 09:05")) == (plan, [])
     other = plan.model_copy(update={"actions": [AddLabel(rule="x", reason="y", label="z")]})
     assert assign(store, t, other, config, at("2026-11-20 09:05"))[0] is other
+
+
+@pytest.mark.parametrize("platform", ["jira", "zendesk"])
+def test_simulate_shows_the_next_number_without_claiming(platform, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    example = DEFAULT_CONFIG.parent.parent / "examples" / platform / "p2-missing-intake-fields.json"
+    result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(example),
+                                       "--config", str(enabled_config_file(tmp_path)), "--now",
+                                       "2026-11-20T15:00:00+08:00", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    [action] = [a for a in json.loads(result.output)["actions"] if a["rule"] == "problem-number"]
+    assert action["type"] == "set-fields" and action["fields"] == {"problem_number": NEXT_NUMBER}
