@@ -187,7 +187,18 @@ def test_claims_are_unique_across_processes_on_redis(redis_server, tmp_path):
 # --- the placeholder replaced at apply time ---------------------------------------------------
 
 
-def test_assign_claims_in_the_calendars_day_and_restarts_every_day(config, store):
+@pytest.fixture(params=["sqlite", "redis"])
+def any_store(request, tmp_path):
+    if request.param == "sqlite":
+        return ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data")).problem_numbers
+    server = request.getfixturevalue("redis_server")
+    store = ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data", queue_url=server.url)).problem_numbers
+    store.clear()
+    return store
+
+
+def test_assign_claims_in_the_calendars_day_and_restarts_every_day(config, any_store):
+    store = any_store
     t = ticket()
     # 23:59 in Shanghai is 15:59 UTC: still the 20th; two minutes later the 21st begins.
     late = datetime(2026, 11, 20, 15, 59, tzinfo=timezone.utc)
