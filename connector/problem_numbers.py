@@ -23,7 +23,8 @@ Storage follows the queue, like the deadline index and the observed store:
 - Redis: one Lua script (scripts run atomically, https://redis.io/docs/latest/develop/
   interact/programmability/eval-intro/) – `HGET` of the ticket's number, else `INCR` of the
   day's key with an `EXPIRE` of a few days (the day's sequence is needed only while that day
-  can still be claimed) and `HSET` of the ticket's number.
+  can still be claimed; INCR's "counter" pattern, a key per day, https://redis.io/commands/incr/)
+  and `HSET` of the ticket's number.
 
 The ticket → number records are kept (a few dozen bytes per ticket): "never reassigned"
 must hold for as long as a ticket can lose its field.
