@@ -37,6 +37,10 @@ enforced is written as its marker only (the rollout's backlog rule). The sweep's
 pass records observed actions from the search result itself and queues a reconcile only for
 enforced writes: in observe mode nothing is ever written, so queueing would re-read the same
 tickets on every sweep for nothing.
+
+Problem numbers: the `problem-number` rule plans the placeholder "(next problem number)";
+only here, right before the enforced plan is written, is a number claimed in the queue's
+storage (`connector.problem_numbers.assign`) – once per ticket, reused after a failed write.
 """
 
 from __future__ import annotations
