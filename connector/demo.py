@@ -204,10 +204,17 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
         # A fixed working Friday afternoon in Shanghai, ticking from there: the same story every run.
         clock = Clock(DEMO_START, frozen=False)
         mode = "observe" if observe else "enforce"
-        with LocalStack(Path(data_dir or tmp), clock=clock, zendesk=True, mode=mode) as stack:
+        stack = LocalStack(Path(data_dir or tmp), clock=clock, zendesk=True, mode=mode)
+        # The problem-number rule ships switched off (a site needs the "Problem number" field
+        # first); both sandboxes have that field, so the demo switches it on before starting.
+        for rule in stack.config.rules:
+            if rule.type == "problem-number":
+                rule.enabled = True
+        with stack:
             echo(f"sandbox Jira at {stack.jira.base_url}, sandbox Zendesk at {stack.zendesk.base_url}; "
                  f"connector receiver at {stack.receiver.base_url}")
-            echo("rules: the embedded standard process (config/standard-support.yaml), the same file for both"
+            echo("rules: the embedded standard process (config/standard-support.yaml), the same file for both, "
+                 "with problem numbers switched on"
                  + ("; OBSERVE MODE: nothing is written, every planned action is recorded\n" if observe else "\n"))
             jira_stories, zendesk_stories = _scenarios(stack), _zendesk_scenarios(stack)
             stack.settle()

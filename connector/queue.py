@@ -354,6 +354,18 @@ class ReconcileQueue:
         self._deadlines = None
         self._deadlines_lock = threading.Lock()
         self._observations = None
+        self._problem_numbers = None
+
+    @property
+    def problem_numbers(self):
+        """Problem-number sequences and each ticket's claimed number in this queue's backend
+        (see `connector.problem_numbers`)."""
+        with self._deadlines_lock:
+            if self._problem_numbers is None:
+                from connector.problem_numbers import problem_numbers
+
+                self._problem_numbers = problem_numbers(self.huey)
+            return self._problem_numbers
 
     @property
     def deadlines(self):

@@ -36,6 +36,10 @@ enforced is written as its marker only (the rollout's backlog rule). The sweep's
 pass records observed actions from the search result itself and queues a reconcile only for
 enforced writes: in observe mode nothing is ever written, so queueing would re-read the same
 tickets on every sweep for nothing.
+
+Problem numbers: the `problem-number` rule plans the placeholder "(next problem number)";
+only here, right before the enforced plan is written, is a number claimed in the queue's
+storage (`connector.problem_numbers.assign`) – once per ticket, reused after a failed write.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from connector.metrics import RECONCILES, REPLANS
 from connector.model import Plan, Ticket
 from connector.observe import rollout
 from connector.observe.store import LazyObservedStore, ObservedStore
+from connector.problem_numbers import LazyProblemNumbers, ProblemNumberStore, assign
 from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter, Unchanged
 from connector.rules.engine import evaluate
 from connector.settings import Settings
@@ -98,6 +103,9 @@ class Runtime:
     # backlog rule). None: no history is consulted (dry contexts), and the queue's store
     # named by `settings` is opened only if an action must be recorded.
     observations: ObservedStore | None = None
+    # Problem-number claims (`connector.problem_numbers`). None: the queue's store named by
+    # `settings` is opened on the first claim.
+    numbers: ProblemNumberStore | None = None
     # Injectable so tests neither wait nor depend on chance (see REPLAN_PAUSE).
     sleep: Callable[[float], None] = time.sleep
     uniform: Callable[[float, float], float] = random.uniform
@@ -134,6 +142,12 @@ class Runtime:
             if self.observations is None:
                 self.observations = LazyObservedStore(self.settings)
             return self.observations
+
+    def problem_numbers(self) -> ProblemNumberStore:
+        with self._lock:
+            if self.numbers is None:
+                self.numbers = LazyProblemNumbers(self.settings)
+            return self.numbers
 
     def adapter(self, platform: str) -> PlatformAdapter:
         with self._lock:
@@ -268,7 +282,14 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
     if enforced.actions and runtime.observations is not None:
         enforced = rollout.settle_backlog(runtime.observations, ticket, enforced, now,
                                           runtime.config.rollout.backlog_hours)
+    claim_warnings: list[str] = []
+    if enforced.actions:
+        # The one impure part of a plan: "(next problem number)" becomes a number claimed
+        # in the queue's storage, right before the write (observed plans keep the placeholder).
+        enforced, claim_warnings = assign(runtime.problem_numbers(), ticket, enforced, runtime.config, now)
     result = runtime.adapter(platform).apply(ticket, enforced) if enforced.actions else ApplyResult()
+    if claim_warnings:
+        result.warnings.extend(claim_warnings)
     outcome = "applied" if result.changed else ("observed" if parts.observed else "noop")
     RECONCILES.labels(platform, outcome).inc()
     log.info("reconcile.done", extra={
@@ -372,7 +393,7 @@ def get_runtime() -> Runtime:
             config = _RELOADED_CONFIG if _RELOADED_CONFIG is not None else load_config(settings.config_path)
             timers = DeadlineTimers(settings)
             _RUNTIME = Runtime(settings=settings, config=config, schedule=timers.record, lookup=timers.entry,
-                               observations=LazyObservedStore(settings))
+                               observations=LazyObservedStore(settings), numbers=LazyProblemNumbers(settings))
         return _RUNTIME
 
 

@@ -95,7 +95,7 @@ class LocalStack:
             self.zendesk.set_webhook(f"{receiver_url}/webhooks/zendesk", WEBHOOK_SECRET)
         self.runtime = Runtime(settings=self.settings, config=self.config, clock=self.clock.now,
                                schedule=self.queue.deadlines.record, lookup=self.queue.deadlines.entry,
-                               observations=self.queue.observations)
+                               observations=self.queue.observations, numbers=self.queue.problem_numbers)
         set_runtime(self.runtime)
         self._workers.start()
         return self

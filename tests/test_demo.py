@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from click.testing import CliRunner
@@ -23,4 +24,8 @@ def test_demo_walks_the_standard_process_on_jira_and_zendesk():
         assert "Escalated to L2" in text                   # escalation
         assert "was moved back to In Progress" in text     # closure criteria
         assert "Follow-up due" in text                     # follow-up after closing
+        assert re.search(r"set Problem number: – → TS20261120\d{3}", text)  # problem numbers at intake
+    # One sequence for both platforms (same prefix): eight tickets, eight distinct numbers.
+    numbers = re.findall(r"set Problem number: – → (TS\d+)", result.output)
+    assert sorted(numbers) == [f"TS20261120{n:03d}" for n in range(1, 9)]
     assert "API calls to Jira:" in result.output and "API calls to Zendesk:" in result.output

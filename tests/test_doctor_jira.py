@@ -361,3 +361,16 @@ def test_an_assignee_the_rules_route_to_must_be_assignable(site, config_file, tm
     assert set(failed(report)) == ({check["id"]} if status == "FAIL" else set())
     if status == "FAIL":
         assert "Assignable User" in check["fix"]
+
+
+def test_problem_numbers_need_their_field_only_when_switched_on(site, config_file, tmp_path):
+    off = by_id(doctor(site(), config_file, tmp_path)[1])
+    assert "jira.field.problem_number" not in off  # the shipped rule is off: nothing asked of the site
+    config_file.write_text(config_file.read_text(encoding="utf-8").replace(
+        "type: problem-number\n    enabled: false", "type: problem-number\n    enabled: true"), encoding="utf-8")
+    checks = assert_passes(*doctor(site(), config_file, tmp_path),
+                           ("jira.field.problem_number", "jira.edit_screen.SUP.problem_number"))
+    assert checks["jira.field.problem_number"]["status"] == "OK"
+    code, report = doctor(site(lambda s: s.remove_field("Problem number")), config_file, tmp_path)
+    missing = by_id(report)["jira.field.problem_number"]
+    assert code == 1 and missing["status"] == "FAIL" and "problem_number" in missing["fix"]

@@ -392,3 +392,15 @@ def test_sandbox_light_agent_may_comment_privately_but_not_edit(site):
     landed = requests.put(url, json={"ticket": {"comment": {"body": "looked at it", "public": True}}}, auth=auth)
     assert landed.status_code == 200
     assert [c["public"] for c in landed.json()["audit"]["events"] if c["type"] == "Comment"] == [False]
+
+
+def test_problem_numbers_need_their_field_only_when_switched_on(site, config_file, tmp_path):
+    off = by_id(doctor(site(), config_file, tmp_path)[1])
+    assert "zendesk.field.problem_number" not in off  # the shipped rule is off: nothing asked of the site
+    config_file.write_text(config_file.read_text(encoding="utf-8").replace(
+        "type: problem-number\n    enabled: false", "type: problem-number\n    enabled: true"), encoding="utf-8")
+    checks = assert_passes(*doctor(site(), config_file, tmp_path), ("zendesk.field.problem_number",))
+    assert checks["zendesk.field.problem_number"]["status"] == "OK"
+    code, report = doctor(site(lambda s: s.remove_field("Problem number")), config_file, tmp_path)
+    missing = by_id(report)["zendesk.field.problem_number"]
+    assert code == 1 and missing["status"] == "FAIL" and "problem-number" in missing["found"]

@@ -22,6 +22,7 @@ from connector.settings import DEFAULT_CONFIG
 from tests.factories import INTAKE, at, ticket
 
 CONFIG = load_config(DEFAULT_CONFIG)
+SIMILAR_RULE = next(r for r in CONFIG.rules if r.id == "similar-cases")  # by id: rules may be added before it
 ZH_CONFIG = load_config(DEFAULT_CONFIG.parent / "standard-support.zh-CN.yaml")
 NOW = at("2026-11-20 11:01")
 
@@ -212,7 +213,7 @@ def test_note_lists_the_cases_with_root_cause_solution_and_link_once():
 
 
 def test_note_caps_the_list_and_drops_cases_below_the_rules_min_score():
-    rule = CONFIG.rules[1].model_copy(update={"max_results": 2})
+    rule = SIMILAR_RULE.model_copy(update={"max_results": 2})
     config = CONFIG.model_copy(update={"rules": [rule]})
     t = new_ticket((case("SUP-1", 0.9), case("SUP-2", 0.5), case("SUP-3", 0.4), case("SUP-4", 0.1)))
     [note] = evaluate(t, NOW, config).actions
@@ -232,7 +233,7 @@ def test_no_lookup_no_note():
 
 def test_not_for_tickets_already_in_work_or_in_switched_off_categories():
     assert evaluate(new_ticket((case(),), status=Status.IN_PROGRESS), NOW, only("similar-cases")).actions == []
-    rule = CONFIG.rules[1].model_copy(update={"categories_off": ["Network"]})
+    rule = SIMILAR_RULE.model_copy(update={"categories_off": ["Network"]})
     config = CONFIG.model_copy(update={"rules": [rule]})
     t = new_ticket((case(),))
     assert evaluate(t, NOW, config).actions == []
@@ -240,7 +241,7 @@ def test_not_for_tickets_already_in_work_or_in_switched_off_categories():
 
 
 def test_when_categories_limit_the_note():
-    rule = CONFIG.rules[1].model_copy(update={"when": CONFIG.rules[1].when.model_copy(update={"categories": ["login"]})})
+    rule = SIMILAR_RULE.model_copy(update={"when": SIMILAR_RULE.when.model_copy(update={"categories": ["login"]})})
     config = CONFIG.model_copy(update={"rules": [rule]})
     assert evaluate(new_ticket((case(),)), NOW, config).actions == []
     assert len(evaluate(new_ticket((case(),), category="Login"), NOW, config).actions) == 1

@@ -18,6 +18,7 @@ from connector.rules.auto_close import AutoCloseRule
 from connector.rules.closure import ClosureRule
 from connector.rules.escalation import EscalationRule
 from connector.rules.follow_up import FollowUpRule
+from connector.rules.problem_number import FIELD as PROBLEM_NUMBER, ProblemNumberRule
 from connector.rules.required_fields import RequiredFieldsRule
 from connector.rules.routing import RoutingRule
 from connector.rules.similar_cases import SimilarCasesRule
@@ -184,6 +185,13 @@ def _similar_cases(rule: SimilarCasesRule, needs: Needs) -> None:
     needs.read("solution", rule.id)
 
 
+def _problem_number(rule: ProblemNumberRule, needs: Needs) -> None:
+    # Read (an existing number is kept) and written in every open status: a ticket gets its
+    # number at its first reconcile, whatever status intake has moved it to by then.
+    needs.read(PROBLEM_NUMBER, rule.id)
+    needs.write(PROBLEM_NUMBER, rule.id, OPEN_STATUSES)
+
+
 _NEEDS = {
     RequiredFieldsRule: _required_fields,
     RoutingRule: _routing,
@@ -193,4 +201,5 @@ _NEEDS = {
     AutoCloseRule: _auto_close,
     FollowUpRule: _follow_up,
     SimilarCasesRule: _similar_cases,
+    ProblemNumberRule: _problem_number,
 }

@@ -31,6 +31,7 @@ LOGICAL_FIELDS = (
     "sla_resolution_due",
     "sla_periodic_update_due",
     "follow_up_due",
+    "problem_number",
 )
 
 
@@ -172,6 +173,7 @@ def default_jira_mapping() -> PlatformMapping:
             "sla_first_response_due": "First response due",
             "sla_resolution_due": "Resolution due",
             "follow_up_due": "Follow-up due",
+            "problem_number": "Problem number",
         },
         # Stock JSM's "Resolve this issue" screen requires Resolution (without it the
         # transition answers 400 "Field Resolution is required.", mozilla/jira-bugzilla-
@@ -224,6 +226,7 @@ def default_zendesk_mapping() -> PlatformMapping:
             "sla_first_response_due": "First response due",
             "sla_resolution_due": "Resolution due",
             "follow_up_due": "Follow-up due",
+            "problem_number": "Problem number",
         },
     )
 

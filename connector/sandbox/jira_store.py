@@ -174,6 +174,7 @@ _CUSTOM_SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("Resolution due", "datetime", "datetime", "datetime", ()),
     ("Follow-up due", "datetime", "datetime", "datetime", ()),
     ("Recurrence note", "text", "string", "textarea", ()),
+    ("Problem number", "string", "string", "textfield", ()),
 )
 
 

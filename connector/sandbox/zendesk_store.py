@@ -208,6 +208,7 @@ DEFAULT_CUSTOM_FIELDS: tuple[TicketField, ...] = (
     _custom(360051234512, "date", "Resolution due"),
     _custom(360051234513, "date", "Follow-up due"),
     _custom(360051234514, "textarea", "Recurrence note"),
+    _custom(360051234515, "text", "Problem number"),
 )
 
 
