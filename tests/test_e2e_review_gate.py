@@ -75,7 +75,7 @@ def test_jira_critical_change_needs_a_second_persons_review(jira, jira_runtime):
     fields = jira_resolve(jira, jira_runtime, key)
     assert fields["status"]["name"] == "In Progress"
     [note] = jira_notes(jira, key)
-    assert "Reviewer" in note["body"] and "Data fix" in note["body"] and note["jsdPublic"] is False
+    assert "Reviewer" in note["body"] and "(data fix)" in note["body"] and note["jsdPublic"] is False
     assert "spc-review-gate-returned-1" in fields["labels"]
     # Idempotent: the next reconcile sends no write at all.
     jira.reset_calls()

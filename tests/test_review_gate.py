@@ -8,6 +8,7 @@ from connector.config import load_config
 from connector.model import AddComment, Status, Transition
 from connector.rules.engine import evaluate
 from connector.rules.projection import project
+from connector.rules.review_gate import normalized
 from connector.settings import DEFAULT_CONFIG
 from tests.factories import INTAKE, at, ticket
 
@@ -43,7 +44,8 @@ def test_critical_change_without_reviewer_goes_back_with_a_note(change_type):
     plan, after = settle(t, only("review-gate"))
     [comment] = [a for a in plan.actions if isinstance(a, AddComment)]
     assert comment.marker == "spc-review-gate-returned-1" and not comment.public
-    assert "Reviewer" in comment.body and change_type in comment.body and "own change" not in comment.body
+    assert "Reviewer" in comment.body and "own change" not in comment.body
+    assert f"({normalized(change_type)})" in comment.body  # the configured spelling
     assert [a.to for a in plan.actions if isinstance(a, Transition)] == [Status.IN_PROGRESS]
     assert after.status == Status.IN_PROGRESS
 

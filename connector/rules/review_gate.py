@@ -59,7 +59,7 @@ class ReviewGateRule(RuleBase):
     comment: CommentSpec
 
     template_sample: ClassVar[dict] = {"missing": ["Reviewer"], "missing_fields": ["reviewer"],
-                                       "change_type": "Data fix", "reviewer": None,
+                                       "change_type": "data fix", "reviewer": None,
                                        "self_review": False}
 
     @field_validator("change_types")
@@ -84,11 +84,15 @@ class ReviewGateRule(RuleBase):
             problems.append((("reopen_status",), "must be an open status: the ticket goes back to work"))
         return problems
 
-    def needs_review(self, ticket) -> bool:
+    def critical_change(self, ticket) -> str | None:
+        """The entry of `change_types` the ticket's change type matches, or None.
+
+        The configured spelling is what the comment shows, so one ticket reads the same on
+        both platforms (Jira gives the option "Data fix", Zendesk its tag `data_fix`)."""
         value = ticket.fields.get(self.change_type_field)
         values = value if isinstance(value, (list, tuple)) else [value]
-        wanted = {normalized(v) for v in self.change_types}
-        return any(normalized(v) in wanted for v in values if v is not None)
+        found = {normalized(v) for v in values if v is not None}
+        return next((wanted for wanted in self.change_types if normalized(wanted) in found), None)
 
     def missing(self, ticket) -> tuple[list[str], str | None]:
         """(what is missing, the reviewer as recorded); [] when the review is in place."""
@@ -101,7 +105,8 @@ class ReviewGateRule(RuleBase):
 
     def evaluate(self, ctx: EvalContext) -> list:
         ticket = ctx.ticket
-        if ticket.status not in DONE_STATUSES or not self.needs_review(ticket):
+        change_type = self.critical_change(ticket) if ticket.status in DONE_STATUSES else None
+        if change_type is None:
             return []
         missing, reviewer = self.missing(ticket)
         if not missing:
@@ -113,7 +118,6 @@ class ReviewGateRule(RuleBase):
         self_review = reviewer is not None
         reason = (f"entered {ticket.status.value} as a critical change reviewed only by its assignee" if self_review
                   else f"entered {ticket.status.value} as a critical change without {self.reviewer_field}")
-        change_type = ticket.fields.get(self.change_type_field)
         return [ctx.comment(self, self.comment, reason, marker, missing=[label], missing_fields=missing,
                             change_type=change_type, reviewer=reviewer, self_review=self_review),
                 Transition(rule=self.id, reason=reason, to=self.reopen_status)]
