@@ -37,6 +37,8 @@ DEFAULT_FIELD_LABELS = {
     "kb_link": "Knowledge-base link",
     "recurrence_note": "Recurrence note (why a known issue came back)",
     "satisfaction": "Satisfaction",
+    "change_type": "Change type",
+    "reviewer": "Reviewer",
 }
 
 

@@ -30,6 +30,10 @@ from connector.stack import LocalStack
 
 DEMO_START = datetime(2026, 11, 20, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 INTAKE = {"Impact scope": "Shanghai office, 40 users", "Steps to reproduce": "Connect VPN, open ERP, wait 5 minutes"}
+# A data fix with its knowledge recorded but no reviewer: the review gate's story.
+CRITICAL_CHANGE = {"Root cause": "The rates import wrote last year's tax rate", "Solution": "Corrected the rates table",
+                   "Verification result": "Resolved", "Knowledge base link": "https://kb.example.com/rates-import",
+                   "Recurrence note": "First occurrence", "Change type": "Data fix"}
 
 
 def _scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | None]]:
@@ -80,11 +84,20 @@ def _scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | N
 
     stories.append(("P1 resolved with root cause, solution and verification → follow-up due in 3 business days",
                     key, close_properly))
+
+    key = jira.create_issue(
+        "Invoice totals wrong after the rates import", description="Totals off by the tax rate.", priority="Medium",
+        components=["billing"], created=now - timedelta(hours=4), environment="Web", assignee=AGENT,
+        fields={**INTAKE, "Error message": "none", "Occurred at": now - timedelta(hours=5), **CRITICAL_CHANGE},
+        history=[(now - timedelta(hours=3, minutes=50), "In Progress")])
+    jira.add_comment(key, "Correcting the imported rates.", author=AGENT, at=now - timedelta(hours=3, minutes=50))
+    stories.append(("Data fix resolved by its assignee with no reviewer → moved back for a second person's review",
+                    key, lambda key=key: jira.set_status(key, "Resolved", author=AGENT)))
     return stories
 
 
 def _zendesk_scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | None]]:
-    """The same four stories on the sandbox Zendesk, told in Zendesk's own terms."""
+    """The same stories on the sandbox Zendesk, told in Zendesk's own terms."""
     zendesk, now = stack.zendesk, stack.clock.now()
     intake = {"Impact scope": INTAKE["Impact scope"], "Steps to reproduce": INTAKE["Steps to reproduce"],
               "Occurred at": now.date().isoformat()}
@@ -128,6 +141,16 @@ def _zendesk_scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], N
 
     stories.append(("P1 solved with root cause, solution and verification → follow-up due in 3 business days",
                     ticket_id, solve_properly))
+    ticket_id = zendesk.create_ticket(
+        "Invoice totals wrong after the rates import", "Totals off by the tax rate.", priority="normal", group="L1",
+        assignee=ZENDESK_AGENT, created=now - timedelta(hours=4),
+        history=[(now - timedelta(hours=3, minutes=50), "open")],
+        custom_fields={**intake, "Category": "billing", "Environment": "Web", "Error message": "none",
+                       **CRITICAL_CHANGE, "Verification result": "resolved", "Change type": "data_fix"})
+    zendesk.add_comment(ticket_id, "Correcting the imported rates.", author=ZENDESK_AGENT,
+                        at=now - timedelta(hours=3, minutes=50))
+    stories.append(("Data fix solved by its assignee with no reviewer → reopened for a second person's review",
+                    ticket_id, lambda t=ticket_id: zendesk.set_status(t, "solved", author=ZENDESK_AGENT)))
     return stories
 
 

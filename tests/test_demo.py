@@ -23,9 +23,11 @@ def test_demo_walks_the_standard_process_on_jira_and_zendesk():
         assert "SLA breached" in text                      # P0 breach notice
         assert "Escalated to L2" in text                   # escalation
         assert "was moved back to In Progress" in text     # closure criteria
+        assert "needs a second person's review before it is resolved" in text  # review gate's note
+        assert "spc-review-gate-returned-1" in text
         assert "Follow-up due" in text                     # follow-up after closing
         assert re.search(r"set Problem number: – → TS20261120\d{3}", text)  # problem numbers at intake
-    # One sequence for both platforms (same prefix): eight tickets, eight distinct numbers.
+    # One sequence for both platforms (same prefix): ten tickets, ten distinct numbers.
     numbers = re.findall(r"set Problem number: – → (TS\d+)", result.output)
-    assert sorted(numbers) == [f"TS20261120{n:03d}" for n in range(1, 9)]
+    assert sorted(numbers) == [f"TS20261120{n:03d}" for n in range(1, 11)]
     assert "API calls to Jira:" in result.output and "API calls to Zendesk:" in result.output

@@ -374,3 +374,13 @@ def test_problem_numbers_need_their_field_only_when_switched_on(site, config_fil
     code, report = doctor(site(lambda s: s.remove_field("Problem number")), config_file, tmp_path)
     missing = by_id(report)["jira.field.problem_number"]
     assert code == 1 and missing["status"] == "FAIL" and "problem_number" in missing["fix"]
+
+
+def test_review_gate_needs_a_user_picker_reviewer_and_a_change_type_offering_its_values(site, config_file, tmp_path):
+    checks = assert_passes(*doctor(site(), config_file, tmp_path), ("jira.field.reviewer", "jira.field.change_type"))
+    assert checks["jira.field.reviewer"]["status"] == "OK"
+    # The select list offers "Data fix" etc., which the rule recognises.
+    assert checks["jira.options.SUP.change_type"]["status"] == "OK"
+    code, report = doctor(site(lambda s: s.remove_field("Reviewer")), config_file, tmp_path)
+    missing = by_id(report)["jira.field.reviewer"]
+    assert code == 1 and missing["status"] == "FAIL" and "reviewer" in missing["fix"]

@@ -404,3 +404,11 @@ def test_problem_numbers_need_their_field_only_when_switched_on(site, config_fil
     code, report = doctor(site(lambda s: s.remove_field("Problem number")), config_file, tmp_path)
     missing = by_id(report)["zendesk.field.problem_number"]
     assert code == 1 and missing["status"] == "FAIL" and "problem-number" in missing["found"]
+
+
+def test_review_gate_needs_its_reviewer_and_change_type_fields(site, config_file, tmp_path):
+    checks = assert_passes(*doctor(site(), config_file, tmp_path), ("zendesk.field.reviewer", "zendesk.field.change_type"))
+    assert checks["zendesk.field.change_type"]["status"] == "OK"
+    code, report = doctor(site(lambda s: s.remove_field("Change type")), config_file, tmp_path)
+    missing = by_id(report)["zendesk.field.change_type"]
+    assert code == 1 and missing["status"] == "FAIL" and "review-gate" in missing["found"]

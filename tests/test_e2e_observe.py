@@ -78,7 +78,7 @@ def test_observe_mode_writes_nothing_over_the_demo_and_records_every_action(tmp_
         # stamp (observe mode writes nothing, so the stamp as read stays current), so the sweep
         # skips them all without evaluating.
         jira_full = reports[("jira", SweepKind.FULL)]
-        assert jira_full.unchanged == 4 and jira_full.queued == 0
+        assert jira_full.unchanged == len(stories["jira"]) == 5 and jira_full.queued == 0
 
         assert write_calls(stack.jira) == [] and write_calls(stack.zendesk) == []
         assert stack.jira.count(method="GET") > 0 and stack.zendesk.count(method="GET") > 0
@@ -104,6 +104,7 @@ def test_observe_mode_writes_nothing_over_the_demo_and_records_every_action(tmp_
             comments = " ".join(r.details.get("body", "") for r in rows if r.action == "comment")
             assert "please add:" in comments and "SLA breached" in comments and "Escalated to L2" in comments
             assert "was moved back to In Progress" in comments
+            assert "needs a second person's review" in comments  # the review gate's story
             assert any(r.action == "assign" and r.details["group"] == "network-team" for r in rows)
             assert any(r.action == "set-fields" and "follow_up_due" in r.details["fields"] for r in rows)
             # Re-planned one-time actions are kept once, with a count.

@@ -179,6 +179,10 @@ EXAMPLE_EXPECTATIONS = {
         priority="P1", status=Status.IN_PROGRESS, category="mobile", history=4,
         roles=[(AuthorRole.AGENT, True), (AuthorRole.REQUESTER, True), (AuthorRole.AGENT, False)],
         present=INTAKE, absent={"root_cause"},
+    ),    "critical-change-without-review": dict(
+        priority="P2", status=Status.RESOLVED, category="performance", history=3,
+        roles=[(AuthorRole.AGENT, True), (AuthorRole.AGENT, False), (AuthorRole.AGENT, True)],
+        present=INTAKE | {"root_cause", "solution", "verification_result", "change_type"}, absent={"reviewer"},
     ),
 }
 

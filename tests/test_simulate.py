@@ -39,6 +39,7 @@ def test_json_shape_names_the_rule_of_every_action(platform):
     ("p0-outage-no-response.json", "sla", "spc-sla-breach-first_response"),
     ("resolved-without-root-cause.json", "closure", "spc-closure-returned-1"),
     ("reporter-says-not-resolved.json", "closure", "spc-closure-not-resolved-1"),
+    ("critical-change-without-review.json", "review-gate", "spc-review-gate-returned-1"),
 ])
 def test_examples_exercise_each_rule(platform, name, rule, expected):
     out = json.loads(simulate(platform, name, "--format", "json"))
@@ -78,4 +79,4 @@ def test_bad_inputs_are_explained(tmp_path):
 def test_examples_command_runs_every_bundled_ticket():
     result = CliRunner().invoke(main, ["examples"])
     assert result.exit_code == 0
-    assert result.output.count("=== jira:") == 6 and result.output.count("=== zendesk:") == 6
+    assert result.output.count("=== jira:") == 7 and result.output.count("=== zendesk:") == 7

@@ -99,6 +99,9 @@ class JiraDoctor(PlatformDoctor):
         "occurred_at": {"datetime", "date", "string"},
         "verification_result": {"option", "string"},
         "satisfaction": {"number", "option", "string"},
+        # The review gate compares the reviewer with the assignee by identity: a user picker.
+        "reviewer": {"user", "string"},
+        "change_type": {"option", "array", "string"},
     }
     TEXT_TYPES = {"string", "option", "array", "number"}
     GROUP_TYPES = {"string", "option", "group", "array"}

@@ -20,6 +20,7 @@ from connector.rules.escalation import EscalationRule
 from connector.rules.follow_up import FollowUpRule
 from connector.rules.problem_number import FIELD as PROBLEM_NUMBER, ProblemNumberRule
 from connector.rules.required_fields import RequiredFieldsRule
+from connector.rules.review_gate import ReviewGateRule
 from connector.rules.routing import RoutingRule
 from connector.rules.similar_cases import SimilarCasesRule
 from connector.rules.sla import SlaRule
@@ -165,6 +166,15 @@ def _closure(rule: ClosureRule, needs: Needs) -> None:
     needs.moves.append(Move(rule.id, frozenset(DONE_STATUSES), rule.reopen_status))
 
 
+def _review_gate(rule: ReviewGateRule, needs: Needs) -> None:
+    # Reads only: the change type (one of its values must be choosable) and the reviewer.
+    needs.read(rule.change_type_field, rule.id)
+    needs.read(rule.reviewer_field, rule.id)
+    needs.recognised[rule.change_type_field] = (rule.id, frozenset(rule.change_types))
+    needs.comment(rule.id, rule.comment.public, DONE_STATUSES)
+    needs.moves.append(Move(rule.id, frozenset(DONE_STATUSES), rule.reopen_status))
+
+
 def _auto_close(rule: AutoCloseRule, needs: Needs) -> None:
     needs.comment(rule.id, rule.comment.public, {Status.RESOLVED})
     needs.moves.append(Move(rule.id, frozenset({Status.RESOLVED}), rule.close_status))
@@ -202,4 +212,5 @@ _NEEDS = {
     FollowUpRule: _follow_up,
     SimilarCasesRule: _similar_cases,
     ProblemNumberRule: _problem_number,
+    ReviewGateRule: _review_gate,
 }

@@ -118,6 +118,10 @@ class ZendeskDoctor(PlatformDoctor):
         "occurred_at": {"date", "text"},
         "verification_result": {"tagger", "text"},
         "satisfaction": {"tagger", "integer", "decimal", "text"},
+        # The reviewer's agent user id, compared with assignee_id (a lookup field to users
+        # is not read yet).
+        "reviewer": {"text", "integer", "regexp"},
+        "change_type": {"tagger", "multiselect", "text"},
     }
     CATEGORY_TYPES = {"tagger", "multiselect", "text"}
     GROUP_TYPES = {"tagger", "text"}

@@ -53,6 +53,8 @@ STATUS_CATEGORY_FALLBACK: dict[str, Status] = {
 
 # Identity keys of a Jira user: Cloud has accountId; Data Center has name and key.
 _USER_IDS = ("accountId", "name", "key")
+# Logical fields whose user value is read as an identity (accountId / username), not a name.
+IDENTITY_FIELDS = frozenset({"reviewer"})
 
 
 def parse_jira_issue(
@@ -245,6 +247,12 @@ def _user_id(user: Any) -> str | None:
     return id_text(user.get("accountId")) or id_text(user.get("name")) or id_text(user.get("key"))
 
 
+def _is_user(value: Any) -> bool:
+    """A Jira user object: Cloud's carries accountId; Data Center's name, key and displayName."""
+    return isinstance(value, Mapping) and (
+        "accountId" in value or ("key" in value and "name" in value and "displayName" in value))
+
+
 def _identities(user: Any, keys: tuple[str, ...]) -> set[str]:
     if not isinstance(user, Mapping):
         return set()
@@ -360,7 +368,10 @@ def _group(mapping: PlatformMapping, resolver: _FieldResolver) -> str | None:
 def _logical_fields(mapping: PlatformMapping, resolver: _FieldResolver) -> dict[str, Any]:
     values = {}
     for logical, ref in mapping.fields.items():
-        value = plain_value(resolver.raw(ref))
+        raw = resolver.raw(ref)
+        # The review gate's reviewer (a user picker) gives the user's identity, like
+        # `assignee`, so the two compare; other user fields keep their display name.
+        value = _user_id(raw) if logical in IDENTITY_FIELDS and _is_user(raw) else plain_value(raw)
         if value is not None:
             values[logical] = value
     return values

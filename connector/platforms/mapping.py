@@ -32,6 +32,8 @@ LOGICAL_FIELDS = (
     "sla_periodic_update_due",
     "follow_up_due",
     "problem_number",
+    "change_type",
+    "reviewer",
 )
 
 
@@ -174,6 +176,8 @@ def default_jira_mapping() -> PlatformMapping:
             "sla_resolution_due": "Resolution due",
             "follow_up_due": "Follow-up due",
             "problem_number": "Problem number",
+            "change_type": "Change type",
+            "reviewer": "Reviewer",
         },
         # Stock JSM's "Resolve this issue" screen requires Resolution (without it the
         # transition answers 400 "Field Resolution is required.", mozilla/jira-bugzilla-
@@ -227,6 +231,8 @@ def default_zendesk_mapping() -> PlatformMapping:
             "sla_resolution_due": "Resolution due",
             "follow_up_due": "Follow-up due",
             "problem_number": "Problem number",
+            "change_type": "Change type",
+            "reviewer": "Reviewer",
         },
     )
 

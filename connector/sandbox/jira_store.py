@@ -175,6 +175,12 @@ _CUSTOM_SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("Follow-up due", "datetime", "datetime", "datetime", ()),
     ("Recurrence note", "text", "string", "textarea", ()),
     ("Problem number", "string", "string", "textfield", ()),
+    # Review gate (connector/rules/review_gate.py): a select list and a single user picker,
+    # whose value is a user object identified like the assignee: accountId on Cloud
+    # (https://developer.atlassian.com/cloud/jira/platform/api-changes-for-user-privacy-announcement-connect/),
+    # {"name": ...} on Data Center (https://developer.atlassian.com/server/jira/platform/jira-rest-api-example-edit-issues-6291632).
+    ("Change type", "option", "option", "select", ("Standard", "Data fix", "Configuration", "Upgrade", "Architecture")),
+    ("Reviewer", "user", "user", "userpicker", ()),
 )
 
 

@@ -209,6 +209,11 @@ DEFAULT_CUSTOM_FIELDS: tuple[TicketField, ...] = (
     _custom(360051234513, "date", "Follow-up due"),
     _custom(360051234514, "textarea", "Recurrence note"),
     _custom(360051234515, "text", "Problem number"),
+    # Review gate: the change type as a drop-down (tags data_fix …) and the reviewer's agent
+    # user id in a text field (a ticket field holds no user object).
+    _custom(360051234516, "tagger", "Change type", portal=False,
+            options=_options(360098765020, "Standard", "Data fix", "Configuration", "Upgrade", "Architecture")),
+    _custom(360051234517, "text", "Reviewer", portal=False),
 )
 
 
