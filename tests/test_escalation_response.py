@@ -1,0 +1,101 @@
+"""The escalation response clock: after a level hands a ticket to a group, that group must
+comment (public or internal) within the level's `response` target, or the next level fires."""
+
+from __future__ import annotations
+
+from connector.config import load_config
+from connector.model import AddComment, Assign, AuthorRole, Comment, Status
+from connector.rules.engine import evaluate
+from connector.settings import DEFAULT_CONFIG
+from tests.factories import agent_reply, at, ticket
+
+CONFIG = load_config(DEFAULT_CONFIG)
+RULES = CONFIG.model_copy(update={"rules": [r for r in CONFIG.rules if r.id in ("sla", "escalation")]})
+L2_MARKER = "spc-escalation-l2"
+NO_RESPONSE = "spc-escalation-l2-no-response"
+
+
+def escalated(*, comments=(), assignee=None, group="L2", when="2026-11-20 14:00"):
+    """A P1 ticket escalated to L2 at 14:00 (50% of its 1bd resolution target), as a platform reads it."""
+    t = ticket(priority="P1", status=Status.IN_PROGRESS, group=group, assignee=assignee,
+               comments=[agent_reply("2026-11-20 09:10"), *comments], labels=[L2_MARKER],
+               history=[("2026-11-20 09:10", Status.NEW, Status.IN_PROGRESS)])
+    return t.model_copy(update={"marker_times": {L2_MARKER: at(when)}})
+
+
+def comment_by(author, when, public=False):
+    return Comment(id=f"{author}-{when}", author=author, author_role=AuthorRole.AGENT, public=public,
+                   body="on it", created=at(when))
+
+
+def test_clock_runs_from_the_handoff_and_breaches_after_an_hour_of_business_time():
+    t = escalated()
+    running = evaluate(t, at("2026-11-20 14:30"), RULES)
+    clock = running.sla["escalation_response"]
+    assert clock.state == "running" and clock.started == at("2026-11-20 14:00")
+    assert clock.due == at("2026-11-20 15:00") and clock.target_minutes == 60
+    assert not [a for a in running.actions if isinstance(a, Assign)]
+    assert running.next_deadline <= at("2026-11-20 15:00")
+    plan = evaluate(t, at("2026-11-20 15:01"), RULES)
+    assert plan.sla["escalation_response"].state == "breached"
+    assert [a.group for a in plan.actions if isinstance(a, Assign)] == ["team-lead"]
+    notices = [a for a in plan.actions if isinstance(a, AddComment) and a.marker == NO_RESPONSE]
+    assert len(notices) == 1 and "L2 did not respond within 1h" in notices[0].body
+
+
+def test_internal_comment_by_the_l2_assignee_stops_the_clock():
+    t = escalated(assignee="bob", comments=[comment_by("bob", "2026-11-20 14:40", public=False)])
+    plan = evaluate(t, at("2026-11-20 16:00"), RULES)
+    clock = plan.sla["escalation_response"]
+    assert clock.state == "met" and clock.stopped_at == at("2026-11-20 14:40")
+    assert not [a for a in plan.actions if isinstance(a, Assign)]
+
+
+def test_configured_member_counts_and_others_do_not():
+    escalation = next(r for r in RULES.rules if r.id == "escalation")
+    mine = escalation.model_copy(update={"members": {"L2": ["carol"]}})
+    rules = RULES.model_copy(update={"rules": [mine if r is escalation else r for r in RULES.rules]})
+    by_member = escalated(comments=[comment_by("carol", "2026-11-20 14:20", public=True)])
+    assert evaluate(by_member, at("2026-11-20 16:00"), rules).sla["escalation_response"].state == "met"
+    # An L1 agent's comment, or one made before the hand-off, is no response from L2.
+    by_other = escalated(comments=[comment_by("dave", "2026-11-20 14:20"), comment_by("carol", "2026-11-20 13:50")])
+    assert evaluate(by_other, at("2026-11-20 16:00"), rules).sla["escalation_response"].state == "breached"
+
+
+def test_assignee_counts_only_while_the_ticket_is_in_the_group():
+    t = escalated(group="L1", assignee="bob", comments=[comment_by("bob", "2026-11-20 14:40")])
+    assert evaluate(t, at("2026-11-20 16:00"), RULES).sla["escalation_response"].state == "breached"
+
+
+def test_no_clock_without_a_dated_handoff():
+    undated = escalated().model_copy(update={"marker_times": {}})
+    assert "escalation_response" not in evaluate(undated, at("2026-11-20 16:00"), RULES).sla
+
+
+def test_breach_fires_once():
+    t = escalated()
+    fired = t.model_copy(update={"labels": t.labels | {NO_RESPONSE}, "group": "team-lead",
+                                 "marker_times": {**t.marker_times, NO_RESPONSE: at("2026-11-20 15:01")}})
+    plan = evaluate(fired, at("2026-11-20 15:30"), RULES)
+    assert not [a for a in plan.actions if isinstance(a, (Assign,)) or getattr(a, "marker", None) == NO_RESPONSE]
+
+
+def test_level_fired_in_this_evaluation_dates_the_handoff_on_projection():
+    from connector.rules.projection import project
+    t = ticket(priority="P1", status=Status.IN_PROGRESS, group="L1", comments=[agent_reply("2026-11-20 09:10")],
+               history=[("2026-11-20 09:10", Status.NEW, Status.IN_PROGRESS)])
+    plan = evaluate(t, at("2026-11-20 14:00"), RULES)
+    after = project(t, plan.actions, at("2026-11-20 14:00"))
+    assert after.marker_times[L2_MARKER] == at("2026-11-20 14:00")
+    later = evaluate(after, at("2026-11-20 14:30"), RULES)
+    assert later.sla["escalation_response"].state == "running"
+    assert not [a for a in later.actions if a.rule == "escalation"]
+
+
+def test_response_target_needs_group_and_comment():
+    from connector.rules.escalation import EscalationRule
+    rule = EscalationRule.model_validate({"id": "e", "type": "escalation", "levels": [
+        {"id": "x", "when": {"metric": "resolution", "percent": 50}, "response": "1h"}]})
+    config = CONFIG.model_copy(update={"rules": [*CONFIG.rules, rule]})
+    problems = [p for p in rule.check(config) if p[0] and p[0][-1] == "response"]
+    assert any("assign_group" in p[1] for p in problems) and any("comment" in p[1] for p in problems)
