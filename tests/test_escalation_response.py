@@ -99,3 +99,29 @@ def test_response_target_needs_group_and_comment():
     config = CONFIG.model_copy(update={"rules": [*CONFIG.rules, rule]})
     problems = [p for p in rule.check(config) if p[0] and p[0][-1] == "response"]
     assert any("assign_group" in p[1] for p in problems) and any("comment" in p[1] for p in problems)
+
+
+# --- the review report scores it like the other metrics ---------------------------------------
+
+def test_report_scores_escalation_response_compliance():
+    from datetime import date, datetime, timezone
+
+    from connector.review.metrics import Period, build_report
+    from connector.review.present import compliance_rows
+    from tests.factories import SHANGHAI
+
+    week = Period.from_dates(date(2026, 11, 16), date(2026, 11, 23), SHANGHAI)
+    answered = escalated(assignee="bob", comments=[comment_by("bob", "2026-11-20 14:40")])
+    ignored = escalated().model_copy(update={"id": "2", "key": "SUP-2"})
+    not_escalated = ticket(priority="P1").model_copy(update={"id": "3", "key": "SUP-3"})
+    report = build_report([answered, ignored, not_escalated], CONFIG, week, platform="jira",
+                          generated_at=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    cell = report.current.compliance[("all", "escalation_response")]
+    assert (cell.met, cell.breached) == (1, 1)
+    assert any(row.metric == "escalation_response" for row in compliance_rows(report))
+    leftover = {left.key: left.breached for left in report.current.leftovers}
+    assert "escalation_response" in leftover["SUP-2"] and "escalation_response" not in leftover["SUP-1"]
+    # As of 14:30 on the day, the hand-off's clock was still running (history cut at `now`).
+    early = build_report([ignored], CONFIG, week, platform="jira", generated_at=at("2026-11-20 14:30"))
+    assert ("all", "escalation_response") not in early.current.compliance or \
+        early.current.compliance[("all", "escalation_response")].breached == 0

@@ -114,7 +114,7 @@ class EscalationRule(RuleBase):
 
     def evaluate(self, ctx: EvalContext) -> list:
         ticket = ctx.ticket
-        self._response_clock(ctx)
+        self.response_clock(ctx)
         if ticket.status in DONE_STATUSES:
             return []
         actions: list = []
@@ -164,7 +164,7 @@ class EscalationRule(RuleBase):
         timed = [pair for pair in fired[start:] if pair[1].response is not None]
         return (timed[0][1], fired[start][0]) if timed else None
 
-    def _response_clock(self, ctx: EvalContext) -> None:
+    def response_clock(self, ctx: EvalContext) -> None:
         """Put the escalation response clock (if a timed hand-off happened) into `ctx.sla`."""
         handoff = self._handoff(ctx)
         if handoff is None:
