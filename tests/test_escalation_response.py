@@ -125,3 +125,89 @@ def test_report_scores_escalation_response_compliance():
     early = build_report([ignored], CONFIG, week, platform="jira", generated_at=at("2026-11-20 14:30"))
     assert ("all", "escalation_response") not in early.current.compliance or \
         early.current.compliance[("all", "escalation_response")].breached == 0
+
+
+# --- `simulate` JSON from the platforms' own REST payloads -------------------------------------
+
+def _simulate(platform: str, payload: dict, config_dir, now: str) -> dict:
+    import json
+
+    from click.testing import CliRunner
+
+    from connector.cli import main
+    path = config_dir / f"{platform}-ticket.json"
+    path.write_text(json.dumps(payload))
+    result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(path),
+                                       "--config", str(config_dir), "--now", now, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def _config_dir(tmp_path, jira_account: str, zendesk_l2: str):
+    import shutil
+
+    import yaml
+
+    from connector.settings import DEFAULT_CONFIG
+    source = DEFAULT_CONFIG if DEFAULT_CONFIG.is_dir() else DEFAULT_CONFIG.parent
+    target = tmp_path / "config"
+    target.mkdir()
+    shutil.copy(source / "standard-support.yaml", target / "standard-support.yaml")
+    mappings = yaml.safe_load((source / "platform-mappings.yaml").read_text())
+    platforms = mappings["platforms"]
+    platforms["jira"]["connector_account"] = jira_account
+    platforms["zendesk"]["groups"] = {"L2": zendesk_l2}
+    (target / "platform-mappings.yaml").write_text(yaml.safe_dump(mappings))
+    return target
+
+
+def test_simulate_json_shows_the_clock_from_the_jira_marker_comment(tmp_path):
+    import copy
+    import json
+    from pathlib import Path
+    raw = json.loads((Path(__file__).resolve().parent.parent / "examples/jira/p0-outage-no-response.json").read_text())
+    issue = copy.deepcopy(raw)
+    bot = {"accountId": "connector-bot", "displayName": "Support connector", "accountType": "app"}
+    issue["fields"]["comment"]["comments"].append({
+        "id": "29999", "author": bot, "updateAuthor": bot, "jsdPublic": False,
+        "body": "Escalated to L2: no first response within 30m.\n\nref: spc-escalation-l2-first-response",
+        "created": "2026-11-20T09:31:00.000+0800", "updated": "2026-11-20T09:31:00.000+0800"})
+    issue["fields"]["comment"]["total"] = len(issue["fields"]["comment"]["comments"])
+    config = _config_dir(tmp_path, "connector-bot", "360001111002")
+    running = _simulate("jira", issue, config, "2026-11-20T10:00:00+08:00")
+    clock = running["sla"]["escalation_response"]
+    assert clock["state"] == "running" and clock["started"].startswith("2026-11-20T09:31")
+    breached = _simulate("jira", issue, config, "2026-11-20T10:45:00+08:00")
+    assert breached["sla"]["escalation_response"]["state"] == "breached"
+    assert "spc-escalation-l2-no-response" in [a.get("marker") for a in breached["actions"]]
+    # Before the marker comment existed there was no hand-off to time.
+    before = _simulate("jira", issue, config, "2026-11-20T09:20:00+08:00")
+    assert "escalation_response" not in before["sla"]
+
+
+def test_simulate_json_dates_the_zendesk_handoff_by_the_tag_audit(tmp_path):
+    import copy
+    import json
+    from pathlib import Path
+    raw = json.loads((Path(__file__).resolve().parent.parent / "examples/zendesk/p0-outage-no-response.json").read_text())
+    payload = copy.deepcopy(raw)
+    ticket_ = payload["ticket"]
+    ticket_["tags"] = sorted({*ticket_.get("tags", []), "spc-escalation-l2-first-response"})
+    ticket_["group_id"] = 360001111002
+    payload["audits"].append({
+        "id": 4527999001, "ticket_id": ticket_["id"], "created_at": "2026-11-20T01:31:00Z", "author_id": 1,
+        "metadata": {"system": {}, "custom": {}},
+        "events": [
+            {"id": 4527999002, "type": "Comment", "author_id": 1, "body": "Escalated to L2.", "public": False,
+             "audit_id": 4527999001},
+            {"id": 4527999003, "type": "Change", "field_name": "tags", "value": ticket_["tags"],
+             "previous_value": raw["ticket"].get("tags", [])},
+            {"id": 4527999004, "type": "Change", "field_name": "group_id", "value": "360001111002",
+             "previous_value": "360001111001"},
+        ]})
+    config = _config_dir(tmp_path, "connector-bot", "360001111002")
+    out = _simulate("zendesk", payload, config, "2026-11-20T10:00:00+08:00")
+    clock = out["sla"]["escalation_response"]
+    assert clock["state"] == "running" and clock["started"].startswith("2026-11-20T01:31")
+    assert _simulate("zendesk", payload, config, "2026-11-20T10:45:00+08:00")["sla"]["escalation_response"]["state"] == "breached"
+    assert "escalation_response" not in _simulate("zendesk", payload, config, "2026-11-20T09:20:00+08:00")["sla"]
