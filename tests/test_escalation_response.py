@@ -211,3 +211,16 @@ def test_simulate_json_dates_the_zendesk_handoff_by_the_tag_audit(tmp_path):
     assert clock["state"] == "running" and clock["started"].startswith("2026-11-20T01:31")
     assert _simulate("zendesk", payload, config, "2026-11-20T10:45:00+08:00")["sla"]["escalation_response"]["state"] == "breached"
     assert "escalation_response" not in _simulate("zendesk", payload, config, "2026-11-20T09:20:00+08:00")["sla"]
+
+
+def test_the_plan_that_hands_off_wakes_up_when_the_response_is_due():
+    # An update at 13:50 keeps the other clocks' deadlines later than the response's 15:00.
+    t = ticket(priority="P1", status=Status.IN_PROGRESS, group="L1", comments=[agent_reply("2026-11-20 13:50")],
+               history=[("2026-11-20 09:10", Status.NEW, Status.IN_PROGRESS)])
+    plan = evaluate(t, at("2026-11-20 14:00"), RULES)
+    assert [a.group for a in plan.actions if isinstance(a, Assign)] == ["L2"]
+    assert plan.next_deadline == at("2026-11-20 15:00")
+    unhanded = RULES.model_copy(update={"rules": [r.model_copy(update={"levels": [
+        lvl.model_copy(update={"response": None}) for lvl in r.levels]}) if r.id == "escalation" else r
+        for r in RULES.rules]})
+    assert evaluate(t, at("2026-11-20 14:00"), unhanded).next_deadline > at("2026-11-20 15:00")

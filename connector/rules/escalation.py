@@ -119,6 +119,7 @@ class EscalationRule(RuleBase):
             return []
         actions: list = []
         projected = 0
+        handed_off = False
         for level in self.levels:
             # Later levels see what earlier ones did (no second "assign L2"): project only what
             # the previous level added onto the ticket as it already stands.
@@ -143,15 +144,23 @@ class EscalationRule(RuleBase):
                     ctx.add_deadline(due)
                 continue
             actions.extend(self._act(ctx, ticket, level, clock, marker))
+            if level.response is not None and level.assign_group:
+                handed_off = True
+        if handed_off:
+            # The hand-off written by this plan starts the response clock: wake up when it is
+            # due, as the ticket will read once the marker is recorded (projected at `now`).
+            built = self._build_response_clock(project(ctx.ticket, actions, ctx.now), ctx)
+            if built is not None and built[0].state == "running":
+                ctx.add_deadline(built[0].due)
         return actions
 
-    def _handoff(self, ctx: EvalContext) -> tuple[Level, datetime] | None:
+    def _handoff(self, ticket, ctx: EvalContext) -> tuple[Level, datetime] | None:
         """The escalation whose response is timed: (level, when) from the ticket's dated markers."""
         fired = []
         for level in self.levels:
             if level.assign_group is None:
                 continue
-            at = ctx.ticket.marker_times.get(ctx.marker(f"{self.id}-{level.id}"))
+            at = ticket.marker_times.get(ctx.marker(f"{self.id}-{level.id}"))
             if at is not None and at <= ctx.now:
                 fired.append((at, level))
         if not fired:
@@ -166,11 +175,16 @@ class EscalationRule(RuleBase):
 
     def response_clock(self, ctx: EvalContext) -> None:
         """Put the escalation response clock (if a timed hand-off happened) into `ctx.sla`."""
-        handoff = self._handoff(ctx)
+        built = self._build_response_clock(ctx.ticket, ctx)
+        if built is not None:
+            ctx.sla["escalation_response"], ctx.sla_timelines["escalation_response"] = built
+
+    def _build_response_clock(self, ticket, ctx: EvalContext):
+        """(clock, timeline) of the response to the latest timed hand-off of `ticket`, or None."""
+        handoff = self._handoff(ticket, ctx)
         if handoff is None:
-            return
+            return None
         level, begin = handoff
-        ticket = ctx.ticket
         group = level.assign_group
         members = set(self.members.get(group, ()))
         if ticket.assignee and ticket.group == group:
@@ -183,10 +197,7 @@ class EscalationRule(RuleBase):
         calendar = ContinuousCalendar() if level.response.clock == "calendar" else business
         target = MetricTarget("escalation_response", round(parse_duration(level.response.within, business)),
                               level.response.clock, calendar)
-        clock, timeline = TicketTimes(ticket, ctx.now).response_clock(
-            target, frozenset(sla_rule.pause_statuses), begin, responded)
-        ctx.sla["escalation_response"] = clock
-        ctx.sla_timelines["escalation_response"] = timeline
+        return TicketTimes(ticket, ctx.now).response_clock(target, frozenset(sla_rule.pause_statuses), begin, responded)
 
     def _sla_rule(self, ctx: EvalContext) -> SlaRule:
         return next(rule for rule in ctx.config.rules
