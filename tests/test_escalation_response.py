@@ -224,3 +224,27 @@ def test_the_plan_that_hands_off_wakes_up_when_the_response_is_due():
         lvl.model_copy(update={"response": None}) for lvl in r.levels]}) if r.id == "escalation" else r
         for r in RULES.rules]})
     assert evaluate(t, at("2026-11-20 14:00"), unhanded).next_deadline > at("2026-11-20 15:00")
+
+
+def test_ticket_as_of_forgets_a_marker_recorded_later():
+    from connector.model import ticket_as_of
+    t = escalated(when="2026-11-20 14:00")
+    before = ticket_as_of(t, at("2026-11-20 13:00"))
+    assert L2_MARKER not in before.marker_times and L2_MARKER not in before.labels
+    assert ticket_as_of(t, at("2026-11-20 14:00")).marker_times == t.marker_times
+
+
+def test_zendesk_tag_times_come_from_the_audit_that_added_the_tag():
+    from connector.platforms.zendesk_ticket import _tag_times
+    audits = [
+        {"id": 1, "created_at": "2026-11-20T01:00:00Z", "events": [
+            {"type": "Create", "field_name": "tags", "value": ["outage"]}]},
+        {"id": 2, "created_at": "2026-11-20T06:00:00Z", "events": [
+            {"type": "Change", "field_name": "tags", "value": "outage spc-escalation-l2", "previous_value": "outage"}]},
+        {"id": 3, "created_at": "2026-11-20T07:00:00Z", "events": [
+            {"type": "Change", "field_name": "tags", "value": ["outage", "spc-escalation-l2", "x"],
+             "previous_value": ["outage", "spc-escalation-l2"]}]},
+    ]
+    times = _tag_times(audits, where="test")
+    assert times["spc-escalation-l2"].isoformat() == "2026-11-20T06:00:00+00:00"
+    assert times["outage"].isoformat() == "2026-11-20T01:00:00+00:00" and "x" in times
