@@ -248,3 +248,11 @@ def test_zendesk_tag_times_come_from_the_audit_that_added_the_tag():
     times = _tag_times(audits, where="test")
     assert times["spc-escalation-l2"].isoformat() == "2026-11-20T06:00:00+00:00"
     assert times["outage"].isoformat() == "2026-11-20T01:00:00+00:00" and "x" in times
+
+
+def test_team_lead_taking_over_keeps_the_breached_clock_for_the_report():
+    t = escalated()
+    after = t.model_copy(update={"labels": t.labels | {NO_RESPONSE}, "group": "team-lead",
+                                 "marker_times": {**t.marker_times, NO_RESPONSE: at("2026-11-20 15:01")}})
+    clock = evaluate(after, at("2026-11-20 17:00"), RULES).sla["escalation_response"]
+    assert clock.state == "breached" and clock.started == at("2026-11-20 14:00")

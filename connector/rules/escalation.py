@@ -36,7 +36,8 @@ carrying the `ref:` trailer; Zendesk: the `created_at` of the audit whose tags e
 the marker tag). A level with `response` therefore needs a `comment` (on Jira the comment
 is the dated record). With several hand-offs to the same group (e.g. `l2` and
 `l2-first-response`) the first one starts the clock; a hand-off to another group with its
-own `response` starts a new one. No recorded time – no clock (fail closed).
+own `response` starts a new one; a later hand-off without `response` (the team lead after
+the breach) leaves the last clock as it was. No recorded time – no clock (fail closed).
 """
 
 from __future__ import annotations
@@ -166,12 +167,16 @@ class EscalationRule(RuleBase):
         if not fired:
             return None
         fired.sort(key=lambda pair: pair[0])
-        group = fired[-1][1].assign_group
-        start = len(fired) - 1
+        # The latest timed hand-off; a later untimed one (the team lead taking over after the
+        # breach) does not erase it, so the report still scores the breach.
+        last = next((i for i in range(len(fired) - 1, -1, -1) if fired[i][1].response is not None), None)
+        if last is None:
+            return None
+        group = fired[last][1].assign_group
+        start = last
         while start > 0 and fired[start - 1][1].assign_group == group:
-            start -= 1
-        timed = [pair for pair in fired[start:] if pair[1].response is not None]
-        return (timed[0][1], fired[start][0]) if timed else None
+            start -= 1  # an earlier hand-off to the same group started the clock already
+        return fired[last][1], fired[start][0]
 
     def response_clock(self, ctx: EvalContext) -> None:
         """Put the escalation response clock (if a timed hand-off happened) into `ctx.sla`."""
