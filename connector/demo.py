@@ -28,6 +28,7 @@ from connector.sandbox.zendesk import CUSTOMER as ZENDESK_CUSTOMER
 from connector.sandbox.zendesk import GROUPS as ZENDESK_GROUPS
 from connector.stack import LocalStack
 
+TEAM_LEAD_GROUP = 360001111005
 DEMO_START = datetime(2026, 11, 20, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 INTAKE = {"Impact scope": "Shanghai office, 40 users", "Steps to reproduce": "Connect VPN, open ERP, wait 5 minutes"}
 # A data fix with its knowledge recorded but no reviewer: the review gate's story.
@@ -55,7 +56,8 @@ def _scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | N
         priority="Highest", components=["outage"], created=now - timedelta(hours=13),
         environment="POS 4.2, all stores", fields={**INTAKE, "Error message": "HTTP 502 Bad Gateway",
                                                    "Occurred at": now - timedelta(hours=13, minutes=10)})
-    stories.append(("P0 outage opened 13 h ago, nobody answered → breach notice, escalation to L2", key, None))
+    stories.append(("P0 outage opened 13 h ago, nobody answered → breach notice, escalation to L2; "
+                    "no L2 response within 1 h → team lead", key, None))
 
     key = jira.create_issue(
         "Reports page times out for large date ranges", description="Timeout after 60 s.", priority="Medium",
@@ -113,7 +115,8 @@ def _zendesk_scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], N
         "Checkout service down for all stores", "POS checkout returns HTTP 502 everywhere.", priority="urgent",
         created=now - timedelta(hours=13), custom_fields={**intake, "Category": "outage", "Environment": "POS 4.2",
                                                           "Error message": "HTTP 502 Bad Gateway"})
-    stories.append(("P0 outage opened 13 h ago, nobody answered → breach notice, escalation to L2", ticket_id, None))
+    stories.append(("P0 outage opened 13 h ago, nobody answered → breach notice, escalation to L2; "
+                    "no L2 response within 1 h → team lead", ticket_id, None))
     ticket_id = zendesk.create_ticket(
         "Reports page times out for large date ranges", "Timeout after 60 s.", priority="normal", group="L1",
         created=now - timedelta(hours=3), history=[(now - timedelta(hours=2, minutes=50), "open")],
@@ -158,6 +161,7 @@ def _zendesk_timeline(stack: LocalStack, ticket_id) -> list[str]:
     """What the connector wrote on one Zendesk ticket, read back from its audits."""
     fields = {f["id"]: f["title"] for f in stack.zendesk.store.field_catalogue()}
     group_names = {str(group_id): name for name, group_id in ZENDESK_GROUPS.items()}
+    group_names[str(TEAM_LEAD_GROUP)] = "team-lead"
     lines = []
     for audit in stack.zendesk.audits(ticket_id):
         if audit["author_id"] != ZENDESK_CONNECTOR:
@@ -234,6 +238,9 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
             if rule.type == "problem-number":
                 rule.enabled = True
         with stack:
+            # The last escalation step's group, as an admin creates and maps it on Zendesk.
+            stack.zendesk.add_group("team-lead", group_id=TEAM_LEAD_GROUP)
+            stack.config.platforms.zendesk.groups["team-lead"] = str(TEAM_LEAD_GROUP)
             echo(f"sandbox Jira at {stack.jira.base_url}, sandbox Zendesk at {stack.zendesk.base_url}; "
                  f"connector receiver at {stack.receiver.base_url}")
             echo("rules: the embedded standard process (config/standard-support.yaml), the same file for both, "
@@ -245,6 +252,11 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
                 if action:
                     action()
             stack.settle()
+            # An hour later nobody from L2 has answered the escalated P0 outage: the escalation
+            # response clock (1 business hour) is breached and the team lead takes over.
+            stack.clock.advance(timedelta(minutes=61))
+            if stack.pump():
+                stack.settle()
 
             def describe_issue(key: str) -> str:
                 fields = stack.jira.issue(key)["fields"]

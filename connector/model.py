@@ -121,6 +121,11 @@ class Ticket(BaseModel):
     # `connector.platforms.jira_issue`). A comment and its marker label may travel in two
     # requests there; the comment alone already records that the action was done.
     comment_markers: frozenset[str] = frozenset()
+    # When each marker was first recorded, from the platform's own dated records (Jira: the
+    # `created` of the connector comment carrying the `ref:` trailer; Zendesk: the
+    # `created_at` of the audit whose tags Change/Create event added the tag). Read by the
+    # escalation response clock (`connector.rules.escalation`); empty when not read.
+    marker_times: dict[str, datetime] = Field(default_factory=dict)
     fields: dict[str, Any] = Field(default_factory=dict)
     created: datetime
     updated: datetime | None = None
@@ -218,7 +223,7 @@ class SlaClock(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    metric: Literal["first_response", "resolution", "periodic_update"]
+    metric: Literal["first_response", "resolution", "periodic_update", "escalation_response"]
     target_minutes: int
     clock: Literal["business", "calendar"]
     calendar: str
@@ -388,9 +393,16 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
     later_stamp = (ticket.resolved is not None and ticket.resolved > at) or (
         ticket.updated is not None and ticket.updated > at)
     later_priority = any(c.at > at for c in ticket.priority_history)
-    if not (later_change or later_comment or later_stamp or later_priority or status != ticket.status):
+    later_marks = {m for m, when in ticket.marker_times.items() if when > at}
+    if not (later_change or later_comment or later_stamp or later_priority or later_marks
+            or status != ticket.status):
         return ticket
     update: dict[str, Any] = {}
+    if later_marks:
+        # A marker recorded after `at` had not been recorded yet (nor its tag/label).
+        update["marker_times"] = {m: w for m, w in ticket.marker_times.items() if m not in later_marks}
+        update["labels"] = ticket.labels - later_marks
+        update["comment_markers"] = ticket.comment_markers - later_marks
     if later_priority:
         priority = priority_at(ticket, at)
         update["priority_history"] = tuple(c for c in ticket.priority_history if c.at <= at)
@@ -415,10 +427,12 @@ def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket:
         # comment on Jira, see `comment_marker`, and the label that mirrors it) goes with it.
         kept_markers = carried(kept)
         unsent = carried(tuple(c for c in comments if c.created > at)) - kept_markers - {None}
-        if ticket.comment_markers:
-            update["comment_markers"] = frozenset(m for m in ticket.comment_markers if m in kept_markers)
-        if unsent & ticket.labels:
-            update["labels"] = ticket.labels - unsent
+        markers_now = update.get("comment_markers", ticket.comment_markers)
+        if markers_now:
+            update["comment_markers"] = frozenset(m for m in markers_now if m in kept_markers)
+        labels_now = update.get("labels", ticket.labels)
+        if unsent & labels_now:
+            update["labels"] = labels_now - unsent
     if later_change or (ticket.resolved is not None and ticket.resolved > at):
         update["resolved"] = _resolved_at(ticket, status, at)
     if ticket.updated is not None and ticket.updated > at:

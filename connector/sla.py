@@ -220,7 +220,21 @@ class TicketTimes:
             (begin_us, begin), stop, stop_us, cycle = updates[-1], None, None, len(updates)
         else:
             raise ValueError(f"unknown SLA metric {metric!r}")
+        return self._finish(target, paused, warn_percents, begin, begin_us, stop, stop_us, cycle)
 
+    def response_clock(self, target: MetricTarget, paused: frozenset[Status], begin: datetime,
+                       stop: datetime | None, warn_percents: Iterable[int] = ()) -> tuple[SlaClock, Timeline]:
+        """A clock from `begin` (an escalation) to `stop` (the group's first comment) or now:
+        the escalation response metric, paused and counted like the others."""
+        begin_us = _us(begin, "escalated")
+        stop_us = None if stop is None else _us(stop, "responded")
+        if stop_us is not None and stop_us > self.now_us:
+            stop = stop_us = None
+        return self._finish(target, paused, tuple(warn_percents), begin, begin_us, stop, stop_us, 0)
+
+    def _finish(self, target: MetricTarget, paused: frozenset[Status], warn_percents, begin: datetime, begin_us: int,
+                stop: datetime | None, stop_us: int | None, cycle: int) -> tuple[SlaClock, Timeline]:
+        metric = target.metric
         timeline = self._timeline(begin_us, stop_us, paused, target.calendar)
         target_minutes = target.target_minutes
         elapsed = timeline.elapsed()

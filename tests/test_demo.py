@@ -22,6 +22,8 @@ def test_demo_walks_the_standard_process_on_jira_and_zendesk():
         assert "network-team" in text                      # routed
         assert "SLA breached" in text                      # P0 breach notice
         assert "Escalated to L2" in text                   # escalation
+        assert "L2 did not respond within 1h" in text      # escalation response clock breached
+        assert "→ team-lead" in text                       # … and the team lead took over
         assert "was moved back to In Progress" in text     # closure criteria
         assert "needs a second person's review before it is resolved" in text  # review gate's note
         assert "spc-review-gate-returned-1" in text

@@ -87,7 +87,11 @@ def test_p0_without_response_gets_warning_then_one_breach_and_escalation_on_time
     assert_on_time(connector_comments(stack, key, "Escalated to L2: 50%")[0], FRIDAY + timedelta(hours=12))
     [breach] = connector_comments(stack, key, "resolution target of 24h was missed")
     assert_on_time(breach, FRIDAY + timedelta(hours=24))
-    [lead] = connector_comments(stack, key, "the team lead is now responsible")
+    # Nobody from L2 commented within 1 business hour of the 15:30 hand-off: the team lead at 16:30.
+    [no_response] = connector_comments(stack, key, "L2 did not respond within 1h")
+    assert_on_time(no_response, FRIDAY + timedelta(minutes=90))
+    [lead] = [c for c in connector_comments(stack, key, "the team lead is now responsible")
+              if "Resolution target" in c["body"]]
     assert_on_time(lead, FRIDAY + timedelta(hours=24))
     assert stack.jira.issue(key)["fields"]["customfield_10059"] == "team-lead"  # Support group
     assert len(connector_comments(stack, key, "SLA breached")) == 2  # one per metric, never repeated

@@ -126,6 +126,7 @@ def parse_jira_issue(
             marker for comment in comments
             if comment.author_role == AuthorRole.CONNECTOR and (marker := carried_marker(comment.body))
         ),
+        marker_times=_marker_times(comments),
         fields=_logical_fields(mapping, resolver),
         created=created,
         updated=optional_time(fields.get("updated"), what=f"{where} fields.updated"),
@@ -389,3 +390,15 @@ def _browse_url(issue: Mapping[str, Any], key: str, base_url: str | None) -> str
         parts = urlsplit(self_url)
         site = f"{parts.scheme}://{parts.netloc}"
     return f"{site.rstrip('/')}/browse/{key}"
+
+
+def _marker_times(comments) -> dict:
+    """When each carried marker was first posted: the `created` of the connector comment with
+    its `ref:` trailer (the comment is the record; the label may travel in a later request).
+    Jira's comment resource has `created`, https://developer.atlassian.com/cloud/jira/platform/rest/v2/api-group-issue-comments/."""
+    times: dict = {}
+    for comment in comments:
+        if comment.author_role == AuthorRole.CONNECTOR and (marker := carried_marker(comment.body)):
+            if marker not in times or comment.created < times[marker]:
+                times[marker] = comment.created
+    return times

@@ -118,6 +118,7 @@ def parse_zendesk_ticket(
         resolved=last_entered(history, DONE_STATUSES) if status in DONE_STATUSES else None,
         status_history=history,
         priority_history=_priority_history(audit_list, mapping, where=where),
+        marker_times=_tag_times(audit_list, where=where),
         comments=_comments(
             ticket,
             mapping,
@@ -339,3 +340,35 @@ def _agent_url(ticket: Mapping[str, Any], ticket_id: str, base_url: str | None) 
         parts = urlsplit(api_url)
         base_url = f"{parts.scheme}://{parts.netloc}"
     return f"{base_url.rstrip('/')}/agent/tickets/{ticket_id}"
+
+
+def _tag_times(audits: list[Mapping[str, Any]], *, where: str) -> dict[str, datetime]:
+    """When each tag was first added: tags carry no time, but the audit of the update that
+    added one does – its Create/Change event with `field_name: "tags"` lists the tags
+    (`value`) and, for a Change, those before (`previous_value`), and the audit has its
+    `created_at` ("Ticket Audits", https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_audits/).
+    Keyed by tag; the escalation response clock reads the marker tags' entries."""
+    times: dict[str, datetime] = {}
+    for audit in audits or ():
+        events = require_list(audit, "events", where=f"{where} audit {audit.get('id')}")
+        tag_events = [e for e in events if e.get("field_name") == "tags" and e.get("type") in ("Create", "Change")]
+        if not tag_events:
+            continue
+        at = parse_time(audit.get("created_at"), what=f"{where} audit {audit.get('id')} created_at")
+        for event in tag_events:
+            before = set(_tag_list(event.get("previous_value")))
+            for tag in _tag_list(event.get("value")):
+                if tag not in before and (tag not in times or at < times[tag]):
+                    times[tag] = at
+    return times
+
+
+def _tag_list(value: Any) -> list[str]:
+    """An audit's tag value: a list, or (as some sites send) one space-separated string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return []

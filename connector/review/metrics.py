@@ -47,10 +47,14 @@ from connector.model import DONE_STATUSES, PRIORITIES, Status, Ticket
 from connector.model import ticket_as_of as model_ticket_as_of
 from connector.review.similarity import DEFAULT_THRESHOLD, Cluster, Similar, clusters
 from connector.rules.base import EvalContext
+from connector.rules.escalation import EscalationRule
 from connector.rules.sla import SlaRule
 from connector.sla import build_clock
 
-SCORED_METRICS: tuple[str, ...] = ("first_response", "resolution")
+# Compliance is scored for these; `escalation_response` (the group's first comment after an
+# escalation level's hand-off, `connector.rules.escalation`) only for escalated tickets.
+SCORED_METRICS: tuple[str, ...] = ("first_response", "resolution", "escalation_response")
+_MEASURED_METRICS: tuple[str, ...] = ("first_response", "resolution")
 NO_VALUE = "(none)"
 NOT_RATED = "not rated"
 # Zendesk's survey states besides a real answer; "offered" means sent but not answered.
@@ -254,6 +258,17 @@ class SlaTerms:
                 return rule, True
         return self.default, False
 
+    def escalation_clock(self, view: Ticket, at: datetime):
+        """The escalation response clock of the ticket at `at`, from the first enabled
+        escalation rule that applies and times a hand-off – the engine's own computation."""
+        for rule in self.config.rules:
+            if isinstance(rule, EscalationRule) and rule.enabled and rule.applies(view):
+                ctx = EvalContext(ticket=view, now=at, config=self.config)
+                rule.response_clock(ctx)
+                if "escalation_response" in ctx.sla:
+                    return ctx.sla["escalation_response"]
+        return None
+
     def facts(self, ticket: Ticket, at: datetime) -> TicketFacts | None:
         view = ticket_as_of(ticket, at)
         if view is None:
@@ -262,7 +277,7 @@ class SlaTerms:
         business = self.config.calendar(rule.calendar)
         paused = frozenset(rule.pause_statuses)
         measured = {}
-        for metric in SCORED_METRICS:
+        for metric in _MEASURED_METRICS:
             # The target does not matter for elapsed time; the clock is built only to measure.
             built = build_clock(metric, view, at, target_minutes=1, clock="business", calendar=business, paused=paused)
             clock = built[0] if built else None
@@ -272,6 +287,9 @@ class SlaTerms:
             for metric, (clock, _) in rule.clocks(EvalContext(ticket=view, now=at, config=self.config)).items():
                 if metric in SCORED_METRICS:
                     sla[metric] = clock.state if clock.state in ("met", "breached") else "open"
+            escalated = self.escalation_clock(view, at)
+            if escalated is not None:
+                sla["escalation_response"] = escalated.state if escalated.state in ("met", "breached") else "open"
         return TicketFacts(
             ticket=view,
             first_response_minutes=measured["first_response"],

@@ -19,23 +19,45 @@ Example::
           assign_user: team-lead
           raise_priority: true
           comment: {template: "Resolution target breached; the team lead is now involved."}
+
+Escalation response clock (metric `escalation_response`): a level with `assign_group` and
+`response: 1h` starts a clock when it hands the ticket to the group; it stops at the first
+comment (public or internal) made after the hand-off by a member of that group. A member is
+an author listed under the rule's `members: {<group>: [<user id>, ...]}` (Jira accountId or
+name, Zendesk user id – the `author` the parsers read), or the ticket's assignee while the
+ticket's group is still that group. A later level may then fire on
+`when: {metric: escalation_response, breached: true}`. The clock is counted in the sla
+rule's calendar (business time unless `response: 1h calendar`) and paused in its pause
+statuses, like the other metrics.
+
+When the hand-off happened comes from the ticket itself, never from the connector's memory:
+`Ticket.marker_times` (the level's marker – Jira: the `created` of the connector comment
+carrying the `ref:` trailer; Zendesk: the `created_at` of the audit whose tags event added
+the marker tag). A level with `response` therefore needs a `comment` (on Jira the comment
+is the dated record). With several hand-offs to the same group (e.g. `l2` and
+`l2-first-response`) the first one starts the clock; a hand-off to another group with its
+own `response` starts a new one; a later hand-off without `response` (the team lead after
+the breach) leaves the last clock as it was. No recorded time – no clock (fail closed).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from connector.model import DONE_STATUSES, AddLabel, Assign, Priority, SetPriority, trusted
+from connector.calendar import ContinuousCalendar, parse_duration
+from connector.model import DONE_STATUSES, AddLabel, Assign, AuthorRole, Priority, SetPriority, trusted
 from connector.rules.base import CommentSpec, EvalContext, Match, RuleBase, Strict, next_priority, register
 from connector.rules.projection import project
-from connector.rules.sla import METRIC_LABELS, SlaRule, clock_context
+from connector.rules.sla import METRIC_LABELS, SlaRule, Target, clock_context
+from connector.sla import MetricTarget, TicketTimes
 from connector.templates import SAMPLE_CLOCK
 
 
 class Trigger(Strict):
-    metric: Literal["first_response", "resolution", "periodic_update"]
+    metric: Literal["first_response", "resolution", "periodic_update", "escalation_response"]
     percent: int | None = Field(default=None, ge=1, le=100, description="fire when this share of the target is used")
     breached: bool = Field(default=False, description="fire on breach")
 
@@ -55,6 +77,7 @@ class Level(Strict):
     raise_priority: bool = False
     set_priority: Priority | None = None
     comment: CommentSpec | None = None
+    response: Target | None = Field(default=None, description="the group's response target after this hand-off, e.g. 1h")
 
 
 @register
@@ -62,6 +85,8 @@ class EscalationRule(RuleBase):
     type: Literal["escalation"] = "escalation"
     sla: str | None = Field(default=None, description="id of the sla rule whose clocks to use (default: the first)")
     levels: list[Level]
+    members: dict[str, list[str]] = Field(default_factory=dict,
+                                          description="group -> user ids whose comments answer an escalation")
 
     template_sample: ClassVar[dict] = {"clock": SAMPLE_CLOCK, "level": "l2"}
 
@@ -80,14 +105,22 @@ class EscalationRule(RuleBase):
             source = self.sla or sla_rules[0].id
             if position[source] > position[self.id]:
                 problems.append(((), f"must come after the sla rule '{source}' it reads clocks from"))
+        for i, level in enumerate(self.levels):
+            if level.response and not level.assign_group:
+                problems.append((("levels", i, "response"), "a response target needs `assign_group`: the group whose response is timed"))
+            if level.response and not level.comment:
+                problems.append((("levels", i, "response"),
+                                 "a response target needs a `comment`: its marker dates the hand-off on Jira"))
         return problems
 
     def evaluate(self, ctx: EvalContext) -> list:
         ticket = ctx.ticket
+        self.response_clock(ctx)
         if ticket.status in DONE_STATUSES:
             return []
         actions: list = []
         projected = 0
+        handed_off = False
         for level in self.levels:
             # Later levels see what earlier ones did (no second "assign L2"): project only what
             # the previous level added onto the ticket as it already stands.
@@ -112,7 +145,68 @@ class EscalationRule(RuleBase):
                     ctx.add_deadline(due)
                 continue
             actions.extend(self._act(ctx, ticket, level, clock, marker))
+            if level.response is not None and level.assign_group:
+                handed_off = True
+        if handed_off:
+            # The hand-off written by this plan starts the response clock: wake up when it is
+            # due, as the ticket will read once the marker is recorded (projected at `now`).
+            built = self._build_response_clock(project(ctx.ticket, actions, ctx.now), ctx)
+            if built is not None and built[0].state == "running":
+                ctx.add_deadline(built[0].due)
         return actions
+
+    def _handoff(self, ticket, ctx: EvalContext) -> tuple[Level, datetime] | None:
+        """The escalation whose response is timed: (level, when) from the ticket's dated markers."""
+        fired = []
+        for level in self.levels:
+            if level.assign_group is None:
+                continue
+            at = ticket.marker_times.get(ctx.marker(f"{self.id}-{level.id}"))
+            if at is not None and at <= ctx.now:
+                fired.append((at, level))
+        if not fired:
+            return None
+        fired.sort(key=lambda pair: pair[0])
+        # The latest timed hand-off; a later untimed one (the team lead taking over after the
+        # breach) does not erase it, so the report still scores the breach.
+        last = next((i for i in range(len(fired) - 1, -1, -1) if fired[i][1].response is not None), None)
+        if last is None:
+            return None
+        group = fired[last][1].assign_group
+        start = last
+        while start > 0 and fired[start - 1][1].assign_group == group:
+            start -= 1  # an earlier hand-off to the same group started the clock already
+        return fired[last][1], fired[start][0]
+
+    def response_clock(self, ctx: EvalContext) -> None:
+        """Put the escalation response clock (if a timed hand-off happened) into `ctx.sla`."""
+        built = self._build_response_clock(ctx.ticket, ctx)
+        if built is not None:
+            ctx.sla["escalation_response"], ctx.sla_timelines["escalation_response"] = built
+
+    def _build_response_clock(self, ticket, ctx: EvalContext):
+        """(clock, timeline) of the response to the latest timed hand-off of `ticket`, or None."""
+        handoff = self._handoff(ticket, ctx)
+        if handoff is None:
+            return None
+        level, begin = handoff
+        group = level.assign_group
+        members = set(self.members.get(group, ()))
+        if ticket.assignee and ticket.group == group:
+            members.add(ticket.assignee)
+        responded = next((c.created for c in sorted(ticket.comments, key=lambda c: c.created)
+                          if c.created >= begin and c.author in members and c.author_role != AuthorRole.CONNECTOR
+                          and c.author is not None), None)
+        sla_rule = self._sla_rule(ctx)
+        business = ctx.config.calendar(sla_rule.calendar)
+        calendar = ContinuousCalendar() if level.response.clock == "calendar" else business
+        target = MetricTarget("escalation_response", round(parse_duration(level.response.within, business)),
+                              level.response.clock, calendar)
+        return TicketTimes(ticket, ctx.now).response_clock(target, frozenset(sla_rule.pause_statuses), begin, responded)
+
+    def _sla_rule(self, ctx: EvalContext) -> SlaRule:
+        return next(rule for rule in ctx.config.rules
+                    if isinstance(rule, SlaRule) and (self.sla is None or rule.id == self.sla))
 
     def _act(self, ctx: EvalContext, ticket, level: Level, clock, marker: str) -> list:
         label = METRIC_LABELS[clock.metric]

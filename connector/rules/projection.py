@@ -25,6 +25,7 @@ def project(ticket: Ticket, actions: Iterable, now: datetime) -> Ticket:
     fields = dict(ticket.fields)
     comments = list(ticket.comments)
     history = list(ticket.status_history)
+    marker_times = None
     changes: dict = {}
     for action in actions:
         if isinstance(action, AddLabel):
@@ -40,6 +41,10 @@ def project(ticket: Ticket, actions: Iterable, now: datetime) -> Ticket:
                                     body=action.body, created=now))
             if action.marker:
                 labels.add(action.marker)
+                # The platform dates the marker by this write (the escalation response clock).
+                if action.marker not in ticket.marker_times:
+                    marker_times = marker_times or dict(ticket.marker_times)
+                    marker_times.setdefault(action.marker, now)
         elif isinstance(action, Transition):
             current = changes.get("status", ticket.status)
             if action.to != current:
@@ -55,6 +60,8 @@ def project(ticket: Ticket, actions: Iterable, now: datetime) -> Ticket:
                 changes["assignee"] = action.assignee
         elif isinstance(action, SetPriority):
             changes["priority"] = action.priority
+    if marker_times is not None:
+        changes["marker_times"] = marker_times
     # A shallow copy: the ticket's own tuples and sets are never mutated, only replaced.
     return replaced(
         ticket, **changes, labels=frozenset(labels), fields=fields, comments=tuple(comments),

@@ -44,7 +44,7 @@ from connector.timefmt import format_instant, format_minutes, same_instant
 
 METRICS = ("first_response", "resolution", "periodic_update")
 METRIC_LABELS = {"first_response": "first response", "resolution": "resolution",
-                 "periodic_update": "progress update"}
+                 "periodic_update": "progress update", "escalation_response": "escalation response"}
 _TARGET = re.compile(r"^\s*(?P<duration>\S+)\s*(?P<clock>business|calendar)?\s*$")
 
 
