@@ -327,7 +327,8 @@ class RedisAdmission:
             score, kind = (0 if priority is None else -priority), "zset"
         else:
             if priority:
-                raise NotImplementedError("task priorities need huey's PriorityRedisStorage")
+                raise ValueError("a task priority needs huey's PriorityRedisStorage; build the queue with "
+                                 "connector.queue.create_huey, which uses PriorityRedisHuey")
             member, score, kind = task_data, 0, "list"
         keys = [self._claim_key(delivery_key) if delivery_key is not None else "", storage.result_key, storage.queue_key]
 

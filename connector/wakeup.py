@@ -103,8 +103,10 @@ def _remove_dead(path: Path) -> None:
         if stat.S_ISFIFO(os.lstat(path).st_mode):
             path.unlink()
             log.info("queue.wakeup_fifo_removed", extra={"fifo": path.name})
-    except OSError:
-        pass  # another producer removed it first
+    except FileNotFoundError:
+        return  # another producer removed it first
+    except OSError as exc:
+        log.warning("queue.wakeup_fifo_not_removed", extra={"fifo": path.name, "error": type(exc).__name__})
 
 
 def _warn_once(exc: OSError, directory: Path) -> None:

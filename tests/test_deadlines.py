@@ -50,7 +50,8 @@ def test_rearm_does_not_override_a_newer_timer(index):
 def test_seen_stamps_by_platform(index):
     index.record("jira", "1", None, NOW)
     index.record("zendesk", "1", None, NOW + timedelta(minutes=1))
-    assert index.seen_stamps("zendesk", ["1", "2"]) == {"1": NOW + timedelta(minutes=1)}
+    seen = {ticket_id: entry.seen for ticket_id, entry in index.entries("zendesk", ["1", "2"]).items()}
+    assert seen == {"1": NOW + timedelta(minutes=1)}
 
 
 def test_pump_queues_each_due_ticket_through_collapsing(queue, index):

@@ -22,6 +22,7 @@ them); only the platform's name and its words for a field reference vary.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -40,7 +41,7 @@ T = TypeVar("T")
 DUE_FIELDS = frozenset({"sla_first_response_due", "sla_resolution_due", "sla_periodic_update_due", "follow_up_due"})
 
 
-class PlatformDoctor:
+class PlatformDoctor(ABC):
     """The shared run machinery and checks of one platform's doctor (see the module docstring)."""
 
     PLATFORM: ClassVar[str]  # "jira": the check ids' prefix and the config's platforms.<name>
@@ -75,17 +76,20 @@ class PlatformDoctor:
         self.run_checks(me)
         return self.checks
 
+    @abstractmethod
     def check_credentials(self) -> Mapping[str, Any] | None:
         """Who the credentials log in as (the site's answer), or None with a FAIL added."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def check_connector_account(self, me: Mapping[str, Any]) -> None:
         """Whether platforms.<name>.connector_account, if set, is the account logged in as."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def run_checks(self, me: Mapping[str, Any]) -> None:
         """The platform's checks after the credentials and the connector account, in order."""
-        raise NotImplementedError
+        ...
 
     def guard(self, cid: str, step: Callable[..., T], *args: Any) -> T | None:
         """Run one step; a read it did not expect to fail becomes a FAIL of its own, and the
@@ -164,11 +168,12 @@ class PlatformDoctor:
         """Whether the group is written to a field of the site (checked with the fields)."""
         return True
 
+    @abstractmethod
     def check_field(self, cid: str, name: str, ref: str, where: str, users: str, written: bool, catalogue: Any,
                     allowed: set[str]) -> None:
         """Resolve `ref` (the mapping at `where`) on the site and check its type is in
         `allowed` (`allowed is self.DUE_TYPES` for a due time); add one check."""
-        raise NotImplementedError
+        ...
 
     def recognised_fields(self, catalogue: Any) -> Iterator[tuple[str, str, frozenset[str], Any]]:
         """(logical field, rule, values the rule recognises in it, the site's field) for every

@@ -109,8 +109,6 @@ class DeadlineIndex(Protocol):
         """`entry` for many tickets in one round trip (a sweep page); unknown ids are left out."""
         ...
 
-    def seen_stamps(self, platform: str, ticket_ids: Iterable[str]) -> dict[str, datetime]: ...
-
     def armed(self, platform: str | None = None) -> list[DueTimer]:
         """Every armed timer, earliest first (tests, `connector sync` summaries)."""
         ...
@@ -236,21 +234,6 @@ class SqliteDeadlineIndex:
             found.update({ticket_id: self._entry(*rest) for ticket_id, *rest in rows})
         return found
 
-    def seen_stamps(self, platform: str, ticket_ids: Iterable[str]) -> dict[str, datetime]:
-        ids = list(ticket_ids)
-        found: dict[str, datetime] = {}
-        for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._storage.sql(
-                f"select ticket_id, seen from connector_deadline where queue = ? and platform = ? "
-                f"and seen is not null and ticket_id in ({marks})",
-                (self._queue, platform, *chunk),
-                results=True,
-            )
-            found.update({ticket_id: _unstamp(seen) for ticket_id, seen in rows})  # type: ignore[misc]
-        return found
-
     def armed(self, platform: str | None = None) -> list[DueTimer]:
         rows = self._storage.sql(
             "select platform, ticket_id, due from connector_deadline where queue = ? and due is not null "
@@ -353,13 +336,6 @@ class RedisDeadlineIndex:
             next_due, config = self._settlement(settlement)
             found[ticket_id] = DeadlineEntry(None if due is None else _instant(due), _unstamp(seen), next_due, config)
         return found
-
-    def seen_stamps(self, platform: str, ticket_ids: Iterable[str]) -> dict[str, datetime]:
-        ids = list(ticket_ids)
-        if not ids:
-            return {}
-        values = self._conn.hmget(self._seen_key, [self._member(platform, t) for t in ids])
-        return {t: _unstamp(v) for t, v in zip(ids, values) if v is not None}  # type: ignore[misc]
 
     def armed(self, platform: str | None = None) -> list[DueTimer]:
         timers = [DueTimer(*self._split(m), _instant(s)) for m, s in self._conn.zrange(self._due_key, 0, -1, withscores=True)]
