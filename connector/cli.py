@@ -54,6 +54,23 @@ def _load(path: Path | None):
         sys.exit(2)
 
 
+def _enable(config, rule_ids: tuple[str, ...]):
+    """Dry-run rules that the file ships switched off (`enabled: false`) as if they were on."""
+    known = {rule.id: rule for rule in config.rules}
+    unknown = [rule_id for rule_id in rule_ids if rule_id not in known]
+    if unknown:
+        raise click.BadParameter(f"no rule with id {', '.join(map(repr, unknown))}; the rules are: "
+                                 f"{', '.join(known)}", param_hint="--enable")
+    for rule_id in rule_ids:
+        known[rule_id].enabled = True
+    return config
+
+
+ENABLE_OPTION = click.option(
+    "--enable", "enable_rules", multiple=True, metavar="RULE_ID",
+    help="dry-run this rule as if it were enabled (repeatable; e.g. --enable problem-number)")
+
+
 def _parse_now(value: str | None) -> datetime:
     if not value:
         return datetime.now(timezone.utc)
@@ -121,12 +138,14 @@ def doctor(platforms: tuple[str, ...], output: str, config_path: Path | None, pu
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="rule file or directory")
 @click.option("--now", "now_text", help="evaluate at this ISO 8601 instant (default: the current time)")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def simulate(platform: str, ticket_json: Path, config_path: Path | None, now_text: str | None, output: str) -> None:
+@ENABLE_OPTION
+def simulate(platform: str, ticket_json: Path, config_path: Path | None, now_text: str | None, output: str,
+             enable_rules: tuple[str, ...]) -> None:
     """Dry-run the rules on one ticket: print the plan, the SLA clocks and the next deadline. Writes nothing."""
     from connector.plan_output import plan_as_json, plan_as_text
     from connector.simulation import simulate_file
 
-    config = _load(config_path)
+    config = _enable(_load(config_path), enable_rules)
     now = _parse_now(now_text)
     try:
         ticket, plan = simulate_file(platform, ticket_json, config, now)
@@ -144,13 +163,18 @@ def simulate(platform: str, ticket_json: Path, config_path: Path | None, now_tex
 @click.option("--now", "now_text", help="evaluate at this ISO 8601 instant (default: 2026-11-20T15:00+08:00, fits the examples)")
 @click.option("--examples", "examples_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=Path(__file__).resolve().parent.parent / "examples", show_default=False)
-def examples(config_path: Path | None, now_text: str | None, examples_dir: Path) -> None:
+@ENABLE_OPTION
+def examples(config_path: Path | None, now_text: str | None, examples_dir: Path, enable_rules: tuple[str, ...]) -> None:
     """Simulate the bundled example tickets of both platforms and print their plans."""
     from connector.plan_output import plan_as_text
     from connector.simulation import simulate_file
 
-    config = _load(config_path)
+    config = _enable(_load(config_path), enable_rules)
     now = _parse_now(now_text or "2026-11-20T15:00:00+08:00")
+    switched_off = [rule.id for rule in config.rules if not rule.enabled]
+    if switched_off:
+        click.echo(f"(switched off in this configuration, so not shown: {', '.join(switched_off)}; "
+                   f"add {' '.join(f'--enable {rule_id}' for rule_id in switched_off)} to see them)\n")
     for platform in ("jira", "zendesk"):
         for path in sorted((examples_dir / platform).glob("*.json")):
             ticket, plan = simulate_file(platform, path, config, now)

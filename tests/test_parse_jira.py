@@ -146,10 +146,15 @@ EXAMPLE_EXPECTATIONS = {
         priority="P1", status=Status.IN_PROGRESS, category="mobile", history=4,
         roles=[(AuthorRole.AGENT, True), (AuthorRole.REQUESTER, True), (AuthorRole.AGENT, False)],
         present=INTAKE, absent={"root_cause"},
-    ),    "critical-change-without-review": dict(
+    ),
+    "critical-change-without-review": dict(
         priority="P2", status=Status.RESOLVED, category="performance", history=3,
         roles=[(AuthorRole.AGENT, True), (AuthorRole.AGENT, False), (AuthorRole.AGENT, True)],
         present=INTAKE | {"root_cause", "solution", "verification_result", "change_type"}, absent={"reviewer"},
+    ),
+    "new-report-gets-problem-number": dict(
+        priority="P2", status=Status.NEW, category="network", history=1, roles=[],
+        present=INTAKE, absent={"problem_number", "root_cause"},
     ),
 }
 

@@ -79,4 +79,31 @@ def test_bad_inputs_are_explained(tmp_path):
 def test_examples_command_runs_every_bundled_ticket():
     result = CliRunner().invoke(main, ["examples"])
     assert result.exit_code == 0
-    assert result.output.count("=== jira:") == 7 and result.output.count("=== zendesk:") == 7
+    for platform in ("jira", "zendesk"):
+        assert result.output.count(f"=== {platform}:") == len(list((EXAMPLES / platform).glob("*.json"))) > 7
+    # Rules shipped switched off are named, with the way to see them.
+    assert "not shown: problem-number; add --enable problem-number" in result.output
+    assert "[problem-number]" not in result.output
+
+
+@pytest.mark.parametrize("platform", ["jira", "zendesk"])
+def test_enable_dry_runs_a_rule_that_ships_switched_off(platform):
+    plain = json.loads(simulate(platform, "new-report-gets-problem-number.json", "--format", "json"))
+    assert not [a for a in plain["actions"] if a["rule"] == "problem-number"]
+
+    out = json.loads(simulate(platform, "new-report-gets-problem-number.json", "--format", "json",
+                              "--enable", "problem-number"))
+    [action] = [a for a in out["actions"] if a["rule"] == "problem-number"]
+    assert action["type"] == "set-fields" and set(action["fields"]) == {"problem_number"}
+    # A complete new report: nothing else but its SLA due dates.
+    assert {a["rule"] for a in out["actions"]} == {"problem-number", "sla"}
+
+    result = CliRunner().invoke(main, ["examples", "--enable", "problem-number"])
+    assert result.exit_code == 0 and result.output.count("[problem-number] set problem_number") >= 2
+    assert "not shown" not in result.output
+
+
+def test_enable_names_the_rules_when_the_id_is_unknown():
+    result = CliRunner().invoke(main, ["examples", "--enable", "problem-numbers"])
+    assert result.exit_code == 2
+    assert "no rule with id 'problem-numbers'" in result.output and "problem-number, intake" in result.output
