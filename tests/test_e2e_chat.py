@@ -40,8 +40,11 @@ def replay_webhooks(sandbox) -> None:
             requests.post(delivery.url, data=delivery.body, headers=delivery.headers, timeout=5)
 
 
-def race(stack, platform: str, ticket_id: str) -> None:
-    """Two reconciles of one ticket at once, outside the queue's per-ticket lock."""
+def race(stack, platform: str, ticket_id: str, sandbox, write_path: str) -> None:
+    """Two reconciles of one ticket at once, outside the queue's per-ticket lock; the
+    platform holds each write back a moment, so both read the ticket before either writes
+    and both plan (and post) the notice – the outbox must still send one message."""
+    sandbox.inject(None, delay=0.6, times=2, method="POST" if platform == "jira" else "PUT", path_prefix=write_path)
     threads = [threading.Thread(target=reconcile, args=(stack.runtime, platform, ticket_id)) for _ in range(2)]
     for t in threads:
         t.start()
@@ -56,9 +59,9 @@ def jira_stack(tmp_path):
         yield stack
 
 
-def jira_issue(stack, priority="Highest", summary="Checkout down"):
+def jira_issue(stack, priority="Highest", summary="Checkout down", age=timedelta(hours=1)):
     return stack.jira.create_issue(summary, description="502", priority=priority, components=["outage"],
-                                   environment="POS 4.2", created=FRIDAY - timedelta(hours=1), fields=JIRA_INTAKE)
+                                   environment="POS 4.2", created=FRIDAY - age, fields=JIRA_INTAKE)
 
 
 def test_jira_p0_breach_gives_one_message_per_channel(jira_stack):
@@ -70,15 +73,27 @@ def test_jira_p0_breach_gives_one_message_per_channel(jira_stack):
     assert key in text and "SLA breached" in text and "first response" in text
     assert stack.chat.received("dingtalk")[0].body["msgtype"] == "markdown"
     assert stack.chat.received("generic")[0].body["ticket"] == key
-    # Replayed webhooks, a second run of the pump, two reconciles racing: nothing more.
+    # Replayed webhooks and a second run of the pump: nothing more.
     replay_webhooks(stack.jira)
     stack.settle()
     stack.pump()
-    race(stack, "jira", key)
     stack.settle()
     assert per_preset(stack.chat) == {p: 1 for p in PRESETS}
     assert all(e.state == "sent" for e in stack.queue.chat.outbox.entries())
     assert stack.chat.failed_runs == []
+
+
+def test_jira_two_workers_racing_at_the_breach_send_one_message(jira_stack):
+    stack = jira_stack
+    key = jira_issue(stack, age=timedelta(minutes=20))
+    stack.settle()
+    assert sum(per_preset(stack.chat).values()) == 0  # 20 of 30 minutes: no breach yet
+    stack.clock.advance(timedelta(minutes=15))
+    race(stack, "jira", key, stack.jira, "/rest/api/2/issue/")
+    stack.settle()
+    notices = [c for c in stack.jira.issue(key)["fields"]["comment"]["comments"] if "SLA breached" in c["body"]]
+    assert len(notices) == 2  # both workers wrote the notice (the race the outbox must absorb)
+    assert per_preset(stack.chat) == {p: 1 for p in PRESETS}
 
 
 def test_jira_p2_gives_no_chat_message(jira_stack):
@@ -132,9 +147,9 @@ def zendesk_stack(tmp_path):
         yield stack
 
 
-def zendesk_ticket(stack, priority="urgent", subject="Checkout down"):
+def zendesk_ticket(stack, priority="urgent", subject="Checkout down", age=timedelta(hours=1)):
     return stack.zendesk.create_ticket(subject, "502 on every checkout", priority=priority,
-                                       custom_fields=ZENDESK_INTAKE, created=FRIDAY - timedelta(hours=1))
+                                       custom_fields=ZENDESK_INTAKE, created=FRIDAY - age)
 
 
 def test_zendesk_p0_breach_gives_one_message_per_channel(zendesk_stack):
@@ -146,9 +161,19 @@ def test_zendesk_p0_breach_gives_one_message_per_channel(zendesk_stack):
     assert str(ticket_id) in stack.chat.received("slack")[0].text
     replay_webhooks(stack.zendesk)
     stack.settle()
-    race(stack, "zendesk", str(ticket_id))
-    stack.settle()
     assert per_preset(stack.chat) == counts
+
+
+def test_zendesk_two_workers_racing_at_the_breach_send_one_message(zendesk_stack):
+    stack = zendesk_stack
+    ticket_id = zendesk_ticket(stack, age=timedelta(minutes=20))
+    stack.settle()
+    assert sum(per_preset(stack.chat).values()) == 0
+    stack.clock.advance(timedelta(minutes=15))
+    race(stack, "zendesk", str(ticket_id), stack.zendesk, "/api/v2/tickets/")
+    stack.settle()
+    counts = per_preset(stack.chat)
+    assert (counts["dingtalk"], counts["feishu"], counts["slack"]) == (1, 1, 1)
 
 
 def test_zendesk_p2_gives_no_chat_message(zendesk_stack):
