@@ -72,6 +72,11 @@ class ChannelConfig(BaseModel):
                                  "'{\"text\": {{ text | tojson }}}'")
             if self.signature_header and not self.secret_env:
                 raise ValueError("`signature_header` needs `secret_env`: the variable holding the HMAC secret")
+            from connector import templates
+
+            problem = templates.check(self.body, {"text": "text", "title": "title", "ticket": templates.SAMPLE_TICKET})
+            if problem:
+                raise ValueError(f"`body`: {problem}")
         else:
             if self.body is not None or self.signature_header is not None:
                 raise ValueError(f"`body` and `signature_header` are for `preset: generic`; the {self.preset} "
