@@ -33,7 +33,6 @@ from connector import templates
 from connector.model import AddComment, ChatNotice, Priority, replaced
 from connector.rules.base import CommentSpec, EvalContext, Strict
 
-DEFAULT_MESSAGE = "{{ notice }}\n{{ ticket.key }} {{ ticket.summary }}{% if ticket.url %}\n{{ ticket.url }}{% endif %}"
 
 
 class ChatRoute(Strict):
@@ -65,8 +64,12 @@ def notice(ctx: EvalContext, rule, spec: CommentSpec, reason: str, marker: str |
     route = getattr(spec, "channels", None)
     if route is None or action.marker is None or not route.wants(ctx.ticket.priority):
         return action
-    text = templates.render(route.template or DEFAULT_MESSAGE, {
-        "ticket": templates.ticket_context(ctx.ticket), "now": ctx.now, "notice": action.body, **extra})
+    if route.template:
+        text = templates.render(route.template, {"ticket": templates.ticket_context(ctx.ticket), "now": ctx.now,
+                                                 "notice": action.body.strip(), **extra})
+    else:
+        ticket = ctx.ticket
+        text = f"{action.body.strip()}\n{ticket.key} {ticket.summary}" + (f"\n{ticket.url}" if ticket.url else "")
     chat = tuple(ChatNotice(channel=name, text=text) for name in route.to)
     return replaced(action, chat=chat)
 
