@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from connector.channels.config import ChannelConfig, ChannelConfigError, ChannelSecrets, require_environment
-from connector.channels.delivery import ChatDelivery
 from connector.channels.outbox import entry_id
 from connector.channels.presets import Message, build, interpret
 from connector.channels.signing import dingtalk_query, dingtalk_sign, feishu_sign

@@ -183,3 +183,28 @@ def test_zendesk_p2_gives_no_chat_message(zendesk_stack):
     reconcile(stack.runtime, "zendesk", str(ticket_id))
     stack.settle()
     assert sum(per_preset(stack.chat).values()) == 0
+
+
+def test_jira_worker_killed_between_comment_and_release_still_sends_once(jira_stack, monkeypatch):
+    """The comment and its marker are written, the release never happens (the worker died):
+    the next reconcile sees the marker on the ticket and releases the staged message."""
+    from connector.channels import delivery as chat_hooks
+
+    stack = jira_stack
+
+    def killed(*args):
+        raise RuntimeError("worker killed after the write")
+
+    monkeypatch.setattr(chat_hooks, "after_write", killed)
+    monkeypatch.setattr(chat_hooks, "recover", lambda *args: 0)  # nor does anything else run first
+    key = jira_issue(stack)
+    stack.settle()
+    assert any("SLA breached" in c["body"] for c in stack.jira.issue(key)["fields"]["comment"]["comments"])
+    assert sum(per_preset(stack.chat).values()) == 0
+    assert {e.state for e in stack.queue.chat.outbox.entries()} == {"staged"}
+    monkeypatch.undo()
+    reconcile(stack.runtime, "jira", key)
+    stack.settle()
+    reconcile(stack.runtime, "jira", key)
+    stack.settle()
+    assert per_preset(stack.chat) == {p: 1 for p in PRESETS}
