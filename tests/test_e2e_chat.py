@@ -10,6 +10,7 @@ a P2 ticket (not routed) gives none; observe mode records the notification and s
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -208,3 +209,28 @@ def test_jira_worker_killed_between_comment_and_release_still_sends_once(jira_st
     reconcile(stack.runtime, "jira", key)
     stack.settle()
     assert per_preset(stack.chat) == {p: 1 for p in PRESETS}
+
+
+def test_a_slow_chat_service_never_holds_up_the_reconcile(tmp_path):
+    with LocalStack(tmp_path / "data", clock=Clock(FRIDAY), config_path=chat_config_file(tmp_path), chat=True,
+                    workers=0) as stack:
+        stack.chat.faults.inject(None, delay=3.0, times=None, path_prefix="/dingtalk")
+        key = jira_issue(stack)
+        started = time.monotonic()
+        outcome = reconcile(stack.runtime, "jira", key)
+        assert time.monotonic() - started < 2.0 and outcome.outcome == "applied"
+        assert any("SLA breached" in c["body"] for c in stack.jira.issue(key)["fields"]["comment"]["comments"])
+        assert stack.chat.requests == 0  # queued for the delivery task, not sent by the reconcile
+        assert {e.state for e in stack.queue.chat.outbox.entries()} == {"ready"}
+
+
+def test_the_demo_prints_what_the_team_chat_received():
+    from connector.demo import run_demo
+
+    lines: list[str] = []
+    assert run_demo(echo=lines.append) == 0
+    text = "\n".join(lines)
+    chat = text.split("=== Team chat", 1)[1].split("\n\n", 1)[0]
+    assert "each signed and verified" in chat and "SLA breached on SUP-2 (P0)" in chat
+    assert "L2 did not respond within 1h" in chat
+    assert "Reports page" not in chat  # a P2 story: no chat message

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import secrets as token_source
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -174,6 +175,8 @@ class ChatSandbox:
             with self._lock:
                 self.requests += 1
             found = self.faults.take(request.method, request.path)
+            if found is not None and found.delay:
+                time.sleep(found.delay)  # a slow chat service
             if found is not None and found.status:
                 headers = {"Retry-After": str(int(found.retry_after))} if found.retry_after else {}
                 return Response(json.dumps(found.body_for(request)) if found.body is not None else "error",
