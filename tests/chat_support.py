@@ -28,13 +28,15 @@ def chat_config_file(tmp_path: Path, channels: dict | None = None, priorities=("
     channels = ALL_CHANNELS if channels is None else channels
     data = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
     data["channels"] = channels
-    route = {"to": sorted(channels), "priorities": list(priorities)}
+    def route():  # a fresh dict each time: a shared one would be dumped as a YAML anchor
+        return {"to": sorted(channels), "priorities": list(priorities)}
+
     for rule in data["rules"]:
         if rule["type"] == "sla":
-            rule["notify"]["breach"]["channels"] = route
+            rule["notify"]["breach"]["channels"] = route()
         if rule["type"] == "escalation" and escalation:
             for level in rule["levels"]:
-                level["comment"]["channels"] = route
+                level["comment"]["channels"] = route()
     path = tmp_path / "chat-rules.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path

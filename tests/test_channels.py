@@ -436,3 +436,67 @@ def test_a_secret_in_an_error_never_reaches_the_log(delivery, chat, caplog):
         delivery.run(eid)
     text = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert chat.tokens["slack"] not in text
+
+
+# --- the rules: which notices carry chat messages -------------------------------------------
+
+
+def chat_of(plan, rule: str) -> list:
+    return [(a.marker, n.channel, n.text) for a in plan.actions if a.rule == rule and a.type == "comment"
+            for n in a.chat]
+
+
+@pytest.fixture
+def routed(tmp_path):
+    return load_config(chat_config_file(tmp_path, {"ops-slack": ALL_CHANNELS["ops-slack"]}, escalation=True))
+
+
+def test_breach_notice_of_a_p0_carries_the_message_under_its_marker(routed):
+    from connector.rules.engine import evaluate
+    from tests.factories import at, ticket
+
+    plan = evaluate(ticket(priority="P0", created="2026-11-20 09:00"), at("2026-11-20 10:00"), routed)
+    [(marker, channel, text)] = chat_of(plan, "sla")
+    assert marker == "spc-sla-breach-first_response" and channel == "ops-slack"
+    assert text.startswith("SLA breached on SUP-1 (P0)") and text.endswith("SUP-1 VPN drops")
+    # The escalation levels that fired carry theirs, each under its own marker.
+    assert {m for m, _, _ in chat_of(plan, "escalation")} == {"spc-escalation-l2-first-response"}
+
+
+def test_a_p2_breach_carries_no_message_and_nothing_repeats(routed):
+    from connector.rules.engine import evaluate
+    from tests.factories import at, ticket
+
+    p2 = evaluate(ticket(priority="P2", created="2026-11-19 09:00"), at("2026-11-20 10:00"), routed)
+    assert any(a.rule == "sla" and a.type == "comment" for a in p2.actions) and chat_of(p2, "sla") == []
+    # Once the notice's marker is on the ticket, no comment and so no message is planned again.
+    done = ticket(priority="P0", created="2026-11-20 09:00",
+                  labels=("spc-sla-breach-first_response", "spc-escalation-l2-first-response"))
+    assert chat_of(evaluate(done, at("2026-11-20 10:00"), routed), "sla") == []
+
+
+def test_a_message_template_and_the_list_shorthand(tmp_path):
+    from connector.rules.engine import evaluate
+    from tests.factories import at, ticket
+
+    path = chat_config_file(tmp_path, {"ops-slack": ALL_CHANNELS["ops-slack"]})
+    text = path.read_text()
+    text = text.replace("channels:\n        to:\n        - ops-slack\n        priorities:\n        - P0\n        - P1\n",
+                        "channels: [ops-slack]\n", 1)
+    path.write_text(text)
+    config = load_config(path)
+    sla = next(r for r in config.rules if r.type == "sla")
+    assert sla.notify.breach.channels.to == ["ops-slack"] and sla.notify.breach.channels.priorities == []
+    sla.notify.breach.channels.template = "{{ ticket.priority }} {{ clock.metric }}: {{ notice[:12] }}"
+    plan = evaluate(ticket(priority="P3", created="2026-11-18 09:00"), at("2026-11-20 10:00"), config)
+    assert [t for _, _, t in chat_of(plan, "sla")] == ["P3 first_response: SLA breached"]
+
+
+def test_an_escalation_level_naming_an_unknown_channel_is_reported(tmp_path):
+    path = chat_config_file(tmp_path, {"ops": ALL_CHANNELS["ops-slack"]}, escalation=True)
+    path.write_text(path.read_text().replace("- ops\n", "- nowhere\n"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    paths = [p.path for p in caught.value.problems]
+    assert "rules[4].notify.breach.channels.to[0] (rule 'sla')" in paths
+    assert "rules[5].levels[0].comment.channels.to[0] (rule 'escalation')" in paths
