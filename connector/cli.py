@@ -71,6 +71,16 @@ ENABLE_OPTION = click.option(
     help="dry-run this rule as if it were enabled (repeatable; e.g. --enable problem-number)")
 
 
+def _require_channels(config) -> None:
+    """Every configured chat channel's variables are set (names them, never their values)."""
+    from connector.channels.config import ChannelConfigError, require_environment
+
+    try:
+        require_environment(config.channels)
+    except ChannelConfigError as exc:
+        raise click.ClickException(str(exc))
+
+
 def _parse_now(value: str | None) -> datetime:
     if not value:
         return datetime.now(timezone.utc)
@@ -95,6 +105,14 @@ def check_config(path: Path | None) -> None:
     config = _load(path)
     kinds = ", ".join(f"{r.id} ({r.type}{', observed only' if r.mode == 'observe' else ''})" for r in config.rules)
     click.echo(f"OK: {len(config.rules)} rules: {kinds}; calendars: {', '.join(config.calendars) or 'none'}")
+    from connector.channels.config import describe_missing, missing_environment
+
+    # Rule files are checked where production secrets are not (CI, laptops): a channel's
+    # unset variable is a warning here and an error when serve / worker start.
+    missing = missing_environment(config.channels)
+    if missing:
+        click.echo(f"WARNING: {describe_missing(missing)} here; `connector serve` and `connector worker` "
+                   "refuse to start without them.", err=True)
 
 
 @main.command()
@@ -197,7 +215,7 @@ def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: t
     from connector.serve import serve as run_serve
 
     settings = _observe(observe)
-    _load(None)
+    _require_channels(_load(None))
     if not (settings.jira_webhook_secrets or settings.zendesk_webhook_secrets or allow_unsigned):
         raise click.ClickException(
             "no webhook secret is set: set JIRA_WEBHOOK_SECRET and/or ZENDESK_WEBHOOK_SECRET "
@@ -230,7 +248,7 @@ def worker(workers: int, observe: bool) -> None:
     from connector.serve import worker as run_worker
 
     settings = _observe(observe)
-    _load(None)
+    _require_channels(_load(None))
     try:
         sys.exit(run_worker(settings, workers))
     except QueueConfigError as exc:

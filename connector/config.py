@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.calendar import CalendarConfig
+from connector.channels.config import ChannelConfig
 from connector.platforms.mapping import PlatformMappings, default_jira_mapping, default_zendesk_mapping
 from connector.rules import Rule, RULE_TYPES
 
@@ -75,6 +76,8 @@ class SupportConfig(BaseModel):
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
     platforms: PlatformMappings = Field(default_factory=PlatformMappings)
     rollout: Rollout = Field(default_factory=Rollout)
+    channels: dict[str, ChannelConfig] = Field(
+        default_factory=dict, description="team-chat targets by name, referenced from notices (connector.channels)")
     rules: list[Rule] = Field(default_factory=list)
 
     def cross_check(self) -> list[tuple[tuple, str]]:
@@ -251,7 +254,7 @@ def _merge(files: list[Path]) -> tuple[dict, dict]:
         for key, value in data.items():
             if key == "rules" and isinstance(value, list):
                 merged.setdefault("rules", []).extend(value)
-            elif key in ("calendars", "fields") and isinstance(value, dict):
+            elif key in ("calendars", "fields", "channels") and isinstance(value, dict):
                 section = merged.setdefault(key, {})
                 for name in value:
                     if name in section:

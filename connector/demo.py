@@ -225,13 +225,45 @@ def _tell_observed(echo, stack: LocalStack, platform: str) -> None:
     echo("")
 
 
+def _route_to_team_chat(stack: LocalStack) -> None:
+    """What an admin adds to the rule file: a DingTalk robot with "加签" (its URL and secret in
+    CHAT_DINGTALK_URL / CHAT_DINGTALK_SECRET, which the stack sets for its chat stand-in) and
+    the P0/P1 breach notices and escalations routed to it."""
+    from connector.channels.config import ChannelConfig
+    from connector.channels.route import ChatRoute
+
+    stack.config.channels["ops-chat"] = ChannelConfig(preset="dingtalk", url_env="CHAT_DINGTALK_URL",
+                                                      secret_env="CHAT_DINGTALK_SECRET", format="markdown",
+                                                      title="Support escalation")
+    route = ChatRoute(to=["ops-chat"], priorities=["P0", "P1"])
+    for rule in stack.config.rules:
+        if rule.type == "sla" and rule.notify.breach:
+            rule.notify.breach.channels = route
+        if rule.type == "escalation":
+            for level in rule.levels:
+                if level.comment:
+                    level.comment.channels = route
+
+
+def _tell_chat(echo, stack: LocalStack) -> None:
+    assert stack.chat is not None
+    messages = stack.chat.received()
+    echo(f"=== Team chat (DingTalk group 'ops-chat': {len(messages)} messages, each signed and verified)")
+    for message in messages:
+        echo(f"   [{message.at.astimezone(DEMO_START.tzinfo):%H:%M}] " + message.text.replace("\n", "\n            "))
+    if not messages:
+        echo("   (nothing sent)")
+    echo("")
+
+
 def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, *, observe: bool = False) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp:
         # A fixed working Friday afternoon in Shanghai, ticking from there: the same story every run.
         clock = Clock(DEMO_START, frozen=False)
         mode = "observe" if observe else "enforce"
-        stack = LocalStack(Path(data_dir or tmp), clock=clock, zendesk=True, mode=mode)
+        stack = LocalStack(Path(data_dir or tmp), clock=clock, zendesk=True, mode=mode, chat=True)
+        _route_to_team_chat(stack)
         # The problem-number rule ships switched off (a site needs the "Problem number" field
         # first); both sandboxes have that field, so the demo switches it on before starting.
         for rule in stack.config.rules:
@@ -244,7 +276,8 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
             echo(f"sandbox Jira at {stack.jira.base_url}, sandbox Zendesk at {stack.zendesk.base_url}; "
                  f"connector receiver at {stack.receiver.base_url}")
             echo("rules: the embedded standard process (config/standard-support.yaml), the same file for both, "
-                 "with problem numbers switched on"
+                 "with problem numbers switched on and P0/P1 breach notices and escalations also sent to a "
+                 "DingTalk group (signed robot, the chat stand-in)"
                  + ("; OBSERVE MODE: nothing is written, every planned action is recorded\n" if observe else "\n"))
             jira_stories, zendesk_stories = _scenarios(stack), _zendesk_scenarios(stack)
             stack.settle()
@@ -272,6 +305,7 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
             _tell(echo, jira_stories, describe_issue, lambda key: _timeline(stack, key))
             echo("=== Zendesk")
             _tell(echo, zendesk_stories, describe_ticket, lambda ticket_id: _zendesk_timeline(stack, ticket_id))
+            _tell_chat(echo, stack)
             if observe:
                 for platform in ("jira", "zendesk"):
                     echo(f"=== Observed on {platform} (`connector observed --platform {platform}`)")

@@ -186,14 +186,24 @@ class RemoveLabel(_Action):
     label: str
 
 
+class ChatNotice(_Frozen):
+    """A team-chat message that accompanies a one-time comment (`connector.channels`): sent
+    once per comment marker and channel, through the outbox, never by the adapters."""
+
+    channel: str
+    text: str
+
+
 class AddComment(_Action):
     """A comment; `marker` records it on the ticket (a label/tag, and on Jira a trailer the
-    comment itself carries), so it is posted once."""
+    comment itself carries), so it is posted once. `chat`: messages to team-chat channels
+    that go out once the comment is written (`connector.channels.delivery`)."""
 
     type: Literal["comment"] = "comment"
     body: str
     public: bool = False
     marker: str | None = None
+    chat: tuple[ChatNotice, ...] = ()
 
 
 class Transition(_Action):

@@ -351,6 +351,10 @@ class ReconcileQueue:
         # The registered name is what a serialized task refers to, so the receiver and the
         # worker (separate processes, separate ReconcileQueue objects) must agree on it.
         self._task = huey.task(name="reconcile_ticket")(reconcile_task)
+        # Team-chat delivery (connector.channels): its own task, registered with every queue.
+        from connector.channels.delivery import ChatDelivery
+
+        self.chat = ChatDelivery(huey)
         self._deadlines = None
         self._deadlines_lock = threading.Lock()
         self._observations = None

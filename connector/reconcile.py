@@ -40,6 +40,10 @@ tickets on every sweep for nothing.
 Problem numbers: the `problem-number` rule plans the placeholder "(next problem number)";
 only here, right before the enforced plan is written, is a number claimed in the queue's
 storage (`connector.problem_numbers.assign`) – once per ticket, reused after a failed write.
+
+Team chat: with `channels:` configured, the chat messages riding on the plan's one-time
+comments are staged in the queue's outbox before the write and released (one delivery task
+each) after it (`connector.channels.delivery`); the chat service is never called here.
 """
 
 from __future__ import annotations
@@ -51,8 +55,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable
 
+from connector.channels import delivery as chat_hooks
 from connector.config import SupportConfig, load_config
 from connector.knowledge.enrich import enrich
 from connector.metrics import RECONCILES, REPLANS
@@ -106,6 +111,9 @@ class Runtime:
     # Problem-number claims (`connector.problem_numbers`). None: the queue's store named by
     # `settings` is opened on the first claim.
     numbers: ProblemNumberStore | None = None
+    # Team-chat delivery (`connector.channels.delivery.ChatDelivery`, the queue's outbox and
+    # task). None: the queue named by `settings` is opened when a config has `channels:`.
+    chat: Any = None
     # Injectable so tests neither wait nor depend on chance (see REPLAN_PAUSE).
     sleep: Callable[[float], None] = time.sleep
     uniform: Callable[[float, float], float] = random.uniform
@@ -148,6 +156,14 @@ class Runtime:
             if self.numbers is None:
                 self.numbers = LazyProblemNumbers(self.settings)
             return self.numbers
+
+    def chat_delivery(self):
+        with self._lock:
+            if self.chat is None:
+                from connector.channels.outbox import LazyChatOutbox
+
+                self.chat = LazyChatOutbox(self.settings).delivery()
+            return self.chat
 
     def adapter(self, platform: str) -> PlatformAdapter:
         with self._lock:
@@ -287,7 +303,15 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
         # The one impure part of a plan: "(next problem number)" becomes a number claimed
         # in the queue's storage, right before the write (observed plans keep the placeholder).
         enforced, claim_warnings = assign(runtime.problem_numbers(), ticket, enforced, runtime.config, now)
+    chat = runtime.chat_delivery() if runtime.config.channels else None
+    if chat is not None:
+        _chat_hook(chat_hooks.recover, chat, ticket)
+        if enforced.actions:
+            # Before the write (a storage failure fails the reconcile before anything is written).
+            chat_hooks.before_write(chat, ticket, enforced)
     result = runtime.adapter(platform).apply(ticket, enforced) if enforced.actions else ApplyResult()
+    if chat is not None and result.applied:
+        _chat_hook(chat_hooks.after_write, chat, ticket, result.applied)
     if claim_warnings:
         result.warnings.extend(claim_warnings)
     outcome = "applied" if result.changed else ("observed" if parts.observed else "noop")
@@ -305,6 +329,15 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
         else:
             _record_deadline(runtime, platform, ticket.id, due, seen, settled)
     return Outcome(platform, ticket.id, outcome, plan, result)
+
+
+def _chat_hook(hook, *args) -> None:
+    """Release / recover chat messages; a failure is logged, not raised: the comment is written,
+    and the next reconcile of the ticket finds the staged message again (`recover`)."""
+    try:
+        hook(*args)
+    except Exception as exc:
+        log.warning("reconcile.chat_outbox_failed", extra={"hook": hook.__name__, "error": type(exc).__name__})
 
 
 def _settlement(runtime: Runtime, ticket: Ticket, plan: Plan, enforced: Plan, result: ApplyResult,

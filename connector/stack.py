@@ -11,6 +11,7 @@ the clock and calls `pump()` (what the worker's pump thread does every 10 s) and
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import replace
@@ -22,6 +23,7 @@ from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL
 from connector.config import SupportConfig, load_config
 from connector.queue import ReconcileQueue, WorkerThreads
 from connector.reconcile import Runtime, set_runtime
+from connector.sandbox.chat import ChatSandbox
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.server import Clock, ThreadedServer
 from connector.sandbox.zendesk import GROUPS as ZENDESK_GROUPS
@@ -40,7 +42,7 @@ class LocalStack:
 
     def __init__(self, data_dir: Path, *, config_path: Path = DEFAULT_CONFIG, clock: Clock | None = None,
                  workers: int = 2, timezone: str = "Asia/Shanghai", validate: bool = True,
-                 zendesk: bool = False, mode: str = "enforce") -> None:
+                 zendesk: bool = False, mode: str = "enforce", chat: bool = False) -> None:
         self.clock = clock or Clock(frozen=False)
         self.config: SupportConfig = load_config(config_path)
         self.jira = JiraSandbox(clock=self.clock, timezone=timezone, webhook_secret=WEBHOOK_SECRET, validate=validate)
@@ -55,6 +57,10 @@ class LocalStack:
             # What an admin maps once: the rules' group names to the account's group ids.
             self.config.platforms.zendesk.groups = {name: str(group_id) for name, group_id in ZENDESK_GROUPS.items()}
         self.queue = ReconcileQueue.from_settings(self.settings)
+        # The team-chat stand-in (`chat=True`): its webhook URLs and secrets go into the
+        # environment as CHAT_<PRESET>_URL / CHAT_<PRESET>_SECRET while the stack runs.
+        self.chat: ChatSandbox | None = ChatSandbox(clock=self.clock) if chat else None
+        self._saved_environment: dict[str, str | None] = {}
         self._executing = 0
         self._busy = threading.Lock()
         for signal in (SIGNAL_EXECUTING, SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_RETRYING):
@@ -85,6 +91,11 @@ class LocalStack:
 
         self.jira.start()
         self.settings = replace(self.settings, jira_url=self.jira.base_url)
+        if self.chat:
+            self.chat.start()
+            for name, value in self.chat.environment().items():
+                self._saved_environment[name] = os.environ.get(name)
+                os.environ[name] = value
         if self.zendesk:
             self.zendesk.start()
             self.settings = replace(self.settings, zendesk_url=self.zendesk.base_url)
@@ -95,7 +106,8 @@ class LocalStack:
             self.zendesk.set_webhook(f"{receiver_url}/webhooks/zendesk", WEBHOOK_SECRET)
         self.runtime = Runtime(settings=self.settings, config=self.config, clock=self.clock.now,
                                schedule=self.queue.deadlines.record, lookup=self.queue.deadlines.entry,
-                               observations=self.queue.observations, numbers=self.queue.problem_numbers)
+                               observations=self.queue.observations, numbers=self.queue.problem_numbers,
+                               chat=self.queue.chat)
         set_runtime(self.runtime)
         self._workers.start()
         return self
@@ -107,6 +119,13 @@ class LocalStack:
         self.jira.stop()
         if self.zendesk:
             self.zendesk.stop()
+        if self.chat:
+            self.chat.stop()
+            for name, value in self._saved_environment.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         set_runtime(None)
 
     def __enter__(self) -> "LocalStack":

@@ -16,6 +16,8 @@
   not in the package for the current year is a FAIL, for next year a WARN (it may simply
   not be published yet), unless the calendar lists its own `extra_holidays` or
   `extra_workdays` for that year.
+- Team chat: every channel under `channels:` has its environment variables set (the names are
+  shown, never the values); nothing is sent.
 """
 
 from __future__ import annotations
@@ -39,7 +41,30 @@ ANNUAL_RUN = 3
 
 
 def run(settings: Settings, config: SupportConfig, options: DoctorOptions) -> list[Check]:
-    return [check_queue(settings), *check_calendars(config, options.now or datetime.now(timezone.utc))]
+    return [check_queue(settings), *check_calendars(config, options.now or datetime.now(timezone.utc)),
+            *check_channels(config)]
+
+
+# --- team-chat channels ----------------------------------------------------------------------
+
+
+def check_channels(config: SupportConfig, environ=None) -> list[Check]:
+    """Each `channels:` entry's variables are set here. Only names are shown, never values: a
+    webhook URL carries its token. Nothing is sent (a test message would reach a real group)."""
+    from connector.channels.config import missing_environment
+
+    checks = []
+    for name, channel in config.channels.items():
+        cid = f"chat.{name}"
+        missing = [var for _, var in missing_environment({name: channel}, environ)]
+        if missing:
+            checks.append(Check.fail(cid, f"{channel.preset} channel '{name}': {', '.join(missing)} not set",
+                                     f"set {' and '.join(missing)} to the webhook URL / signing secret the "
+                                     f"{channel.preset} robot was created with (serve and worker refuse to start "
+                                     "without them), or remove the channel"))
+        else:
+            checks.append(Check.ok(cid, f"{channel.preset} channel '{name}': {', '.join(channel.variables())} set"))
+    return checks
 
 
 # --- the queue ---------------------------------------------------------------------------

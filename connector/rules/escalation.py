@@ -48,8 +48,9 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from connector.calendar import ContinuousCalendar, parse_duration
+from connector.channels.route import NoticeSpec, check_routes, notice
 from connector.model import DONE_STATUSES, AddLabel, Assign, AuthorRole, Priority, SetPriority, trusted
-from connector.rules.base import CommentSpec, EvalContext, Match, RuleBase, Strict, next_priority, register
+from connector.rules.base import EvalContext, Match, RuleBase, Strict, next_priority, register
 from connector.rules.projection import project
 from connector.rules.sla import METRIC_LABELS, SlaRule, Target, clock_context
 from connector.sla import MetricTarget, TicketTimes
@@ -76,7 +77,7 @@ class Level(Strict):
     assign_user: str | None = None
     raise_priority: bool = False
     set_priority: Priority | None = None
-    comment: CommentSpec | None = None
+    comment: NoticeSpec | None = None
     response: Target | None = Field(default=None, description="the group's response target after this hand-off, e.g. 1h")
 
 
@@ -94,7 +95,7 @@ class EscalationRule(RuleBase):
         return [(("levels", i, "comment"), lvl.comment) for i, lvl in enumerate(self.levels) if lvl.comment]
 
     def check(self, config) -> list[str]:
-        problems = super().check(config)
+        problems = super().check(config) + check_routes(self, config)
         position = {rule.id: i for i, rule in enumerate(config.rules)}
         sla_rules = [r for r in config.rules if isinstance(r, SlaRule)]
         if self.sla and self.sla not in position:
@@ -220,7 +221,7 @@ class EscalationRule(RuleBase):
             actions.append(SetPriority(rule=self.id, reason=reason, priority=priority))
         if level.comment:
             tz = ctx.config.calendar(self._calendar_name(ctx)).tz
-            actions.append(ctx.comment(self, level.comment, reason, marker, clock=clock_context(clock, tz), level=level.id))
+            actions.append(notice(ctx, self, level.comment, reason, marker, clock=clock_context(clock, tz), level=level.id))
         else:
             actions.append(trusted(AddLabel, rule=self.id, reason=reason, label=ctx.marker(marker)))
         return actions

@@ -36,8 +36,9 @@ from typing import ClassVar, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from connector.calendar import ContinuousCalendar, parse_duration
+from connector.channels.route import NoticeSpec, check_routes, notice
 from connector.model import DONE_STATUSES, Priority, SetFields, SlaClock, Status, trusted
-from connector.rules.base import CommentSpec, EvalContext, RuleBase, Strict, check_duration, register
+from connector.rules.base import EvalContext, RuleBase, Strict, check_duration, register
 from connector.sla import MetricTarget, compute_clocks
 from connector.templates import SAMPLE_CLOCK
 from connector.timefmt import format_instant, format_minutes, same_instant
@@ -77,8 +78,8 @@ class Targets(Strict):
 
 
 class Notices(Strict):
-    warning: CommentSpec | None = None
-    breach: CommentSpec | None = None
+    warning: NoticeSpec | None = None
+    breach: NoticeSpec | None = None
 
 
 def clock_context(clock: SlaClock, tz, percent: int | None = None) -> Mapping:
@@ -158,7 +159,7 @@ class SlaRule(RuleBase):
         return [(("notify", k), v) for k, v in (("warning", self.notify.warning), ("breach", self.notify.breach)) if v]
 
     def check(self, config) -> list[str]:
-        problems = super().check(config)
+        problems = super().check(config) + check_routes(self, config)
         if self.calendar not in config.calendars:
             problems.append((("calendar",), f"calendar '{self.calendar}' is not defined; defined calendars: {', '.join(config.calendars) or 'none'}"))
         return problems
@@ -211,13 +212,13 @@ class SlaRule(RuleBase):
                 marker = f"{self.id}-breach-{metric}{suffix}"
                 if not ctx.has_marker(marker):
                     reason = f"{METRIC_LABELS[metric]} target {format_minutes(clock.target_minutes)} breached"
-                    actions.append(ctx.comment(self, self.notify.breach, reason, marker, clock=clock_context(clock, tz)))
+                    actions.append(notice(ctx, self, self.notify.breach, reason, marker, clock=clock_context(clock, tz)))
             elif clock.state == "running" and open_ticket:
                 for percent, at in zip(self.warn_at, clock.warn_at):
                     marker = f"{self.id}-warning-{metric}-{percent}{suffix}"
                     if at <= ctx.now and not ctx.has_marker(marker) and self.notify.warning:
                         reason = f"{percent}% of the {METRIC_LABELS[metric]} target used"
-                        actions.append(ctx.comment(self, self.notify.warning, reason, marker,
+                        actions.append(notice(ctx, self, self.notify.warning, reason, marker,
                                                    clock=clock_context(clock, tz, percent)))
                     elif at > ctx.now:
                         ctx.add_deadline(at)
