@@ -177,8 +177,8 @@ def capture_parse_inputs(count: int) -> list[tuple[str, tuple, dict]]:
 
 
 def time_parses(captured, rounds: int) -> dict[str, tuple[float, int, list[Ticket]]]:
-    from connector.platforms.jira_issue import parse_jira_issue
-    from connector.platforms.zendesk_ticket import parse_zendesk_ticket
+    from connector.platforms.jira.issue import parse_jira_issue
+    from connector.platforms.zendesk.ticket import parse_zendesk_ticket
 
     parsers = {"jira": parse_jira_issue, "zendesk": parse_zendesk_ticket}
     out = {}

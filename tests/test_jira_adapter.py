@@ -39,7 +39,7 @@ from connector.platforms.base import (
     Unauthorized,
 )
 from connector.platforms.jira import JiraAdapter, already_equal, format_field_value
-from connector.platforms.jira_issue import parse_jira_issue
+from connector.platforms.jira.issue import parse_jira_issue
 from connector.platforms.mapping import default_jira_mapping
 from connector.settings import Settings
 

@@ -119,7 +119,7 @@ from connector.platforms.base import (
 )
 from connector.platforms.field_values import already_equal
 from connector.platforms.mapping import PlatformMapping
-from connector.platforms.zendesk_ticket import SYSTEM_FIELD_ATTRIBUTES, parse_zendesk_ticket
+from connector.platforms.zendesk.ticket import SYSTEM_FIELD_ATTRIBUTES, parse_zendesk_ticket
 from connector.scrub import error_text, scrub_value
 from connector.settings import Settings
 from connector.timefmt import parse_instant

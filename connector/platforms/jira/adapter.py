@@ -117,7 +117,7 @@ from connector.platforms.base import (
 )
 from connector.platforms.comment_marker import carried_marker, with_marker
 from connector.platforms.field_values import already_equal, plain_value, rich_text
-from connector.platforms.jira_issue import parse_jira_issue
+from connector.platforms.jira.issue import parse_jira_issue
 from connector.platforms.mapping import PlatformMapping
 from connector.scrub import error_text
 from connector.settings import Settings
