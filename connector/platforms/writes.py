@@ -33,7 +33,9 @@ from connector.model import (
     Transition,
 )
 from connector.platforms.base import ApplyResult, SkippedAction
+from connector.platforms.field_values import already_equal
 from connector.platforms.labels import LabelChanges
+from connector.platforms.mapping import PlatformMapping
 
 # What a value formatter returns for a value it recorded as impossible to write.
 UNWRITABLE: Any = object()
@@ -94,6 +96,41 @@ def walk_plan(
 def plan_order(plan: Plan) -> Mapping[int, int]:
     """Position of each action (by identity) in the plan, to report applied actions in order."""
     return {id(action): index for index, action in enumerate(plan.actions)}
+
+
+def field_changes(
+    ticket: Ticket,
+    action: SetFields,
+    mapping: PlatformMapping,
+    result: ApplyResult,
+    shape: Callable[[str, Any], Any],
+    *,
+    compare_shaped: bool,
+) -> list[tuple[Any, Any]]:
+    """(where, value) for each field of `action` that changes the ticket; the rest is skipped.
+
+    `shape(ref, value)` resolves the mapping's field reference and shapes the value for the
+    platform (UNWRITABLE after recording why it cannot). Only logical fields are parsed
+    into the ticket, so only they can be "already equal"; a raw id's value is unknown and
+    is written. `compare_shaped` compares the shaped value (Zendesk: a dropdown's display
+    name becomes its tag) instead of the rule's.
+    """
+    changes: list[tuple[Any, Any]] = []
+    for name, value in action.fields.items():
+        logical = name in mapping.fields
+        current = ticket.fields.get(name)
+        if logical and not compare_shaped and already_equal(current, value):
+            result.skipped.append(SkippedAction(action, f"field {name!r} already holds that value"))
+            continue
+        shaped = shape(mapping.fields.get(name, name), value)
+        if shaped is UNWRITABLE:
+            continue
+        where, written = shaped
+        if logical and compare_shaped and already_equal(current, written):
+            result.skipped.append(SkippedAction(action, f"field {name!r} already holds that value"))
+            continue
+        changes.append((where, written))
+    return changes
 
 
 def comment_recorded(action: AddComment, result: ApplyResult, *, recorded: Iterable[str],

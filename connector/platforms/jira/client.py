@@ -29,7 +29,7 @@ from jira.exceptions import JIRAError
 from connector.model import Platform
 from connector.platforms.base import NotFound, PlatformError, RetryPolicy, error_from_response, refuse_redirects
 from connector.platforms.jira.fields import FieldCatalogue
-from connector.platforms.transport import count_answer, failure_without_answer
+from connector.platforms.transport import call_platform, count_answer, failure_without_answer
 from connector.scrub import error_text
 
 T = TypeVar("T")
@@ -207,18 +207,7 @@ class JiraClient:
 
     def call(self, operation: str, method: str, fn: Callable[[], T], *, idempotent: bool) -> T:
         """One HTTP request under the retry policy, with library errors translated."""
-
-        def attempt() -> T:
-            try:
-                return fn()
-            except JIRAError as exc:
-                # `from None`: a JIRAError's text carries request headers and response bodies,
-                # which must not reach logs through a chained traceback.
-                raise _from_jira_error(exc) from None
-            except requests.RequestException as exc:
-                raise failure_without_answer(exc, platform=PLATFORM, method=method) from None
-
-        return self._policy.call(operation, attempt, idempotent=idempotent, platform=PLATFORM)
+        return call_platform(self._policy, PLATFORM, operation, fn, lambda exc: _translate(exc, method), idempotent=idempotent)
 
     def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> None:
         url = self.lib._get_url(path)
@@ -227,6 +216,14 @@ class JiraClient:
             self.lib._session.request(method, url)
         else:
             self.lib._session.request(method, url, data=json.dumps(body))
+
+
+def _translate(exc: Exception, method: str) -> PlatformError | None:
+    if isinstance(exc, JIRAError):
+        return _from_jira_error(exc)
+    if isinstance(exc, requests.RequestException):
+        return failure_without_answer(exc, platform=PLATFORM, method=method)
+    return None
 
 
 def _from_jira_error(exc: JIRAError) -> PlatformError:

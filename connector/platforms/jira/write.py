@@ -45,7 +45,6 @@ from typing import Any
 from connector.model import Action, AddComment, Assign, Plan, SetFields, SetPriority, Ticket
 from connector.platforms.base import ApplyResult, BadRequest, PlatformError, SkippedAction, Unauthorized
 from connector.platforms.comment_marker import with_marker
-from connector.platforms.field_values import already_equal
 from connector.platforms.jira.client import PLATFORM, JiraClient, issue_ref
 from connector.platforms.jira.fields import FieldResolutionError, format_field_value
 from connector.platforms.jira.transition import TransitionWriter
@@ -59,6 +58,7 @@ from connector.platforms.writes import (
     assignment_empty,
     check_plan_target,
     comment_recorded,
+    field_changes,
     plan_order,
     record_refusal,
     walk_plan,
@@ -327,20 +327,11 @@ class IssueWriter:
         carried[:] = [action for action in carried if edit.alive(action)]
 
     def _plan_fields(self, ticket: Ticket, action: SetFields, edit: Edit, result: ApplyResult) -> bool:
-        written = False
-        for name, value in action.fields.items():
-            ref = self._mapping.fields.get(name, name)
-            # Only logical fields are parsed into the ticket; a raw id's value is unknown, so write it.
-            if name in self._mapping.fields and already_equal(ticket.fields.get(name), value):
-                result.skipped.append(SkippedAction(action, f"field {name!r} already holds that value"))
-                continue
-            formatted = self._format(ref, value, action, result)
-            if formatted is UNWRITABLE:
-                continue
-            field_id, field_value = formatted
-            edit.set(field_id, field_value, action)
-            written = True
-        return written
+        changes = field_changes(ticket, action, self._mapping, result,
+                                lambda ref, value: self._format(ref, value, action, result), compare_shaped=False)
+        for field_id, value in changes:
+            edit.set(field_id, value, action)
+        return bool(changes)
 
     def _plan_assign(self, ticket: Ticket, action: Assign, edit: Edit, result: ApplyResult) -> bool:
         if assignment_empty(action, result):

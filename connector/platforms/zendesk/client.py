@@ -52,7 +52,7 @@ from connector.platforms.base import (
     error_from_response,
     refuse_redirects,
 )
-from connector.platforms.transport import count_answer, failure_without_answer
+from connector.platforms.transport import call_platform, count_answer, failure_without_answer
 from connector.platforms.zendesk.fields import TicketFieldCatalogue
 from connector.scrub import error_text, scrub_value
 
@@ -299,25 +299,7 @@ class ZendeskClient:
 
     def call(self, operation: str, method: str, fn: Callable[[], T], *, idempotent: bool) -> T:
         """One HTTP request under the retry policy, with library errors translated."""
-
-        def attempt() -> T:
-            try:
-                return fn()
-            except PlatformError:
-                raise
-            except APIException as exc:
-                # `from None`: zenpy's message is the whole response body.
-                raise _from_api_exception(exc) from None
-            except requests.RequestException as exc:
-                if exc.response is not None:
-                    raise _from_response(exc.response) from None
-                raise failure_without_answer(exc, platform=PLATFORM, method=method) from None
-            except RatelimitBudgetExceeded:
-                raise RateLimited("zenpy's rate-limit budget is spent", retry_after=None, platform=PLATFORM) from None
-            except ZenpyException as exc:
-                raise PlatformError(f"zenpy refused the request ({type(exc).__name__})", platform=PLATFORM) from None
-
-        return self._policy.call(operation, attempt, idempotent=idempotent, platform=PLATFORM)
+        return call_platform(self._policy, PLATFORM, operation, fn, lambda exc: _translate(exc, method), idempotent=idempotent)
 
 
 def next_params(page: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -371,6 +353,20 @@ class RecordInvalid(BadRequest):
                 text = problem.get("description") if isinstance(problem, Mapping) else problem
                 named.append(str(text) if text else str(attribute))
         return named
+
+
+def _translate(exc: Exception, method: str) -> PlatformError | None:
+    if isinstance(exc, APIException):
+        return _from_api_exception(exc)  # zenpy's message is the whole response body
+    if isinstance(exc, requests.RequestException):
+        if exc.response is not None:
+            return _from_response(exc.response)
+        return failure_without_answer(exc, platform=PLATFORM, method=method)
+    if isinstance(exc, RatelimitBudgetExceeded):
+        return RateLimited("zenpy's rate-limit budget is spent", retry_after=None, platform=PLATFORM)
+    if isinstance(exc, ZenpyException):
+        return PlatformError(f"zenpy refused the request ({type(exc).__name__})", platform=PLATFORM)
+    return None
 
 
 def _from_response(response: requests.Response) -> PlatformError:

@@ -31,7 +31,6 @@ from typing import Any
 
 from connector.model import Action, AddComment, Assign, Plan, SetFields, SetPriority, Ticket, Transition
 from connector.platforms.base import ApplyResult, RateLimited, SkippedAction, StaleTicket
-from connector.platforms.field_values import already_equal
 from connector.platforms.labels import LabelChanges
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.memory import BoundedMemory
@@ -41,6 +40,7 @@ from connector.platforms.writes import (
     assignment_empty,
     check_plan_target,
     comment_recorded,
+    field_changes,
     plan_order,
     record_refusal,
     status_reached,
@@ -215,20 +215,11 @@ class TicketWriter:
         return groups
 
     def _plan_fields(self, ticket: Ticket, action: SetFields, update: Update, result: ApplyResult) -> bool:
-        written = False
-        for name, value in action.fields.items():
-            ref = self._mapping.fields.get(name, name)
-            formatted = self._format(ref, value, action, result)
-            if formatted is UNWRITABLE:
-                continue
-            target, field_value = formatted
-            # Only logical fields are parsed into the ticket; a raw id's value is unknown, so write it.
-            if name in self._mapping.fields and already_equal(ticket.fields.get(name), field_value):
-                result.skipped.append(SkippedAction(action, f"field {name!r} already holds that value"))
-                continue
-            update.put(target, field_value)
-            written = True
-        return written
+        changes = field_changes(ticket, action, self._mapping, result,
+                                lambda ref, value: self._format(ref, value, action, result), compare_shaped=True)
+        for target, value in changes:
+            update.put(target, value)
+        return bool(changes)
 
     def _plan_assign(self, ticket: Ticket, action: Assign, update: Update, result: ApplyResult) -> bool:
         if assignment_empty(action, result):
