@@ -156,12 +156,30 @@ def status_reached(ticket: Ticket, action: Transition, target: str, result: Appl
     return False
 
 
-def assignment_empty(action: Assign, result: ApplyResult) -> bool:
-    """True (and the action skipped) for an assignment that names neither group nor assignee."""
+def plan_assignment(
+    ticket: Ticket,
+    action: Assign,
+    result: ApplyResult,
+    *,
+    group: Callable[[str], bool],
+    assignee: Callable[[str], bool],
+    group_aliases: Iterable[str | None] = (),
+) -> bool:
+    """Whether `action` writes anything: its group unless the ticket is in it already (by
+    name, or by an alias such as the mapped id's name), then its assignee. `group` and
+    `assignee` add the write and say whether they did."""
     if action.group is None and action.assignee is None:
         result.skipped.append(SkippedAction(action, "names neither a group nor an assignee"))
-        return True
-    return False
+        return False
+    written = False
+    if action.group is not None:
+        if ticket.group is not None and ticket.group in (action.group, *group_aliases):
+            result.skipped.append(SkippedAction(action, f"group is already {action.group!r}"))
+        elif group(action.group):
+            written = True
+    if action.assignee is not None and assignee(action.assignee):
+        written = True
+    return written
 
 
 def assignee_unchanged(ticket: Ticket, action: Assign, assignee: str, result: ApplyResult) -> bool:
@@ -169,6 +187,18 @@ def assignee_unchanged(ticket: Ticket, action: Assign, assignee: str, result: Ap
         result.skipped.append(SkippedAction(action, "assignee is already set to that user"))
         return True
     return False
+
+
+def log_applied(log: logging.Logger, platform: str, ticket: Ticket, result: ApplyResult) -> None:
+    """The `<platform>.applied` event of an apply that wrote something (counts, no content)."""
+    log.info(f"{platform}.applied", extra={
+        "platform": platform,
+        "ticket": ticket.key,
+        "writes": len(result.writes),
+        "actions": len(result.applied),
+        "skipped": len(result.skipped),
+        "refused": len(result.refused),
+    })
 
 
 def warn(log: logging.Logger, platform: str, result: ApplyResult, action: Action, event: str, reason: str,

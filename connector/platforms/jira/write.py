@@ -55,10 +55,11 @@ from connector.platforms.memory import BoundedMemory
 from connector.platforms.writes import (
     UNWRITABLE,
     assignee_unchanged,
-    assignment_empty,
     check_plan_target,
     comment_recorded,
     field_changes,
+    log_applied,
+    plan_assignment,
     plan_order,
     record_refusal,
     walk_plan,
@@ -158,17 +159,7 @@ class IssueWriter:
             self._transitions.apply(ticket, transition, workflow, result)
 
         if result.writes:
-            log.info(
-                "jira.applied",
-                extra={
-                    "platform": PLATFORM,
-                    "ticket": ticket.key,
-                    "writes": len(result.writes),
-                    "actions": len(result.applied),
-                    "skipped": len(result.skipped),
-                    "refused": len(result.refused),
-                },
-            )
+            log_applied(log, PLATFORM, ticket, result)
         return result
 
     def _plan_comment(
@@ -334,32 +325,28 @@ class IssueWriter:
         return bool(changes)
 
     def _plan_assign(self, ticket: Ticket, action: Assign, edit: Edit, result: ApplyResult) -> bool:
-        if assignment_empty(action, result):
-            return False
-        written = False
-        if action.group is not None:
-            if ticket.group == action.group:
-                result.skipped.append(SkippedAction(action, f"group is already {action.group!r}"))
-            else:
-                value = self._mapping.group_value(action.group)
-                formatted = self._format(self._mapping.group_field, value, action, result)
-                if formatted is not UNWRITABLE:
-                    field_id, field_value = formatted
-                    edit.set(field_id, field_value, action)
-                    written = True
-        if action.assignee is not None:
-            if not assignee_unchanged(ticket, action, action.assignee, result):
-                user_key = "accountId" if self._client.is_cloud() else "name"
-                edit.set("assignee", {user_key: action.assignee}, action)
-                written = True
-        return written
+        def group(name: str) -> bool:
+            formatted = self._format(self._mapping.group_field, self._mapping.group_value(name), action, result)
+            if formatted is UNWRITABLE:
+                return False
+            field_id, field_value = formatted
+            edit.set(field_id, field_value, action)
+            return True
+
+        def assignee(user: str) -> bool:
+            if assignee_unchanged(ticket, action, user, result):
+                return False
+            edit.set("assignee", {"accountId" if self._client.is_cloud() else "name": user}, action)
+            return True
+
+        return plan_assignment(ticket, action, result, group=group, assignee=assignee)
 
     def _format(self, ref: str, value: Any, action: Action, result: ApplyResult) -> Any:
         """(field id, value in Jira's shape), or UNWRITABLE after recording why."""
         try:
             field = self._client.catalogue().resolve(ref)
         except FieldResolutionError as exc:
-            self._warn(result, action, "jira.field_unresolved", str(exc), field=ref)
+            warn(log, PLATFORM, result, action, "jira.field_unresolved", str(exc), field=ref)
             return UNWRITABLE
         # Only user values differ between Cloud and Data Center; ask which it is only then.
         holds_users = field.type == "user" or field.schema.get("items") == "user"
@@ -368,11 +355,9 @@ class IssueWriter:
             return field.id, format_field_value(field.schema, value, cloud=cloud)
         except (TypeError, ValueError) as exc:
             reason = f"value for field {field.name!r} ({field.type}) cannot be written: {exc}"
-            self._warn(result, action, "jira.field_value_invalid", reason, field=field.id)
+            warn(log, PLATFORM, result, action, "jira.field_value_invalid", reason, field=field.id)
             return UNWRITABLE
 
-    def _warn(self, result: ApplyResult, action: Action, event: str, reason: str, **fields: Any) -> None:
-        warn(log, PLATFORM, result, action, event, reason, **fields)
 
 
 def _screen_reason(ticket: Ticket, editmeta: Mapping[str, Any]) -> Callable[[str], str]:

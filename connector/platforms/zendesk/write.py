@@ -37,10 +37,11 @@ from connector.platforms.memory import BoundedMemory
 from connector.platforms.writes import (
     UNWRITABLE,
     assignee_unchanged,
-    assignment_empty,
     check_plan_target,
     comment_recorded,
     field_changes,
+    log_applied,
+    plan_assignment,
     plan_order,
     record_refusal,
     status_reached,
@@ -133,16 +134,7 @@ class TicketWriter:
                 current_tags = update.tags(current_tags)
         self._remember_refusal(ref, stamp)
 
-        log.info(
-            "zendesk.applied",
-            extra={
-                "platform": PLATFORM,
-                "ticket": ticket.key,
-                "writes": len(result.writes),
-                "actions": len(result.applied),
-                "skipped": len(result.skipped),
-            },
-        )
+        log_applied(log, PLATFORM, ticket, result)
         return result
 
     def _send_update(self, ticket: Ticket, ref: str, update: Update, stamp: str | None,
@@ -222,44 +214,43 @@ class TicketWriter:
         return bool(changes)
 
     def _plan_assign(self, ticket: Ticket, action: Assign, update: Update, result: ApplyResult) -> bool:
-        if assignment_empty(action, result):
-            return False
-        written = False
-        if action.group is not None:
-            value = self._mapping.group_value(action.group)
-            if ticket.group is not None and ticket.group in (action.group, self._mapping.group_name(value)):
-                result.skipped.append(SkippedAction(action, f"group is already {action.group!r}"))
-            elif self._mapping.group_field == "group_id" and not value.strip().isdigit():
-                self._warn(result, action, "zendesk.group_unmapped",
-                           f"group {action.group!r} has no Zendesk group id in the mapping's groups")
-            else:
-                formatted = self._format(self._mapping.group_field, value, action, result, what=f"group {action.group!r}")
-                if formatted is not UNWRITABLE:
-                    update.put(*formatted)
-                    written = True
-        if action.assignee is not None:
-            assignee = action.assignee.strip()
-            if assignee_unchanged(ticket, action, assignee, result):
-                pass
-            elif assignee.isdigit():
-                update.attributes["assignee_id"] = int(assignee)
-                written = True
-            elif "@" in assignee:
+        def group(name: str) -> bool:
+            value = self._mapping.group_value(name)
+            if self._mapping.group_field == "group_id" and not value.strip().isdigit():
+                warn(log, PLATFORM, result, action, "zendesk.group_unmapped",
+                     f"group {name!r} has no Zendesk group id in the mapping's groups")
+                return False
+            formatted = self._format(self._mapping.group_field, value, action, result, what=f"group {name!r}")
+            if formatted is UNWRITABLE:
+                return False
+            update.put(*formatted)
+            return True
+
+        def assignee(user: str) -> bool:
+            user = user.strip()
+            if assignee_unchanged(ticket, action, user, result):
+                return False
+            if user.isdigit():
+                update.attributes["assignee_id"] = int(user)
+            elif "@" in user:
                 # Zendesk resolves an agent by e-mail itself; no user lookup request needed.
-                update.attributes["assignee_email"] = assignee
-                written = True
+                update.attributes["assignee_email"] = user
             else:
-                self._warn(result, action, "zendesk.assignee_invalid", "the assignee must be a Zendesk user id or an e-mail")
-        return written
+                warn(log, PLATFORM, result, action, "zendesk.assignee_invalid",
+                     "the assignee must be a Zendesk user id or an e-mail")
+                return False
+            return True
+
+        aliases = [self._mapping.group_name(self._mapping.group_value(action.group))] if action.group is not None else []
+        return plan_assignment(ticket, action, result, group=group, assignee=assignee, group_aliases=aliases)
 
     def _plan_transition(self, ticket: Ticket, action: Transition, update: Update, result: ApplyResult) -> bool:
         target = self._mapping.write_statuses[action.to]
         if status_reached(ticket, action, target, result):
             return False
         if target.casefold() == "new":
-            self._warn(result, action, "zendesk.transition_unavailable",
-                       f"Zendesk cannot move a ticket from {ticket.raw_status!r} back to {target!r}",
-                       to_status=target)
+            warn(log, PLATFORM, result, action, "zendesk.transition_unavailable",
+                 f"Zendesk cannot move a ticket from {ticket.raw_status!r} back to {target!r}", to_status=target)
             return False
         remembered = self._refused_statuses.get(ticket_ref(ticket.id))
         stamp = zendesk_datetime(ticket.updated) if ticket.updated is not None else None
@@ -278,18 +269,16 @@ class TicketWriter:
         try:
             target = resolve_target(ref, self._client.catalogue)
         except FieldResolutionError as exc:
-            self._warn(result, action, "zendesk.field_unresolved", str(exc), field=ref)
+            warn(log, PLATFORM, result, action, "zendesk.field_unresolved", str(exc), field=ref)
             return UNWRITABLE
         try:
             return target, format_value(target, value)
         except (TypeError, ValueError) as exc:
             subject = what or f"field {target.name!r}"
             reason = f"value for {subject} cannot be written: {exc}"
-            self._warn(result, action, "zendesk.field_value_invalid", reason, field=target.name)
+            warn(log, PLATFORM, result, action, "zendesk.field_value_invalid", reason, field=target.name)
             return UNWRITABLE
 
-    def _warn(self, result: ApplyResult, action: Action, event: str, reason: str, **fields: Any) -> None:
-        warn(log, PLATFORM, result, action, event, reason, **fields)
 
 
 def _check_tags(ticket: Ticket, answer: Mapping[str, Any], update: Update, result: ApplyResult) -> None:
