@@ -64,7 +64,7 @@ class JiraAdapter:
         self._writer = IssueWriter(self.client, mapping, fetched)
 
     @classmethod
-    def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> "JiraAdapter":
+    def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> JiraAdapter:
         if not settings.jira_url or not settings.jira_token:
             raise ValueError("JIRA_URL and JIRA_TOKEN must be set to talk to Jira")
         return cls(settings.jira_url, settings.jira_user, settings.jira_token, mapping, **kwargs)

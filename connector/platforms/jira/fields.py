@@ -16,6 +16,7 @@ from typing import Any
 
 from connector.platforms.formats import aware_datetime, iso_date
 
+
 class FieldResolutionError(ValueError):
     """A mapping names a field the site does not have, or a name several fields share."""
 

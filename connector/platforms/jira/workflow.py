@@ -17,7 +17,6 @@ from typing import Any
 from connector.platforms.field_values import plain_value
 from connector.platforms.memory import BoundedMemory
 
-
 # Fields that change without anyone fixing anything a transition could need.
 _VOLATILE_FIELDS = frozenset({"updated", "comment", "labels", "lastViewed", "watches", "votes", "worklog"})
 
@@ -33,7 +32,7 @@ class Workflow:
     values: Mapping[str, str] | None = None
 
     @classmethod
-    def from_issue(cls, raw: Mapping[str, Any], transitions: list[dict[str, Any]]) -> "Workflow":
+    def from_issue(cls, raw: Mapping[str, Any], transitions: list[dict[str, Any]]) -> Workflow:
         fields = raw.get("fields")
         if not isinstance(fields, Mapping):
             return cls(transitions, frozenset(), {})

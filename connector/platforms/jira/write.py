@@ -42,8 +42,23 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from connector.model import Action, AddComment, Assign, Plan, SetFields, SetPriority, Ticket
-from connector.platforms.base import ApplyResult, BadRequest, PlatformError, SkippedAction, Unauthorized
+from connector.model import (
+    Action,
+    AddComment,
+    Assign,
+    Plan,
+    SetFields,
+    SetPriority,
+    Ticket,
+)
+from connector.platforms import writes
+from connector.platforms.base import (
+    ApplyResult,
+    BadRequest,
+    PlatformError,
+    SkippedAction,
+    Unauthorized,
+)
 from connector.platforms.comment_marker import with_marker
 from connector.platforms.jira.client import PLATFORM, JiraClient, issue_ref
 from connector.platforms.jira.fields import FieldResolutionError, format_field_value
@@ -52,19 +67,6 @@ from connector.platforms.jira.workflow import FetchMemory
 from connector.platforms.labels import LabelChanges
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.memory import BoundedMemory
-from connector.platforms.writes import (
-    UNWRITABLE,
-    assignee_unchanged,
-    check_plan_target,
-    comment_recorded,
-    field_changes,
-    log_applied,
-    plan_assignment,
-    plan_order,
-    record_refusal,
-    walk_plan,
-    warn,
-)
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,7 @@ class IssueWriter:
         the moment it lands), then one edit with the fields and labels the edit screen
         allows (marker labels included, for searchability), then the transition.
         """
-        check_plan_target(ticket, plan)
+        writes.check_plan_target(ticket, plan)
         result = ApplyResult()
         workflow, editmeta = self._fetched.take(ticket.id)
         edit = Edit(fields={}, labels=[])
@@ -134,7 +136,7 @@ class IssueWriter:
         def set_priority(action: SetPriority) -> None:
             edit.set("priority", {"name": self._mapping.write_priorities[action.priority]}, action)
 
-        carried, transition = walk_plan(
+        carried, transition = writes.walk_plan(
             ticket, plan, result, labels,
             comment=lambda action: self._plan_comment(ticket, action, comments, result),
             fields=lambda action: self._plan_fields(ticket, action, edit, result),
@@ -152,14 +154,14 @@ class IssueWriter:
             edit.owners.setdefault("labels", []).append(action)
             carried.append(action)
         self._send_edit(ticket, edit, editmeta, carried, result)
-        order = plan_order(plan)
+        order = writes.plan_order(plan)
         result.applied.sort(key=lambda action: order.get(id(action), len(order)))
 
         if transition is not None:
             self._transitions.apply(ticket, transition, workflow, result)
 
         if result.writes:
-            log_applied(log, PLATFORM, ticket, result)
+            writes.log_applied(log, PLATFORM, ticket, result)
         return result
 
     def _plan_comment(
@@ -167,14 +169,14 @@ class IssueWriter:
     ) -> None:
         # Labels and the markers the connector's own comments carry both count: after a
         # crash between the comment and the edit, only the comment shows the marker.
-        if comment_recorded(action, result, recorded=ticket.markers, planned=[c.marker for c in comments if c.marker]):
+        planned = [comment.marker for comment in comments if comment.marker]
+        if writes.comment_recorded(action, result, recorded=ticket.markers, planned=planned):
             return
-        if action.marker is not None:
-            if (ticket.id, action.marker) in self._refused_comments:
-                result.skipped.append(
-                    SkippedAction(action, f"Jira refused this comment before (marker {action.marker!r}); not resent")
-                )
-                return
+        if action.marker is not None and (ticket.id, action.marker) in self._refused_comments:
+            result.skipped.append(
+                SkippedAction(action, f"Jira refused this comment before (marker {action.marker!r}); not resent")
+            )
+            return
         comments.append(action)
 
     def _post_comment(self, ticket: Ticket, action: AddComment, result: ApplyResult) -> bool:
@@ -232,7 +234,7 @@ class IssueWriter:
         """A write Jira refuses and would refuse again: reported, counted, not resent."""
         log.warning("jira.write_refused", extra={"platform": PLATFORM, "what": what, "reason": reason,
                                                  "rule": action.rule if action else None, **fields})
-        record_refusal(result, PLATFORM, what, reason, action)
+        writes.record_refusal(result, PLATFORM, what, reason, action)
 
     def _send_edit(
         self,
@@ -318,7 +320,7 @@ class IssueWriter:
         carried[:] = [action for action in carried if edit.alive(action)]
 
     def _plan_fields(self, ticket: Ticket, action: SetFields, edit: Edit, result: ApplyResult) -> bool:
-        changes = field_changes(ticket, action, self._mapping, result,
+        changes = writes.field_changes(ticket, action, self._mapping, result,
                                 lambda ref, value: self._format(ref, value, action, result), compare_shaped=False)
         for field_id, value in changes:
             edit.set(field_id, value, action)
@@ -327,27 +329,27 @@ class IssueWriter:
     def _plan_assign(self, ticket: Ticket, action: Assign, edit: Edit, result: ApplyResult) -> bool:
         def group(name: str) -> bool:
             formatted = self._format(self._mapping.group_field, self._mapping.group_value(name), action, result)
-            if formatted is UNWRITABLE:
+            if formatted is writes.UNWRITABLE:
                 return False
             field_id, field_value = formatted
             edit.set(field_id, field_value, action)
             return True
 
         def assignee(user: str) -> bool:
-            if assignee_unchanged(ticket, action, user, result):
+            if writes.assignee_unchanged(ticket, action, user, result):
                 return False
             edit.set("assignee", {"accountId" if self._client.is_cloud() else "name": user}, action)
             return True
 
-        return plan_assignment(ticket, action, result, group=group, assignee=assignee)
+        return writes.plan_assignment(ticket, action, result, group=group, assignee=assignee)
 
     def _format(self, ref: str, value: Any, action: Action, result: ApplyResult) -> Any:
-        """(field id, value in Jira's shape), or UNWRITABLE after recording why."""
+        """(field id, value in Jira's shape), or writes.UNWRITABLE after recording why."""
         try:
             field = self._client.catalogue().resolve(ref)
         except FieldResolutionError as exc:
-            warn(log, PLATFORM, result, action, "jira.field_unresolved", str(exc), field=ref)
-            return UNWRITABLE
+            writes.warn(log, PLATFORM, result, action, "jira.field_unresolved", str(exc), field=ref)
+            return writes.UNWRITABLE
         # Only user values differ between Cloud and Data Center; ask which it is only then.
         holds_users = field.type == "user" or field.schema.get("items") == "user"
         cloud = self._client.is_cloud() if holds_users else True
@@ -355,8 +357,8 @@ class IssueWriter:
             return field.id, format_field_value(field.schema, value, cloud=cloud)
         except (TypeError, ValueError) as exc:
             reason = f"value for field {field.name!r} ({field.type}) cannot be written: {exc}"
-            warn(log, PLATFORM, result, action, "jira.field_value_invalid", reason, field=field.id)
-            return UNWRITABLE
+            writes.warn(log, PLATFORM, result, action, "jira.field_value_invalid", reason, field=field.id)
+            return writes.UNWRITABLE
 
 
 

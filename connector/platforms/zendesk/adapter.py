@@ -28,10 +28,20 @@ from typing import Any
 from connector.model import Plan, Platform, Ticket
 from connector.platforms.base import ApplyResult, RetryPolicy, Unchanged
 from connector.platforms.mapping import PlatformMapping
-from connector.platforms.zendesk.client import TICKET_UPDATE_LIMIT, TICKET_UPDATE_WINDOW, PLATFORM, ZendeskClient
+from connector.platforms.zendesk.client import (
+    PLATFORM,
+    TICKET_UPDATE_LIMIT,
+    TICKET_UPDATE_WINDOW,
+    ZendeskClient,
+)
 from connector.platforms.zendesk.fields import TicketFieldCatalogue
 from connector.platforms.zendesk.read import TicketReader
-from connector.platforms.zendesk.search import INCREMENTAL_PAGE_SIZE, IncrementalPage, incremental_tickets, search_tickets
+from connector.platforms.zendesk.search import (
+    INCREMENTAL_PAGE_SIZE,
+    IncrementalPage,
+    incremental_tickets,
+    search_tickets,
+)
 from connector.platforms.zendesk.write import TicketWriter
 from connector.settings import Settings
 
@@ -71,7 +81,7 @@ class ZendeskAdapter:
         return self.client.base_url
 
     @classmethod
-    def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> "ZendeskAdapter":
+    def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> ZendeskAdapter:
         if not settings.zendesk_url or not settings.zendesk_email or not settings.zendesk_token:
             raise ValueError("ZENDESK_URL, ZENDESK_EMAIL and ZENDESK_TOKEN must be set to talk to Zendesk")
         return cls(settings.zendesk_url, settings.zendesk_email, settings.zendesk_token, mapping, **kwargs)

@@ -52,7 +52,11 @@ from connector.platforms.base import (
     error_from_response,
     refuse_redirects,
 )
-from connector.platforms.transport import call_platform, count_answer, failure_without_answer
+from connector.platforms.transport import (
+    call_platform,
+    count_answer,
+    failure_without_answer,
+)
 from connector.platforms.zendesk.fields import TicketFieldCatalogue
 from connector.scrub import error_text, scrub_value
 

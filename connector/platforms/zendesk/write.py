@@ -29,29 +29,45 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connector.model import Action, AddComment, Assign, Plan, SetFields, SetPriority, Ticket, Transition
-from connector.platforms.base import ApplyResult, RateLimited, SkippedAction, StaleTicket
+from connector.model import (
+    Action,
+    AddComment,
+    Assign,
+    Plan,
+    SetFields,
+    SetPriority,
+    Ticket,
+    Transition,
+)
+from connector.platforms import writes
+from connector.platforms.base import (
+    ApplyResult,
+    RateLimited,
+    SkippedAction,
+    StaleTicket,
+)
 from connector.platforms.labels import LabelChanges
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.memory import BoundedMemory
-from connector.platforms.writes import (
-    UNWRITABLE,
-    assignee_unchanged,
-    check_plan_target,
-    comment_recorded,
-    field_changes,
-    log_applied,
-    plan_assignment,
-    plan_order,
-    record_refusal,
-    status_reached,
-    walk_plan,
-    warn,
+from connector.platforms.zendesk.client import (
+    PLATFORM,
+    RecordInvalid,
+    ZendeskClient,
+    ticket_ref,
 )
-from connector.platforms.zendesk.client import PLATFORM, RecordInvalid, ZendeskClient, ticket_ref
-from connector.platforms.zendesk.fields import FieldResolutionError, format_value, resolve_target, zendesk_datetime
+from connector.platforms.zendesk.fields import (
+    FieldResolutionError,
+    format_value,
+    resolve_target,
+    zendesk_datetime,
+)
 from connector.platforms.zendesk.follow_up import apply_to_closed
-from connector.platforms.zendesk.update import CommentGroup, Update, updated_at, updates_for
+from connector.platforms.zendesk.update import (
+    CommentGroup,
+    Update,
+    updated_at,
+    updates_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +87,7 @@ class TicketWriter:
 
     def apply(self, ticket: Ticket, plan: Plan) -> ApplyResult:
         """Write what `plan` asks and `ticket` does not already show, in one update (two at most)."""
-        check_plan_target(ticket, plan)
+        writes.check_plan_target(ticket, plan)
         result = ApplyResult()
         groups = self._plan_comments(ticket, plan, result)
         pinned = frozenset(marker for group in groups for marker in group.markers)
@@ -81,7 +97,7 @@ class TicketWriter:
         def set_priority(action: SetPriority) -> None:
             first.attributes["priority"] = self._mapping.write_priorities[action.priority]
 
-        carried, transition = walk_plan(
+        carried, transition = writes.walk_plan(
             ticket, plan, result, tags,
             fields=lambda action: self._plan_fields(ticket, action, first, result),
             priority=set_priority,
@@ -98,7 +114,7 @@ class TicketWriter:
         updates = updates_for(first, groups)
         if not updates:
             return result
-        order = plan_order(plan)
+        order = writes.plan_order(plan)
         if (ticket.raw_status or "").casefold() == "closed":
             return apply_to_closed(self._client, self._mapping, ticket, updates, groups, result, order)
 
@@ -134,7 +150,7 @@ class TicketWriter:
                 current_tags = update.tags(current_tags)
         self._remember_refusal(ref, stamp)
 
-        log_applied(log, PLATFORM, ticket, result)
+        writes.log_applied(log, PLATFORM, ticket, result)
         return result
 
     def _send_update(self, ticket: Ticket, ref: str, update: Update, stamp: str | None,
@@ -171,7 +187,7 @@ class TicketWriter:
         reason = f"Zendesk refused status {status!r}: {'; '.join(named) or 'no reason given'}"
         log.warning("zendesk.status_refused", extra={"platform": PLATFORM, "ticket": ticket.key, "status": status,
                                                       "fields": named})
-        record_refusal(result, PLATFORM, "status", reason)
+        writes.record_refusal(result, PLATFORM, "status", reason)
         for action in [a for a in update.carried if isinstance(a, Transition)]:
             update.carried.remove(action)
             result.skipped.append(SkippedAction(action, reason))
@@ -192,7 +208,7 @@ class TicketWriter:
         for action in plan.actions:
             if not isinstance(action, AddComment):
                 continue
-            if comment_recorded(action, result, recorded=ticket.labels, planned=markers, scope="update"):
+            if writes.comment_recorded(action, result, recorded=ticket.labels, planned=markers, scope="update"):
                 continue
             if action.marker is not None:
                 markers.add(action.marker)
@@ -207,7 +223,7 @@ class TicketWriter:
         return groups
 
     def _plan_fields(self, ticket: Ticket, action: SetFields, update: Update, result: ApplyResult) -> bool:
-        changes = field_changes(ticket, action, self._mapping, result,
+        changes = writes.field_changes(ticket, action, self._mapping, result,
                                 lambda ref, value: self._format(ref, value, action, result), compare_shaped=True)
         for target, value in changes:
             update.put(target, value)
@@ -217,18 +233,18 @@ class TicketWriter:
         def group(name: str) -> bool:
             value = self._mapping.group_value(name)
             if self._mapping.group_field == "group_id" and not value.strip().isdigit():
-                warn(log, PLATFORM, result, action, "zendesk.group_unmapped",
+                writes.warn(log, PLATFORM, result, action, "zendesk.group_unmapped",
                      f"group {name!r} has no Zendesk group id in the mapping's groups")
                 return False
             formatted = self._format(self._mapping.group_field, value, action, result, what=f"group {name!r}")
-            if formatted is UNWRITABLE:
+            if formatted is writes.UNWRITABLE:
                 return False
             update.put(*formatted)
             return True
 
         def assignee(user: str) -> bool:
             user = user.strip()
-            if assignee_unchanged(ticket, action, user, result):
+            if writes.assignee_unchanged(ticket, action, user, result):
                 return False
             if user.isdigit():
                 update.attributes["assignee_id"] = int(user)
@@ -236,20 +252,20 @@ class TicketWriter:
                 # Zendesk resolves an agent by e-mail itself; no user lookup request needed.
                 update.attributes["assignee_email"] = user
             else:
-                warn(log, PLATFORM, result, action, "zendesk.assignee_invalid",
+                writes.warn(log, PLATFORM, result, action, "zendesk.assignee_invalid",
                      "the assignee must be a Zendesk user id or an e-mail")
                 return False
             return True
 
         aliases = [self._mapping.group_name(self._mapping.group_value(action.group))] if action.group is not None else []
-        return plan_assignment(ticket, action, result, group=group, assignee=assignee, group_aliases=aliases)
+        return writes.plan_assignment(ticket, action, result, group=group, assignee=assignee, group_aliases=aliases)
 
     def _plan_transition(self, ticket: Ticket, action: Transition, update: Update, result: ApplyResult) -> bool:
         target = self._mapping.write_statuses[action.to]
-        if status_reached(ticket, action, target, result):
+        if writes.status_reached(ticket, action, target, result):
             return False
         if target.casefold() == "new":
-            warn(log, PLATFORM, result, action, "zendesk.transition_unavailable",
+            writes.warn(log, PLATFORM, result, action, "zendesk.transition_unavailable",
                  f"Zendesk cannot move a ticket from {ticket.raw_status!r} back to {target!r}", to_status=target)
             return False
         remembered = self._refused_statuses.get(ticket_ref(ticket.id))
@@ -265,19 +281,19 @@ class TicketWriter:
         return True
 
     def _format(self, ref: str, value: Any, action: Action, result: ApplyResult, *, what: str | None = None) -> Any:
-        """(target, value in Zendesk's shape), or UNWRITABLE after recording why."""
+        """(target, value in Zendesk's shape), or writes.UNWRITABLE after recording why."""
         try:
             target = resolve_target(ref, self._client.catalogue)
         except FieldResolutionError as exc:
-            warn(log, PLATFORM, result, action, "zendesk.field_unresolved", str(exc), field=ref)
-            return UNWRITABLE
+            writes.warn(log, PLATFORM, result, action, "zendesk.field_unresolved", str(exc), field=ref)
+            return writes.UNWRITABLE
         try:
             return target, format_value(target, value)
         except (TypeError, ValueError) as exc:
             subject = what or f"field {target.name!r}"
             reason = f"value for {subject} cannot be written: {exc}"
-            warn(log, PLATFORM, result, action, "zendesk.field_value_invalid", reason, field=target.name)
-            return UNWRITABLE
+            writes.warn(log, PLATFORM, result, action, "zendesk.field_value_invalid", reason, field=target.name)
+            return writes.UNWRITABLE
 
 
 
