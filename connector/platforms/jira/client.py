@@ -27,19 +27,9 @@ from jira import JIRA
 from jira.exceptions import JIRAError
 
 from connector.model import Platform
-from connector.platforms.base import (
-    NotFound,
-    PlatformError,
-    RetryPolicy,
-    error_from_response,
-    refuse_redirects,
-)
+from connector.platforms.base import NotFound, PlatformError, RetryPolicy, error_from_response, refuse_redirects
 from connector.platforms.jira.fields import FieldCatalogue
-from connector.platforms.transport import (
-    call_platform,
-    count_answer,
-    failure_without_answer,
-)
+from connector.platforms.transport import call_platform, count_answer, failure_without_answer
 from connector.scrub import error_text
 
 T = TypeVar("T")

@@ -21,12 +21,7 @@ from connector.model import Assign, SetFields, SetPriority, Ticket, Transition
 from connector.platforms.base import ApplyResult, BadRequest, Conflict, SkippedAction
 from connector.platforms.jira.client import PLATFORM, JiraClient, issue_ref
 from connector.platforms.jira.fields import FieldResolutionError, format_field_value
-from connector.platforms.jira.workflow import (
-    Workflow,
-    is_allowed,
-    pick_transition,
-    screen_field_id,
-)
+from connector.platforms.jira.workflow import Workflow, is_allowed, pick_transition, screen_field_id
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.memory import BoundedMemory
 from connector.platforms.writes import record_refusal, status_reached

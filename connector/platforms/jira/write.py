@@ -42,23 +42,9 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from connector.model import (
-    Action,
-    AddComment,
-    Assign,
-    Plan,
-    SetFields,
-    SetPriority,
-    Ticket,
-)
+from connector.model import Action, AddComment, Assign, Plan, SetFields, SetPriority, Ticket
 from connector.platforms import writes
-from connector.platforms.base import (
-    ApplyResult,
-    BadRequest,
-    PlatformError,
-    SkippedAction,
-    Unauthorized,
-)
+from connector.platforms.base import ApplyResult, BadRequest, PlatformError, SkippedAction, Unauthorized
 from connector.platforms.comment_marker import with_marker
 from connector.platforms.jira.client import PLATFORM, JiraClient, issue_ref
 from connector.platforms.jira.fields import FieldResolutionError, format_field_value

@@ -32,6 +32,7 @@ from connector.platforms.zendesk.client import (
     PLATFORM,
     TICKET_UPDATE_LIMIT,
     TICKET_UPDATE_WINDOW,
+    UpdateLimiter,
     ZendeskClient,
 )
 from connector.platforms.zendesk.fields import TicketFieldCatalogue
@@ -70,8 +71,8 @@ class ZendeskAdapter:
         serving the same API (`http://127.0.0.1:8080`, a proxy path). `clock` (seconds,
         monotonic) times the per-ticket update limit.
         """
-        self.client = ZendeskClient(base_url, email, token, policy=policy, timeout=timeout, clock=clock,
-                                    update_limit=update_limit, update_window=update_window)
+        updates = UpdateLimiter(update_limit, update_window, clock)
+        self.client = ZendeskClient(base_url, email, token, policy=policy, timeout=timeout, updates=updates)
         self._reader = TicketReader(self.client, mapping)
         self._writer = TicketWriter(self.client, mapping)
 

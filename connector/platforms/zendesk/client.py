@@ -52,11 +52,7 @@ from connector.platforms.base import (
     error_from_response,
     refuse_redirects,
 )
-from connector.platforms.transport import (
-    call_platform,
-    count_answer,
-    failure_without_answer,
-)
+from connector.platforms.transport import call_platform, count_answer, failure_without_answer
 from connector.platforms.zendesk.fields import TicketFieldCatalogue
 from connector.scrub import error_text, scrub_value
 
@@ -126,7 +122,6 @@ def _error_message(response: requests.Response) -> str:
     return error_text(text)
 
 
-
 class UpdateLimiter:
     """Zendesk's per-ticket update limit, counted from this adapter's own updates."""
 
@@ -176,9 +171,7 @@ class ZendeskClient:
         *,
         policy: RetryPolicy | None = None,
         timeout: float | tuple[float, float] = (5.0, 30.0),
-        clock: Callable[[], float] = time.monotonic,
-        update_limit: int = TICKET_UPDATE_LIMIT,
-        update_window: float = TICKET_UPDATE_WINDOW,
+        updates: UpdateLimiter | None = None,
     ) -> None:
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -201,7 +194,7 @@ class ZendeskClient:
         self._api = self._zenpy.tickets
         self._lock = threading.RLock()
         self._catalogue: TicketFieldCatalogue | None = None
-        self.updates = UpdateLimiter(update_limit, update_window, clock)
+        self.updates = updates or UpdateLimiter(TICKET_UPDATE_LIMIT, TICKET_UPDATE_WINDOW, time.monotonic)
 
     # --- tickets -------------------------------------------------------------------------
 

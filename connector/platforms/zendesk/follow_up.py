@@ -15,22 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from connector.metrics import WRITES_REFUSED
-from connector.model import (
-    Action,
-    AddComment,
-    AddLabel,
-    RemoveLabel,
-    Ticket,
-    Transition,
-)
+from connector.model import Action, AddComment, AddLabel, RemoveLabel, Ticket, Transition
 from connector.platforms.base import ApplyResult, HostError, SkippedAction
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.zendesk.client import PLATFORM, ZendeskClient, ticket_ref
-from connector.platforms.zendesk.fields import (
-    FieldResolutionError,
-    format_value,
-    resolve_target,
-)
+from connector.platforms.zendesk.fields import FieldResolutionError, format_value, resolve_target
 from connector.platforms.zendesk.update import CommentGroup, Update, updated_at
 
 log = logging.getLogger(__name__)

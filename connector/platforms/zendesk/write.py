@@ -29,45 +29,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connector.model import (
-    Action,
-    AddComment,
-    Assign,
-    Plan,
-    SetFields,
-    SetPriority,
-    Ticket,
-    Transition,
-)
+from connector.model import Action, AddComment, Assign, Plan, SetFields, SetPriority, Ticket, Transition
 from connector.platforms import writes
-from connector.platforms.base import (
-    ApplyResult,
-    RateLimited,
-    SkippedAction,
-    StaleTicket,
-)
+from connector.platforms.base import ApplyResult, RateLimited, SkippedAction, StaleTicket
 from connector.platforms.labels import LabelChanges
 from connector.platforms.mapping import PlatformMapping
 from connector.platforms.memory import BoundedMemory
-from connector.platforms.zendesk.client import (
-    PLATFORM,
-    RecordInvalid,
-    ZendeskClient,
-    ticket_ref,
-)
-from connector.platforms.zendesk.fields import (
-    FieldResolutionError,
-    format_value,
-    resolve_target,
-    zendesk_datetime,
-)
+from connector.platforms.zendesk.client import PLATFORM, RecordInvalid, ZendeskClient, ticket_ref
+from connector.platforms.zendesk.fields import FieldResolutionError, format_value, resolve_target, zendesk_datetime
 from connector.platforms.zendesk.follow_up import apply_to_closed
-from connector.platforms.zendesk.update import (
-    CommentGroup,
-    Update,
-    updated_at,
-    updates_for,
-)
+from connector.platforms.zendesk.update import CommentGroup, Update, updated_at, updates_for
 
 log = logging.getLogger(__name__)
 
