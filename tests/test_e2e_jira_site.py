@@ -277,7 +277,7 @@ def test_sweep_completes_only_the_cut_short_tickets_in_bulk(stack):
     # The sweep starts a second later: a listing taken in the millisecond of a change cannot
     # settle the ticket (a later change in that millisecond would keep its stamp).
     stack.clock.advance(timedelta(seconds=1))
-    stack.runtime.adapter("jira")._is_cloud()  # asked once per process, not per sweep
+    stack.runtime.adapter("jira").is_cloud()  # asked once per process, not per sweep
     calls_before = dict(stack.jira.calls)
 
     report = stack.sweeper().run("jira", "full")
