@@ -49,7 +49,10 @@ def issue_ref(ticket_id: str) -> str:
 
 
 class JiraClient:
-    """Jira's REST API v2 (and the one v3 bulk endpoint) under the retry policy."""
+    """Jira's REST API v2 (and the one v3 bulk endpoint) under the retry policy.
+
+    Reads return Jira's JSON; writes return the path they wrote to, which `ApplyResult.writes`
+    records (`PUT /rest/api/2/issue/SUP-42`)."""
 
     def __init__(
         self,
