@@ -126,7 +126,7 @@ def jira_site_figures() -> dict[str, tuple[float, float]]:
                 jira.add_comment(key, f"update {n}", author=AGENT, at=FRIDAY - timedelta(days=2) + timedelta(minutes=n))
             long_keys.append(key)
         adapter = runtime.adapter("jira")
-        adapter._is_cloud()  # asked once per worker process
+        adapter.is_cloud()  # asked once per worker process
         jira.reset_calls()
         for key in long_keys:
             adapter.fetch(key)

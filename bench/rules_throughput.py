@@ -120,7 +120,8 @@ def time_evaluations(tickets: list[Ticket], config) -> tuple[float, int]:
 
 def capture_parse_inputs(count: int) -> list[tuple[str, tuple, dict]]:
     """(platform, args, kwargs) the adapters hand to the parsers for `count` tickets per platform."""
-    from connector.platforms import jira as jira_adapter, zendesk as zendesk_adapter
+    from connector.platforms.jira import read as jira_adapter
+    from connector.platforms.zendesk import read as zendesk_adapter
     from connector.reconcile import reconcile
     from connector.sandbox.server import Clock
     from connector.stack import LocalStack
@@ -177,8 +178,8 @@ def capture_parse_inputs(count: int) -> list[tuple[str, tuple, dict]]:
 
 
 def time_parses(captured, rounds: int) -> dict[str, tuple[float, int, list[Ticket]]]:
-    from connector.platforms.jira_issue import parse_jira_issue
-    from connector.platforms.zendesk_ticket import parse_zendesk_ticket
+    from connector.platforms.jira.issue import parse_jira_issue
+    from connector.platforms.zendesk.ticket import parse_zendesk_ticket
 
     parsers = {"jira": parse_jira_issue, "zendesk": parse_zendesk_ticket}
     out = {}

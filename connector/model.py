@@ -118,7 +118,7 @@ class Ticket(BaseModel):
     group: str | None = None
     labels: frozenset[str] = frozenset()
     # Markers carried by the connector's own comments (Jira: a `ref: <marker>` trailer, see
-    # `connector.platforms.jira_issue`). A comment and its marker label may travel in two
+    # `connector.platforms.jira.issue`). A comment and its marker label may travel in two
     # requests there; the comment alone already records that the action was done.
     comment_markers: frozenset[str] = frozenset()
     # When each marker was first recorded, from the platform's own dated records (Jira: the

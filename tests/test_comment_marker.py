@@ -6,7 +6,7 @@ import pytest
 
 from connector.model import AuthorRole
 from connector.platforms.comment_marker import carried_marker, with_marker
-from connector.platforms.jira_issue import parse_jira_issue
+from connector.platforms.jira.issue import parse_jira_issue
 from connector.platforms.mapping import default_jira_mapping
 
 

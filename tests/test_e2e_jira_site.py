@@ -227,7 +227,7 @@ def test_sla_clocks_of_a_long_ticket_equal_those_of_the_whole_ticket(stack):
     key = long_ticket(stack.jira)
     now = WEDNESDAY + timedelta(days=2)
     adapter = stack.runtime.adapter("jira")
-    adapter._catalogue()  # the field list is read once per process; not part of a fetch
+    adapter.field_catalogue()  # the field list is read once per process; not part of a fetch
     gets = {path: stack.jira.count(method="GET", path=path) for path in (
         "/rest/api/2/issue/{issueIdOrKey}", "/rest/api/2/issue/{issueIdOrKey}/comment",
         "/rest/api/2/issue/{issueIdOrKey}/changelog")}
@@ -277,7 +277,7 @@ def test_sweep_completes_only_the_cut_short_tickets_in_bulk(stack):
     # The sweep starts a second later: a listing taken in the millisecond of a change cannot
     # settle the ticket (a later change in that millisecond would keep its stamp).
     stack.clock.advance(timedelta(seconds=1))
-    stack.runtime.adapter("jira")._is_cloud()  # asked once per process, not per sweep
+    stack.runtime.adapter("jira").is_cloud()  # asked once per process, not per sweep
     calls_before = dict(stack.jira.calls)
 
     report = stack.sweeper().run("jira", "full")

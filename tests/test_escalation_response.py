@@ -235,7 +235,7 @@ def test_ticket_as_of_forgets_a_marker_recorded_later():
 
 
 def test_zendesk_tag_times_come_from_the_audit_that_added_the_tag():
-    from connector.platforms.zendesk_ticket import _tag_times
+    from connector.platforms.zendesk.ticket import _tag_times
     audits = [
         {"id": 1, "created_at": "2026-11-20T01:00:00Z", "events": [
             {"type": "Create", "field_name": "tags", "value": ["outage"]}]},

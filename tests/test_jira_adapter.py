@@ -39,7 +39,7 @@ from connector.platforms.base import (
     Unauthorized,
 )
 from connector.platforms.jira import JiraAdapter, already_equal, format_field_value
-from connector.platforms.jira_issue import parse_jira_issue
+from connector.platforms.jira.issue import parse_jira_issue
 from connector.platforms.mapping import default_jira_mapping
 from connector.settings import Settings
 
@@ -497,9 +497,7 @@ def test_field_jira_refuses_is_reported_and_the_rest_resent_once(http, adapter, 
 def test_bad_request_carries_jiras_reason_and_is_not_retried(http, adapter, sleeps):
     http.post(f"{ISSUE_URL}/transitions", status=400, json=body("jira_error_400_field_not_on_screen.json"))
     with pytest.raises(BadRequest) as raised:
-        adapter._call("issue.transition", "POST",
-                      lambda: adapter._send("POST", "issue/SUP-42/transitions", {"transition": {"id": "5"}}),
-                      idempotent=False)
+        adapter.client.transition_issue("SUP-42", {"transition": {"id": "5"}})
     assert raised.value.message == (
         "Field 'customfield_10054' cannot be set. It is not on the appropriate screen, or unknown."
     )

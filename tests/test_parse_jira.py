@@ -15,7 +15,7 @@ import pytest
 
 from connector.model import AuthorRole, Status
 from connector.platforms.field_values import MalformedTicketError
-from connector.platforms.jira_issue import parse_jira_issue
+from connector.platforms.jira.issue import parse_jira_issue
 from connector.platforms.mapping import PlatformMapping, default_jira_mapping
 from connector.platforms.ticket_json import load_ticket_json
 

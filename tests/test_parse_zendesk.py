@@ -17,7 +17,7 @@ from connector.model import AuthorRole, Status, Ticket
 from connector.platforms.field_values import MalformedTicketError
 from connector.platforms.mapping import PlatformMapping, default_jira_mapping, default_zendesk_mapping
 from connector.platforms.ticket_json import load_ticket_json
-from connector.platforms.zendesk_ticket import parse_zendesk_ticket
+from connector.platforms.zendesk.ticket import parse_zendesk_ticket
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONSES = Path(__file__).resolve().parent / "responses"

@@ -33,7 +33,7 @@ from zenpy.lib.exception import APIException, RecordNotFoundException
 
 from connector.model import AuthorRole, Status
 from connector.platforms.mapping import default_zendesk_mapping
-from connector.platforms.zendesk_ticket import parse_zendesk_ticket
+from connector.platforms.zendesk.ticket import parse_zendesk_ticket
 from connector.sandbox.server import Clock, ThreadedServer
 from connector.sandbox.zendesk import AGENT, COLLEAGUE, CONNECTOR, CUSTOMER, GROUPS, L2_AGENT, ZendeskSandbox
 from webhooks.signatures import verify_zendesk_signature

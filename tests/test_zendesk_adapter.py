@@ -50,7 +50,7 @@ from connector.platforms.zendesk import (
     format_custom_field_value,
     zendesk_datetime,
 )
-from connector.platforms.zendesk_ticket import parse_zendesk_ticket
+from connector.platforms.zendesk.ticket import parse_zendesk_ticket
 from connector.settings import Settings
 
 RESPONSES = Path(__file__).parent / "responses"

@@ -56,7 +56,7 @@ from connector.doctor.platform import PlatformDoctor
 from connector.model import PRIORITIES, Status
 from connector.platforms.base import NotFound, PlatformError, Unauthorized
 from connector.platforms.jira import FieldCatalogue, FieldResolutionError, JiraAdapter, JiraField
-from connector.platforms.jira_issue import STATUS_CATEGORY_FALLBACK
+from connector.platforms.jira.issue import STATUS_CATEGORY_FALLBACK
 from connector.platforms.mapping import PlatformMapping
 from connector.settings import Settings
 

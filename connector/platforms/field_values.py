@@ -217,6 +217,17 @@ def already_equal(current: Any, desired: Any) -> bool:
     return comparable(current) == comparable(desired)
 
 
+def status_change(at: datetime, raw_from: str | None, raw_to: str, logical) -> StatusChange:
+    """One recorded status move, with the logical status on either side of the raw names."""
+    return StatusChange(
+        at=at,
+        from_status=logical(raw_from) if raw_from else None,
+        to_status=logical(raw_to),
+        raw_from=raw_from,
+        raw_to=raw_to,
+    )
+
+
 def complete_history(changes: list, created: datetime, current, raw_current: str | None, logical) -> tuple:
     """Sort status changes and make the history start at creation.
 
@@ -224,8 +235,6 @@ def complete_history(changes: list, created: datetime, current, raw_current: str
     where the ticket began (a later page of audits or a trimmed file may lack the creation
     event), and a ticket never changed has been in its current status since creation.
     """
-    from connector.model import StatusChange
-
     changes.sort(key=lambda change: change.at)
     if not changes:
         return (StatusChange(at=created, to_status=current, raw_to=raw_current),)

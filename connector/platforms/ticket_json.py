@@ -20,9 +20,9 @@ from typing import Any
 
 from connector.model import Ticket
 from connector.platforms.field_values import MalformedTicketError
-from connector.platforms.jira_issue import parse_jira_issue
+from connector.platforms.jira.issue import parse_jira_issue
 from connector.platforms.mapping import PlatformMapping
-from connector.platforms.zendesk_ticket import parse_zendesk_ticket
+from connector.platforms.zendesk.ticket import parse_zendesk_ticket
 
 JIRA_SHAPE = (
     'the issue object of GET /rest/api/2/issue/{key}?expand=changelog,names (with "id", "key", "fields"), '

@@ -35,6 +35,7 @@ from connector.platforms.field_values import (
     parse_time,
     plain_value,
     require_list,
+    status_change,
 )
 from connector.platforms.mapping import PlatformMapping
 
@@ -167,15 +168,7 @@ def _status_history(
         for event in events:
             raw_to = id_text(event.get("value"))
             raw_from = id_text(event.get("previous_value")) if event["type"] == "Change" else None
-            changes.append(
-                StatusChange(
-                    at=at,
-                    from_status=logical(raw_from) if raw_from else None,
-                    to_status=logical(raw_to),
-                    raw_from=raw_from,
-                    raw_to=raw_to,
-                )
-            )
+            changes.append(status_change(at, raw_from, raw_to, logical))
     return complete_history(changes, created, current, raw_current, logical)
 
 

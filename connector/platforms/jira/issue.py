@@ -40,6 +40,7 @@ from connector.platforms.field_values import (
     require_list,
     require_mapping,
     rich_text,
+    status_change,
 )
 from connector.platforms.comment_marker import carried_marker
 from connector.platforms.mapping import PlatformMapping
@@ -198,15 +199,7 @@ def _status_history(
         at = parse_time(history.get("created"), what=f"{where} history {history.get('id')} created")
         for item in items:
             raw_from, raw_to = item.get("fromString"), item.get("toString")
-            changes.append(
-                StatusChange(
-                    at=at,
-                    from_status=logical(raw_from) if raw_from else None,
-                    to_status=logical(raw_to),
-                    raw_from=raw_from,
-                    raw_to=raw_to,
-                )
-            )
+            changes.append(status_change(at, raw_from, raw_to, logical))
     return complete_history(changes, created, current, raw_current, logical)
 
 
