@@ -418,7 +418,8 @@ class JiraAdapter:
         mapping = self._mapping
         catalogue = self._catalogue()
         wanted = list(base)
-        for ref in (mapping.category_field, mapping.group_field, *mapping.fields.values()):
+        for ref in (mapping.category_field, mapping.group_field, *mapping.fields.values(),
+                    *filter(None, [mapping.organizations_field])):
             try:
                 field_id = catalogue.resolve(ref).id
             except ValueError:

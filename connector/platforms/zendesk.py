@@ -600,7 +600,7 @@ class ZendeskAdapter:
     def fetch(self, ticket_id: str) -> Ticket:
         """The ticket with its status history and comments: the ticket, then its audits."""
         ref = _ticket_ref(ticket_id)
-        return self._with_audits(ref, self._show(ref))
+        return self._with_audits(ref, *self._show(ref))
 
     def fetch_if_changed(self, ticket_id: str,
                          settled: Callable[[datetime | None], bool]) -> Ticket | Unchanged:
@@ -614,25 +614,27 @@ class ZendeskAdapter:
         (`connector.reconcile._settlement`): a comment made in the same second as our write
         shares that stamp and would be skipped."""
         ref = _ticket_ref(ticket_id)
-        raw = self._show(ref)
+        raw, sideloads = self._show(ref)
         try:
             updated = parse_instant(raw.get("updated_at"))
         except ValueError:
             updated = None
         if updated is not None and settled(updated):
             return Unchanged(ticket_id, updated)
-        return self._with_audits(ref, raw)
+        return self._with_audits(ref, raw, sideloads)
 
-    def _show(self, ref: str) -> dict[str, Any]:
-        shown = self._get("ticket.show", f"tickets/{ref}.json")
+    def _show(self, ref: str) -> tuple[dict[str, Any], dict[str, list]]:
+        """The ticket, with its requester and organization side-loaded in the same request
+        (per-customer service levels, `connector.platforms.customer`)."""
+        shown = self._get("ticket.show", f"tickets/{ref}.json", {"include": "users,organizations"})
         raw = shown.get("ticket")
         if not isinstance(raw, dict):
             raise HostError("the ticket answer has no ticket object", platform=PLATFORM, retryable=False)
-        return raw
+        return raw, {name: [x for x in shown.get(name) or () if isinstance(x, dict)] for name in ("users", "organizations")}
 
-    def _with_audits(self, ref: str, raw: dict[str, Any]) -> Ticket:
+    def _with_audits(self, ref: str, raw: dict[str, Any], sideloads: dict[str, list]) -> Ticket:
         audits: list[dict[str, Any]] = []
-        users: dict[str, dict[str, Any]] = {}
+        users: dict[str, dict[str, Any]] = {str(user.get("id")): user for user in sideloads["users"]}
         for page in self._pages(
             "ticket.audits", f"tickets/{ref}/audits.json", {"include": "users", "page[size]": PAGE_SIZE}
         ):
@@ -641,7 +643,7 @@ class ZendeskAdapter:
                 users.setdefault(str(user.get("id")), user)
         if str(raw.get("status") or "").casefold() == "closed" and raw.get("followup_ids"):
             raw = {**raw, "tags": self._with_follow_up_tags(raw)}
-        return self.parse(raw, audits=audits, users=list(users.values()))
+        return self.parse(raw, audits=audits, users=list(users.values()), organizations=sideloads["organizations"])
 
     def _with_follow_up_tags(self, raw: Mapping[str, Any]) -> list[str]:
         """A closed ticket's tags plus those its follow-ups added (where the connector puts the
@@ -654,12 +656,12 @@ class ZendeskAdapter:
         return own + sorted(added - set(own))
 
     def parse(self, raw: dict[str, Any], *, audits: list[dict[str, Any]] | None = None,
-              users: list[dict[str, Any]] | None = None) -> Ticket:
+              users: list[dict[str, Any]] | None = None, organizations: list[dict[str, Any]] | None = None) -> Ticket:
         """A raw ticket (from search or fetch) as the rules see it; without audits it has no
         status history or comments beyond what the ticket object itself carries."""
         catalogue = self._catalogue().raw if self._needs_catalogue(raw) else None
         return parse_zendesk_ticket(raw, self._mapping, audits=audits, users=users, ticket_fields=catalogue,
-                                    base_url=self._base_url)
+                                    base_url=self._base_url, organizations=organizations)
 
     def search(self, query: str, fields: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Raw tickets matching a Zendesk search `query`, one page per request, fetched as consumed.
