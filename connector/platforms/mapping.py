@@ -164,6 +164,7 @@ def default_jira_mapping() -> PlatformMapping:
         write_priorities={"P0": "Highest", "P1": "High", "P2": "Medium", "P3": "Low"},
         category_field="components",
         group_field="Support group",
+        organizations_field="Organizations",
         fields={
             "environment": "environment",
             "impact_scope": "Impact scope",

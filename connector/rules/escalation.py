@@ -52,7 +52,7 @@ from connector.model import DONE_STATUSES, AddLabel, Assign, AuthorRole, Priorit
 from connector.rules.base import CommentSpec, EvalContext, Match, RuleBase, Strict, next_priority, register
 from connector.rules.projection import project
 from connector.rules.sla import METRIC_LABELS, SlaRule, Target, clock_context
-from connector.rules.tiers import applicable_sla
+from connector.rules.tiers import applicable_sla, default_sla
 from connector.sla import MetricTarget, TicketTimes
 from connector.templates import SAMPLE_CLOCK
 
@@ -210,9 +210,9 @@ class EscalationRule(RuleBase):
     def _sla_rule(self, ctx: EvalContext) -> SlaRule:
         """The sla rule named by `sla:`, else the ticket's tier (`connector.rules.tiers`): the
         one whose clocks this evaluation holds, else the one that applies; with none, the
-        first sla rule (check() guarantees there is one)."""
+        default tier (check() guarantees there is an sla rule)."""
         if self.sla is None:
-            tier = ctx.sla_rule or applicable_sla(ctx.config, ctx.ticket)
+            tier = ctx.sla_rule or applicable_sla(ctx.config, ctx.ticket) or default_sla(ctx.config)
             if tier is not None:
                 return tier
         return next(rule for rule in ctx.config.rules

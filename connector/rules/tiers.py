@@ -60,6 +60,13 @@ def applicable_sla(config: "SupportConfig", ticket: Ticket) -> "SlaRule | None":
     return None
 
 
+def default_sla(config: "SupportConfig") -> "SlaRule | None":
+    """The default tier: the first enabled sla rule without `when`, else the first enabled one.
+    Its calendar is the one figures not tied to a ticket (a report's period) are counted in."""
+    rules = sla_rules(config)
+    return next((r for r in rules if r.when.unconditional), rules[0] if rules else None)
+
+
 def unreachable_reason(config: "SupportConfig", rule: "SlaRule") -> str | None:
     """Why `rule` can never apply (an earlier enabled sla rule matches whatever it matches), or None."""
     for earlier in sla_rules(config):
