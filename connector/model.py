@@ -262,6 +262,9 @@ class Plan(BaseModel):
     actions: list[Action] = Field(default_factory=list)
     sla: dict[str, SlaClock] = Field(default_factory=dict)
     next_deadline: datetime | None = None
+    # The contract tier whose clocks `sla` holds (the sla rule's `tier:` or id,
+    # `connector.rules.tiers`); None when no sla rule applies.
+    sla_tier: str | None = None
 
     @property
     def empty(self) -> bool:
