@@ -79,4 +79,4 @@ def test_bad_inputs_are_explained(tmp_path):
 def test_examples_command_runs_every_bundled_ticket():
     result = CliRunner().invoke(main, ["examples"])
     assert result.exit_code == 0
-    assert result.output.count("=== jira:") == 7 and result.output.count("=== zendesk:") == 7
+    assert result.output.count("=== jira:") == 8 and result.output.count("=== zendesk:") == 8
