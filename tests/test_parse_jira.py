@@ -151,6 +151,12 @@ EXAMPLE_EXPECTATIONS = {
         roles=[(AuthorRole.AGENT, True), (AuthorRole.AGENT, False), (AuthorRole.AGENT, True)],
         present=INTAKE | {"root_cause", "solution", "verification_result", "change_type"}, absent={"reviewer"},
     ),
+    # Per-customer service levels: a premium organization's customer in Berlin (the e-mail is
+    # read only for its domain, connector.platforms.customer).
+    "premium-customer-other-timezone": dict(
+        priority="P1", status=Status.NEW, category="integration", history=1, roles=[],
+        present=INTAKE, absent={"root_cause"},
+    ),
 }
 
 

@@ -74,13 +74,6 @@ class Match(Strict):
             raise ValueError("organizations: a name must not be empty")
         return values
 
-    # (categories, organizations) folded once, for the per-ticket comparison.
-    _folded: tuple = PrivateAttr(default=(frozenset(), frozenset()))
-
-    def model_post_init(self, context: Any) -> None:
-        self._folded = (frozenset(c.casefold() for c in self.categories),
-                        frozenset(o.strip().casefold() for o in self.organizations))
-
     @property
     def unconditional(self) -> bool:
         """True when this matches every ticket (no condition given)."""
@@ -94,15 +87,15 @@ class Match(Strict):
     def matches(self, ticket: Ticket) -> bool:
         if self.unconditional:
             return True  # the common `when:` of a rule that applies to every ticket
-        categories, organizations = self.__pydantic_private__["_folded"]
-        if self.categories and (ticket.category or "").casefold() not in categories:
+        # Folded per call, not cached: `model_copy(update=...)` would leave a cache stale.
+        if self.categories and (ticket.category or "").casefold() not in {c.casefold() for c in self.categories}:
             return False
         if self.priorities and ticket.priority not in self.priorities:
             return False
         if self.platforms and ticket.platform not in self.platforms:
             return False
-        if self.organizations and (ticket.organizations is None or not organizations.intersection(
-                o.casefold() for o in ticket.organizations)):
+        if self.organizations and (ticket.organizations is None or not {o.strip().casefold() for o in self.organizations}
+                                   .intersection(o.casefold() for o in ticket.organizations)):
             return False  # unknown organizations match no organization (fail closed)
         if self.email_domains and not domain_matches(ticket.requester_email_domain, self.email_domains):
             return False
