@@ -162,7 +162,7 @@ def test_a_breach_posts_the_tier_notice_once_and_not_the_default_one():
 
 
 def test_german_holidays_pause_the_premium_clock():
-    # Thursday 2026-12-24 16:30 Berlin; 25 and 26 December are DE holidays, 27–28 a weekend... 28 is Monday.
+    # Thursday 2026-12-24 16:30 Berlin; Friday the 25th is a DE holiday, then the weekend: Monday the 28th.
     t = customer(ticket(priority="P1", created="2026-12-24 23:30"))
     plan = evaluate(t, at("2026-12-25 18:00"), CONFIG)
     assert plan.sla["first_response"].due == datetime(2026, 12, 28, 9, 30, tzinfo=BERLIN)

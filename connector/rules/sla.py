@@ -9,6 +9,12 @@ so the scheduler can wake up exactly then.
 A target is a duration in business time of the rule's calendar ("30m", "2h", "1h30m",
 "3bd" = three business days) or, with the word `calendar`, in wall-clock time ("24h calendar").
 
+Several sla rules are contract tiers (per-customer service levels): the first enabled one
+whose `when` matches the ticket (e.g. `when: {organizations: [Acme Europe]}` or
+`when: {email_domains: [acme.example]}`) applies and the others stay quiet for that ticket;
+the rule without `when` goes last as the default. `tier:` names the tier in reports
+(default: the rule id). See `connector.rules.tiers`.
+
 Example::
 
     - id: sla
