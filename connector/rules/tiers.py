@@ -37,19 +37,11 @@ if TYPE_CHECKING:
 
 
 def sla_rules(config: "SupportConfig") -> tuple["SlaRule", ...]:
-    """The enabled sla rules in file order (worked out once per config)."""
+    """The enabled sla rules in file order. Worked out on every call (a rule file holds a
+    dozen rules): a cache would go stale when a rule is switched on or off in place."""
     from connector.rules.sla import SlaRule
 
-    memo = _memo.get(id(config))
-    if memo is None or memo[0] is not config:
-        memo = _memo[id(config)] = (config, tuple(r for r in config.rules if isinstance(r, SlaRule) and r.enabled))
-        if len(_memo) > 64:  # configs reloaded over a long life: keep only recent ones
-            for key in list(_memo)[:-16]:
-                _memo.pop(key, None)
-    return memo[1]
-
-
-_memo: dict[int, tuple] = {}
+    return tuple(r for r in config.rules if isinstance(r, SlaRule) and r.enabled)
 
 
 def applicable_sla(config: "SupportConfig", ticket: Ticket) -> "SlaRule | None":
