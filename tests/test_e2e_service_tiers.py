@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
 from connector.platforms.jira import JiraAdapter
 from connector.reconcile import reconcile
@@ -162,10 +163,10 @@ def test_zendesk_other_organization_keeps_the_default_tier(stack):
 
 
 def test_zendesk_side_loads_only_what_is_asked(stack):
+    """Side-loading adds "a top-level array of associated data" for each resource in `include`
+    and nothing otherwise (Zendesk, Side-loading related records)."""
     anna = stack.zendesk.add_user("Anna Schmidt", "anna.schmidt@acme-europe.example", organization="Acme Europe")
     ticket_id = zendesk_ticket(stack, anna)
-    import requests
-
     auth = (f"{stack.zendesk.email}/token", stack.zendesk.api_token)
     url = f"{stack.zendesk.base_url}/api/v2/tickets/{ticket_id}.json"
     plain = requests.get(url, auth=auth, timeout=5).json()
