@@ -29,6 +29,10 @@ from connector.sandbox.zendesk import GROUPS as ZENDESK_GROUPS
 from connector.stack import LocalStack
 
 TEAM_LEAD_GROUP = 360001111005
+PREMIUM_ORGANIZATION = "Acme Europe"
+PREMIUM_REPORTER = "qm:anna-acme-europe"
+PREMIUM_STORY = ("P1 from the premium customer Acme Europe in Berlin → the premium tier's 1h first response "
+                 "and due times in Berlin business hours")
 DEMO_START = datetime(2026, 11, 20, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 INTAKE = {"Impact scope": "Shanghai office, 40 users", "Steps to reproduce": "Connect VPN, open ERP, wait 5 minutes"}
 # A data fix with its knowledge recorded but no reviewer: the review gate's story.
@@ -95,6 +99,17 @@ def _scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | N
     jira.add_comment(key, "Correcting the imported rates.", author=AGENT, at=now - timedelta(hours=3, minutes=50))
     stories.append(("Data fix resolved by its assignee with no reviewer → moved back for a second person's review",
                     key, lambda key=key: jira.set_status(key, "Resolved", author=AGENT)))
+
+    # Per-customer service levels: Acme Europe (a Jira Service Management organization) bought
+    # the premium tier, counted in Berlin business hours (calendar `europe`).
+    jira.add_user(PREMIUM_REPORTER, "Anna Schmidt", "anna.schmidt@acme-europe.example", account_type="customer",
+                  time_zone="Europe/Berlin")
+    key = jira.create_issue(
+        "Invoice export to SAP fails for the Berlin entity", description="RFC error on every export.",
+        priority="High", components=["billing"], created=now - timedelta(minutes=5), environment="ERP 4.2",
+        reporter=PREMIUM_REPORTER, fields={**INTAKE, "Error message": "RFC 679", "Occurred at": now - timedelta(hours=1),
+                                           "Organizations": [PREMIUM_ORGANIZATION]})
+    stories.append((PREMIUM_STORY, key, None))
     return stories
 
 
@@ -154,7 +169,38 @@ def _zendesk_scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], N
                         at=now - timedelta(hours=3, minutes=50))
     stories.append(("Data fix solved by its assignee with no reviewer → reopened for a second person's review",
                     ticket_id, lambda t=ticket_id: zendesk.set_status(t, "solved", author=ZENDESK_AGENT)))
+
+    anna = zendesk.add_user("Anna Schmidt", "anna.schmidt@acme-europe.example", organization=PREMIUM_ORGANIZATION,
+                            time_zone="Europe/Berlin")
+    ticket_id = zendesk.create_ticket(
+        "Invoice export to SAP fails for the Berlin entity", "RFC error on every export.", priority="high",
+        requester=anna, created=now - timedelta(minutes=5),
+        custom_fields={**intake, "Category": "billing", "Environment": "ERP 4.2", "Error message": "RFC 679"})
+    stories.append((PREMIUM_STORY, ticket_id, None))
     return stories
+
+
+def _tier_lines(stack: LocalStack, platform: str, ticket_id: str) -> list[str]:
+    """The premium story's targets and due times, in the tier calendar's zone (Europe/Berlin)."""
+    from connector.rules.tiers import sla_rules
+
+    rule = next(r for r in sla_rules(stack.runtime.config) if PREMIUM_ORGANIZATION in r.when.organizations)
+    calendar = stack.runtime.config.calendar(rule.calendar)
+    targets = rule.targets["P1"]
+    lines = [f"      tier {rule.tier_name} (rule {rule.id}), calendar {rule.calendar} ({calendar.tz}): P1 first response "
+             f"{targets.first_response.within}, resolution {targets.resolution.within}"]
+    if platform == "jira":
+        fields = stack.jira.issue(ticket_id)["fields"]
+        for label in ("First response due", "Resolution due"):
+            value = fields.get(stack.jira.store.field_by_name_or_id(label).id)
+            if value:
+                lines.append(f"      {label}: {datetime.fromisoformat(value).astimezone(calendar.tz):%a %Y-%m-%d %H:%M %Z}")
+    # The deadline index names a Jira issue by its id or key, a Zendesk ticket by its id.
+    refs = {str(ticket_id), str(stack.jira.issue(ticket_id)["id"])} if platform == "jira" else {str(ticket_id)}
+    timer = next((t.due for t in stack.queue.deadlines.armed(platform) if t.ticket_id in refs), None)
+    if timer:
+        lines.append(f"      next SLA timer (75% warning): {timer.astimezone(calendar.tz):%a %Y-%m-%d %H:%M %Z}")
+    return lines
 
 
 def _zendesk_timeline(stack: LocalStack, ticket_id) -> list[str]:
@@ -302,9 +348,12 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
                         f"tags {', '.join(t for t in ticket['tags'] if t.startswith('spc-')) or '–'}")
 
             echo("=== Jira")
-            _tell(echo, jira_stories, describe_issue, lambda key: _timeline(stack, key))
+            _tell(echo, jira_stories, describe_issue, lambda key: _timeline(stack, key)
+                  + (_tier_lines(stack, "jira", key) if key == jira_stories[-1][1] and not observe else []))
             echo("=== Zendesk")
-            _tell(echo, zendesk_stories, describe_ticket, lambda ticket_id: _zendesk_timeline(stack, ticket_id))
+            _tell(echo, zendesk_stories, describe_ticket, lambda ticket_id: _zendesk_timeline(stack, ticket_id)
+                  + (_tier_lines(stack, "zendesk", ticket_id) if ticket_id == zendesk_stories[-1][1] and not observe
+                     else []))
             _tell_chat(echo, stack)
             if observe:
                 for platform in ("jira", "zendesk"):

@@ -114,6 +114,13 @@ class Ticket(BaseModel):
     # a transition to any of them is already done.
     status_equivalents: frozenset[Status] = frozenset()
     reporter: str | None = None
+    # The customer behind the ticket, for per-customer service levels (`when.organizations`,
+    # `when.email_domains`). None means the platform did not tell (a site without the
+    # organizations field, an e-mail hidden by the user's privacy setting): such a ticket
+    # matches no customer-specific condition (fail closed). Only the DOMAIN of the
+    # requester's e-mail is kept, never the address.
+    organizations: tuple[str, ...] | None = None
+    requester_email_domain: str | None = None
     assignee: str | None = None
     group: str | None = None
     labels: frozenset[str] = frozenset()
@@ -265,6 +272,9 @@ class Plan(BaseModel):
     actions: list[Action] = Field(default_factory=list)
     sla: dict[str, SlaClock] = Field(default_factory=dict)
     next_deadline: datetime | None = None
+    # The contract tier whose clocks `sla` holds (the sla rule's `tier:` or id,
+    # `connector.rules.tiers`); None when no sla rule applies.
+    sla_tier: str | None = None
 
     @property
     def empty(self) -> bool:

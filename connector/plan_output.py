@@ -26,6 +26,10 @@ def plan_as_json(ticket: Ticket, plan: Plan, observed: Set[str] = frozenset()) -
             "status": ticket.status.value, "raw_status": ticket.raw_status, "group": ticket.group,
             "assignee": ticket.assignee, "labels": sorted(ticket.labels),
             "created": ticket.created.isoformat(),
+            # Per-customer service levels: who the customer is (never the e-mail, only its
+            # domain) and the contract tier whose clocks "sla" holds.
+            "organizations": list(ticket.organizations) if ticket.organizations is not None else None,
+            "requester_email_domain": ticket.requester_email_domain, "sla_tier": plan.sla_tier,
         },
         "evaluated_at": plan.evaluated_at.isoformat(),
         "actions": [{**action.model_dump(mode="json"), "mode": _mode(action, observed)} for action in plan.actions],
@@ -73,7 +77,7 @@ def plan_as_text(ticket: Ticket, plan: Plan, observed: Set[str] = frozenset()) -
     else:
         lines.append("  actions: none (the ticket already follows the process)")
     if plan.sla:
-        lines.append("  SLA:")
+        lines.append(f"  SLA (tier {plan.sla_tier}):" if plan.sla_tier else "  SLA:")
         for metric, clock in plan.sla.items():
             due = f", due {clock.due.isoformat(timespec='minutes')}" if clock.due else ""
             lines.append(f"    {metric}: {clock.state}, {format_minutes(clock.elapsed_minutes)} of "

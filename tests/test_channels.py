@@ -166,9 +166,12 @@ def test_unknown_channel_referenced_from_a_rule_names_the_key_path(tmp_path):
     path.write_text(path.read_text().replace("- ops\n", "- ops-chta\n"))
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    [problem] = caught.value.problems
-    assert problem.path == "rules[4].notify.breach.channels.to[0] (rule 'sla')"
-    assert "'ops-chta' is not defined" in problem.message and "(ops)" in problem.message
+    # Both sla rules (the premium tier and the default) route their breach notices there.
+    assert [problem.path for problem in caught.value.problems] == [
+        "rules[4].notify.breach.channels.to[0] (rule 'sla-premium')",
+        "rules[5].notify.breach.channels.to[0] (rule 'sla')"]
+    for problem in caught.value.problems:
+        assert "'ops-chta' is not defined" in problem.message and "(ops)" in problem.message
 
 
 @pytest.mark.parametrize("values,message", [
@@ -213,7 +216,7 @@ def test_the_shipped_examples_pass_check_config_uncommented_without_the_variable
         path.write_text(uncommented, encoding="utf-8")
         config = load_config(path)
         assert config.channels["ops-chat"].preset == "dingtalk"
-        sla = next(r for r in config.rules if r.type == "sla")
+        sla = next(r for r in config.rules if r.id == "sla")  # the default tier carries the example
         assert sla.notify.breach.channels.to == ["ops-chat"] and sla.notify.breach.channels.priorities == ["P0", "P1"]
         result = CliRunner().invoke(main, ["check-config", str(path)])
         assert result.exit_code == 0 and "CHAT_OPS_URL" in result.output
@@ -482,10 +485,10 @@ def test_a_message_template_and_the_list_shorthand(tmp_path):
     path = chat_config_file(tmp_path, {"ops-slack": ALL_CHANNELS["ops-slack"]})
     text = path.read_text()
     text = text.replace("channels:\n        to:\n        - ops-slack\n        priorities:\n        - P0\n        - P1\n",
-                        "channels: [ops-slack]\n", 1)
+                        "channels: [ops-slack]\n")
     path.write_text(text)
     config = load_config(path)
-    sla = next(r for r in config.rules if r.type == "sla")
+    sla = next(r for r in config.rules if r.id == "sla")  # the default tier: the ticket has no organization
     assert sla.notify.breach.channels.to == ["ops-slack"] and sla.notify.breach.channels.priorities == []
     sla.notify.breach.channels.template = "{{ ticket.priority }} {{ clock.metric }}: {{ notice[:12] }}"
     plan = evaluate(ticket(priority="P3", created="2026-11-18 09:00"), at("2026-11-20 10:00"), config)
@@ -498,5 +501,5 @@ def test_an_escalation_level_naming_an_unknown_channel_is_reported(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     paths = [p.path for p in caught.value.problems]
-    assert "rules[4].notify.breach.channels.to[0] (rule 'sla')" in paths
-    assert "rules[5].levels[0].comment.channels.to[0] (rule 'escalation')" in paths
+    assert "rules[5].notify.breach.channels.to[0] (rule 'sla')" in paths
+    assert "rules[6].levels[0].comment.channels.to[0] (rule 'escalation')" in paths

@@ -173,7 +173,7 @@ platforms:
 def test_check_config_command(tmp_path):
     runner = CliRunner()
     ok = runner.invoke(main, ["check-config", str(DEFAULT_CONFIG)])
-    assert ok.exit_code == 0 and "OK: 10 rules" in ok.output
+    assert ok.exit_code == 0 and "OK: 11 rules" in ok.output
     bad = write(tmp_path, "rules:\n  - {id: x, type: nope}\n")
     failed = runner.invoke(main, ["check-config", str(bad)])
     assert failed.exit_code == 2

@@ -29,7 +29,11 @@ def test_demo_walks_the_standard_process_on_jira_and_zendesk():
         assert "spc-review-gate-returned-1" in text
         assert "Follow-up due" in text                     # follow-up after closing
         assert re.search(r"set Problem number: – → TS20261120\d{3}", text)  # problem numbers at intake
-    # One sequence for both platforms (same prefix): ten tickets, ten distinct numbers.
+        # Per-customer service levels: the premium customer's tier, in Berlin business hours.
+        assert "tier premium (rule sla-premium), calendar europe (Europe/Berlin): P1 first response 1h" in text
+        assert "next SLA timer (75% warning): Fri 2026-11-20 09:45 CET" in text
+    assert "First response due: Fri 2026-11-20 10:00 CET" in jira
+    # One sequence for both platforms (same prefix): twelve tickets, twelve distinct numbers.
     numbers = re.findall(r"set Problem number: – → (TS\d+)", result.output)
-    assert sorted(numbers) == [f"TS20261120{n:03d}" for n in range(1, 11)]
+    assert sorted(numbers) == [f"TS20261120{n:03d}" for n in range(1, 13)]
     assert "API calls to Jira:" in result.output and "API calls to Zendesk:" in result.output

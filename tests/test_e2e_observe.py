@@ -78,7 +78,7 @@ def test_observe_mode_writes_nothing_over_the_demo_and_records_every_action(tmp_
         # stamp (observe mode writes nothing, so the stamp as read stays current), so the sweep
         # skips them all without evaluating.
         jira_full = reports[("jira", SweepKind.FULL)]
-        assert jira_full.unchanged == len(stories["jira"]) == 5 and jira_full.queued == 0
+        assert jira_full.unchanged == len(stories["jira"]) == 6 and jira_full.queued == 0
 
         assert write_calls(stack.jira) == [] and write_calls(stack.zendesk) == []
         assert stack.jira.count(method="GET") > 0 and stack.zendesk.count(method="GET") > 0

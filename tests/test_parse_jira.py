@@ -156,6 +156,12 @@ EXAMPLE_EXPECTATIONS = {
         priority="P2", status=Status.NEW, category="network", history=1, roles=[],
         present=INTAKE, absent={"problem_number", "root_cause"},
     ),
+    # Per-customer service levels: a premium organization's customer in Berlin (the e-mail is
+    # read only for its domain, connector.platforms.customer).
+    "premium-customer-other-timezone": dict(
+        priority="P1", status=Status.NEW, category="integration", history=1, roles=[],
+        present=INTAKE, absent={"root_cause"},
+    ),
 }
 
 

@@ -130,7 +130,7 @@ def test_one_pass_equals_the_previous_per_metric_clocks(case, calendar, paused, 
 
 def test_the_rule_prepares_its_targets_once_and_matches_the_reference():
     """The sla rule's clocks (targets parsed at load time) equal the reference's for every priority."""
-    rule = next(r for r in CONFIG.rules if r.type == "sla")
+    rule = next(r for r in CONFIG.rules if r.id == "sla")  # the default tier, on the standard calendar
     created = datetime(2026, 11, 20, 9, 0, tzinfo=ZONES[2])
     comments = (Comment(id="1", author_role=AuthorRole.AGENT, created=created + timedelta(hours=3)),)
     for priority, targets in rule.targets.items():

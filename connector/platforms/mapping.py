@@ -64,6 +64,11 @@ class PlatformMapping(BaseModel):
         default_factory=dict,
         description="group name used in rules -> platform value (e.g. a Zendesk group id)",
     )
+    organizations_field: str | None = Field(
+        default=None,
+        description="Jira: the field (id or name) holding the Jira Service Management organizations, "
+                    "for `when.organizations` (Zendesk reads the ticket's organization_id)",
+    )
     connector_account: str | None = Field(
         default=None,
         description="account id / e-mail the connector writes as; its comments are not agent responses",
@@ -159,6 +164,7 @@ def default_jira_mapping() -> PlatformMapping:
         write_priorities={"P0": "Highest", "P1": "High", "P2": "Medium", "P3": "Low"},
         category_field="components",
         group_field="Support group",
+        organizations_field="Organizations",
         fields={
             "environment": "environment",
             "impact_scope": "Impact scope",

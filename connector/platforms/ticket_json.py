@@ -30,9 +30,9 @@ JIRA_SHAPE = (
 )
 ZENDESK_SHAPE = (
     '{"ticket": <the ticket of GET /api/v2/tickets/{id}.json>, "audits": [...], "comments": [...], '
-    '"users": [...], "ticket_fields": [...]} (all but "ticket" optional)'
+    '"users": [...], "organizations": [...], "ticket_fields": [...]} (all but "ticket" optional)'
 )
-ZENDESK_LISTS = ("audits", "comments", "users", "ticket_fields")
+ZENDESK_LISTS = ("audits", "comments", "users", "ticket_fields", "organizations")
 
 
 def load_ticket_json(

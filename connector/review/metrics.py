@@ -20,7 +20,8 @@ Definitions (shown in every report's notes, so readers need not guess):
   Excel's PERCENTILE.INC);
 - SLA compliance per priority and metric: met ÷ (met + breached) for first response and
   resolution, with the targets and clock type (business or calendar) of the SLA rule
-  that applies to the ticket; a clock still running within target at the end of the
+  that applies to the ticket (its contract tier: the first enabled sla rule whose `when`
+  matches, `connector.rules.tiers`); the same shares per tier (the rule's `tier:` or id); a clock still running within target at the end of the
   period is "open" and left out of the share. Progress updates are not scored: their
   clock describes only the current cycle, not the ticket's whole life;
 - reopen rate: tickets that went from resolved/closed back to an open status ÷ tickets
@@ -49,6 +50,7 @@ from connector.review.similarity import DEFAULT_THRESHOLD, Cluster, Similar, clu
 from connector.rules.base import EvalContext
 from connector.rules.escalation import EscalationRule
 from connector.rules.sla import SlaRule
+from connector.rules.tiers import applicable_sla, default_sla, sla_rules
 from connector.sla import build_clock
 
 # Compliance is scored for these; `escalation_response` (the group's first comment after an
@@ -227,6 +229,7 @@ class TicketFacts:
     reopens: int
     ever_done: bool
     satisfaction: str
+    tier: str | None = None  # the contract tier (sla rule) that scored `sla`; None: no sla rule applies
 
     @property
     def done(self) -> bool:
@@ -234,7 +237,8 @@ class TicketFacts:
 
 
 class SlaTerms:
-    """Which SLA rule measures a ticket: the first enabled one that applies, else the first one.
+    """Which SLA rule measures a ticket: its tier (`connector.rules.tiers.applicable_sla`, as
+    the engine decides), else the default tier – which then only measures times, never scores.
 
     A review without an SLA rule has no calendar to count business time in, so the config
     must have one.
@@ -242,10 +246,11 @@ class SlaTerms:
 
     def __init__(self, config: SupportConfig) -> None:
         self.config = config
-        self.rules = [r for r in config.rules if isinstance(r, SlaRule) and r.enabled]
+        self.rules = list(sla_rules(config))
         if not self.rules:
             raise ValueError("the review needs an enabled `sla` rule: its calendar counts the business time")
-        self.default = self.rules[0]
+        self.default = default_sla(config)
+        self.tiers = tuple(dict.fromkeys(r.tier_name for r in self.rules))
 
     @property
     def calendar(self):
@@ -253,10 +258,8 @@ class SlaTerms:
 
     def rule_for(self, ticket: Ticket) -> tuple[SlaRule, bool]:
         """(rule, whether it applies to the ticket and so may score its compliance)."""
-        for rule in self.rules:
-            if rule.applies(ticket):
-                return rule, True
-        return self.default, False
+        rule = applicable_sla(self.config, ticket)
+        return (rule, True) if rule is not None else (self.default, False)
 
     def escalation_clock(self, view: Ticket, at: datetime):
         """The escalation response clock of the ticket at `at`, from the first enabled
@@ -298,6 +301,7 @@ class SlaTerms:
             reopens=count_reopens(view),
             ever_done=ever_done(view),
             satisfaction=satisfaction_label(view.fields.get("satisfaction")),
+            tier=rule.tier_name if applies else None,
         )
 
 
@@ -341,6 +345,7 @@ class PeriodFigures:
     satisfaction: dict[str, int]
     leftovers: list[Leftover]
     ticket_urls: dict[str, str | None] = field(default_factory=dict)  # the period's tickets, key -> web link
+    compliance_by_tier: dict[tuple[str, str], Compliance] = field(default_factory=dict)  # (tier, metric)
 
     @property
     def reopen_rate(self) -> float | None:
@@ -419,6 +424,11 @@ def period_figures(terms: SlaTerms, tickets: Sequence[Ticket], period: Period, a
         for metric, state in f.sla.items():
             for group in ("all", _priority_key(f.ticket)):
                 compliance[(group, metric)] = compliance.get((group, metric), Compliance()).add(state)
+    by_tier: dict[tuple[str, str], Compliance] = {}
+    for f in cohort:
+        if f.tier is not None:
+            for metric, state in f.sla.items():
+                by_tier[(f.tier, metric)] = by_tier.get((f.tier, metric), Compliance()).add(state)
     satisfaction = Counter(f.satisfaction for f in cohort)
     repeats = clusters([Similar(f.ticket.key, f.ticket.category, f.ticket.summary) for f in cohort], repeat_threshold)
     return PeriodFigures(
@@ -430,6 +440,7 @@ def period_figures(terms: SlaTerms, tickets: Sequence[Ticket], period: Period, a
         ever_resolved=sum(f.ever_done for f in cohort), repeats=repeats,
         satisfaction=dict(sorted(satisfaction.items(), key=lambda kv: _satisfaction_order(kv[0]))),
         leftovers=leftovers, ticket_urls={f.ticket.key: f.ticket.url for f in cohort},
+        compliance_by_tier=by_tier,
     )
 
 
@@ -476,6 +487,7 @@ class Report:
     current: PeriodFigures
     previous: PeriodFigures
     headlines: list[Headline] = field(default_factory=list)
+    tiers: tuple[str, ...] = ()  # the contract tiers (sla rules) in file order
 
     def headline(self, name: str) -> Headline:
         return next(h for h in self.headlines if h.name == name)
@@ -526,5 +538,5 @@ def build_report(tickets: Sequence[Ticket], config: SupportConfig, period: Perio
     return Report(
         platform=platform, calendar=terms.default.calendar, timezone=str(calendar.tz), generated_at=generated_at,
         repeat_threshold=repeat_threshold, current=current, previous=previous,
-        headlines=headlines(current, previous),
+        headlines=headlines(current, previous), tiers=terms.tiers,
     )

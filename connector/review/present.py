@@ -27,6 +27,8 @@ DEFINITIONS: tuple[str, ...] = (
     "Median and p90 interpolate linearly between the closest ranks (as Excel's PERCENTILE.INC).",
     "SLA compliance = met ÷ (met + breached), with each priority's targets and clock type; clocks "
     "still running within target at the end of the period are counted as open and left out.",
+    "SLA tiers: each ticket is measured by its contract tier – the first enabled sla rule whose `when` "
+    "(organizations, e-mail domains, …) matches it; a ticket whose customer cannot be read gets the default.",
     "Reopen rate = tickets that went from resolved/closed back to an open status ÷ tickets "
     "resolved or closed at least once.",
     "Repeat problems: tickets of one category whose summaries share at least the threshold of their "
@@ -152,6 +154,20 @@ def compliance_rows(report: Report) -> list[ComplianceRow]:
             key = (group, metric)
             if key in cur or key in prev:
                 rows.append(ComplianceRow(group, metric, cur.get(key, Compliance()), prev.get(key, Compliance())))
+    return rows
+
+
+def tier_compliance_rows(report: Report) -> list[ComplianceRow]:
+    """Per contract tier (the sla rule that measured the ticket, `connector.rules.tiers`), in
+    the rule file's order, for each scored metric that has any ticket; `group` is the tier."""
+    rows = []
+    cur, prev = report.current.compliance_by_tier, report.previous.compliance_by_tier
+    seen = [t for t in report.tiers] + sorted({t for t, _ in (*cur, *prev)} - set(report.tiers))
+    for tier in seen:
+        for metric in SCORED_METRICS:
+            key = (tier, metric)
+            if key in cur or key in prev:
+                rows.append(ComplianceRow(tier, metric, cur.get(key, Compliance()), prev.get(key, Compliance())))
     return rows
 
 

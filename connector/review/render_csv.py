@@ -5,7 +5,7 @@ knowing the layout of the others:
 
     section,group,metric,current,previous,unit
 
-- `section`: headline, volume_by_category, volume_by_priority, times, sla_compliance,
+- `section`: headline, volume_by_category, volume_by_priority, times, sla_compliance, sla_compliance_by_tier,
   reopen, repeat_problems, satisfaction, leftovers;
 - `group`: what the row is about within the section – a category, a priority ("all" for
   the total), a rating, a cluster ("R1", "R2" …) or a ticket key; empty for headlines;
@@ -89,6 +89,12 @@ def render_csv(report: Report) -> str:
             add("sla_compliance", r.group, f"{r.metric}_{name}", getattr(r.current, name), getattr(r.previous, name),
                 "count")
         add("sla_compliance", r.group, f"{r.metric}_compliance", r.current.percent, r.previous.percent, "percent")
+    for r in p.tier_compliance_rows(report):
+        for name in ("met", "breached", "open"):
+            add("sla_compliance_by_tier", r.group, f"{r.metric}_{name}", getattr(r.current, name),
+                getattr(r.previous, name), "count")
+        add("sla_compliance_by_tier", r.group, f"{r.metric}_compliance", r.current.percent, r.previous.percent,
+            "percent")
 
     add("reopen", "all", "reopened", cur.reopened, prev.reopened, "count")
     add("reopen", "all", "resolved_at_least_once", cur.ever_resolved, prev.ever_resolved, "count")

@@ -71,6 +71,7 @@ def render_html(report: Report) -> str:
         headlines=list(p.headline_rows(report)),
         category_rows=p.category_rows(report), priority_rows=p.priority_rows(report),
         time_rows=p.time_rows(cur), compliance_rows=p.compliance_rows(report),
+        tier_compliance_rows=p.tier_compliance_rows(report),
         satisfaction_rows=p.satisfaction_rows(report),
         charts=charts(report), legend=legend(), links=links, definitions=p.DEFINITIONS,
     )

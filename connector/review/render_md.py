@@ -66,6 +66,14 @@ def render_markdown(report: Report) -> str:
         [[r.group, p.metric_label(r.metric), r.current.met, r.current.breached, r.current.open,
           p.percent(r.current.percent), p.percent(r.previous.percent)] for r in p.compliance_rows(report)],
         "llrrrrr")
+    tier_rows = p.tier_compliance_rows(report)
+    if tier_rows:
+        out += ["", "### SLA compliance by tier", ""]
+        out += _table(
+            ["Tier", "Metric", "Met", "Breached", "Open", "Compliance", "Previous"],
+            [[r.group, p.metric_label(r.metric), r.current.met, r.current.breached, r.current.open,
+              p.percent(r.current.percent), p.percent(r.previous.percent)] for r in tier_rows],
+            "llrrrrr")
 
     out += ["", "## Reopened tickets", "",
             f"{cur.reopened} of {cur.ever_resolved} resolved tickets were reopened "

@@ -7,12 +7,13 @@ An unknown type fails at load time with the list of valid types.
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from connector import templates
 from connector.model import PRIORITIES, AddComment, Priority, SlaClock, Ticket, trusted
@@ -35,22 +36,82 @@ class Strict(BaseModel):
 
 
 class Match(Strict):
-    """Which tickets a rule (or a part of it) applies to; an empty list means any."""
+    """Which tickets a rule (or a part of it) applies to; an empty list means any.
+
+    Lists are alternatives (any one of them), different keys must all hold. `organizations`
+    are the customer's organizations (Jira Service Management organizations, the Zendesk
+    organization), compared case-insensitively; `email_domains` is the requester's e-mail
+    domain, where `example.com` matches `example.com` and any subdomain of it
+    (`eu.example.com`, never `notexample.com`): whoever owns a domain owns its subdomains,
+    and customers mail from both. Fail closed: a ticket whose organizations or requester
+    e-mail the platform did not tell (a hidden e-mail, a site without the organizations
+    field) matches no `organizations` / `email_domains` condition.
+    """
 
     categories: list[str] = Field(default_factory=list)
     priorities: list[Priority] = Field(default_factory=list)
     platforms: list[str] = Field(default_factory=list)
+    organizations: list[str] = Field(default_factory=list, description="customer organizations (names, any case)")
+    email_domains: list[str] = Field(
+        default_factory=list, description="requester e-mail domains; example.com also matches its subdomains")
+
+    @field_validator("email_domains")
+    @classmethod
+    def _domains(cls, values: list[str]) -> list[str]:
+        domains = []
+        for value in values:
+            domain = value.strip().lstrip("@").rstrip(".").casefold()
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"email_domains: {value!r} is not a domain; write e.g. example.com (no '@', no '*': "
+                                 "a domain also matches its subdomains)")
+            domains.append(domain)
+        return domains
+
+    @field_validator("organizations")
+    @classmethod
+    def _organizations(cls, values: list[str]) -> list[str]:
+        if any(not value.strip() for value in values):
+            raise ValueError("organizations: a name must not be empty")
+        return values
+
+    @property
+    def unconditional(self) -> bool:
+        """True when this matches every ticket (no condition given)."""
+        return not (self.categories or self.priorities or self.platforms or self.organizations or self.email_domains)
+
+    @property
+    def customer_specific(self) -> bool:
+        """True when this names customers (organizations or e-mail domains): a contract tier."""
+        return bool(self.organizations or self.email_domains)
 
     def matches(self, ticket: Ticket) -> bool:
-        if not (self.categories or self.priorities or self.platforms):
+        if self.unconditional:
             return True  # the common `when:` of a rule that applies to every ticket
+        # Folded per call, not cached: `model_copy(update=...)` would leave a cache stale.
         if self.categories and (ticket.category or "").casefold() not in {c.casefold() for c in self.categories}:
             return False
         if self.priorities and ticket.priority not in self.priorities:
             return False
         if self.platforms and ticket.platform not in self.platforms:
             return False
+        if self.organizations and (ticket.organizations is None or not {o.strip().casefold() for o in self.organizations}
+                                   .intersection(o.casefold() for o in ticket.organizations)):
+            return False  # unknown organizations match no organization (fail closed)
+        if self.email_domains and not domain_matches(ticket.requester_email_domain, self.email_domains):
+            return False
         return True
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9\u00a0-\uffff](?:[a-z0-9\u00a0-\uffff-]{0,61}[a-z0-9\u00a0-\uffff])?"
+                     r"(?:\.[a-z0-9\u00a0-\uffff](?:[a-z0-9\u00a0-\uffff-]{0,61}[a-z0-9\u00a0-\uffff])?)+$")
+
+
+def domain_matches(domain: str | None, wanted: Iterable[str]) -> bool:
+    """True when `domain` is one of `wanted` (folded domains) or a subdomain of one; None never matches."""
+    if not domain:
+        return False
+    domain = domain.rstrip(".").casefold()
+    return any(domain == w or domain.endswith("." + w) for w in wanted)
 
 
 class CommentSpec(Strict):
@@ -71,6 +132,8 @@ class EvalContext:
     # Per metric: (running intervals, calendar) so later rules can ask when a share is reached.
     sla_timelines: dict[str, Any] = field(default_factory=dict)
     deadlines: list[datetime] = field(default_factory=list)
+    # The sla rule (contract tier) whose clocks are in `sla`, once it ran (`connector.rules.tiers`).
+    sla_rule: Any = None
 
     def marker(self, name: str) -> str:
         return self.config.marker(name)
@@ -138,7 +201,7 @@ class RuleBase(Strict):
             return False
         when = self.when
         # Most rules apply to every ticket: answer that without a further call.
-        return not (when.categories or when.priorities or when.platforms) or when.matches(ticket)
+        return when.unconditional or when.matches(ticket)
 
     @abstractmethod
     def evaluate(self, ctx: EvalContext) -> list:

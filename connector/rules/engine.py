@@ -38,4 +38,5 @@ def evaluate(ticket: Ticket, now: datetime, config: SupportConfig, *, observe_al
     return trusted(
         Plan, platform=ticket.platform, ticket_id=ticket.id, ticket_key=ticket.key, evaluated_at=now,
         actions=actions, sla=dict(ctx.sla), next_deadline=min(ctx.deadlines, default=None),
+        sla_tier=ctx.sla_rule.tier_name if ctx.sla_rule is not None else None,
     )

@@ -53,6 +53,7 @@ from connector.model import DONE_STATUSES, AddLabel, Assign, AuthorRole, Priorit
 from connector.rules.base import EvalContext, Match, RuleBase, Strict, next_priority, register
 from connector.rules.projection import project
 from connector.rules.sla import METRIC_LABELS, SlaRule, Target, clock_context
+from connector.rules.tiers import applicable_sla, default_sla
 from connector.sla import MetricTarget, TicketTimes
 from connector.templates import SAMPLE_CLOCK
 
@@ -84,7 +85,8 @@ class Level(Strict):
 @register
 class EscalationRule(RuleBase):
     type: Literal["escalation"] = "escalation"
-    sla: str | None = Field(default=None, description="id of the sla rule whose clocks to use (default: the first)")
+    sla: str | None = Field(default=None, description="id of the sla rule whose calendar and pauses to use "
+                            "(default: the ticket's tier, the first enabled sla rule whose `when` matches)")
     levels: list[Level]
     members: dict[str, list[str]] = Field(default_factory=dict,
                                           description="group -> user ids whose comments answer an escalation")
@@ -103,7 +105,8 @@ class EscalationRule(RuleBase):
         elif not sla_rules:
             problems.append(((), "needs an `sla` rule to read clocks from; add one before this rule"))
         else:
-            source = self.sla or sla_rules[0].id
+            # Without `sla:` it reads the clocks of whichever tier applies: after all of them.
+            source = self.sla or max(sla_rules, key=lambda r: position[r.id]).id
             if position[source] > position[self.id]:
                 problems.append(((), f"must come after the sla rule '{source}' it reads clocks from"))
         for i, level in enumerate(self.levels):
@@ -206,6 +209,13 @@ class EscalationRule(RuleBase):
         return TicketTimes(ticket, ctx.now).response_clock(target, frozenset(sla_rule.pause_statuses), begin, responded)
 
     def _sla_rule(self, ctx: EvalContext) -> SlaRule:
+        """The sla rule named by `sla:`, else the ticket's tier (`connector.rules.tiers`): the
+        one whose clocks this evaluation holds, else the one that applies; with none, the
+        default tier (check() guarantees there is an sla rule)."""
+        if self.sla is None:
+            tier = ctx.sla_rule or applicable_sla(ctx.config, ctx.ticket) or default_sla(ctx.config)
+            if tier is not None:
+                return tier
         return next(rule for rule in ctx.config.rules
                     if isinstance(rule, SlaRule) and (self.sla is None or rule.id == self.sla))
 
@@ -227,11 +237,5 @@ class EscalationRule(RuleBase):
         return actions
 
     def _calendar_name(self, ctx: EvalContext) -> str:
-        """The calendar of the sla rule this rule reads (check() guarantees there is one)."""
-        memo = self.prepared()
-        found = memo.get("calendar")
-        if found is None or found[0] is not ctx.config:
-            name = next(rule.calendar for rule in ctx.config.rules
-                        if isinstance(rule, SlaRule) and (self.sla is None or rule.id == self.sla))
-            found = memo["calendar"] = (ctx.config, name)
-        return found[1]
+        """The calendar of the sla rule (tier) this rule reads for the ticket."""
+        return self._sla_rule(ctx).calendar

@@ -9,6 +9,12 @@ so the scheduler can wake up exactly then.
 A target is a duration in business time of the rule's calendar ("30m", "2h", "1h30m",
 "3bd" = three business days) or, with the word `calendar`, in wall-clock time ("24h calendar").
 
+Several sla rules are contract tiers (per-customer service levels): the first enabled one
+whose `when` matches the ticket (e.g. `when: {organizations: [Acme Europe]}` or
+`when: {email_domains: [acme.example]}`) applies and the others stay quiet for that ticket;
+the rule without `when` goes last as the default. `tier:` names the tier in reports
+(default: the rule id). See `connector.rules.tiers`.
+
 Example::
 
     - id: sla
@@ -39,6 +45,7 @@ from connector.calendar import ContinuousCalendar, parse_duration
 from connector.channels.route import NoticeSpec, check_routes, notice
 from connector.model import DONE_STATUSES, Priority, SetFields, SlaClock, Status, trusted
 from connector.rules.base import EvalContext, RuleBase, Strict, check_duration, register
+from connector.rules.tiers import applicable_sla, sla_rules, unreachable_reason
 from connector.sla import MetricTarget, compute_clocks
 from connector.templates import SAMPLE_CLOCK
 from connector.timefmt import format_instant, format_minutes, same_instant
@@ -131,6 +138,8 @@ class _ClockContext(Mapping):
 @register
 class SlaRule(RuleBase):
     type: Literal["sla"] = "sla"
+    tier: str | None = Field(default=None, description="name of the contract tier the report shows (default: the rule id); "
+                             "the first enabled sla rule whose `when` matches applies, see connector.rules.tiers")
     calendar: str = Field(description="name of a calendar under `calendars:`")
     targets: dict[Priority, Targets]
     pause_statuses: list[Status] = Field(default=[Status.WAITING_FOR_INFORMATION, Status.WAITING_FOR_CUSTOMER,
@@ -162,7 +171,20 @@ class SlaRule(RuleBase):
         problems = super().check(config) + check_routes(self, config)
         if self.calendar not in config.calendars:
             problems.append((("calendar",), f"calendar '{self.calendar}' is not defined; defined calendars: {', '.join(config.calendars) or 'none'}"))
+        if self.enabled:
+            unreachable = unreachable_reason(config, self)
+            if unreachable:
+                problems.append((("when",), unreachable))
+            same = [r.id for r in sla_rules(config) if r is not self and r.tier_name == self.tier_name]
+            if same:
+                problems.append((("tier",), f"tier '{self.tier_name}' is also the tier of {', '.join(same)}; "
+                                            "give each sla rule its own `tier:` name"))
         return problems
+
+    @property
+    def tier_name(self) -> str:
+        """The contract tier this rule stands for, as reports show it."""
+        return self.tier or self.id
 
     def target_minutes(self, target: Target, calendar) -> float:
         return parse_duration(target.within, calendar)
@@ -200,6 +222,9 @@ class SlaRule(RuleBase):
 
     def evaluate(self, ctx: EvalContext) -> list:
         ticket = ctx.ticket
+        if ctx.sla_rule is not None or applicable_sla(ctx.config, ticket) is not self:
+            return []  # another tier measures this ticket (connector.rules.tiers)
+        ctx.sla_rule = self
         tz = ctx.config.calendar(self.calendar).tz
         actions: list = []
         due_updates: dict[str, str] = {}

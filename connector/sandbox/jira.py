@@ -262,10 +262,16 @@ class JiraSandbox(SandboxControls):
     # ------------------------------------------------------------------ seeding / human actors
 
     def add_user(self, account_id: str, display_name: str, email: str, *, name: str | None = None,
-                 account_type: str = "atlassian", time_zone: str = "UTC") -> None:
+                 account_type: str = "atlassian", time_zone: str = "UTC", email_hidden: bool = False) -> None:
+        """`email_hidden`: the user's Cloud privacy setting hides the e-mail (it reads as null)."""
         with self._lock:
             self.store.add_user(SandboxUser(account_id, name or email.split("@")[0], display_name, email,
-                                            account_type, time_zone))
+                                            account_type, time_zone, email_hidden))
+
+    def add_organization(self, name: str) -> str:
+        """A Jira Service Management customer organization; returns its id."""
+        with self._lock:
+            return self.store.add_organization(name)
 
     def create_issue(
         self,
@@ -476,6 +482,8 @@ class JiraSandbox(SandboxControls):
                 value = self._user_ref(self._account(value))
             elif definition.kind == "components" and value and isinstance(value[0], str):
                 value = [{"name": v} for v in value]
+            elif definition.kind == "organizations" and value and isinstance(value[0], str):
+                value = [int(self.store.add_organization(v)) for v in value]
             out[definition.id] = value
         return out
 

@@ -193,6 +193,19 @@ def default_custom_fields(first_id: int = 10050) -> tuple[FieldDef, ...]:
             schema={"type": schema_type, "custom": _CF + custom_type, "customId": number},
             rich_text=custom_type == "textarea",
         ))
+    # Jira Service Management's Organizations field (per-customer service levels). Its catalogue
+    # entry as sites show it: type array of "sd-customerorganization", custom type
+    # com.atlassian.servicedesk:sd-customer-organizations, named "Organizations" (GET /field of
+    # Cloud sites, e.g. the catalogues in go-jira and jira-python test data); the value is a
+    # list of organizations, each as JSM's Organization resource shows it – id, name, _links
+    # (https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-organization/) –
+    # [] when none; edits name them by id (`"customfield_10002": [8]`, seen in public clients).
+    number = first_id + len(_CUSTOM_SPECS)
+    fields.append(FieldDef(
+        id=f"customfield_{number}", name="Organizations", kind="organizations", custom=True,
+        schema={"type": "array", "items": "sd-customerorganization",
+                "custom": "com.atlassian.servicedesk:sd-customer-organizations", "customId": number},
+    ))
     return tuple(fields)
 
 
@@ -268,6 +281,9 @@ class SandboxUser:
     email: str
     account_type: str = "atlassian"  # "customer" for JSM portal-only customers
     time_zone: str = "UTC"
+    # Cloud profile visibility: "emailAddress ... Depending on the user's privacy setting, this
+    # may be returned as null" (User schema, specs/jira-platform.openapi.json).
+    email_hidden: bool = False
 
     def identifiers(self) -> tuple[str, ...]:
         return (self.account_id, self.name, self.email, self.display_name)
@@ -359,6 +375,8 @@ class JiraStore:
         # Site groups (Jira's group directory), found by GET /groups/picker.
         self.groups: set[str] = set(DEFAULT_GROUPS)
         self.users: dict[str, SandboxUser] = {}
+        # JSM customer organizations, id -> name (`add_organization`).
+        self.organizations: dict[str, str] = {}
         self.issues: dict[int, StoredIssue] = {}
         self.by_key: dict[str, int] = {}
         self._next_issue = 10000
@@ -406,6 +424,15 @@ class JiraStore:
     def add_user(self, user: SandboxUser) -> SandboxUser:
         self.users[user.account_id] = user
         return user
+
+    def add_organization(self, name: str) -> str:
+        """A JSM customer organization; returns its id (the existing one for a known name)."""
+        for oid, existing in self.organizations.items():
+            if existing.casefold() == name.casefold():
+                return oid
+        oid = str(len(self.organizations) + 1)
+        self.organizations[oid] = name
+        return oid
 
     def find_user(self, ref: str | None) -> SandboxUser | None:
         if ref is None:
@@ -724,6 +751,15 @@ class JiraStore:
             if user is None:
                 return _Invalid(f"User '{ref}' does not exist.")
             return user.account_id
+        if kind == "organizations":
+            if raw is None:
+                return []
+            if not isinstance(raw, list) or not all(isinstance(x, int | str) and str(x).isdigit() for x in raw):
+                return _Invalid("Organizations must be a list of organization ids")
+            unknown = [str(x) for x in raw if str(x) not in self.organizations]
+            if unknown:
+                return _Invalid(f"Organization with id {unknown[0]} does not exist")
+            return list(dict.fromkeys(self.organizations[str(x)] for x in raw))
         if kind == "resolution":
             if isinstance(raw, Mapping):
                 for rid, name, _ in RESOLUTIONS:
@@ -767,6 +803,8 @@ class JiraStore:
         kind = definition.kind
         if kind == "labels":
             return None, " ".join(value or [])
+        if kind == "organizations":
+            return None, ", ".join(value or [])
         if value is None:
             return None, None
         if kind == "priority":
@@ -837,7 +875,7 @@ class JiraStore:
                    for size in ("48x48", "24x24", "16x16", "32x32")}
         if self.cloud:
             return {"self": f"{self.api(version)}/user?accountId={user.account_id}", "accountId": user.account_id,
-                    "emailAddress": user.email, "avatarUrls": avatars, "displayName": user.display_name,
+                    "emailAddress": None if user.email_hidden else user.email, "avatarUrls": avatars, "displayName": user.display_name,
                     "active": True, "timeZone": user.time_zone, "accountType": user.account_type}
         return {"self": f"{self.api(version)}/user?username={user.name}", "name": user.name, "key": user.name,
                 "emailAddress": user.email, "avatarUrls": avatars, "displayName": user.display_name,
@@ -965,6 +1003,10 @@ class JiraStore:
                      "id": self._component_id(n), "name": n} for n in value or []]
         if kind == "user":
             return self.user_json(value, version)
+        if kind == "organizations":
+            return [{"id": oid, "name": name,
+                     "_links": {"self": f"{self.base_url}/rest/servicedeskapi/organization/{oid}"}}
+                    for name in value or () for oid in (self.add_organization(name),)]
         if kind == "group":
             return None if value is None else {"name": value, "groupId": f"group-{value}",
                                                "self": f"{self.api(version)}/group?groupId=group-{value}"}

@@ -83,6 +83,7 @@ from connector.sandbox.zendesk_store import (
     Change,
     FieldChange,
     SandboxGroup,
+    SandboxOrganization,
     SandboxUser,
     StoredTicket,
     TicketField,
@@ -239,12 +240,24 @@ class ZendeskSandbox(SandboxControls):
     # ------------------------------------------------------------------ seeding / human actors
 
     def add_user(self, name: str, email: str, *, role: str = "end-user", user_id: int | None = None,
-                 default_group: str | int | None = None, time_zone: str = "UTC") -> int:
-        """Add an agent, admin or end-user; returns the user id."""
+                 default_group: str | int | None = None, time_zone: str = "UTC",
+                 organization: str | None = None) -> int:
+        """Add an agent, admin or end-user (of `organization`, by name); returns the user id."""
         with self._lock:
             uid = user_id or max(self.store.users) + 1
             group = self._group_id(default_group) if default_group is not None else None
-            return self._add_user(SandboxUser(uid, name, email, role, group, time_zone)).id
+            org = self.add_organization(organization) if organization is not None else None
+            return self._add_user(SandboxUser(uid, name, email, role, group, time_zone, organization_id=org)).id
+
+    def add_organization(self, name: str, *, domain_names: Sequence[str] = ()) -> int:
+        """A customer organization; returns its id (the existing one for a known name)."""
+        with self._lock:
+            for org in self.store.organizations.values():
+                if org.name.casefold() == name.casefold():
+                    return org.id
+            oid = max(self.store.organizations) + 1
+            self.store.organizations[oid] = SandboxOrganization(oid, name, tuple(domain_names))
+            return oid
 
     def _add_user(self, user: SandboxUser) -> SandboxUser:
         self.store.add_user(user)
@@ -744,6 +757,13 @@ class ZendeskSandbox(SandboxControls):
         if "groups" in wanted:
             ids = sorted({t.group_id for t in tickets if t.group_id is not None})
             extra["groups"] = [self.store.group_json(self.store.groups[g]) for g in ids]
+        if "organizations" in wanted:
+            # Side-loading: "add an include parameter containing a comma-separated list of
+            # resources to load", only those asked for
+            # (https://developer.zendesk.com/documentation/ticketing/using-the-zendesk-api/side_loading/);
+            # tickets side-load the organizations they belong to.
+            ids = sorted({t.organization_id for t in tickets if t.organization_id in self.store.organizations})
+            extra["organizations"] = [self.store.organization_json(self.store.organizations[o]) for o in ids]
         return extra
 
     def _show_ticket(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:

@@ -114,10 +114,26 @@ class SandboxUser:
     # An agent in a custom role (Enterprise): the role's id and role_type (1: light agent).
     custom_role_id: int | None = None
     role_type: int | None = None
+    # The user's organization; None: end-users belong to the account's customer organization.
+    organization_id: int | None = None
 
     @property
     def is_staff(self) -> bool:
         return self.role in ("agent", "admin")
+
+    @property
+    def effective_organization_id(self) -> int | None:
+        """A new ticket takes its requester's (default) organization (Tickets API, `organization_id`)."""
+        if self.organization_id is not None:
+            return self.organization_id
+        return CUSTOMER_ORGANIZATION_ID if self.role == "end-user" else None
+
+
+@dataclass(frozen=True)
+class SandboxOrganization:
+    id: int
+    name: str
+    domain_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -349,6 +365,9 @@ class ZendeskStore:
         self.base_url = base_url
         self.users: dict[int, SandboxUser] = {}
         self.groups: dict[int, SandboxGroup] = {}
+        self.organizations: dict[int, SandboxOrganization] = {
+            CUSTOMER_ORGANIZATION_ID: SandboxOrganization(CUSTOMER_ORGANIZATION_ID, "Customer Example Ltd",
+                                                          ("customer.example",))}
         self.fields: dict[int, TicketField] = {}
         for definition in (*SYSTEM_FIELDS, *(DEFAULT_CUSTOM_FIELDS if custom_fields is None else custom_fields)):
             if definition.id in self.fields:
@@ -441,7 +460,7 @@ class ZendeskStore:
             id=self._next_ticket, subject=subject, description=comment[0], status=status,
             priority=edits.get("priority"), type=edits.get("type"), requester_id=requester.id,
             submitter_id=submitter.id, assignee_id=assignee_id, group_id=edits.get("group_id"),
-            organization_id=CUSTOMER_ORGANIZATION_ID if requester.role == "end-user" else None,
+            organization_id=requester.effective_organization_id,
             tags=[], custom={}, created_at=at, updated_at=at, channel=channel,
         )
         tags = edits.get("tags", [])
@@ -815,7 +834,7 @@ class ZendeskStore:
             "email": user.email, "created_at": USER_TIMESTAMP, "updated_at": USER_TIMESTAMP,
             "time_zone": user.iana_time_zone, "iana_time_zone": user.iana_time_zone, "phone": None,
             "shared_phone_number": None, "photo": None, "locale_id": 1, "locale": "en-US",
-            "organization_id": CUSTOMER_ORGANIZATION_ID if user.role == "end-user" else None, "role": user.role,
+            "organization_id": user.effective_organization_id, "role": user.role,
             "verified": True, "external_id": None, "tags": [], "alias": "", "active": True, "shared": False,
             "shared_agent": False, "last_login_at": None, "two_factor_auth_enabled": None, "signature": None,
             "details": "", "notes": "", "role_type": _role_type(user),
@@ -824,6 +843,15 @@ class ZendeskStore:
             "only_private_comments": False, "restricted_agent": user.role == "end-user", "suspended": False,
             "default_group_id": user.default_group_id, "report_csv": user.role == "admin", "user_fields": {},
         }
+
+    def organization_json(self, organization: SandboxOrganization) -> dict[str, Any]:
+        """An organization as the Organizations API shows it
+        (https://developer.zendesk.com/api-reference/ticketing/organizations/organizations/)."""
+        return {"url": f"{self.base_url}/api/v2/organizations/{organization.id}.json", "id": organization.id,
+                "name": organization.name, "shared_tickets": False, "shared_comments": False, "external_id": None,
+                "created_at": USER_TIMESTAMP, "updated_at": USER_TIMESTAMP,
+                "domain_names": list(organization.domain_names), "details": "", "notes": "", "group_id": None,
+                "tags": [], "organization_fields": {}}
 
     def group_json(self, group: SandboxGroup) -> dict[str, Any]:
         return {"url": f"{self.base_url}/api/v2/groups/{group.id}.json", "id": group.id, "is_public": True,

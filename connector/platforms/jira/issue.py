@@ -43,6 +43,7 @@ from connector.platforms.field_values import (
     status_change,
 )
 from connector.platforms.comment_marker import carried_marker
+from connector.platforms.customer import email_domain, jira_organizations
 from connector.platforms.mapping import PlatformMapping
 
 # Jira's three status categories (the fourth, "undefined", is never assigned to a status).
@@ -120,6 +121,9 @@ def parse_jira_issue(
         raw_status=raw_status,
         status_equivalents=mapping.status_equivalents(raw_status),
         reporter=_user_id(reporter),
+        organizations=_organizations(mapping, resolver),
+        # Only the domain; hidden by the reporter's privacy setting on Cloud: None (customer.py).
+        requester_email_domain=email_domain(reporter.get("emailAddress")) if isinstance(reporter, Mapping) else None,
         assignee=_user_id(fields.get("assignee")),
         group=_group(mapping, resolver),
         labels=frozenset(str(label) for label in fields.get("labels") or ()),
@@ -345,6 +349,10 @@ class _FieldResolver:
                 return self._fields[field_id]
         return None
 
+    def present(self, ref: str) -> bool:
+        """True when the issue carries the field at all (an empty value included)."""
+        return ref in self._fields or any(fid in self._fields for fid in self._ids_by_name.get(ref.casefold(), ()))
+
 
 def _category(fields: Mapping[str, Any], mapping: PlatformMapping, resolver: _FieldResolver) -> str | None:
     if mapping.category_field == "components":
@@ -353,6 +361,14 @@ def _category(fields: Mapping[str, Any], mapping: PlatformMapping, resolver: _Fi
                 return str(component["name"])
         return None
     return first_text(resolver.raw(mapping.category_field))
+
+
+def _organizations(mapping: PlatformMapping, resolver: _FieldResolver) -> tuple[str, ...] | None:
+    """The JSM organizations; None when the site or the read has no Organizations field."""
+    ref = mapping.organizations_field
+    if not ref or not resolver.present(ref):
+        return None
+    return jira_organizations(resolver.raw(ref))
 
 
 def _group(mapping: PlatformMapping, resolver: _FieldResolver) -> str | None:

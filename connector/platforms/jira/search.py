@@ -54,7 +54,8 @@ def rule_fields(client: JiraClient, mapping: PlatformMapping, base: Sequence[str
     fields): what a search must return for the rules to be evaluated on its results."""
     catalogue = client.catalogue()
     wanted = list(base)
-    for ref in (mapping.category_field, mapping.group_field, *mapping.fields.values()):
+    for ref in (mapping.category_field, mapping.group_field, *mapping.fields.values(),
+                *filter(None, [mapping.organizations_field])):
         try:
             field_id = catalogue.resolve(ref).id
         except ValueError:

@@ -100,9 +100,9 @@ class ZendeskAdapter:
         return self._reader.fetch_if_changed(ticket_id, settled)
 
     def parse(self, raw: dict[str, Any], *, audits: list[dict[str, Any]] | None = None,
-              users: list[dict[str, Any]] | None = None) -> Ticket:
+              users: list[dict[str, Any]] | None = None, organizations: list[dict[str, Any]] | None = None) -> Ticket:
         """A raw ticket (from search or fetch) as the rules see it."""
-        return self._reader.parse(raw, audits=audits, users=users)
+        return self._reader.parse(raw, audits=audits, users=users, organizations=organizations)
 
     def search(self, query: str, fields: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Raw tickets matching a Zendesk search `query`, one page per request, fetched as consumed."""

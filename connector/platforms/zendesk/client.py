@@ -198,12 +198,15 @@ class ZendeskClient:
 
     # --- tickets -------------------------------------------------------------------------
 
-    def show_ticket(self, ref: str) -> dict[str, Any]:
-        shown = self.get("ticket.show", f"tickets/{ref}.json")
+    def show_ticket(self, ref: str) -> tuple[dict[str, Any], dict[str, list]]:
+        """The ticket, with its requester and organization side-loaded in the same request
+        (per-customer service levels, `connector.platforms.customer`): (ticket, side-loads)."""
+        shown = self.get("ticket.show", f"tickets/{ref}.json", {"include": "users,organizations"})
         raw = shown.get("ticket")
         if not isinstance(raw, dict):
             raise HostError("the ticket answer has no ticket object", platform=PLATFORM, retryable=False)
-        return raw
+        return raw, {name: [x for x in shown.get(name) or () if isinstance(x, dict)]
+                     for name in ("users", "organizations")}
 
     def audit_pages(self, ref: str) -> Iterator[dict[str, Any]]:
         """The ticket's audits with their authors sideloaded, cursor-paged 100 at a time."""

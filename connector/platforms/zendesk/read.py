@@ -41,7 +41,7 @@ class TicketReader:
     def fetch(self, ticket_id: str) -> Ticket:
         """The ticket with its status history and comments: the ticket, then its audits."""
         ref = ticket_ref(ticket_id)
-        return self._with_audits(ref, self._client.show_ticket(ref))
+        return self._with_audits(ref, *self._client.show_ticket(ref))
 
     def fetch_if_changed(self, ticket_id: str,
                          settled: Callable[[datetime | None], bool]) -> Ticket | Unchanged:
@@ -55,25 +55,25 @@ class TicketReader:
         (`connector.reconcile._settlement`): a comment made in the same second as our write
         shares that stamp and would be skipped."""
         ref = ticket_ref(ticket_id)
-        raw = self._client.show_ticket(ref)
+        raw, sideloads = self._client.show_ticket(ref)
         try:
             updated = parse_instant(raw.get("updated_at"))
         except ValueError:
             updated = None
         if updated is not None and settled(updated):
             return Unchanged(ticket_id, updated)
-        return self._with_audits(ref, raw)
+        return self._with_audits(ref, raw, sideloads)
 
-    def _with_audits(self, ref: str, raw: dict[str, Any]) -> Ticket:
+    def _with_audits(self, ref: str, raw: dict[str, Any], sideloads: dict[str, list]) -> Ticket:
         audits: list[dict[str, Any]] = []
-        users: dict[str, dict[str, Any]] = {}
+        users: dict[str, dict[str, Any]] = {str(user.get("id")): user for user in sideloads["users"]}
         for page in self._client.audit_pages(ref):
             audits.extend(page.get("audits") or ())
             for user in page.get("users") or ():
                 users.setdefault(str(user.get("id")), user)
         if str(raw.get("status") or "").casefold() == "closed" and raw.get("followup_ids"):
             raw = {**raw, "tags": self._with_follow_up_tags(raw)}
-        return self.parse(raw, audits=audits, users=list(users.values()))
+        return self.parse(raw, audits=audits, users=list(users.values()), organizations=sideloads["organizations"])
 
     def _with_follow_up_tags(self, raw: Mapping[str, Any]) -> list[str]:
         """A closed ticket's tags plus those its follow-ups added (where the connector puts the
@@ -86,12 +86,12 @@ class TicketReader:
         return own + sorted(added - set(own))
 
     def parse(self, raw: dict[str, Any], *, audits: list[dict[str, Any]] | None = None,
-              users: list[dict[str, Any]] | None = None) -> Ticket:
+              users: list[dict[str, Any]] | None = None, organizations: list[dict[str, Any]] | None = None) -> Ticket:
         """A raw ticket (from search or fetch) as the rules see it; without audits it has no
         status history or comments beyond what the ticket object itself carries."""
         catalogue = self._client.catalogue().raw if self._needs_catalogue(raw) else None
         return parse_zendesk_ticket(raw, self._mapping, audits=audits, users=users, ticket_fields=catalogue,
-                                    base_url=self._client.base_url)
+                                    base_url=self._client.base_url, organizations=organizations)
 
 
     def _needs_catalogue(self, raw: Mapping[str, Any]) -> bool:

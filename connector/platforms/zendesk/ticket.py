@@ -37,6 +37,7 @@ from connector.platforms.field_values import (
     require_list,
     status_change,
 )
+from connector.platforms.customer import zendesk_organizations, zendesk_requester_domain
 from connector.platforms.mapping import PlatformMapping
 
 # System ticket fields in the catalogue (GET /api/v2/ticket_fields) and the ticket
@@ -64,12 +65,14 @@ def parse_zendesk_ticket(
     users: list[dict] | None = None,
     ticket_fields: list[dict] | None = None,
     base_url: str | None = None,
+    organizations: list[dict] | None = None,
 ) -> Ticket:
     """Build a `Ticket` from a Zendesk ticket object and whatever of its context is at hand.
 
     `ticket` is the inner "ticket" of the show response; `audits`, `comments`, `users`
     and `ticket_fields` are the lists of the audits, comments, `include=users` sideload
-    and ticket-field endpoints. Without audits the status history is unknown and left
+    and ticket-field endpoints; `organizations` the `include=organizations` sideload
+    (the ticket's organization name, see `customer`). Without audits the status history is unknown and left
     empty. `base_url` is the account URL (`https://acme.zendesk.com`); without it the
     host of `ticket["url"]` is used. Raises `MalformedTicketError` (a ValueError) when
     the ticket lacks its id, status or creation time.
@@ -109,6 +112,8 @@ def parse_zendesk_ticket(
         raw_status=raw_status,
         status_equivalents=mapping.status_equivalents(raw_status),
         reporter=id_text(ticket.get("requester_id")),
+        organizations=zendesk_organizations(ticket, _list_arg(organizations, "organizations", where)),
+        requester_email_domain=zendesk_requester_domain(ticket, _list_arg(users, "users", where)),
         assignee=id_text(ticket.get("assignee_id")),
         group=mapping.group_name(first_text(resolver.raw(mapping.group_field))),
         labels=frozenset(str(tag) for tag in ticket.get("tags") or ()),
