@@ -181,6 +181,16 @@ _CUSTOM_SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     # {"name": ...} on Data Center (https://developer.atlassian.com/server/jira/platform/jira-rest-api-example-edit-issues-6291632).
     ("Change type", "option", "option", "select", ("Standard", "Data fix", "Configuration", "Upgrade", "Architecture")),
     ("Reviewer", "user", "user", "userpicker", ()),
+    # Closing summary (connector/rules/closing_summary.py): what keeps the problem from coming back.
+    ("Preventive measures", "text", "string", "textarea", ()),
+    # Jira Service Management's own request feedback (CSAT), which real sites list in
+    # GET /rest/api/2/field as "Satisfaction", custom type
+    # com.atlassian.servicedesk:sd-request-feedback, schema type "sd-feedback". The name is
+    # shared with the site's own "Satisfaction" number field above (Jira allows two custom
+    # fields of one name; the parser takes the one holding a value). Only the customer's
+    # rating sets it (`JiraStore.give_feedback`), never an edit: nothing documents writing
+    # it through the issue API, so an edit that tries is refused (fail closed).
+    ("Satisfaction", "feedback", "sd-feedback", "com.atlassian.servicedesk:sd-request-feedback", ()),
 )
 
 
@@ -190,8 +200,9 @@ def default_custom_fields(first_id: int = 10050) -> tuple[FieldDef, ...]:
         number = first_id + offset
         fields.append(FieldDef(
             id=f"customfield_{number}", name=name, kind=kind, custom=True, options=options,
-            schema={"type": schema_type, "custom": _CF + custom_type, "customId": number},
-            rich_text=custom_type == "textarea",
+            schema={"type": schema_type, "custom": custom_type if ":" in custom_type else _CF + custom_type,
+                    "customId": number},
+            rich_text=custom_type == "textarea", editable=kind != "feedback",
         ))
     return tuple(fields)
 
@@ -303,6 +314,7 @@ class StoredIssue:
     comments: list[StoredComment] = field(default_factory=list)
     histories: list[History] = field(default_factory=list)
     resolutiondate: datetime | None = None
+    feedback_comment: str | None = None  # the customer's words with a JSM feedback rating
 
 
 @dataclass
@@ -504,6 +516,40 @@ class JiraStore:
         if isinstance(comment, str):
             raise JiraApiError(400, [], {"comment": comment})
         return self._record(issue, [], [comment], actor=actor, at=at)
+
+    def give_feedback(self, issue: StoredIssue, rating: int, comment: str | None, *, actor: str,
+                      at: datetime) -> Change:
+        """The customer rates a resolved request (JSM request feedback, "a numeric
+        representation of the rating, this must be an integer value between 1 and 5",
+        POST /rest/servicedeskapi/request/{issueIdOrKey}/feedback,
+        https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-request/#api-rest-servicedeskapi-request-requestidorkey-feedback-post).
+        Feedback is asked of "the reporter of the provided issue" for a request with feedback
+        enabled (Atlassian's RequestFeedbackDetailsService, jira-servicedesk API docs), so
+        anyone else is refused; a request that is not resolved is refused too (docs silent:
+        fail closed). The rating lands in the Satisfaction field, recorded in the changelog."""
+        definition = next((f for f in self.fields.values() if f.kind == "feedback"), None)
+        if definition is None:
+            raise JiraApiError(404, ["Request feedback is not enabled for this request."])
+        if actor != issue.values.get("reporter"):
+            raise JiraApiError(403, ["Only the reporter of the request can give feedback."])
+        if issue.resolutiondate is None:
+            raise JiraApiError(400, ["Feedback can only be given on a resolved request."])
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+            raise JiraApiError(400, ["The rating must be an integer value between 1 and 5."])
+        issue.feedback_comment = comment
+        items = self._apply_values(issue, {definition.id: rating})
+        return self._record(issue, items, [], actor=actor, at=at)
+
+    def feedback_json(self, issue: StoredIssue) -> dict[str, Any] | None:
+        """GET .../request/{key}/feedback: {"type": "csat", "rating": n, "comment": {"body": …}}."""
+        definition = next((f for f in self.fields.values() if f.kind == "feedback"), None)
+        rating = issue.values.get(definition.id) if definition else None
+        if rating is None:
+            return None
+        out: dict[str, Any] = {"type": "csat", "rating": rating}
+        if issue.feedback_comment:
+            out["comment"] = {"body": issue.feedback_comment}
+        return out
 
     def delete_comment(self, issue: StoredIssue, comment_id: str) -> None:
         for comment in issue.comments:
@@ -781,6 +827,8 @@ class JiraStore:
             return jira_time(value, self.tz), _display_time(value, self.tz)
         if kind == "number":
             return None, f"{value:g}"
+        if kind == "feedback":
+            return str(value), str(value)
         return None, str(value)
 
     # ---- reading
@@ -972,6 +1020,11 @@ class JiraStore:
             return None
         if kind == "datetime":
             return jira_time(value, self.tz)
+        if kind == "feedback":
+            # The field's value in an issue is not documented; shown as the feedback
+            # resource's rating ({"rating": n}). The parser reads a number or an object
+            # with `rating`, nothing else (connector/satisfaction.py).
+            return {"rating": value}
         if kind == "option":
             oid = self.option_id(definition, value)
             return {"self": f"{self.api(version)}/customFieldOption/{oid}", "value": value, "id": oid}

@@ -239,12 +239,22 @@ class ZendeskSandbox(SandboxControls):
     # ------------------------------------------------------------------ seeding / human actors
 
     def add_user(self, name: str, email: str, *, role: str = "end-user", user_id: int | None = None,
-                 default_group: str | int | None = None, time_zone: str = "UTC") -> int:
+                 default_group: str | int | None = None, time_zone: str = "UTC", locale: str = "en-US") -> int:
         """Add an agent, admin or end-user; returns the user id."""
         with self._lock:
             uid = user_id or max(self.store.users) + 1
             group = self._group_id(default_group) if default_group is not None else None
-            return self._add_user(SandboxUser(uid, name, email, role, group, time_zone)).id
+            return self._add_user(SandboxUser(uid, name, email, role, group, time_zone, locale=locale)).id
+
+    def rate(self, ticket_id: int, score: str, *, comment: str | None = None, author: int | str | None = None,
+             at: datetime | None = None) -> None:
+        """The requester rates the solved ticket good or bad (legacy CSAT), as
+        POST /api/v2/tickets/{ticket_id}/satisfaction_rating does; see `ZendeskStore.rate`."""
+        with self._lock:
+            self._tick(at)
+            ticket = self.store.get(ticket_id)
+            actor = self.user_id(author) if author is not None else ticket.requester_id
+            self._emit(self.store.rate(ticket, score, comment, actor_id=actor, at=at or self.clock.now()))
 
     def _add_user(self, user: SandboxUser) -> SandboxUser:
         self.store.add_user(user)
