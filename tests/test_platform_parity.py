@@ -39,7 +39,7 @@ def neutral(ticket, plan) -> list[tuple]:
 
 def test_every_scenario_has_a_twin():
     assert SCENARIOS == sorted(p.name for p in (EXAMPLES / "zendesk").glob("*.json"))
-    assert len(SCENARIOS) == 7
+    assert len(SCENARIOS) == 8
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

@@ -40,6 +40,7 @@ def test_json_shape_names_the_rule_of_every_action(platform):
     ("resolved-without-root-cause.json", "closure", "spc-closure-returned-1"),
     ("reporter-says-not-resolved.json", "closure", "spc-closure-not-resolved-1"),
     ("critical-change-without-review.json", "review-gate", "spc-review-gate-returned-1"),
+    ("resolved-closing-summary.json", "closing-summary", "spc-closing-summary-sent-1"),
 ])
 def test_examples_exercise_each_rule(platform, name, rule, expected):
     out = json.loads(simulate(platform, name, "--format", "json"))
@@ -79,4 +80,5 @@ def test_bad_inputs_are_explained(tmp_path):
 def test_examples_command_runs_every_bundled_ticket():
     result = CliRunner().invoke(main, ["examples"])
     assert result.exit_code == 0
-    assert result.output.count("=== jira:") == 7 and result.output.count("=== zendesk:") == 7
+    assert result.output.count("=== jira:") == 8 and result.output.count("=== zendesk:") == 8
+    assert "[closing-summary] public comment [marker spc-closing-summary-sent-1]" in result.output
