@@ -27,7 +27,10 @@ Definitions (shown in every report's notes, so readers need not guess):
   that reached resolved/closed at least once (a resolution the closure rule sent back
   counts: the resolution did not hold);
 - satisfaction: the mapped `satisfaction` field; "positive" means a score of 4 or more
-  (the 1–5 scale of Jira Service Management) or Zendesk's "good";
+  (the 1–5 scale of Jira Service Management) or Zendesk's "good"; and on the process's
+  own scale (satisfied / basically satisfied / needs improvement, `Ticket.satisfaction`,
+  read from the field or the platform's CSAT, see `connector.satisfaction`) per priority
+  and overall: each level's count and share of the rated tickets;
 - leftovers: every ticket created before the end of the period and not resolved/closed
   at its end, however old, with its owner (group, assignee) and age in calendar days;
 - trend: each headline figure of the previous period of the same length.
@@ -45,6 +48,7 @@ from typing import Literal
 from connector.config import SupportConfig
 from connector.model import DONE_STATUSES, PRIORITIES, Status, Ticket
 from connector.model import ticket_as_of as model_ticket_as_of
+from connector.satisfaction import LEVELS
 from connector.review.similarity import DEFAULT_THRESHOLD, Cluster, Similar, clusters
 from connector.rules.base import EvalContext
 from connector.rules.escalation import EscalationRule
@@ -227,6 +231,7 @@ class TicketFacts:
     reopens: int
     ever_done: bool
     satisfaction: str
+    satisfaction_level: str | None = None  # connector.satisfaction.LEVELS, None: not rated
 
     @property
     def done(self) -> bool:
@@ -298,6 +303,7 @@ class SlaTerms:
             reopens=count_reopens(view),
             ever_done=ever_done(view),
             satisfaction=satisfaction_label(view.fields.get("satisfaction")),
+            satisfaction_level=view.satisfaction,
         )
 
 
@@ -340,6 +346,8 @@ class PeriodFigures:
     repeats: list[Cluster]
     satisfaction: dict[str, int]
     leftovers: list[Leftover]
+    # "all" and each priority with a rated ticket -> {level: tickets}, every level present.
+    satisfaction_levels: dict[str, dict[str, int]] = field(default_factory=dict)
     ticket_urls: dict[str, str | None] = field(default_factory=dict)  # the period's tickets, key -> web link
 
     @property
@@ -355,6 +363,11 @@ class PeriodFigures:
         answers = [satisfaction_positive(label) for label, n in self.satisfaction.items() for _ in range(n)]
         rated = [a for a in answers if a is not None]
         return share(sum(rated), len(rated))
+
+    def level_share(self, group: str, level: str) -> float | None:
+        """Percent of the group's rated tickets that gave `level`; None when none was rated."""
+        counts = self.satisfaction_levels.get(group)
+        return share(counts[level], sum(counts.values())) if counts else None
 
     @property
     def rated(self) -> int:
@@ -420,6 +433,12 @@ def period_figures(terms: SlaTerms, tickets: Sequence[Ticket], period: Period, a
             for group in ("all", _priority_key(f.ticket)):
                 compliance[(group, metric)] = compliance.get((group, metric), Compliance()).add(state)
     satisfaction = Counter(f.satisfaction for f in cohort)
+    satisfaction_levels: dict[str, dict[str, int]] = {}
+    for group in ("all", *PRIORITIES, NO_VALUE):
+        levels = Counter(f.satisfaction_level for f in cohort
+                         if f.satisfaction_level and group in ("all", _priority_key(f.ticket)))
+        if levels or group == "all":
+            satisfaction_levels[group] = {level: levels[level] for level in LEVELS}
     repeats = clusters([Similar(f.ticket.key, f.ticket.category, f.ticket.summary) for f in cohort], repeat_threshold)
     return PeriodFigures(
         period=period, as_of=as_of, tickets=len(cohort), resolved=sum(f.done for f in cohort),
@@ -430,6 +449,7 @@ def period_figures(terms: SlaTerms, tickets: Sequence[Ticket], period: Period, a
         ever_resolved=sum(f.ever_done for f in cohort), repeats=repeats,
         satisfaction=dict(sorted(satisfaction.items(), key=lambda kv: _satisfaction_order(kv[0]))),
         leftovers=leftovers, ticket_urls={f.ticket.key: f.ticket.url for f in cohort},
+        satisfaction_levels=satisfaction_levels,
     )
 
 
