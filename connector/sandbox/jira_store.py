@@ -168,6 +168,12 @@ _CUSTOM_SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("Solution", "text", "string", "textarea", ()),
     ("Verification result", "option", "option", "select", ("Resolved", "Partly resolved", "Not resolved")),
     ("Knowledge base link", "url", "string", "url", ()),
+    # The reporter's rating, 1–5. Jira Service Management's own request feedback lands here
+    # (`JiraStore.give_feedback`, the portal's rating); real sites list JSM's field as
+    # "Satisfaction" too (custom type com.atlassian.servicedesk:sd-request-feedback, schema
+    # type "sd-feedback", as GET /rest/api/2/field shows on JSM sites). Its value in an
+    # issue is not documented: the sandbox shows the number, and the parser reads a number or
+    # an object with `rating` (connector/satisfaction.py), nothing else.
     ("Satisfaction", "number", "number", "float", ()),
     ("Support group", "string", "string", "textfield", ()),
     ("First response due", "datetime", "datetime", "datetime", ()),
@@ -183,14 +189,6 @@ _CUSTOM_SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("Reviewer", "user", "user", "userpicker", ()),
     # Closing summary (connector/rules/closing_summary.py): what keeps the problem from coming back.
     ("Preventive measures", "text", "string", "textarea", ()),
-    # Jira Service Management's own request feedback (CSAT), which real sites list in
-    # GET /rest/api/2/field as "Satisfaction", custom type
-    # com.atlassian.servicedesk:sd-request-feedback, schema type "sd-feedback". The name is
-    # shared with the site's own "Satisfaction" number field above (Jira allows two custom
-    # fields of one name; the parser takes the one holding a value). Only the customer's
-    # rating sets it (`JiraStore.give_feedback`), never an edit: nothing documents writing
-    # it through the issue API, so an edit that tries is refused (fail closed).
-    ("Satisfaction", "feedback", "sd-feedback", "com.atlassian.servicedesk:sd-request-feedback", ()),
 )
 
 
@@ -200,9 +198,8 @@ def default_custom_fields(first_id: int = 10050) -> tuple[FieldDef, ...]:
         number = first_id + offset
         fields.append(FieldDef(
             id=f"customfield_{number}", name=name, kind=kind, custom=True, options=options,
-            schema={"type": schema_type, "custom": custom_type if ":" in custom_type else _CF + custom_type,
-                    "customId": number},
-            rich_text=custom_type == "textarea", editable=kind != "feedback",
+            schema={"type": schema_type, "custom": _CF + custom_type, "customId": number},
+            rich_text=custom_type == "textarea",
         ))
     return tuple(fields)
 
@@ -527,7 +524,7 @@ class JiraStore:
         enabled (Atlassian's RequestFeedbackDetailsService, jira-servicedesk API docs), so
         anyone else is refused; a request that is not resolved is refused too (docs silent:
         fail closed). The rating lands in the Satisfaction field, recorded in the changelog."""
-        definition = next((f for f in self.fields.values() if f.kind == "feedback"), None)
+        definition = self._feedback_field()
         if definition is None:
             raise JiraApiError(404, ["Request feedback is not enabled for this request."])
         if actor != issue.values.get("reporter"):
@@ -537,16 +534,19 @@ class JiraStore:
         if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
             raise JiraApiError(400, ["The rating must be an integer value between 1 and 5."])
         issue.feedback_comment = comment
-        items = self._apply_values(issue, {definition.id: rating})
+        items = self._apply_values(issue, {definition.id: float(rating)})
         return self._record(issue, items, [], actor=actor, at=at)
+
+    def _feedback_field(self) -> FieldDef | None:
+        return next((f for f in self.fields.values() if f.custom and f.name == "Satisfaction"), None)
 
     def feedback_json(self, issue: StoredIssue) -> dict[str, Any] | None:
         """GET .../request/{key}/feedback: {"type": "csat", "rating": n, "comment": {"body": …}}."""
-        definition = next((f for f in self.fields.values() if f.kind == "feedback"), None)
+        definition = self._feedback_field()
         rating = issue.values.get(definition.id) if definition else None
         if rating is None:
             return None
-        out: dict[str, Any] = {"type": "csat", "rating": rating}
+        out: dict[str, Any] = {"type": "csat", "rating": int(rating)}
         if issue.feedback_comment:
             out["comment"] = {"body": issue.feedback_comment}
         return out
@@ -827,8 +827,6 @@ class JiraStore:
             return jira_time(value, self.tz), _display_time(value, self.tz)
         if kind == "number":
             return None, f"{value:g}"
-        if kind == "feedback":
-            return str(value), str(value)
         return None, str(value)
 
     # ---- reading
@@ -1020,11 +1018,6 @@ class JiraStore:
             return None
         if kind == "datetime":
             return jira_time(value, self.tz)
-        if kind == "feedback":
-            # The field's value in an issue is not documented; shown as the feedback
-            # resource's rating ({"rating": n}). The parser reads a number or an object
-            # with `rating`, nothing else (connector/satisfaction.py).
-            return {"rating": value}
         if kind == "option":
             oid = self.option_id(definition, value)
             return {"self": f"{self.api(version)}/customFieldOption/{oid}", "value": value, "id": oid}
