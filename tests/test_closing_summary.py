@@ -189,3 +189,20 @@ def test_config_problems_are_named(tmp_path):
     assert "calendar 'nope' is not defined" in text
     assert "field 'prevention' is not mapped" in text
     assert "must come after the rules that may send a resolved ticket back (closure)" in text
+
+
+def test_no_summary_when_a_send_back_was_recorded_but_the_move_failed():
+    # The closure rule answered this attempt (its marker is on the ticket) but the workflow
+    # offered no transition back, so the ticket is still resolved: the resolve does not stand.
+    t = resolved({"root_cause": None}, labels={"spc-closure-returned-1"})
+    assert evaluate(t, at("2026-11-20 11:01"), only("closure", "closing-summary")).actions == []
+    t = resolved({"change_type": "Data fix"}, labels={"spc-review-gate-returned-1"})
+    assert evaluate(t, at("2026-11-20 11:01"), only("review-gate", "closing-summary")).actions == []
+    # A send-back of an earlier attempt does not silence this one.
+    history = [("2026-11-20 09:10", Status.NEW, Status.IN_PROGRESS),
+               ("2026-11-20 10:00", Status.IN_PROGRESS, Status.RESOLVED),
+               ("2026-11-20 10:05", Status.RESOLVED, Status.IN_PROGRESS),
+               ("2026-11-20 11:00", Status.IN_PROGRESS, Status.RESOLVED)]
+    t = resolved(history=history, labels={"spc-closure-returned-1"})
+    [comment] = summaries(evaluate(t, at("2026-11-20 11:01"), only("closure", "closing-summary")))
+    assert comment.marker == "spc-closing-summary-sent-2"

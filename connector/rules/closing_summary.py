@@ -23,10 +23,12 @@ exact tag first (`zh-CN`, `_` and `-` alike, any case), then the language alone 
 Once per resolve attempt: the marker is `<id>-sent-<attempt>`, the attempt being the
 number of times the ticket has entered a done status (`closure.done_entries`), so a
 replayed event posts nothing, and a ticket reopened and resolved again gets a fresh
-summary. Never for a ticket another rule sends back in the same plan: the engine shows
+summary. Never for a resolve another rule sends back. In the same plan: the engine shows
 each rule the ticket as the earlier rules' actions leave it, so this rule must come after
 the `closure` and `review-gate` rules (the config check says so) – a ticket they move back
-to work is no longer resolved when this rule looks. A resolution older than
+to work is no longer resolved when this rule looks. In a later plan: their markers for
+this attempt (`<id>-returned-<attempt>`, `<id>-not-resolved-<attempt>`) are on the ticket,
+also when the workflow offered no transition back and the ticket stayed resolved. A resolution older than
 `max_delay_hours` (wall clock) gets no summary: turning the rule on must not mail every
 reporter of last year's tickets.
 
@@ -140,6 +142,17 @@ class ClosingSummaryRule(RuleBase):
                                         "back gets no closing summary"))
         return problems
 
+    def sent_back(self, ctx: EvalContext, attempt: int) -> bool:
+        """True when a closure or review-gate rule answered this resolve attempt by sending the
+        ticket back – recorded by its marker even where the move itself could not be made (a
+        workflow without that transition): the resolve does not stand, so there is nothing to
+        summarise."""
+        for rule in ctx.config.rules:
+            if rule.type in SENDS_BACK and rule.enabled:
+                if ctx.has_marker(f"{rule.id}-returned-{attempt}") or ctx.has_marker(f"{rule.id}-not-resolved-{attempt}"):
+                    return True
+        return False
+
     def handling_minutes(self, ticket: Ticket, ctx: EvalContext) -> float | None:
         """Business minutes from creation to resolution – the SLA resolution clock's elapsed time."""
         built = build_clock("resolution", ticket, ctx.now, target_minutes=1, clock="business",
@@ -151,8 +164,9 @@ class ClosingSummaryRule(RuleBase):
         resolved = resolved_at(ticket)
         if ticket.status not in DONE_STATUSES or resolved is None:
             return []  # not resolved, or a resolution the platform gives no time for: nothing to tell
-        marker = f"{self.id}-sent-{done_entries(ticket)}"
-        if ctx.has_marker(marker):
+        attempt = done_entries(ticket)
+        marker = f"{self.id}-sent-{attempt}"
+        if ctx.has_marker(marker) or self.sent_back(ctx, attempt):
             return []
         if (ctx.now - resolved).total_seconds() > self.max_delay_hours * 3600:
             return []
