@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
 from connector.reconcile import reconcile
 from connector.sandbox import jira as jira_sandbox
@@ -68,9 +69,14 @@ def test_jira_resolve_posts_one_public_summary_and_reads_the_feedback_back(stack
 
     adapter = stack.runtime.adapter("jira")
     assert adapter.fetch(key).satisfaction is None
+    feedback_url = f"{stack.jira.base_url}/rest/servicedeskapi/request/{key}/feedback"
+    auth = (stack.jira.email, stack.jira.api_token)
+    assert requests.get(feedback_url, auth=auth, timeout=10).status_code == 404  # not rated yet
     stack.jira.give_feedback(key, 3, comment="Fixed, but slowly")
     stack.settle()
     assert adapter.fetch(key).satisfaction == "basically satisfied"
+    assert requests.get(feedback_url, auth=auth, timeout=10).json() == {
+        "type": "csat", "rating": 3, "comment": {"body": "Fixed, but slowly"}}
     assert len(jira_summaries(stack, key)) == 1  # the rating is not a new resolve
 
 
