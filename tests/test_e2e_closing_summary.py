@@ -140,6 +140,12 @@ def test_zendesk_english_requester_and_the_rating_rules(stack):
     with pytest.raises(ZendeskApiError) as refused:
         stack.zendesk.rate(ticket_id, "good", author=zendesk_sandbox.AGENT)
     assert refused.value.status == 403
+    # Over HTTP the caller is the connector's agent: refused too, nothing recorded.
+    answer = requests.post(f"{stack.zendesk.base_url}/api/v2/tickets/{ticket_id}/satisfaction_rating",
+                           json={"satisfaction_rating": {"score": "good"}},
+                           auth=(f"{stack.zendesk.email}/token", stack.zendesk.api_token), timeout=10)
+    assert answer.status_code == 403
+    assert stack.zendesk.ticket(ticket_id)["satisfaction_rating"] == {"score": "unoffered"}
     stack.zendesk.rate(ticket_id, "bad")
     assert stack.runtime.adapter("zendesk").fetch(str(ticket_id)).satisfaction == "needs improvement"
 

@@ -218,6 +218,7 @@ class ZendeskSandbox(SandboxControls):
             ("GET", "/api/v2/tickets/show_many.json", self._show_many),
             ("GET", "/api/v2/tickets/{ticket_id}/audits.json", self._list_audits),
             ("GET", "/api/v2/tickets/{ticket_id}/comments.json", self._list_comments),
+            ("POST", "/api/v2/tickets/{ticket_id}/satisfaction_rating", self._rate_ticket),
             ("GET", "/api/v2/ticket_fields.json", self._ticket_fields),
             ("GET", "/api/v2/users/me.json", self._me),
             ("GET", "/api/v2/users/{user_id}.json", self._show_user),
@@ -786,6 +787,18 @@ class ZendeskSandbox(SandboxControls):
         self._updates.setdefault((CONNECTOR, ticket.id), deque()).append(self.clock.now())
         self._emit(change)
         return 200, {"ticket": self.store.ticket_json(ticket), "audit": self.store.audit_json(change.audit)}
+
+    def _rate_ticket(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        """POST /api/v2/tickets/{ticket_id}/satisfaction_rating as the authenticated user, the
+        connector's agent: only the requester may rate, so it is refused (403) like on Zendesk;
+        requesters rate through `rate()`."""
+        ticket = self.store.get(params["ticket_id"])
+        body = request.get_json(silent=True) or {}
+        rating = body.get("satisfaction_rating") if isinstance(body, dict) else None
+        rating = rating if isinstance(rating, dict) else {}
+        change = self.store.rate(ticket, str(rating.get("score")), rating.get("comment"), actor_id=CONNECTOR,
+                                 at=self.clock.now())
+        return 200, {"satisfaction_rating": self.store.ticket_json(change.ticket)["satisfaction_rating"]}
 
     def _check_update_limit(self, ticket_id: int) -> None:
         """Zendesk allows 30 updates per ticket per user in 10 minutes; the 31st gets a 429."""
