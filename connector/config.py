@@ -40,6 +40,7 @@ DEFAULT_FIELD_LABELS = {
     "satisfaction": "Satisfaction",
     "change_type": "Change type",
     "reviewer": "Reviewer",
+    "preventive_measures": "Preventive measures",
 }
 
 

@@ -36,6 +36,9 @@ PREMIUM_STORY = ("P1 from the premium customer Acme Europe in Berlin → the pre
 DEMO_START = datetime(2026, 11, 20, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 INTAKE = {"Impact scope": "Shanghai office, 40 users", "Steps to reproduce": "Connect VPN, open ERP, wait 5 minutes"}
 # A data fix with its knowledge recorded but no reviewer: the review gate's story.
+PREVENTION = "Certificate rotations now include the SP update in the change checklist"
+# The story whose reporter rates the result once it is resolved (the P1 sign-on failure).
+RATED_STORY = ("P1 resolved with root cause", "P1 solved with root cause")
 CRITICAL_CHANGE = {"Root cause": "The rates import wrote last year's tax rate", "Solution": "Corrected the rates table",
                    "Verification result": "Resolved", "Knowledge base link": "https://kb.example.com/rates-import",
                    "Recurrence note": "First occurrence", "Change type": "Data fix"}
@@ -82,14 +85,15 @@ def _scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], None] | N
     def close_properly(key: str = key) -> None:
         jira.set_fields(key, {"Root cause": "IdP signing certificate rotated without updating the SP",
                               "Solution": "Uploaded the new certificate to the SP", "Verification result": "Resolved",
-                              "Knowledge base link": "https://kb.example.com/sso-idp-certificate-rotation"},
+                              "Knowledge base link": "https://kb.example.com/sso-idp-certificate-rotation",
+                              "Preventive measures": PREVENTION},
                         author=AGENT)
         # Resolved, not Closed: the stock workflow's Closed allows no edits (jira.issue.editable
         # = false), so the due field is written while the request is resolved.
         jira.set_status(key, "Resolved", author=AGENT)
 
-    stories.append(("P1 resolved with root cause, solution and verification → follow-up due in 3 business days",
-                    key, close_properly))
+    stories.append(("P1 resolved with root cause, solution and verification → closing summary to the reporter, "
+                    "follow-up due in 3 business days", key, close_properly))
 
     key = jira.create_issue(
         "Invoice totals wrong after the rates import", description="Totals off by the tax rate.", priority="Medium",
@@ -141,8 +145,11 @@ def _zendesk_scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], N
                         at=now - timedelta(hours=2, minutes=50))
     stories.append(("Ticket solved without root cause → reopened with the missing items named", ticket_id,
                     lambda t=ticket_id: zendesk.set_status(t, "solved", author=ZENDESK_AGENT)))
+    # This reporter's Zendesk profile is in Chinese (user `locale`): the closing summary is too.
+    reporter = zendesk.add_user("Li Lei", "lilei@customer.example", locale="zh-CN")
     ticket_id = zendesk.create_ticket(
         "Single sign-on fails for the Beijing tenant", "SAML assertion rejected.", priority="high", group="L1",
+        requester=reporter,
         created=now - timedelta(hours=5), history=[(now - timedelta(hours=4, minutes=40), "open")],
         custom_fields={**intake, "Category": "login", "Environment": "Okta, Chrome 131",
                        "Error message": "SAML: InvalidSignature"})
@@ -153,12 +160,13 @@ def _zendesk_scenarios(stack: LocalStack) -> list[tuple[str, str, Callable[[], N
         zendesk.set_fields(ticket_id, {"Root cause": "IdP signing certificate rotated without updating the SP",
                                        "Solution": "Uploaded the new certificate to the SP",
                                        "Verification result": "resolved",
-                                       "Knowledge base link": "https://kb.example.com/sso-idp-certificate-rotation"},
+                                       "Knowledge base link": "https://kb.example.com/sso-idp-certificate-rotation",
+                                       "Preventive measures": PREVENTION},
                            author=ZENDESK_AGENT)
         zendesk.set_status(ticket_id, "solved", author=ZENDESK_AGENT)
 
-    stories.append(("P1 solved with root cause, solution and verification → follow-up due in 3 business days",
-                    ticket_id, solve_properly))
+    stories.append(("P1 solved with root cause, solution and verification → closing summary to the reporter "
+                    "in Chinese (her locale), follow-up due in 3 business days", ticket_id, solve_properly))
     ticket_id = zendesk.create_ticket(
         "Invoice totals wrong after the rates import", "Totals off by the tax rate.", priority="normal", group="L1",
         assignee=ZENDESK_AGENT, created=now - timedelta(hours=4),
@@ -250,6 +258,21 @@ def _timeline(stack: LocalStack, key: str) -> list[str]:
     return [f"      {created[:16].replace('T', ' ')}  {text}" for created, text in sorted(events)]
 
 
+def _rate_and_read_back(stack: LocalStack, jira_stories, zendesk_stories) -> list[str]:
+    """The reporters of the resolved P1 stories rate the result in the platform's own survey
+    (a JSM request-feedback rating, Zendesk's CSAT "good"); the connector reads it back on
+    the process's scale, as the review report counts it."""
+    [jira_key] = [ref for title, ref, _ in jira_stories if title.startswith(RATED_STORY)]
+    [zendesk_id] = [ref for title, ref, _ in zendesk_stories if title.startswith(RATED_STORY)]
+    stack.jira.give_feedback(jira_key, 4, comment="Works again, thanks")
+    stack.zendesk.rate(zendesk_id, "good", comment="很快，谢谢")
+    stack.settle()
+    jira_level = stack.runtime.adapter("jira").fetch(jira_key).satisfaction
+    zendesk_level = stack.runtime.adapter("zendesk").fetch(str(zendesk_id)).satisfaction
+    return [f"Satisfaction read back: Jira {jira_key} rated 4 of 5 (request feedback) → {jira_level}; "
+            f"Zendesk #{zendesk_id} rated good (CSAT) → {zendesk_level}"]
+
+
 def _tell(echo, stories, describe, timeline) -> None:
     for number, (title, ref, _) in enumerate(stories, 1):
         echo(f"{number}. {title}")
@@ -336,6 +359,7 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
             stack.clock.advance(timedelta(minutes=61))
             if stack.pump():
                 stack.settle()
+            ratings = _rate_and_read_back(stack, jira_stories, zendesk_stories)
 
             def describe_issue(key: str) -> str:
                 fields = stack.jira.issue(key)["fields"]
@@ -354,6 +378,9 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
             _tell(echo, zendesk_stories, describe_ticket, lambda ticket_id: _zendesk_timeline(stack, ticket_id)
                   + (_tier_lines(stack, "zendesk", ticket_id) if ticket_id == zendesk_stories[-1][1] and not observe
                      else []))
+            for line in ratings:
+                echo(line)
+            echo("")
             _tell_chat(echo, stack)
             if observe:
                 for platform in ("jira", "zendesk"):

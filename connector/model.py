@@ -121,6 +121,9 @@ class Ticket(BaseModel):
     # requester's e-mail is kept, never the address.
     organizations: tuple[str, ...] | None = None
     requester_email_domain: str | None = None
+    # The requester's language as the platform gives it (Zendesk user `locale`, e.g. "zh-CN";
+    # Jira user `locale`, e.g. "zh_CN", when the reporter object carries one); None: unknown.
+    requester_locale: str | None = None
     assignee: str | None = None
     group: str | None = None
     labels: frozenset[str] = frozenset()
@@ -134,6 +137,9 @@ class Ticket(BaseModel):
     # escalation response clock (`connector.rules.escalation`); empty when not read.
     marker_times: dict[str, datetime] = Field(default_factory=dict)
     fields: dict[str, Any] = Field(default_factory=dict)
+    # The reporter's rating on the process's scale, from the `satisfaction` field or the
+    # platform's own CSAT (`connector.satisfaction`); None: not rated (yet).
+    satisfaction: Literal["satisfied", "basically satisfied", "needs improvement"] | None = None
     created: datetime
     updated: datetime | None = None
     resolved: datetime | None = None

@@ -47,7 +47,7 @@ def test_shipped_configs_validate():
         config = load_config(path)
         assert {r.type for r in config.rules} == {"required-fields", "similar-cases", "routing", "sla", "escalation",
                                                   "closure", "auto-close", "follow-up", "problem-number",
-                                                  "review-gate"}
+                                                  "review-gate", "closing-summary"}
 
 
 def test_unknown_rule_type_lists_the_valid_ones(tmp_path):
@@ -59,7 +59,8 @@ rules:
 """)
     [message] = problems(path)
     assert message.startswith(f"{path}:9: rules[0].type (rule 'intake'): unknown rule type 'required-field'")
-    assert ("auto-close, closure, escalation, follow-up, problem-number, required-fields, review-gate, routing, "
+    assert ("auto-close, closing-summary, closure, escalation, follow-up, problem-number, required-fields, "
+            "review-gate, routing, "
             "similar-cases, sla") in message
 
 
@@ -173,7 +174,7 @@ platforms:
 def test_check_config_command(tmp_path):
     runner = CliRunner()
     ok = runner.invoke(main, ["check-config", str(DEFAULT_CONFIG)])
-    assert ok.exit_code == 0 and "OK: 11 rules" in ok.output
+    assert ok.exit_code == 0 and "OK: 12 rules" in ok.output
     bad = write(tmp_path, "rules:\n  - {id: x, type: nope}\n")
     failed = runner.invoke(main, ["check-config", str(bad)])
     assert failed.exit_code == 2

@@ -28,6 +28,7 @@ def test_demo_walks_the_standard_process_on_jira_and_zendesk():
         assert "needs a second person's review before it is resolved" in text  # review gate's note
         assert "spc-review-gate-returned-1" in text
         assert "Follow-up due" in text                     # follow-up after closing
+        assert "spc-closing-summary-sent-1" in text        # closing summary, once
         assert re.search(r"set Problem number: – → TS20261120\d{3}", text)  # problem numbers at intake
         # Per-customer service levels: the premium customer's tier, in Berlin business hours.
         assert "tier premium (rule sla-premium), calendar europe (Europe/Berlin): P1 first response 1h" in text
@@ -36,4 +37,8 @@ def test_demo_walks_the_standard_process_on_jira_and_zendesk():
     # One sequence for both platforms (same prefix): twelve tickets, twelve distinct numbers.
     numbers = re.findall(r"set Problem number: – → (TS\d+)", result.output)
     assert sorted(numbers) == [f"TS20261120{n:03d}" for n in range(1, 13)]
+    assert "public comment: SUP-4 has been resolved. Here is a summary:" in jira
+    assert "public comment: #4 已解决，处理总结如下：" in zendesk  # the reporter's locale is zh-CN
+    assert ("Satisfaction read back: Jira SUP-4 rated 4 of 5 (request feedback) → satisfied; "
+            "Zendesk #4 rated good (CSAT) → satisfied") in result.output
     assert "API calls to Jira:" in result.output and "API calls to Zendesk:" in result.output

@@ -105,6 +105,7 @@ def test_observe_mode_writes_nothing_over_the_demo_and_records_every_action(tmp_
             assert "please add:" in comments and "SLA breached" in comments and "Escalated to L2" in comments
             assert "was moved back to In Progress" in comments
             assert "needs a second person's review" in comments  # the review gate's story
+            assert "has been resolved. Here is a summary" in comments or "已解决，处理总结如下" in comments
             assert any(r.action == "assign" and r.details["group"] == "network-team" for r in rows)
             assert any(r.action == "set-fields" and "follow_up_due" in r.details["fields"] for r in rows)
             # Re-planned one-time actions are kept once, with a count.

@@ -200,6 +200,7 @@ def test_ticket_closed_between_read_and_write_is_re_planned_and_the_reminder_not
         adapter = runtime.adapter("zendesk")
         ticket_id = solved_p1(zendesk, FRIDAY)
         reconcile(runtime, "zendesk", str(ticket_id))
+        posted = connector_comments(zendesk, ticket_id)  # the closing summary of the solve
         zendesk.clock.advance(timedelta(days=5, hours=20))
         read = adapter.fetch(str(ticket_id))
         assert read.raw_status == "solved"
@@ -213,7 +214,7 @@ def test_ticket_closed_between_read_and_write_is_re_planned_and_the_reminder_not
             expected = StaleTicket
         with pytest.raises(expected):
             adapter.apply(read, stale_plan)
-        assert not connector_comments(zendesk, ticket_id)
+        assert connector_comments(zendesk, ticket_id) == posted  # the refused write left no comment
         # What reconcile does on StaleTicket: re-read and re-plan; the reminder goes to a follow-up.
         assert reconcile(runtime, "zendesk", str(ticket_id)).outcome == "applied"
         [follow_up_id] = zendesk.ticket(ticket_id)["followup_ids"]

@@ -151,6 +151,11 @@ EXAMPLE_EXPECTATIONS = {
         priority="P2", status=Status.RESOLVED, category="performance", history=3,
         roles=[(AuthorRole.AGENT, True), (AuthorRole.AGENT, False), (AuthorRole.AGENT, True)],
         present=INTAKE | {"root_cause", "solution", "verification_result", "change_type"}, absent={"reviewer"},
+    ),    "resolved-closing-summary": dict(
+        priority="P2", status=Status.RESOLVED, category="reporting", history=3,
+        roles=[(AuthorRole.AGENT, True), (AuthorRole.AGENT, False), (AuthorRole.AGENT, True)],
+        present=INTAKE | {"root_cause", "solution", "verification_result", "kb_link", "preventive_measures"},
+        absent={"satisfaction"},
     ),
     "new-report-gets-problem-number": dict(
         priority="P2", status=Status.NEW, category="network", history=1, roles=[],

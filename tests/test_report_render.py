@@ -64,8 +64,8 @@ def test_markdown_has_every_section_in_order_with_well_formed_tables(report):
     assert headings[1:] == [
         "Headline figures", "Volume by category", "Volume by priority",
         "First-response and resolution times (business time)", "SLA compliance", "SLA compliance by tier",
-        "Reopened tickets",
-        "Repeat problems", "Satisfaction", "Leftovers at period end (2)", "How the figures are computed"]
+        "Reopened tickets", "Repeat problems", "Satisfaction", "Satisfaction by priority",
+        "Leftovers at period end (2)", "How the figures are computed"]
     # Every table row has as many cells as its header: a "|" in a summary is escaped.
     for block in re.findall(r"(?:^\|.*\|\n)+", text, flags=re.M):
         lines = block.strip().split("\n")
@@ -87,7 +87,7 @@ def test_csv_is_one_long_table_with_a_section_column(report):
     sections = {r["section"] for r in records}
     assert sections == {"report", "headline", "volume_by_category", "volume_by_priority", "times", "sla_compliance",
                         "sla_compliance_by_tier",
-                        "reopen", "repeat_problems", "satisfaction", "leftovers"}
+                        "reopen", "repeat_problems", "satisfaction", "satisfaction_levels", "leftovers"}
 
     def value(section, group, metric):
         [row] = [r for r in records if (r["section"], r["group"], r["metric"]) == (section, group, metric)]

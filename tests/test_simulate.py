@@ -40,6 +40,7 @@ def test_json_shape_names_the_rule_of_every_action(platform):
     ("resolved-without-root-cause.json", "closure", "spc-closure-returned-1"),
     ("reporter-says-not-resolved.json", "closure", "spc-closure-not-resolved-1"),
     ("critical-change-without-review.json", "review-gate", "spc-review-gate-returned-1"),
+    ("resolved-closing-summary.json", "closing-summary", "spc-closing-summary-sent-1"),
 ])
 def test_examples_exercise_each_rule(platform, name, rule, expected):
     out = json.loads(simulate(platform, name, "--format", "json"))
@@ -81,6 +82,7 @@ def test_examples_command_runs_every_bundled_ticket():
     assert result.exit_code == 0
     for platform in ("jira", "zendesk"):
         assert result.output.count(f"=== {platform}:") == len(list((EXAMPLES / platform).glob("*.json"))) > 7
+    assert "[closing-summary] public comment [marker spc-closing-summary-sent-1]" in result.output
     # Rules shipped switched off are named, with the way to see them.
     assert "not shown: problem-number; add --enable problem-number" in result.output
     assert "[problem-number]" not in result.output

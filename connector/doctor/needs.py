@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from connector.config import SupportConfig
 from connector.model import DONE_STATUSES, PRIORITIES, Status
 from connector.rules.auto_close import AutoCloseRule
+from connector.rules.closing_summary import ClosingSummaryRule
 from connector.rules.closure import ClosureRule
 from connector.rules.escalation import EscalationRule
 from connector.rules.follow_up import FollowUpRule
@@ -175,6 +176,13 @@ def _review_gate(rule: ReviewGateRule, needs: Needs) -> None:
     needs.moves.append(Move(rule.id, frozenset(DONE_STATUSES), rule.reopen_status))
 
 
+def _closing_summary(rule: ClosingSummaryRule, needs: Needs) -> None:
+    # Reads the knowledge it summarises; posts one public comment while resolved/closed.
+    for name in (rule.solution_field, rule.root_cause_field, rule.preventive_measures_field):
+        needs.read(name, rule.id)
+    needs.comment(rule.id, rule.comment.public, DONE_STATUSES)
+
+
 def _auto_close(rule: AutoCloseRule, needs: Needs) -> None:
     needs.comment(rule.id, rule.comment.public, {Status.RESOLVED})
     needs.moves.append(Move(rule.id, frozenset({Status.RESOLVED}), rule.close_status))
@@ -213,4 +221,5 @@ _NEEDS = {
     SimilarCasesRule: _similar_cases,
     ProblemNumberRule: _problem_number,
     ReviewGateRule: _review_gate,
+    ClosingSummaryRule: _closing_summary,
 }

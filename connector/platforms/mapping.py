@@ -34,6 +34,7 @@ LOGICAL_FIELDS = (
     "problem_number",
     "change_type",
     "reviewer",
+    "preventive_measures",
 )
 
 
@@ -184,6 +185,7 @@ def default_jira_mapping() -> PlatformMapping:
             "problem_number": "Problem number",
             "change_type": "Change type",
             "reviewer": "Reviewer",
+            "preventive_measures": "Preventive measures",
         },
         # Stock JSM's "Resolve this issue" screen requires Resolution (without it the
         # transition answers 400 "Field Resolution is required.", mozilla/jira-bugzilla-
@@ -239,6 +241,7 @@ def default_zendesk_mapping() -> PlatformMapping:
             "problem_number": "Problem number",
             "change_type": "Change type",
             "reviewer": "Reviewer",
+            "preventive_measures": "Preventive measures",
         },
     )
 

@@ -28,7 +28,10 @@ Definitions (shown in every report's notes, so readers need not guess):
   that reached resolved/closed at least once (a resolution the closure rule sent back
   counts: the resolution did not hold);
 - satisfaction: the mapped `satisfaction` field; "positive" means a score of 4 or more
-  (the 1–5 scale of Jira Service Management) or Zendesk's "good";
+  (the 1–5 scale of Jira Service Management) or Zendesk's "good"; and on the process's
+  own scale (satisfied / basically satisfied / needs improvement, `Ticket.satisfaction`,
+  read from the field or the platform's CSAT, see `connector.satisfaction`) per priority
+  and overall: each level's count and share of the rated tickets;
 - leftovers: every ticket created before the end of the period and not resolved/closed
   at its end, however old, with its owner (group, assignee) and age in calendar days;
 - trend: each headline figure of the previous period of the same length.
@@ -46,6 +49,7 @@ from typing import Literal
 from connector.config import SupportConfig
 from connector.model import DONE_STATUSES, PRIORITIES, Status, Ticket
 from connector.model import ticket_as_of as model_ticket_as_of
+from connector.satisfaction import LEVELS
 from connector.review.similarity import DEFAULT_THRESHOLD, Cluster, Similar, clusters
 from connector.rules.base import EvalContext
 from connector.rules.escalation import EscalationRule
@@ -230,6 +234,7 @@ class TicketFacts:
     ever_done: bool
     satisfaction: str
     tier: str | None = None  # the contract tier (sla rule) that scored `sla`; None: no sla rule applies
+    satisfaction_level: str | None = None  # connector.satisfaction.LEVELS, None: not rated
 
     @property
     def done(self) -> bool:
@@ -302,6 +307,7 @@ class SlaTerms:
             ever_done=ever_done(view),
             satisfaction=satisfaction_label(view.fields.get("satisfaction")),
             tier=rule.tier_name if applies else None,
+            satisfaction_level=view.satisfaction,
         )
 
 
@@ -344,6 +350,8 @@ class PeriodFigures:
     repeats: list[Cluster]
     satisfaction: dict[str, int]
     leftovers: list[Leftover]
+    # "all" and each priority with a rated ticket -> {level: tickets}, every level present.
+    satisfaction_levels: dict[str, dict[str, int]] = field(default_factory=dict)
     ticket_urls: dict[str, str | None] = field(default_factory=dict)  # the period's tickets, key -> web link
     compliance_by_tier: dict[tuple[str, str], Compliance] = field(default_factory=dict)  # (tier, metric)
 
@@ -360,6 +368,11 @@ class PeriodFigures:
         answers = [satisfaction_positive(label) for label, n in self.satisfaction.items() for _ in range(n)]
         rated = [a for a in answers if a is not None]
         return share(sum(rated), len(rated))
+
+    def level_share(self, group: str, level: str) -> float | None:
+        """Percent of the group's rated tickets that gave `level`; None when none was rated."""
+        counts = self.satisfaction_levels.get(group)
+        return share(counts[level], sum(counts.values())) if counts else None
 
     @property
     def rated(self) -> int:
@@ -430,6 +443,12 @@ def period_figures(terms: SlaTerms, tickets: Sequence[Ticket], period: Period, a
             for metric, state in f.sla.items():
                 by_tier[(f.tier, metric)] = by_tier.get((f.tier, metric), Compliance()).add(state)
     satisfaction = Counter(f.satisfaction for f in cohort)
+    satisfaction_levels: dict[str, dict[str, int]] = {}
+    for group in ("all", *PRIORITIES, NO_VALUE):
+        levels = Counter(f.satisfaction_level for f in cohort
+                         if f.satisfaction_level and group in ("all", _priority_key(f.ticket)))
+        if levels or group == "all":
+            satisfaction_levels[group] = {level: levels[level] for level in LEVELS}
     repeats = clusters([Similar(f.ticket.key, f.ticket.category, f.ticket.summary) for f in cohort], repeat_threshold)
     return PeriodFigures(
         period=period, as_of=as_of, tickets=len(cohort), resolved=sum(f.done for f in cohort),
@@ -441,6 +460,7 @@ def period_figures(terms: SlaTerms, tickets: Sequence[Ticket], period: Period, a
         satisfaction=dict(sorted(satisfaction.items(), key=lambda kv: _satisfaction_order(kv[0]))),
         leftovers=leftovers, ticket_urls={f.ticket.key: f.ticket.url for f in cohort},
         compliance_by_tier=by_tier,
+        satisfaction_levels=satisfaction_levels,
     )
 
 

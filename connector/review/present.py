@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from connector.model import PRIORITIES
 from connector.review.metrics import SCORED_METRICS, Compliance, Headline, Period, PeriodFigures, Report
 from connector.rules.sla import METRIC_LABELS
+from connector.satisfaction import LEVELS
 from connector.timefmt import format_minutes
 
 DASH = "–"
@@ -34,6 +35,9 @@ DEFINITIONS: tuple[str, ...] = (
     "Repeat problems: tickets of one category whose summaries share at least the threshold of their "
     "terms (Jaccard overlap of words; Chinese as character pairs), grouped transitively.",
     "Positive ratings: a score of 4 or more out of 5, or \"good\"; unanswered surveys are not counted.",
+    "Satisfaction by priority uses the process's scale, from a satisfaction field or the platform's own "
+    "survey: Jira Service Management's 1–5 rating 5–4 = satisfied, 3 = basically satisfied, 2–1 = needs "
+    "improvement; Zendesk's \"good\" = satisfied, \"bad\" = needs improvement. Shares are of the rated tickets.",
     "Leftovers: every ticket created before the end of the period and not resolved or closed at its "
     "end, however old; age in calendar days.",
 )
@@ -174,6 +178,32 @@ def tier_compliance_rows(report: Report) -> list[ComplianceRow]:
 def satisfaction_rows(report: Report) -> list[VolumeRow]:
     return volume_rows(report.current.satisfaction, report.previous.satisfaction,
                        order=list(report.current.satisfaction))
+
+
+@dataclass(frozen=True)
+class SatisfactionLevelRow:
+    group: str  # "all" or a priority
+    rated: int
+    counts: dict[str, int]  # level -> tickets, in LEVELS order
+    shares: dict[str, float | None]  # level -> percent of `rated`
+    previous_rated: int
+    previous_shares: dict[str, float | None]
+
+
+def satisfaction_level_rows(report: Report) -> list[SatisfactionLevelRow]:
+    """Each priority with a rating in either period, then the total ('all')."""
+    cur, prev = report.current, report.previous
+    groups = [g for g in PRIORITIES if g in cur.satisfaction_levels or g in prev.satisfaction_levels]
+    groups += [g for g in (*cur.satisfaction_levels, *prev.satisfaction_levels)
+               if g not in groups and g != "all" and g not in PRIORITIES]
+    rows = []
+    for group in (*dict.fromkeys(groups), "all"):
+        counts = cur.satisfaction_levels.get(group) or dict.fromkeys(LEVELS, 0)
+        before = prev.satisfaction_levels.get(group) or dict.fromkeys(LEVELS, 0)
+        rows.append(SatisfactionLevelRow(
+            group, sum(counts.values()), dict(counts), {lv: cur.level_share(group, lv) for lv in LEVELS},
+            sum(before.values()), {lv: prev.level_share(group, lv) for lv in LEVELS}))
+    return rows
 
 
 def headline_rows(report: Report) -> Iterator[tuple[Headline, str, str, str]]:

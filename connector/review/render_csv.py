@@ -6,7 +6,8 @@ knowing the layout of the others:
     section,group,metric,current,previous,unit
 
 - `section`: headline, volume_by_category, volume_by_priority, times, sla_compliance, sla_compliance_by_tier,
-  reopen, repeat_problems, satisfaction, leftovers;
+  reopen, repeat_problems, satisfaction, satisfaction_levels (per priority and "all":
+  rated, satisfied, basically_satisfied, needs_improvement and their `_share`), leftovers;
 - `group`: what the row is about within the section – a category, a priority ("all" for
   the total), a rating, a cluster ("R1", "R2" …) or a ticket key; empty for headlines;
 - `metric`: the figure's name (snake_case, stable: scripts may rely on it);
@@ -28,6 +29,7 @@ import io
 
 from connector.review import present as p
 from connector.review.metrics import Report
+from connector.satisfaction import LEVELS
 
 HEADER = ("section", "group", "metric", "current", "previous", "unit")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -111,6 +113,12 @@ def render_csv(report: Report) -> str:
     for r in p.satisfaction_rows(report):
         add("satisfaction", r.name, "tickets", r.current, r.previous, "count")
     add("satisfaction", "all", "positive_share", cur.satisfaction_positive, prev.satisfaction_positive, "percent")
+    for r in p.satisfaction_level_rows(report):
+        add("satisfaction_levels", r.group, "rated", r.rated, r.previous_rated, "count")
+        for level in LEVELS:
+            name = level.replace(" ", "_")
+            add("satisfaction_levels", r.group, name, r.counts[level], None, "count")
+            add("satisfaction_levels", r.group, f"{name}_share", r.shares[level], r.previous_shares[level], "percent")
 
     for t in cur.leftovers:
         add("leftovers", t.key, "summary", t.summary, None, "text")

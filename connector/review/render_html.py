@@ -18,6 +18,7 @@ from jinja2 import Environment, StrictUndefined, select_autoescape
 
 from connector.review import present as p
 from connector.review.metrics import Report
+from connector.satisfaction import LEVELS
 from connector.review.svg import Bar, bar_chart, legend
 
 
@@ -72,7 +73,8 @@ def render_html(report: Report) -> str:
         category_rows=p.category_rows(report), priority_rows=p.priority_rows(report),
         time_rows=p.time_rows(cur), compliance_rows=p.compliance_rows(report),
         tier_compliance_rows=p.tier_compliance_rows(report),
-        satisfaction_rows=p.satisfaction_rows(report),
+        satisfaction_rows=p.satisfaction_rows(report), satisfaction_level_rows=p.satisfaction_level_rows(report),
+        levels=LEVELS,
         charts=charts(report), legend=legend(), links=links, definitions=p.DEFINITIONS,
     )
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from connector.review import present as p
 from connector.review.metrics import Report
+from connector.satisfaction import LEVELS
 
 
 def _cell(text: object) -> str:
@@ -94,6 +95,11 @@ def render_markdown(report: Report) -> str:
                   "lrr")
     out += ["", f"Positive: {p.percent(cur.satisfaction_positive)} of {cur.rated} answered ratings "
                 f"(previous period {p.percent(prev.satisfaction_positive)})."]
+    out += ["", "### Satisfaction by priority", ""]
+    out += _table(["Priority", "Rated", *(level.capitalize() for level in LEVELS), "Satisfied share", "Previous"],
+                  [[r.group, r.rated, *(f"{r.counts[lv]} ({p.percent(r.shares[lv])})" for lv in LEVELS),
+                    p.percent(r.shares["satisfied"]), p.percent(r.previous_shares["satisfied"])]
+                   for r in p.satisfaction_level_rows(report)], "lrrrrrr")
 
     out += ["", f"## Leftovers at period end ({len(cur.leftovers)})", ""]
     if cur.leftovers:

@@ -9,7 +9,7 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from connector.rules import (  # noqa: F401  (registers)
-    auto_close, closure, escalation, follow_up, problem_number, required_fields, review_gate, routing, similar_cases, sla,
+    auto_close, closing_summary, closure, escalation, follow_up, problem_number, required_fields, review_gate, routing, similar_cases, sla,
 )
 from connector.rules.base import RULE_TYPES
 

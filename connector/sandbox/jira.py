@@ -258,6 +258,12 @@ class JiraSandbox(SandboxControls):
         template = "/rest/webhooks/1.0/webhook"
         self._routes.append(("GET", template, _route(template), self._admin_webhooks, False))
         self._unspecified = {template}
+        # Jira Service Management's request feedback (CSAT), from the service-desk REST API
+        # (not the platform document): the rating a customer gave a resolved request.
+        # https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-request/#api-rest-servicedeskapi-request-requestidorkey-feedback-get
+        template = "/rest/servicedeskapi/request/{issueIdOrKey}/feedback"
+        self._routes.append(("GET", template, _route(template), self._get_feedback, False))
+        self._unspecified.add(template)
 
     # ------------------------------------------------------------------ seeding / human actors
 
@@ -351,6 +357,16 @@ class JiraSandbox(SandboxControls):
             issue = self.store.get(key)
             self._emit(self.store.edit(issue, self._rest_fields(fields), None, actor=self._account(author),
                                        at=at or self.clock.now()))
+
+    def give_feedback(self, key: str, rating: int, *, comment: str | None = None, author: str | None = None,
+                      at: datetime | None = None) -> None:
+        """The customer rates a resolved request on the portal (1–5 stars), as
+        POST /rest/servicedeskapi/request/{key}/feedback does for the reporter; see
+        `JiraStore.give_feedback`. Default author: the reporter. Fires webhooks."""
+        with self._lock:
+            issue = self.store.get(key)
+            actor = self._account(author) if author else issue.values.get("reporter") or CUSTOMER
+            self._emit(self.store.give_feedback(issue, rating, comment, actor=actor, at=at or self.clock.now()))
 
     def take_off_edit_screen(self, *fields: str) -> None:
         """Remove fields (names or ids) from the project's edit screen, as an admin could:
@@ -782,6 +798,14 @@ class JiraSandbox(SandboxControls):
                                        version=version)
         self._emit(change)
         return 204, None
+
+    def _get_feedback(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """GET /rest/servicedeskapi/request/{key}/feedback: {"type": "csat", "rating", "comment"};
+        404 when the customer has not rated the request."""
+        feedback = self.store.feedback_json(self.store.get(params["issueIdOrKey"]))
+        if feedback is None:
+            return 404, {"errorMessage": "No feedback was found for this request."}
+        return 200, feedback
 
     def _get_comments(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         """A page of comments, oldest first unless `orderBy=-created` (Get comments)."""

@@ -168,6 +168,12 @@ _CUSTOM_SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("Solution", "text", "string", "textarea", ()),
     ("Verification result", "option", "option", "select", ("Resolved", "Partly resolved", "Not resolved")),
     ("Knowledge base link", "url", "string", "url", ()),
+    # The reporter's rating, 1–5. Jira Service Management's own request feedback lands here
+    # (`JiraStore.give_feedback`, the portal's rating); real sites list JSM's field as
+    # "Satisfaction" too (custom type com.atlassian.servicedesk:sd-request-feedback, schema
+    # type "sd-feedback", as GET /rest/api/2/field shows on JSM sites). Its value in an
+    # issue is not documented: the sandbox shows the number, and the parser reads a number or
+    # an object with `rating` (connector/satisfaction.py), nothing else.
     ("Satisfaction", "number", "number", "float", ()),
     ("Support group", "string", "string", "textfield", ()),
     ("First response due", "datetime", "datetime", "datetime", ()),
@@ -181,6 +187,8 @@ _CUSTOM_SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     # {"name": ...} on Data Center (https://developer.atlassian.com/server/jira/platform/jira-rest-api-example-edit-issues-6291632).
     ("Change type", "option", "option", "select", ("Standard", "Data fix", "Configuration", "Upgrade", "Architecture")),
     ("Reviewer", "user", "user", "userpicker", ()),
+    # Closing summary (connector/rules/closing_summary.py): what keeps the problem from coming back.
+    ("Preventive measures", "text", "string", "textarea", ()),
 )
 
 
@@ -319,6 +327,7 @@ class StoredIssue:
     comments: list[StoredComment] = field(default_factory=list)
     histories: list[History] = field(default_factory=list)
     resolutiondate: datetime | None = None
+    feedback_comment: str | None = None  # the customer's words with a JSM feedback rating
 
 
 @dataclass
@@ -531,6 +540,43 @@ class JiraStore:
         if isinstance(comment, str):
             raise JiraApiError(400, [], {"comment": comment})
         return self._record(issue, [], [comment], actor=actor, at=at)
+
+    def give_feedback(self, issue: StoredIssue, rating: int, comment: str | None, *, actor: str,
+                      at: datetime) -> Change:
+        """The customer rates a resolved request (JSM request feedback, "a numeric
+        representation of the rating, this must be an integer value between 1 and 5",
+        POST /rest/servicedeskapi/request/{issueIdOrKey}/feedback,
+        https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-request/#api-rest-servicedeskapi-request-requestidorkey-feedback-post).
+        Feedback is asked of "the reporter of the provided issue" for a request with feedback
+        enabled (Atlassian's RequestFeedbackDetailsService, jira-servicedesk API docs), so
+        anyone else is refused; a request that is not resolved is refused too (docs silent:
+        fail closed). The rating lands in the Satisfaction field, recorded in the changelog."""
+        definition = self._feedback_field()
+        if definition is None:
+            raise JiraApiError(404, ["Request feedback is not enabled for this request."])
+        if actor != issue.values.get("reporter"):
+            raise JiraApiError(403, ["Only the reporter of the request can give feedback."])
+        if issue.resolutiondate is None:
+            raise JiraApiError(400, ["Feedback can only be given on a resolved request."])
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+            raise JiraApiError(400, ["The rating must be an integer value between 1 and 5."])
+        issue.feedback_comment = comment
+        items = self._apply_values(issue, {definition.id: float(rating)})
+        return self._record(issue, items, [], actor=actor, at=at)
+
+    def _feedback_field(self) -> FieldDef | None:
+        return next((f for f in self.fields.values() if f.custom and f.name == "Satisfaction"), None)
+
+    def feedback_json(self, issue: StoredIssue) -> dict[str, Any] | None:
+        """GET .../request/{key}/feedback: {"type": "csat", "rating": n, "comment": {"body": …}}."""
+        definition = self._feedback_field()
+        rating = issue.values.get(definition.id) if definition else None
+        if rating is None:
+            return None
+        out: dict[str, Any] = {"type": "csat", "rating": int(rating)}
+        if issue.feedback_comment:
+            out["comment"] = {"body": issue.feedback_comment}
+        return out
 
     def delete_comment(self, issue: StoredIssue, comment_id: str) -> None:
         for comment in issue.comments:

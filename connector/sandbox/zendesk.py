@@ -219,6 +219,7 @@ class ZendeskSandbox(SandboxControls):
             ("GET", "/api/v2/tickets/show_many.json", self._show_many),
             ("GET", "/api/v2/tickets/{ticket_id}/audits.json", self._list_audits),
             ("GET", "/api/v2/tickets/{ticket_id}/comments.json", self._list_comments),
+            ("POST", "/api/v2/tickets/{ticket_id}/satisfaction_rating", self._rate_ticket),
             ("GET", "/api/v2/ticket_fields.json", self._ticket_fields),
             ("GET", "/api/v2/users/me.json", self._me),
             ("GET", "/api/v2/users/{user_id}.json", self._show_user),
@@ -241,13 +242,14 @@ class ZendeskSandbox(SandboxControls):
 
     def add_user(self, name: str, email: str, *, role: str = "end-user", user_id: int | None = None,
                  default_group: str | int | None = None, time_zone: str = "UTC",
-                 organization: str | None = None) -> int:
+                 organization: str | None = None, locale: str = "en-US") -> int:
         """Add an agent, admin or end-user (of `organization`, by name); returns the user id."""
         with self._lock:
             uid = user_id or max(self.store.users) + 1
             group = self._group_id(default_group) if default_group is not None else None
             org = self.add_organization(organization) if organization is not None else None
-            return self._add_user(SandboxUser(uid, name, email, role, group, time_zone, organization_id=org)).id
+            return self._add_user(SandboxUser(uid, name, email, role, group, time_zone, organization_id=org,
+                                              locale=locale)).id
 
     def add_organization(self, name: str, *, domain_names: Sequence[str] = ()) -> int:
         """A customer organization; returns its id (the existing one for a known name)."""
@@ -258,6 +260,16 @@ class ZendeskSandbox(SandboxControls):
             oid = max(self.store.organizations) + 1
             self.store.organizations[oid] = SandboxOrganization(oid, name, tuple(domain_names))
             return oid
+
+    def rate(self, ticket_id: int, score: str, *, comment: str | None = None, author: int | str | None = None,
+             at: datetime | None = None) -> None:
+        """The requester rates the solved ticket good or bad (legacy CSAT), as
+        POST /api/v2/tickets/{ticket_id}/satisfaction_rating does; see `ZendeskStore.rate`."""
+        with self._lock:
+            self._tick(at)
+            ticket = self.store.get(ticket_id)
+            actor = self.user_id(author) if author is not None else ticket.requester_id
+            self._emit(self.store.rate(ticket, score, comment, actor_id=actor, at=at or self.clock.now()))
 
     def _add_user(self, user: SandboxUser) -> SandboxUser:
         self.store.add_user(user)
@@ -796,6 +808,18 @@ class ZendeskSandbox(SandboxControls):
         self._updates.setdefault((CONNECTOR, ticket.id), deque()).append(self.clock.now())
         self._emit(change)
         return 200, {"ticket": self.store.ticket_json(ticket), "audit": self.store.audit_json(change.audit)}
+
+    def _rate_ticket(self, request: Request, params: dict[str, str]) -> tuple[int, Any]:
+        """POST /api/v2/tickets/{ticket_id}/satisfaction_rating as the authenticated user, the
+        connector's agent: only the requester may rate, so it is refused (403) like on Zendesk;
+        requesters rate through `rate()`."""
+        ticket = self.store.get(params["ticket_id"])
+        body = request.get_json(silent=True) or {}
+        rating = body.get("satisfaction_rating") if isinstance(body, dict) else None
+        rating = rating if isinstance(rating, dict) else {}
+        change = self.store.rate(ticket, str(rating.get("score")), rating.get("comment"), actor_id=CONNECTOR,
+                                 at=self.clock.now())
+        return 200, {"satisfaction_rating": self.store.ticket_json(change.ticket)["satisfaction_rating"]}
 
     def _check_update_limit(self, ticket_id: int) -> None:
         """Zendesk allows 30 updates per ticket per user in 10 minutes; the 31st gets a 429."""

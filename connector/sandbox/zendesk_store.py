@@ -116,6 +116,9 @@ class SandboxUser:
     role_type: int | None = None
     # The user's organization; None: end-users belong to the account's customer organization.
     organization_id: int | None = None
+    # The user's language, e.g. "zh-CN" (the user object's `locale`,
+    # https://developer.zendesk.com/api-reference/ticketing/users/users/).
+    locale: str = "en-US"
 
     @property
     def is_staff(self) -> bool:
@@ -230,6 +233,8 @@ DEFAULT_CUSTOM_FIELDS: tuple[TicketField, ...] = (
     _custom(360051234516, "tagger", "Change type", portal=False,
             options=_options(360098765020, "Standard", "Data fix", "Configuration", "Upgrade", "Architecture")),
     _custom(360051234517, "text", "Reviewer", portal=False),
+    # Closing summary (connector/rules/closing_summary.py): what keeps the problem from coming back.
+    _custom(360051234518, "textarea", "Preventive measures", portal=False),
 )
 
 
@@ -283,6 +288,8 @@ class StoredTicket:
     solved_at: datetime | None = None  # when it last entered solved (the auto-close clock)
     followup_ids: list[int] = field(default_factory=list)
     followup_source_id: int | None = None
+    # Legacy CSAT: {"id", "score", "comment", ...} once the requester rated the ticket.
+    satisfaction: dict[str, Any] | None = None
 
 
 @dataclass
@@ -821,19 +828,58 @@ class ZendeskStore:
             "group_id": ticket.group_id, "collaborator_ids": list(ticket.collaborator_ids), "follower_ids": [],
             "email_cc_ids": list(ticket.collaborator_ids), "forum_topic_id": None, "problem_id": None,
             "has_incidents": False, "is_public": any(c.public for c in ticket.comments), "due_at": None,
-            "tags": list(ticket.tags), "custom_fields": custom, "satisfaction_rating": None,
+            "tags": list(ticket.tags), "custom_fields": custom, "satisfaction_rating": self._satisfaction_json(ticket),
             "sharing_agreement_ids": [], "custom_status_id": CUSTOM_STATUS_IDS[ticket.status],
             "fields": [dict(entry) for entry in custom], "followup_ids": list(ticket.followup_ids), "ticket_form_id": TICKET_FORM_ID,
             "brand_id": ACCOUNT_BRAND_ID, "allow_channelback": False, "allow_attachments": True,
             "from_messaging_channel": False,
         }
 
+    def _satisfaction_json(self, ticket: StoredTicket) -> dict[str, Any]:
+        """The ticket's `satisfaction_rating`: the rating once given, else the survey state.
+        The sandbox account has (legacy) CSAT on, so a ticket never rated reads "unoffered"
+        ("the state of satisfaction, 'offered' or 'unoffered'", Tickets API, and
+        https://developer.zendesk.com/api-reference/ticketing/ticket-management/satisfaction_ratings/)."""
+        if ticket.satisfaction is None:
+            return {"score": "unoffered"}
+        return dict(ticket.satisfaction)
+
+    def rate(self, ticket: StoredTicket, score: str, comment: str | None, *, actor_id: int, at: datetime) -> Change:
+        """POST /api/v2/tickets/{ticket_id}/satisfaction_rating (legacy CSAT): "Creates a CSAT
+        rating for a solved ticket, or for a ticket that was previously solved and then
+        reopened. Only the end user listed as the ticket requester can create a satisfaction
+        rating for the ticket." (Satisfaction Ratings, Zendesk API reference). Scores are
+        good / bad. The rating is recorded in an audit as a Change of `satisfaction_score`."""
+        if actor_id != ticket.requester_id:
+            raise ZendeskApiError(403, {"error": "Forbidden",
+                                        "description": "Only the requester can rate this ticket"})
+        if score not in ("good", "bad"):
+            raise _invalid("score", f"Score: {score!r} is not valid; use good or bad")
+        if ticket.solved_at is None:
+            raise _invalid("status", "Status: only a solved (or previously solved) ticket can be rated")
+        previous = (ticket.satisfaction or {}).get("score", "offered")
+        audit = self._audit(ticket, actor_id, at, "web", "")
+        rating_id = self.new_id()
+        ticket.satisfaction = {
+            "url": f"{self.base_url}/api/v2/satisfaction_ratings/{rating_id}.json", "id": rating_id,
+            "assignee_id": ticket.assignee_id, "group_id": ticket.group_id, "requester_id": ticket.requester_id,
+            "ticket_id": ticket.id, "score": score, "comment": comment or "",
+            "created_at": iso(at), "updated_at": iso(at),
+        }
+        audit.events.append({"id": self.new_id(), "type": "Change", "field_name": "satisfaction_score",
+                             "value": score, "previous_value": previous})
+        ticket.audits.append(audit)
+        ticket.updated_at = max(ticket.updated_at, at)
+        # No event webhook for it (no ticket event type names a rating): the sweep of recently
+        # updated tickets reads it.
+        return Change(ticket, audit, actor_id, at)
+
     def user_json(self, user: SandboxUser) -> dict[str, Any]:
         return {
             "id": user.id, "url": f"{self.base_url}/api/v2/users/{user.id}.json", "name": user.name,
             "email": user.email, "created_at": USER_TIMESTAMP, "updated_at": USER_TIMESTAMP,
             "time_zone": user.iana_time_zone, "iana_time_zone": user.iana_time_zone, "phone": None,
-            "shared_phone_number": None, "photo": None, "locale_id": 1, "locale": "en-US",
+            "shared_phone_number": None, "photo": None, "locale_id": 1, "locale": user.locale,
             "organization_id": user.effective_organization_id, "role": user.role,
             "verified": True, "external_id": None, "tags": [], "alias": "", "active": True, "shared": False,
             "shared_agent": False, "last_login_at": None, "two_factor_auth_enabled": None, "signature": None,

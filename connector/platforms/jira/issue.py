@@ -45,6 +45,7 @@ from connector.platforms.field_values import (
 from connector.platforms.comment_marker import carried_marker
 from connector.platforms.customer import email_domain, jira_organizations
 from connector.platforms.mapping import PlatformMapping
+from connector.satisfaction import satisfaction_level
 
 # Jira's three status categories (the fourth, "undefined", is never assigned to a status).
 STATUS_CATEGORY_FALLBACK: dict[str, Status] = {
@@ -106,6 +107,7 @@ def parse_jira_issue(
     resolved = optional_time(fields.get("resolutiondate"), what=f"{where} fields.resolutiondate")
     if resolved is None and status in DONE_STATUSES:
         resolved = last_entered(history, DONE_STATUSES)
+    logical_fields = _logical_fields(mapping, resolver)
 
     return Ticket(
         platform="jira",
@@ -124,6 +126,7 @@ def parse_jira_issue(
         organizations=_organizations(mapping, resolver),
         # Only the domain; hidden by the reporter's privacy setting on Cloud: None (customer.py).
         requester_email_domain=email_domain(reporter.get("emailAddress")) if isinstance(reporter, Mapping) else None,
+        requester_locale=_locale(reporter),
         assignee=_user_id(fields.get("assignee")),
         group=_group(mapping, resolver),
         labels=frozenset(str(label) for label in fields.get("labels") or ()),
@@ -132,7 +135,9 @@ def parse_jira_issue(
             if comment.author_role == AuthorRole.CONNECTOR and (marker := carried_marker(comment.body))
         ),
         marker_times=_marker_times(comments),
-        fields=_logical_fields(mapping, resolver),
+        fields=logical_fields,
+        # The mapped Satisfaction field: JSM's request feedback (1–5) or an option field.
+        satisfaction=satisfaction_level(logical_fields.get("satisfaction")),
         created=created,
         updated=optional_time(fields.get("updated"), what=f"{where} fields.updated"),
         resolved=resolved,
@@ -274,6 +279,15 @@ def _internal_property(properties: Any) -> bool | None:
             value = prop.get("value")
             return bool(value.get("internal")) if isinstance(value, Mapping) else None
     return None
+
+
+def _locale(user: Any) -> str | None:
+    """The user's `locale` ("zh_CN") where the user object carries it: the full User of
+    `GET /rest/api/2/user` has it ("may be returned as null" by privacy settings), the
+    UserDetails embedded in an issue does not (Jira platform OpenAPI, schemas User and
+    UserDetails) – then the closing summary falls back to its default language."""
+    locale = user.get("locale") if isinstance(user, Mapping) else None
+    return locale.strip() if isinstance(locale, str) and locale.strip() else None
 
 
 def _comment_public(raw: Mapping[str, Any], role: AuthorRole) -> bool:

@@ -39,6 +39,7 @@ from connector.platforms.field_values import (
 )
 from connector.platforms.customer import zendesk_organizations, zendesk_requester_domain
 from connector.platforms.mapping import PlatformMapping
+from connector.satisfaction import satisfaction_level
 
 # System ticket fields in the catalogue (GET /api/v2/ticket_fields) and the ticket
 # attribute that holds their value, so a mapping may name them by title too.
@@ -97,6 +98,8 @@ def parse_zendesk_ticket(
     history = _status_history(audit_list, mapping, created=created, raw_current=raw_status, current=status, where=where)
     resolver = _FieldResolver(ticket, _list_arg(ticket_fields, "ticket_fields", where))
     raw_priority = ticket.get("priority") or None
+    user_list = _list_arg(users, "users", where)
+    logical_fields = _logical_fields(mapping, resolver)
 
     return Ticket(
         platform="zendesk",
@@ -113,11 +116,15 @@ def parse_zendesk_ticket(
         status_equivalents=mapping.status_equivalents(raw_status),
         reporter=id_text(ticket.get("requester_id")),
         organizations=zendesk_organizations(ticket, _list_arg(organizations, "organizations", where)),
-        requester_email_domain=zendesk_requester_domain(ticket, _list_arg(users, "users", where)),
+        requester_email_domain=zendesk_requester_domain(ticket, user_list),
+        requester_locale=_requester_locale(ticket, user_list),
         assignee=id_text(ticket.get("assignee_id")),
         group=mapping.group_name(first_text(resolver.raw(mapping.group_field))),
         labels=frozenset(str(tag) for tag in ticket.get("tags") or ()),
-        fields=_logical_fields(mapping, resolver),
+        fields=logical_fields,
+        # A mapped satisfaction field first; else Zendesk's own CSAT on the ticket.
+        satisfaction=(satisfaction_level(logical_fields.get("satisfaction"))
+                      or satisfaction_level(ticket.get("satisfaction_rating"))),
         created=created,
         updated=optional_time(ticket.get("updated_at"), what=f"{where} updated_at"),
         # The ticket object has no solved time; the audits say when it got there.
@@ -130,11 +137,23 @@ def parse_zendesk_ticket(
             mapping,
             audit_list,
             _list_arg(comments, "comments", where),
-            _list_arg(users, "users", where),
+            user_list,
             created=created,
             where=where,
         ),
     )
+
+
+def _requester_locale(ticket: Mapping[str, Any], users: list[Mapping[str, Any]]) -> str | None:
+    """The requester's `locale` ("zh-CN") from the sideloaded users (`include=users`; the
+    user object's `locale`, https://developer.zendesk.com/api-reference/ticketing/users/users/);
+    None when the requester is not among them."""
+    requester = id_text(ticket.get("requester_id"))
+    for user in users:
+        if requester is not None and id_text(user.get("id")) == requester:
+            locale = user.get("locale")
+            return locale.strip() if isinstance(locale, str) and locale.strip() else None
+    return None
 
 
 def _list_arg(value: Any, name: str, where: str) -> list[Mapping[str, Any]]:
