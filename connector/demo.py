@@ -273,6 +273,24 @@ def _rate_and_read_back(stack: LocalStack, jira_stories, zendesk_stories) -> lis
             f"Zendesk #{zendesk_id} rated good (CSAT) → {zendesk_level}"]
 
 
+def _as_it_stood(stack: LocalStack, jira_stories) -> list[str]:
+    """`connector simulate --now` in the past: the resolved P1 issue's clocks as they stood an
+    hour before it was resolved (running, the plan of that moment) next to today's (met) –
+    the history after that instant is cut before the clocks are built."""
+    from connector.simulation import evaluate_at
+    from connector.timefmt import format_minutes
+
+    [key] = [ref for title, ref, _ in jira_stories if title.startswith(RATED_STORY)]
+    ticket = stack.runtime.adapter("jira").fetch(key)
+    lines = [f"=== {key} as it stood an hour before it was resolved (`connector simulate --now`) and now"]
+    for label, instant in (("14:00", DEMO_START - timedelta(hours=1)), ("now  ", stack.clock.now())):
+        view, plan = evaluate_at(ticket, instant, stack.config)
+        clocks = "; ".join(f"{metric} {clock.state} {format_minutes(clock.elapsed_minutes)} of "
+                           f"{format_minutes(clock.target_minutes)}" for metric, clock in plan.sla.items())
+        lines.append(f"   {label}  status {view.status.value}: {clocks}")
+    return lines + [""]
+
+
 def _tell(echo, stories, describe, timeline) -> None:
     for number, (title, ref, _) in enumerate(stories, 1):
         echo(f"{number}. {title}")
@@ -360,6 +378,7 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
             if stack.pump():
                 stack.settle()
             ratings = _rate_and_read_back(stack, jira_stories, zendesk_stories)
+            as_it_stood = [] if observe else _as_it_stood(stack, jira_stories)
 
             def describe_issue(key: str) -> str:
                 fields = stack.jira.issue(key)["fields"]
@@ -381,6 +400,8 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
             for line in ratings:
                 echo(line)
             echo("")
+            for line in as_it_stood:
+                echo(line)
             _tell_chat(echo, stack)
             if observe:
                 for platform in ("jira", "zendesk"):
@@ -388,7 +409,7 @@ def run_demo(echo: Callable[[str], None] = print, data_dir: Path | None = None, 
                     _tell_observed(echo, stack, platform)
             for name, sandbox in (("Jira", stack.jira), ("Zendesk", stack.zendesk)):
                 reads, writes = _calls(sandbox)
-                echo(f"API calls to {name}: {reads} reads, {writes} writes for 4 tickets")
+                echo(f"API calls to {name}: {reads} reads, {writes} writes for {len(jira_stories)} tickets")
             echo("(reads follow human changes; events caused by the connector's own writes are skipped)")
     echo(f"demo finished in {time.monotonic() - started:.1f} s")
     return 0

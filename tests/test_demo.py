@@ -41,4 +41,7 @@ def test_demo_walks_the_standard_process_on_jira_and_zendesk():
     assert "public comment: #4 已解决，处理总结如下：" in zendesk  # the reporter's locale is zh-CN
     assert ("Satisfaction read back: Jira SUP-4 rated 4 of 5 (request feedback) → satisfied; "
             "Zendesk #4 rated good (CSAT) → satisfied") in result.output
+    # `simulate --now` in the past: the clock that is met today was running an hour before.
+    assert "   14:00  status in_progress: first_response met 20m of 2h; resolution running 3h of 8h" in result.output
+    assert "   now    status resolved: first_response met 20m of 2h; resolution met 4h of 8h" in result.output
     assert "API calls to Jira:" in result.output and "API calls to Zendesk:" in result.output
