@@ -169,7 +169,7 @@ def examples(config_path: Path | None, now_text: str | None, examples_dir: Path)
 @click.option("--observe", is_flag=True, help="write nothing, record every planned action (= CONNECTOR_MODE=observe)")
 def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: tuple[str, ...], observe: bool) -> None:
     """Run the webhook receiver (waitress: whole requests are read before a thread serves them), with a queue worker unless --no-worker."""
-    from connector.queue import QueueConfigError
+    from connector.queue.storage import QueueConfigError
     from connector.serve import serve as run_serve
 
     settings = _observe(observe)
@@ -202,7 +202,7 @@ def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: t
 @click.option("--observe", is_flag=True, help="write nothing, record every planned action (= CONNECTOR_MODE=observe)")
 def worker(workers: int, observe: bool) -> None:
     """Run queue workers alone (reconciles and SLA timers), for machines without a receiver."""
-    from connector.queue import QueueConfigError
+    from connector.queue.storage import QueueConfigError
     from connector.serve import worker as run_worker
 
     settings = _observe(observe)
@@ -225,8 +225,9 @@ def sync(once: bool, platforms: tuple[str, ...], full: bool) -> None:
     worker`), which also runs these sweeps periodically by itself.
     """
     from connector.platforms.base import PlatformError
-    from connector.queue import QueueConfigError, ReconcileQueue
-    from connector.reconcile import get_runtime
+    from connector.queue.reconcile_queue import ReconcileQueue
+    from connector.queue.storage import QueueConfigError
+    from connector.reconcile import build_runtime
     from connector.sync.scheduler import configured_platforms
     from connector.sync.state import SweepBusy
     from connector.sync.sweep import SweepKind, Sweeper
@@ -234,12 +235,12 @@ def sync(once: bool, platforms: tuple[str, ...], full: bool) -> None:
     if not once:
         raise click.UsageError("pass --once: `connector serve` and `connector worker` already sweep periodically")
     settings = _settings()
-    _load(None)
+    config = _load(None)
     chosen = list(platforms) or configured_platforms(settings)
     if not chosen:
         raise click.ClickException("no platform to sweep: set JIRA_URL or ZENDESK_URL (and its credentials)")
     try:
-        sweeper = Sweeper(get_runtime(), ReconcileQueue.from_settings(settings))
+        sweeper = Sweeper(build_runtime(settings, config), ReconcileQueue.from_settings(settings))
     except QueueConfigError as exc:
         raise click.ClickException(str(exc))
     kind = SweepKind.FULL if full else SweepKind.RECENT
@@ -337,7 +338,8 @@ def observed(since_text: str | None, platform: str | None, output: str, limit: i
     Reads the queue's storage (CONNECTOR_DATA_DIR or CONNECTOR_QUEUE_URL), never the platform.
     """
     from connector.observe.present import as_csv, as_json, as_text, parse_since
-    from connector.queue import QueueConfigError, ReconcileQueue
+    from connector.queue.reconcile_queue import ReconcileQueue
+    from connector.queue.storage import QueueConfigError
 
     settings = _settings()
     since = None

@@ -42,6 +42,8 @@ from huey.storage import RedisStorage, SqliteStorage
 
 from connector.metrics import WRITES_REFUSED
 from connector.model import Plan, SetFields, Ticket, replaced
+from connector.queue.admission import exclusive_transaction
+from connector.queue.storage import create_huey
 
 log = logging.getLogger("connector.problem_numbers")
 
@@ -73,8 +75,6 @@ class SqliteProblemNumbers:
                     "number text not null, primary key (queue, platform, ticket_id, rule))", commit=True)
 
     def claim(self, platform: str, ticket_id: str, rule: str, head: str, day: date, width: int) -> str:
-        from connector.admission import exclusive_transaction
-
         key = (self._queue, platform, ticket_id, rule)
         with exclusive_transaction(self._storage) as cursor:
             cursor.execute("select number from connector_problem_number "
@@ -161,9 +161,7 @@ class LazyProblemNumbers:
     def _open(self) -> ProblemNumberStore:
         with self._lock:
             if self._store is None:
-                from connector.queue import ReconcileQueue
-
-                self._store = ReconcileQueue.from_settings(self._settings).problem_numbers
+                self._store = problem_numbers(create_huey(self._settings))
             return self._store
 
     def claim(self, *args, **kwargs) -> str:

@@ -63,7 +63,8 @@ from connector.problem_numbers import LazyProblemNumbers, ProblemNumberStore, as
 from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter, Unchanged
 from connector.rules.engine import evaluate
 from connector.settings import Settings
-from connector.sync.deadlines import DeadlineEntry, DeadlineIndex, Record
+from connector.queue.storage import create_huey
+from connector.sync.deadlines import DeadlineEntry, DeadlineIndex, Record, deadline_index
 
 log = logging.getLogger("connector.reconcile")
 
@@ -359,9 +360,7 @@ class DeadlineTimers:
     def _open(self) -> DeadlineIndex:
         with self._lock:
             if self._index is None:
-                from connector.queue import ReconcileQueue
-
-                self._index = ReconcileQueue.from_settings(self._settings).deadlines
+                self._index = deadline_index(create_huey(self._settings))
             return self._index
 
     def record(self, platform: str, ticket_id: str, due: datetime | None, seen: datetime | None,
@@ -377,45 +376,39 @@ def deadline_timers(settings: Settings) -> Callable[[str, str, datetime | None, 
     return DeadlineTimers(settings).record
 
 
+def build_runtime(settings: Settings, config: SupportConfig) -> Runtime:
+    """A worker's runtime: its timers, observations and problem numbers in the queue's backend."""
+    timers = DeadlineTimers(settings)
+    return Runtime(settings=settings, config=config, schedule=timers.record, lookup=timers.entry,
+                   observations=LazyObservedStore(settings), numbers=LazyProblemNumbers(settings))
+
+
+# The process-wide runtime, for the one place where huey calls the task without one passed in
+# (`reconcile_ticket`, bound by `connector.queue.worker.WorkerThreads` when no reconciler is
+# given): the demo and tests install theirs with `set_runtime`. The worker process builds
+# its own runtime and passes it (`connector.queue.worker.run_worker`).
 _RUNTIME: Runtime | None = None
 _RUNTIME_LOCK = threading.Lock()
-# The newest config a hot reload accepted before the runtime was first built (it is built
-# lazily, by the first task); None: read the file when building.
-_RELOADED_CONFIG: SupportConfig | None = None
 
 
 def get_runtime() -> Runtime:
-    """The worker process's runtime, built once from the environment."""
+    """The process-wide runtime, built once from the environment unless one was installed."""
     global _RUNTIME
     with _RUNTIME_LOCK:
         if _RUNTIME is None:
             settings = Settings.from_env()
-            config = _RELOADED_CONFIG if _RELOADED_CONFIG is not None else load_config(settings.config_path)
-            timers = DeadlineTimers(settings)
-            _RUNTIME = Runtime(settings=settings, config=config, schedule=timers.record, lookup=timers.entry,
-                               observations=LazyObservedStore(settings), numbers=LazyProblemNumbers(settings))
+            _RUNTIME = build_runtime(settings, load_config(settings.config_path))
         return _RUNTIME
-
-
-def apply_config(config: SupportConfig) -> None:
-    """Hand a config accepted by the hot reload (`connector.reload.ConfigWatcher`) to this
-    process's runtime, now or when it is built."""
-    global _RELOADED_CONFIG
-    with _RUNTIME_LOCK:
-        _RELOADED_CONFIG = config
-        runtime = _RUNTIME
-    if runtime is not None:
-        runtime.replace_config(config)
 
 
 def set_runtime(runtime: Runtime | None) -> None:
     """Install a runtime (the demo, tests) or forget it so the next call rebuilds from the environment."""
-    global _RUNTIME, _RELOADED_CONFIG
+    global _RUNTIME
     with _RUNTIME_LOCK:
         _RUNTIME = runtime
-        _RELOADED_CONFIG = None
 
 
 def reconcile_ticket(platform: str, ticket_id: str) -> str:
-    """The queue task's entry point; raises RateLimited/HostError/Timeout for the queue to retry."""
+    """The queue task's body with the process-wide runtime; raises RateLimited/HostError/Timeout
+    for the queue to requeue."""
     return reconcile(get_runtime(), platform, ticket_id).outcome

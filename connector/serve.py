@@ -38,7 +38,8 @@ import time
 from collections.abc import Set
 from typing import Any
 
-from connector.queue import WORKER_SHUTDOWN_TIMEOUT, create_huey, run_worker
+from connector.queue.storage import create_huey
+from connector.queue.worker import run_worker, WORKER_SHUTDOWN_TIMEOUT
 from connector.scrub import scrub, scrub_traceback, scrub_value
 from connector.settings import Settings
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL_RETRYING
 
 from connector.config import SupportConfig, load_config
-from connector.queue import ReconcileQueue, WorkerThreads
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.worker import WorkerThreads
 from connector.reconcile import Runtime, set_runtime
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.server import Clock, ThreadedServer

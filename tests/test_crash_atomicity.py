@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.server import RETRYABLE_STATUSES
 from connector.settings import Settings
@@ -125,7 +125,7 @@ def test_a_failing_redis_admission_writes_nothing(redis_server):
     # everything that can fail before its first write. Make its last write fail:
     storage.conn.set(storage.queue_key, b"not a queue")
 
-    from connector.queue import QueueUnavailable
+    from connector.queue.storage import QueueUnavailable
 
     with pytest.raises(QueueUnavailable):
         queue.enqueue_reconcile("jira", "10000", event_id="10000/1")

@@ -6,8 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-import connector.queue
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.sync.deadlines import DeadlinePump, DueTimer
 
 NOW = datetime(2026, 11, 20, 7, 0, tzinfo=timezone.utc)
@@ -94,7 +93,7 @@ def test_timer_fired_reconcile_records_the_next_deadline(queue, settings, monkey
             runtime.schedule(platform, ticket_id, NOW + timedelta(hours=1), NOW)
             return "noop"
 
-        monkeypatch.setattr(connector.queue, "reconcile_ticket", reconcile)
+        monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(reconcile))
         queue.deadlines.record("jira", "5", NOW, None)
         DeadlinePump(queue, lambda: NOW).pump()
         task = queue.huey.dequeue()

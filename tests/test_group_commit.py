@@ -27,7 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from connector.queue import QueueUnavailable, ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.storage import QueueUnavailable
 from tests.processes import wait_until
 from webhooks.app import create_app
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.reload import ConfigWatcher
 from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.settings import Settings

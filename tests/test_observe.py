@@ -19,7 +19,7 @@ from connector.observe.present import parse_since
 from connector.observe.records import fingerprint, observation
 from connector.observe.rollout import split
 from connector.observe.store import SqliteObservedStore, RedisObservedStore
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.rules.engine import evaluate
 from connector.settings import DEFAULT_CONFIG, Settings, SettingsError
 from tests.factories import ticket as factory_ticket

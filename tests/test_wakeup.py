@@ -18,19 +18,12 @@ from pathlib import Path
 
 import pytest
 
-import connector.queue
-from connector.queue import (
-    REDIS_READ_TIMEOUT,
-    QueueConfigError,
-    ReconcileQueue,
-    WorkerThreads,
-    _create_consumer,
-    run_worker,
-    wake_workers,
-    worker_wait_mode,
-)
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.storage import QueueConfigError, REDIS_READ_TIMEOUT
+from connector.queue.wakeup import wake_workers
+from connector.queue.worker import _create_consumer, run_worker, worker_wait_mode, WorkerThreads
 from connector.settings import Settings
-from connector.wakeup import FIFO_SUFFIX, WakeupListener, WakeupSqliteStorage, notify_workers, wakeup_dir
+from connector.queue.wakeup import FIFO_SUFFIX, WakeupListener, WakeupSqliteStorage, notify_workers, wakeup_dir
 from tests.processes import REDIS_SERVER, intake_config, wait_until
 
 LONG_POLL = 60.0  # seconds: the fallback poll in these tests; nothing below may rely on it
@@ -51,7 +44,7 @@ class Recorder:
 @pytest.fixture
 def recorder(monkeypatch) -> Recorder:
     recorder = Recorder()
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", recorder)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(recorder))
     return recorder
 
 
@@ -143,7 +136,7 @@ def test_worker_process_listens_and_a_producer_in_another_process_wakes_it(setti
             out.write(f"{platform}:{ticket_id}\n")
         return "applied"
 
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", record)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(record))
     monkeypatch.delenv("CONNECTOR_WORKER_WAIT", raising=False)
     process = multiprocessing.get_context("fork").Process(target=run_worker, args=(settings, 1),
                                                           kwargs={"sync": False})

@@ -36,7 +36,8 @@ from connector.metrics import (
     platform_label,
     reject_reason_label,
 )
-from connector.queue import QueueConfigError, QueueUnavailable, ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.storage import QueueConfigError, QueueUnavailable
 from connector.reload import ConfigWatcher
 from connector.settings import Settings
 from webhooks.identity import ZendeskIdentity

@@ -22,6 +22,7 @@ from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
 
 from connector.observe.records import Observation
+from connector.queue.storage import create_huey
 
 MAX_RECORDS = 10_000
 MAX_AGE = timedelta(days=30)
@@ -217,9 +218,7 @@ class LazyObservedStore:
     def _open(self) -> ObservedStore:
         with self._lock:
             if self._store is None:
-                from connector.queue import ReconcileQueue
-
-                self._store = ReconcileQueue.from_settings(self._settings).observations
+                self._store = observed_store(create_huey(self._settings))
             return self._store
 
     def record(self, observation: Observation) -> Observation:

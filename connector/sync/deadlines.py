@@ -42,8 +42,10 @@ from typing import TYPE_CHECKING, Protocol
 from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
 
+from connector.queue.storage import QueueUnavailable
+
 if TYPE_CHECKING:
-    from connector.queue import ReconcileQueue
+    from connector.queue.reconcile_queue import ReconcileQueue
 
 log = logging.getLogger(__name__)
 
@@ -368,8 +370,6 @@ class DeadlinePump:
         When the queue cannot store a task the claimed timer is put back, so it fires on the
         next pass instead of being lost.
         """
-        from connector.queue import QueueUnavailable
-
         now = self.clock()
         fired = 0
         while True:

@@ -33,7 +33,7 @@ from connector.sync.deadlines import DEFAULT_PUMP_INTERVAL, DeadlinePump, PumpTh
 from connector.sync.sweep import DEFAULT_FULL_INTERVAL, DEFAULT_RECENT_INTERVAL, Sweeper
 
 if TYPE_CHECKING:
-    from connector.queue import ReconcileQueue
+    from connector.queue.reconcile_queue import ReconcileQueue
     from connector.reconcile import Runtime
 
 log = logging.getLogger(__name__)

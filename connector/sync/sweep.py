@@ -53,12 +53,13 @@ from typing import TYPE_CHECKING
 
 from connector.platforms.base import PlatformError
 from connector.platforms.field_values import MalformedTicketError
+from connector.reconcile import reconcile_fetched
 from connector.sync.sources import DEFAULT_OVERLAP, Batch, Found, Source, source_for
 from connector.sync.state import SweepBusy, SyncState
 
 if TYPE_CHECKING:
     from connector.model import Ticket
-    from connector.queue import ReconcileQueue
+    from connector.queue.reconcile_queue import ReconcileQueue
     from connector.reconcile import Runtime
     from connector.sync.deadlines import DeadlineIndex, Record
 
@@ -223,7 +224,6 @@ class Sweep:
             return {}
 
     def _handle(self, found: Found, settled: bool, records: list[Record]) -> str:
-        from connector.reconcile import reconcile_fetched
 
         report = self.report
         if found.skip_reason is not None or not found.ticket_id:
