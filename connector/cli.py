@@ -179,7 +179,7 @@ def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: t
             "no webhook secret is set: set JIRA_WEBHOOK_SECRET and/or ZENDESK_WEBHOOK_SECRET "
             "(the secret of the platform's webhook), or pass --allow-unsigned jira for a Jira Data Center "
             "webhook that cannot sign")
-    from webhooks.app import SECRET_ENV_VARS, unsigned_platforms
+    from webhooks.state import SECRET_ENV_VARS, unsigned_platforms
 
     unsigned = unsigned_platforms(settings, frozenset(allow_unsigned))
     for platform in sorted(set(allow_unsigned)):
@@ -230,7 +230,7 @@ def sync(once: bool, platforms: tuple[str, ...], full: bool) -> None:
     from connector.reconcile import build_runtime
     from connector.sync.scheduler import configured_platforms
     from connector.sync.state import SweepBusy
-    from connector.sync.sweep import SweepKind, Sweeper
+    from connector.sync.sweep import Sweeper, SweepKind
 
     if not once:
         raise click.UsageError("pass --once: `connector serve` and `connector worker` already sweep periodically")
@@ -286,8 +286,14 @@ def report(platform: str, date_from: datetime, date_to: datetime, output_format:
     period of the same length. Reads the platform only; writes nothing to it."""
     from connector.platforms.base import PlatformError
     from connector.reconcile import build_adapter
-    from connector.review.command import (ReportError, choose_format, make_report, missing_credentials,
-                                          review_period, write_report)
+    from connector.review.command import (
+        ReportError,
+        choose_format,
+        make_report,
+        missing_credentials,
+        review_period,
+        write_report,
+    )
 
     settings = _settings()
     missing = missing_credentials(platform, settings)

@@ -59,11 +59,11 @@ from connector.metrics import RECONCILES, REPLANS
 from connector.model import Plan, Ticket
 from connector.observe import rollout
 from connector.observe.store import LazyObservedStore, ObservedStore
-from connector.problem_numbers import LazyProblemNumbers, ProblemNumberStore, assign
 from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter, Unchanged
+from connector.problem_numbers import LazyProblemNumbers, ProblemNumberStore, assign
+from connector.queue.storage import create_huey
 from connector.rules.engine import evaluate
 from connector.settings import Settings
-from connector.queue.storage import create_huey
 from connector.sync.deadlines import DeadlineEntry, DeadlineIndex, Record, deadline_index
 
 log = logging.getLogger("connector.reconcile")

@@ -39,7 +39,7 @@ from collections.abc import Set
 from typing import Any
 
 from connector.queue.storage import create_huey
-from connector.queue.worker import run_worker, WORKER_SHUTDOWN_TIMEOUT
+from connector.queue.worker import WORKER_SHUTDOWN_TIMEOUT, run_worker
 from connector.scrub import scrub, scrub_traceback, scrub_value
 from connector.settings import Settings
 

@@ -19,7 +19,6 @@ from connector.settings import Settings
 from webhooks.app import create_app
 
 
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     # Not created here: the queue must create its own data directory.

@@ -18,7 +18,7 @@ from connector.model import AddComment, SetFields, Transition
 from connector.observe.present import parse_since
 from connector.observe.records import fingerprint, observation
 from connector.observe.rollout import split
-from connector.observe.store import SqliteObservedStore, RedisObservedStore
+from connector.observe.store import RedisObservedStore, SqliteObservedStore
 from connector.queue.reconcile_queue import ReconcileQueue
 from connector.rules.engine import evaluate
 from connector.settings import DEFAULT_CONFIG, Settings, SettingsError

@@ -23,8 +23,8 @@ import pytest
 
 from connector.platforms.base import HostError, RateLimited, Timeout
 from connector.queue.reconcile_queue import ReconcileQueue
-from connector.queue.storage import create_huey, QueueConfigError, QueueUnavailable
-from connector.queue.worker import run_worker, WorkerThreads
+from connector.queue.storage import QueueConfigError, QueueUnavailable, create_huey
+from connector.queue.worker import WorkerThreads, run_worker
 from connector.serve import serve
 from connector.settings import Settings
 from webhooks.signatures import jira_signature

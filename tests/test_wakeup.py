@@ -19,11 +19,17 @@ from pathlib import Path
 import pytest
 
 from connector.queue.reconcile_queue import ReconcileQueue
-from connector.queue.storage import QueueConfigError, REDIS_READ_TIMEOUT
-from connector.queue.wakeup import wake_workers
-from connector.queue.worker import _create_consumer, run_worker, worker_wait_mode, WorkerThreads
+from connector.queue.storage import REDIS_READ_TIMEOUT, QueueConfigError
+from connector.queue.wakeup import (
+    FIFO_SUFFIX,
+    WakeupListener,
+    WakeupSqliteStorage,
+    notify_workers,
+    wake_workers,
+    wakeup_dir,
+)
+from connector.queue.worker import WorkerThreads, _create_consumer, run_worker, worker_wait_mode
 from connector.settings import Settings
-from connector.queue.wakeup import FIFO_SUFFIX, WakeupListener, WakeupSqliteStorage, notify_workers, wakeup_dir
 from tests.processes import REDIS_SERVER, intake_config, wait_until
 
 LONG_POLL = 60.0  # seconds: the fallback poll in these tests; nothing below may rely on it

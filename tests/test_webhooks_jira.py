@@ -18,8 +18,6 @@ from connector.settings import Settings
 from webhooks.app import MAX_BODY_BYTES, create_app
 from webhooks.signatures import jira_signature
 
-
-
 JIRA_FIXTURES = Path(__file__).parent / "fixtures" / "jira"
 
 
