@@ -101,7 +101,8 @@ def doctor(platforms: tuple[str, ...], output: str, config_path: Path | None, pu
     """Read-only preflight: check the site (credentials, permissions, fields, screens, statuses,
     transitions, priorities, groups, webhook) and this host (queue, calendars) against the rules.
     Writes nothing to the platform; exit 1 when a check FAILs."""
-    from connector.doctor.checks import DoctorError, DoctorOptions, render_json, render_text, run_doctor
+    from connector.doctor.checks import DoctorError, DoctorOptions, render_json, render_text
+    from connector.doctor.runner import run_doctor
 
     config = _load(config_path)  # first: it also reports settings the environment gets wrong
     settings = Settings.from_env()
