@@ -23,7 +23,6 @@ from connector.config import SupportConfig
 from connector.settings import Settings
 
 
-
 class Status(StrEnum):
     OK = "OK"
     WARN = "WARN"
