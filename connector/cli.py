@@ -21,12 +21,19 @@ from connector.config import ConfigError, load_config, schema_text
 from connector.settings import Settings, SettingsError
 
 
+class BadSettings(click.ClickException):
+    """A wrong environment variable: the process was started wrongly, exit 2 like a usage error."""
+
+    exit_code = 2
+
+
 def _settings() -> Settings:
-    """Settings from the environment; a bad value (CONNECTOR_MODE=…) is a usage error that names the variable."""
+    """Settings from the environment, read once at start; a bad value (CONNECTOR_PUMP_INTERVAL=abc)
+    stops the command with exit 2 and a message naming the variable and what it allows."""
     try:
         return Settings.from_env()
     except SettingsError as exc:
-        raise click.ClickException(str(exc))
+        raise BadSettings(str(exc))
 
 
 def _observe(observe: bool) -> Settings:
@@ -91,8 +98,8 @@ def schema() -> None:
               help="check this platform (default: every platform whose URL is set)")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="rule file or directory")
-@click.option("--public-url", "public_url", envvar="CONNECTOR_PUBLIC_URL",
-              help="the receiver's public base URL (env CONNECTOR_PUBLIC_URL); the webhook must point at "
+@click.option("--public-url", "public_url",
+              help="the receiver's public base URL (default: CONNECTOR_PUBLIC_URL); the webhook must point at "
                    "<URL>/webhooks/<platform>")
 @click.option("--project", "projects", multiple=True,
               help="Jira project key to check (repeatable; default: projects of recently updated issues)")
@@ -105,10 +112,10 @@ def doctor(platforms: tuple[str, ...], output: str, config_path: Path | None, pu
     from connector.doctor.runner import run_doctor
 
     config = _load(config_path)  # first: it also reports settings the environment gets wrong
-    settings = Settings.from_env()
+    settings = _settings()
     try:
         report = run_doctor(settings, config, platforms,
-                            DoctorOptions(public_url=public_url, projects=tuple(p.upper() for p in projects)))
+                            DoctorOptions(public_url=public_url or settings.public_url, projects=tuple(p.upper() for p in projects)))
     except DoctorError as exc:
         raise click.UsageError(str(exc))  # exit 2: exit 1 means a check failed
     click.echo(render_json(report) if output == "json" else render_text(report))

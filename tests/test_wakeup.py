@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from connector.queue.reconcile_queue import ReconcileQueue
-from connector.queue.storage import REDIS_READ_TIMEOUT, QueueConfigError
+from connector.queue.storage import REDIS_READ_TIMEOUT
 from connector.queue.wakeup import (
     FIFO_SUFFIX,
     WakeupListener,
@@ -28,8 +28,8 @@ from connector.queue.wakeup import (
     wake_workers,
     wakeup_dir,
 )
-from connector.queue.worker import WorkerThreads, _create_consumer, run_worker, worker_wait_mode
-from connector.settings import Settings
+from connector.queue.worker import WorkerThreads, _create_consumer, run_worker
+from connector.settings import Settings, SettingsError
 from tests.processes import REDIS_SERVER, intake_config, wait_until
 
 LONG_POLL = 60.0  # seconds: the fallback poll in these tests; nothing below may rely on it
@@ -169,10 +169,10 @@ def test_worker_process_listens_and_a_producer_in_another_process_wakes_it(setti
 
 
 def test_wait_mode_comes_from_the_environment_and_rejects_typos():
-    assert worker_wait_mode({}) == "wakeup"
-    assert worker_wait_mode({"CONNECTOR_WORKER_WAIT": "poll"}) == "poll"
-    with pytest.raises(QueueConfigError, match="CONNECTOR_WORKER_WAIT='wake'.*wakeup, poll, huey"):
-        worker_wait_mode({"CONNECTOR_WORKER_WAIT": "wake"})
+    assert Settings.from_env({}).worker_wait == "wakeup"
+    assert Settings.from_env({"CONNECTOR_WORKER_WAIT": "poll"}).worker_wait == "poll"
+    with pytest.raises(SettingsError, match="CONNECTOR_WORKER_WAIT='wake'.*wakeup, poll, huey"):
+        Settings.from_env({"CONNECTOR_WORKER_WAIT": "wake"})
 
 
 def test_huey_mode_is_the_stock_consumer_the_bench_compares_with(queue):

@@ -101,7 +101,7 @@ def _config_watcher(settings: Settings, given: ConfigWatcher | None) -> ConfigWa
     or a new one that checks the files now, at start – `/readyz` itself never checks."""
     if given is not None:
         return given
-    watcher = ConfigWatcher(settings.config_path)
+    watcher = ConfigWatcher(settings.config_path, poll_interval=settings.config_poll_every)
     watcher.check(force=True)
     return watcher
 

@@ -8,8 +8,14 @@ what needs it (the task body, the sweeps, the hot reload); only `WorkerThreads` 
 explicit `reconcile` falls back to the process-wide runtime (`connector.reconcile.get_runtime`,
 installed by tests and the demo with `set_runtime`) – the one place where huey calls the task.
 
-An idle worker waits for the next task without polling (`worker_wait_mode`): a blocking
-pop on Redis, a wake-up from whoever stored the task on SQLite (`connector.queue.wakeup`).
+An idle worker waits for the next task as `Settings.worker_wait` (`CONNECTOR_WORKER_WAIT`) says:
+
+- "wakeup" (default): Redis – a blocking pop; SQLite – the receiver wakes the worker
+  through a FIFO (`connector.queue.wakeup`), with a fallback poll once a second.
+- "poll": SQLite polled every POLL_INTERVAL without backoff (costs idle CPU; measured
+  by bench/latency.py, kept for comparison and for file systems without FIFOs).
+- "huey": huey's stock consumer (poll after 0.1 s, backing off ×1.15 to 10 s), the
+  behaviour before the wake-up; for the baseline of bench/latency.py.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Mapping
 
 from huey.consumer import Consumer
 
@@ -28,16 +33,14 @@ from connector.queue.tasks import Reconcile
 from connector.queue.wakeup import FALLBACK_POLL_SECONDS, WakeupListener, WakeupSqliteStorage
 from connector.reconcile import Runtime, build_runtime, reconcile_ticket
 from connector.reconcile import reconcile as reconcile_with
-from connector.reload import ConfigWatcher, poll_interval_from_env
-from connector.settings import Settings
+from connector.reload import ConfigWatcher
+from connector.settings import WORKER_WAIT_MODES, Settings
 from connector.sync.scheduler import SyncIntervals, SyncService, configured_platforms
 
 log = logging.getLogger("connector.queue")
 
 WORKER_SHUTDOWN_TIMEOUT = 25  # seconds; below the usual 30 s a supervisor waits before SIGKILL
 
-WORKER_WAIT_ENV = "CONNECTOR_WORKER_WAIT"
-WORKER_WAIT_MODES = ("wakeup", "poll", "huey")
 POLL_INTERVAL = 0.05  # seconds between polls in the "poll" mode
 
 class _Consumer(Consumer):
@@ -76,7 +79,7 @@ class _Consumer(Consumer):
 
 def _create_consumer(queue: "ReconcileQueue", mode: str, *, workers: int, poll_interval: float | None = None,
                      max_delay: float | None = None, **options) -> _Consumer:
-    """A thread consumer whose idle wait follows `mode` (see `worker_wait_mode`).
+    """A thread consumer whose idle wait follows `mode` (see the module docstring).
 
     With a wake-up (SQLite) or a blocking pop (Redis) the consumer's own poll delays apply
     only after a failed read (storage down) or without a listener; they are capped at
@@ -98,26 +101,6 @@ def _create_consumer(queue: "ReconcileQueue", mode: str, *, workers: int, poll_i
         consumer.wakeup = WakeupListener(storage.wakeup_dir)
         consumer.fallback_poll = consumer.max_delay
     return consumer
-
-
-def worker_wait_mode(environ: Mapping[str, str] | None = None) -> str:
-    """How an idle worker waits for the next task (`CONNECTOR_WORKER_WAIT`).
-
-    - "wakeup" (default): Redis – a blocking pop; SQLite – the receiver wakes the worker
-      through a FIFO (`connector.wakeup`), with a fallback poll once a second.
-    - "poll": SQLite polled every POLL_INTERVAL without backoff (costs idle CPU; measured
-      by bench/latency.py, kept for comparison and for file systems without FIFOs).
-    - "huey": huey's stock consumer (poll after 0.1 s, backing off ×1.15 to 10 s), the
-      behaviour before the wake-up; for the baseline of bench/latency.py.
-    """
-    env = os.environ if environ is None else environ
-    mode = (env.get(WORKER_WAIT_ENV) or "wakeup").strip().lower()
-    if mode not in WORKER_WAIT_MODES:
-        raise QueueConfigError(f"{WORKER_WAIT_ENV}={mode!r} is not one of {', '.join(WORKER_WAIT_MODES)}; "
-                               "leave it unset for the default (wakeup)")
-    return mode
-
-
 
 
 def _bind(queue: ReconcileQueue, reconcile: Reconcile | None) -> None:
@@ -146,7 +129,7 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
     new config would end in a worker that refuses to start; that action is taken away from
     it, so a broken config is rejected and the last good one keeps running.
     """
-    mode = worker_wait_mode()
+    mode = settings.worker_wait
     queue = queue or ReconcileQueue.from_settings(settings)
     runtimes: list[Runtime] = []
 
@@ -156,7 +139,7 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
         else:
             runtimes.append(build_runtime(settings, config))
 
-    watcher = ConfigWatcher(settings.config_path, on_change=on_change)
+    watcher = ConfigWatcher(settings.config_path, on_change=on_change, poll_interval=settings.config_poll_every)
     if watcher.check(force=True) == "rejected":
         raise QueueConfigError(f"the config at {settings.config_path} does not load; "
                                f"run `connector check-config {settings.config_path}`")
@@ -167,7 +150,7 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
         _bind(queue, reconcile)
     service = None
     if sync:
-        service = SyncService(queue, lambda: runtime, configured_platforms(settings), SyncIntervals.from_env())
+        service = SyncService(queue, lambda: runtime, configured_platforms(settings), SyncIntervals.from_settings(settings))
         service.register_periodic()
         service.start_pump()
     queue.liveness.start()
@@ -180,7 +163,7 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
     )
     consumer._signal_actions.pop(signal.SIGHUP, None)  # see the docstring: reload, never re-exec
     watcher.install_sighup()
-    watcher.start(poll_interval_from_env())
+    watcher.start()
     consumer.start_wakeup()
     log.info("worker.started", extra={"workers": workers, "pid": os.getpid(), "sync": sync, "wait": mode,
                                       "wakeup": consumer.wakeup is not None})
@@ -201,7 +184,7 @@ class WorkerThreads:
     handlers, which only the main thread may do, so this starts the consumer's scheduler and
     worker threads directly and stops them with the consumer's own graceful stop.
 
-    Idle threads wait as `wait` says (see `worker_wait_mode`); `poll_interval` is the first
+    Idle threads wait as `wait` says (see the module docstring); `poll_interval` is the first
     poll delay, and the fallback poll of the wake-up is max(poll_interval, 0.5) s. The tasks
     run `reconcile` if given, else the queue's own `reconcile`, else the process-wide runtime's.
     """

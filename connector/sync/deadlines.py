@@ -43,13 +43,14 @@ from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
 
 from connector.queue.storage import QueueUnavailable
+from connector.settings import fields
 
 if TYPE_CHECKING:
     from connector.queue.reconcile_queue import ReconcileQueue
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PUMP_INTERVAL = timedelta(seconds=10)
+DEFAULT_PUMP_INTERVAL = timedelta(seconds=fields()["pump_interval"].default)  # CONNECTOR_PUMP_INTERVAL's
 # Rows claimed per storage round trip; a backlog (after an outage) drains over several.
 CLAIM_BATCH = 500
 

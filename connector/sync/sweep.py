@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 from connector.platforms.base import PlatformError
 from connector.platforms.field_values import MalformedTicketError
 from connector.reconcile import reconcile_fetched
+from connector.settings import fields
 from connector.sync.sources import DEFAULT_OVERLAP, Batch, Found, Source, source_for
 from connector.sync.state import SweepBusy, SyncState
 
@@ -65,8 +66,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RECENT_INTERVAL = timedelta(minutes=5)
-DEFAULT_FULL_INTERVAL = timedelta(minutes=60)
+# The defaults of CONNECTOR_SYNC_RECENT_INTERVAL and CONNECTOR_SYNC_FULL_INTERVAL (`connector.settings`).
+DEFAULT_RECENT_INTERVAL = timedelta(seconds=fields()["sync_recent_interval"].default)
+DEFAULT_FULL_INTERVAL = timedelta(seconds=fields()["sync_full_interval"].default)
 
 
 class SweepKind(str, Enum):
