@@ -158,6 +158,9 @@ class Runtime:
 
 
 def build_adapter(platform: str, settings: Settings, config: SupportConfig) -> PlatformAdapter:
+    """The platform's adapter. Imported here, when a platform is used, so that a process
+    configured for one platform never loads the other's client library (`jira`, `zenpy`);
+    no import cycle is involved (tests/test_structure.py sees these imports too)."""
     mapping = config.platforms.for_platform(platform).model_copy()
     if platform == "jira":
         from connector.platforms.jira import JiraAdapter
@@ -166,7 +169,7 @@ def build_adapter(platform: str, settings: Settings, config: SupportConfig) -> P
             mapping.connector_account = settings.jira_user
         return JiraAdapter.from_settings(settings, mapping)
     if platform == "zendesk":
-        from connector.platforms.zendesk import ZendeskAdapter  # the Zendesk issue adds it
+        from connector.platforms.zendesk import ZendeskAdapter
 
         if mapping.connector_account is None and settings.zendesk_email:
             mapping.connector_account = settings.zendesk_email
