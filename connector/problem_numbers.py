@@ -16,7 +16,7 @@ gets a second one – and a number an agent blanked out is written back, not rep
 Storage follows the queue, like the deadline index and the observed store:
 
 - SQLite (`<data_dir>/queue.db`): one `BEGIN EXCLUSIVE` transaction on huey's connection
-  (`connector.admission.exclusive_transaction`) – look up the ticket, `INSERT … ON CONFLICT
+  (`connector.queue.admission.exclusive_transaction`) – look up the ticket, `INSERT … ON CONFLICT
   DO UPDATE … RETURNING` the day's counter, insert the ticket's row. SQLite serialises
   writers across processes with the database lock (https://www.sqlite.org/lockingv3.html),
   so two workers never get one value. RETURNING needs SQLite 3.35, as elsewhere.

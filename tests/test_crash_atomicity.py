@@ -4,7 +4,7 @@ Accepting an event stores a delivery claim, the ticket's pending flag and the ta
 receiver killed between those writes used to leave a claim or a flag without a task, so
 the platform's retry of the unanswered delivery was answered 200 "duplicate" with nothing
 queued and the ticket waited for the sweep. Now the three are one write
-(`connector.admission`). Three layers of evidence:
+(`connector.queue.admission`). Three layers of evidence:
 
 1. a receiver process killed *between the statements* of one admission (a SQLite trigger
    calls a function that SIGKILLs its own process) leaves nothing, and the retry is queued;

@@ -1,4 +1,4 @@
-"""Group commit of webhook admissions (`connector.admission.GroupCommit`), SQLite queue.
+"""Group commit of webhook admissions (`connector.queue.admission.GroupCommit`), SQLite queue.
 
 Concurrent events share one transaction and one fsync. What must hold whatever the timing
 (no test here measures time):

@@ -190,7 +190,7 @@ def test_takeover_is_compare_and_swap_so_racing_takers_do_not_both_win(settings)
     assert sorted(in_processes(take, 4, settings)) == [False, False, False, True]
 
 
-# --- accepting an event: claim, flag and task in one Lua script (connector.admission) ---------------
+# --- accepting an event: claim, flag and task in one Lua script (connector.queue.admission) --------------
 
 
 def test_collapsing_stale_flags_and_operator_flags_work_as_on_sqlite(settings):

@@ -70,7 +70,7 @@ class ReconcileQueue:
     ):
         self.huey = huey
         try:
-            # The one write that accepts an event or arms a retry/timer (connector.admission);
+            # The one write that accepts an event or arms a retry/timer (connector.queue.admission);
             # tests make the storage fail here.
             self.admission = admission_store(huey, delivery_ttl)
         except TypeError as exc:
@@ -128,7 +128,7 @@ class ReconcileQueue:
         Raise QueueUnavailable when the storage cannot record the request.
 
         The delivery claim, the pending flag and the task are one write (see
-        `connector.admission`): a process killed at any point leaves all three or none, so
+        `connector.queue.admission`): a process killed at any point leaves all three or none, so
         the platform's retry of a delivery that got no answer is queued, never "duplicate".
         """
         delivery_key = f"{platform}:{event_id}" if event_id else None
@@ -181,7 +181,7 @@ class ReconcileQueue:
             task_data=self.huey.serialize_task(task), priority=task.priority)
         if admitted == "queued":
             # The admission stores the task with its own SQL, not huey's `enqueue`, so the
-            # idle SQLite workers are woken here, after the commit (connector.wakeup).
+            # idle SQLite workers are woken here, after the commit (connector.queue.wakeup).
             wake_workers(self.huey)
         return admitted
 
