@@ -2,7 +2,7 @@
 
 An event is only a hint that a ticket changed, so the queue carries *which ticket to look
 at*, never what the event said: the worker re-reads the ticket anyway. That is what makes
-the three tricks in this module safe:
+the tricks of this package safe:
 
 - **Burst collapsing.** Jira sends several webhooks for one edit (issue_updated plus
   comment_created, a retry or two). A per-ticket "pending" flag in huey's key/value storage
@@ -38,18 +38,20 @@ move a clock instead of waiting. `schedule_reconcile` remains for one-off delaye
 Storage: SQLite file `<data_dir>/queue.db` by default (one host, no extra service), Redis
 when `CONNECTOR_QUEUE_URL=redis://…` (several hosts).
 
-The modules, lowest first (each imports only those above it, never `connector.reconcile`
-except the last):
+The modules, lowest first (each imports only modules of this package listed above it;
+only the last imports `connector.reconcile`):
 
-- `storage`: building huey for SQLite or Redis; compare-and-swap and raw values.
 - `wakeup`: waking idle SQLite workers through FIFOs when a task is stored.
+- `storage`: building huey for SQLite or Redis; compare-and-swap and raw values.
 - `admission`: the delivery claim (the recent-delivery store), the pending flag and the
   task, stored as one write.
 - `locks`: per-ticket locks, their holders, the worker heartbeats (`Liveness`).
 - `retry`: `RequeuePolicy`, when a reconcile is queued again (not the platforms' inline
   `RetryPolicy`; the module says how they differ).
 - `tasks`: the huey tasks, registered by name.
-- `reconcile_queue`: `ReconcileQueue`, producer and consumer side.
+- `reconcile_queue`: `ReconcileQueue`, producer and consumer side; it also opens the
+  stores kept in the same backend (`connector.sync.deadlines`, `connector.observe.store`,
+  `connector.problem_numbers`), which themselves use only `storage` and `admission`.
 - `persistence`: whether the queue's Redis keeps what was acknowledged (`/readyz`).
 - `worker`: the worker process (`run_worker`) and in-process `WorkerThreads`; it binds the
   reconciler to the task, so it is the only module here that imports `connector.reconcile`.
