@@ -43,6 +43,7 @@ WORKER_SHUTDOWN_TIMEOUT = 25  # seconds; below the usual 30 s a supervisor waits
 
 POLL_INTERVAL = 0.05  # seconds between polls in the "poll" mode
 
+
 class _Consumer(Consumer):
     """huey's consumer, plus the worker side of the wake-up: the listener runs while the
     consumer runs, and threads waiting for a wake-up are released as soon as it stops."""
@@ -150,7 +151,8 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
         _bind(queue, reconcile)
     service = None
     if sync:
-        service = SyncService(queue, lambda: runtime, configured_platforms(settings), SyncIntervals.from_settings(settings))
+        service = SyncService(queue, lambda: runtime, configured_platforms(settings),
+                              SyncIntervals.from_settings(settings))
         service.register_periodic()
         service.start_pump()
     queue.liveness.start()
@@ -176,6 +178,7 @@ def run_worker(settings: Settings, workers: int = 2, *, queue: ReconcileQueue | 
             service.stop_pump()
         queue.liveness.stop()
     log.info("worker.stopped", extra={"pid": os.getpid()})
+
 
 class WorkerThreads:
     """A huey consumer running in threads of the current process, without signal handlers.
