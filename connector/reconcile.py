@@ -4,7 +4,7 @@ An event is a hint, not the truth: whatever arrived, the worker re-reads the tic
 computes the desired state from scratch, so late, duplicated, reordered or lost webhooks
 all end in the same place, and running twice changes nothing the second time. After each
 reconcile the ticket's next deadline (an SLA warning, a breach, a follow-up) replaces the
-ticket's row in the deadline index (`connector.sync.deadlines`), whose pump queues a
+ticket's row in the deadline index (`connector.queue.deadlines`), whose pump queues a
 reconcile at that instant, so a ticket nobody touches is still acted on at the right minute.
 
 `reconcile_fetched` is the same work for a ticket already read, e.g. parsed from a sweep's
@@ -26,7 +26,7 @@ records, with the deadline, the ticket's `updated` stamp and the config's finger
 after a write: see `_settlement`). A later reconcile that finds the same stamp, the same
 config and `now` before that deadline stops right there: no evaluation, and on Zendesk no
 audits read (`fetch_if_changed`), so a redelivered webhook of a settled ticket costs one
-read on both platforms (`connector.sync.deadlines`).
+read on both platforms (`connector.queue.deadlines`).
 
 Observe mode (`CONNECTOR_MODE=observe`) and rules in `mode: observe`: the plan is split
 (`connector.observe.rollout`); observed actions are recorded in the queue's storage and the
@@ -61,10 +61,10 @@ from connector.observe import rollout
 from connector.observe.store import LazyObservedStore, ObservedStore
 from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter, Unchanged
 from connector.problem_numbers import LazyProblemNumbers, ProblemNumberStore, assign
+from connector.queue.deadlines import DeadlineEntry, DeadlineIndex, Record, deadline_index
 from connector.queue.storage import create_huey
 from connector.rules.engine import evaluate
 from connector.settings import Settings
-from connector.sync.deadlines import DeadlineEntry, DeadlineIndex, Record, deadline_index
 
 log = logging.getLogger("connector.reconcile")
 

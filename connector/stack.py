@@ -28,7 +28,7 @@ from connector.sandbox.server import Clock, ThreadedServer
 from connector.sandbox.zendesk import GROUPS as ZENDESK_GROUPS
 from connector.sandbox.zendesk import ZendeskSandbox
 from connector.settings import DEFAULT_CONFIG, Settings
-from connector.sync.deadlines import DeadlinePump
+from connector.sync.pump import DeadlinePump
 from connector.sync.sweep import Sweeper, SweepKind, SweepReport
 
 WEBHOOK_SECRET = "local-stack-webhook-secret"

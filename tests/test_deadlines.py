@@ -6,8 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from connector.queue.deadlines import DueTimer
 from connector.queue.reconcile_queue import ReconcileQueue
-from connector.sync.deadlines import DeadlinePump, DueTimer
+from connector.sync.pump import DeadlinePump
 
 NOW = datetime(2026, 11, 20, 7, 0, tzinfo=timezone.utc)
 
@@ -139,7 +140,7 @@ def test_record_many_and_entries_for_a_page(index):
 
 
 def test_old_files_gain_the_settlement_columns(settings):
-    from connector.sync.deadlines import SqliteDeadlineIndex
+    from connector.queue.deadlines import SqliteDeadlineIndex
 
     queue = ReconcileQueue.from_settings(settings)
     storage = queue.huey.storage

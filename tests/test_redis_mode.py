@@ -22,7 +22,7 @@ from connector.queue.reconcile_queue import ReconcileQueue
 from connector.queue.retry import RequeuePolicy
 from connector.queue.worker import run_worker
 from connector.settings import Settings
-from connector.sync.deadlines import DeadlinePump
+from connector.sync.pump import DeadlinePump
 from connector.sync.state import SweepBusy, SyncState
 from tests.processes import REDIS_SERVER, RedisServer, intake_config, wait_until
 

@@ -14,6 +14,9 @@ Importing `a.b.c` also runs the `__init__` of the packages `a.b` (and `a`), so a
 to those too – except to the importer's own enclosing packages, which are already loaded by
 the time the importer runs (that is why a package `__init__` may import its submodules).
 
+The layers the issue names are checked too (`LAYERS`): nothing in a lower layer imports a
+higher one, even inside a function – the higher one passes a callable in instead.
+
 Module size: a product module over `MAX_LINES` lines fails unless its docstring says why it
 is that long (a sentence containing "over 500 lines"). The sandboxes (`connector/sandbox/`)
 are stand-ins of whole platform APIs and are excepted.
@@ -199,6 +202,35 @@ def component_of(graph: dict[str, set[str]], start: str) -> set[str]:
         for target in targets:
             reverse[target].add(node)
     return reach(graph) & reach(reverse)
+
+
+# Dependencies point one way (issue 15): webhooks → queue; worker → reconcile → platforms/rules;
+# sync → queue and reconcile. (lower layer, what it must not import, modules of it exempted)
+LAYERS = [
+    ("connector.queue", ("connector.reconcile", "connector.sync", "webhooks", "connector.queue.worker"),
+     ("connector.queue.worker",)),  # the worker process is the top of the queue package
+    ("connector.reconcile", ("connector.sync", "connector.queue.worker", "webhooks"), ()),
+    ("connector.platforms", ("connector.queue", "connector.reconcile", "connector.sync", "webhooks"), ()),
+    ("connector.rules", ("connector.queue", "connector.reconcile", "connector.sync", "webhooks"), ()),
+    # Only the entry points start the receiver.
+    ("connector", ("webhooks",), ("connector.serve", "connector.cli", "connector.gunicorn_legacy", "connector.stack")),
+]
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_dependencies_point_one_way():
+    graph = import_graph(module_files())
+    upward = []
+    for lower, higher, exempt in LAYERS:
+        for module, targets in sorted(graph.items()):
+            if not _within(module, lower) or any(_within(module, e) for e in exempt):
+                continue
+            upward += [f"  {module} -> {t}" for t in sorted(targets) if any(_within(t, h) for h in higher)]
+    assert not upward, "imports from a lower layer into a higher one (pass the callable in instead):\n" + "\n".join(
+        upward)
 
 
 def test_no_product_module_over_the_size_limit_without_a_reason():

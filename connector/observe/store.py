@@ -1,6 +1,6 @@
 """Where observed actions are kept: the queue's own backend, bounded, shared by every process.
 
-Like the deadline index (`connector.sync.deadlines`) the records live next to the queue – a
+Like the deadline index (`connector.queue.deadlines`) the records live next to the queue – a
 table in the SQLite file `<data_dir>/queue.db`, or a sorted set and hashes in Redis when
 `CONNECTOR_QUEUE_URL=redis://…` – so every worker, the receiver's `/observed` page and
 `connector observed` see the same records, and no extra service is needed.

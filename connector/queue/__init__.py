@@ -31,7 +31,7 @@ instead of after the 15-minute age limit. Takeovers are compare-and-swap operati
 backend, so two workers racing for one dead holder's lock cannot both win.
 
 SLA timers do not use huey's `eta` scheduling: they live in a deadline index in the same
-storage (`ReconcileQueue.deadlines`, see `connector.sync.deadlines`), fired by a pump that
+storage (`ReconcileQueue.deadlines`, see `connector.queue.deadlines`), fired by a pump (`connector.sync.pump`) that
 `run_worker` runs next to the consumer together with the periodic sweeps, so tests can
 move a clock instead of waiting. `schedule_reconcile` remains for one-off delayed runs.
 
@@ -49,8 +49,9 @@ only the last imports `connector.reconcile`):
 - `retry`: `RequeuePolicy`, when a reconcile is queued again (not the platforms' inline
   `RetryPolicy`; the module says how they differ).
 - `tasks`: the huey tasks, registered by name.
+- `deadlines`: the SLA deadline index (each ticket's next deadline, settled tickets).
 - `reconcile_queue`: `ReconcileQueue`, producer and consumer side; it also opens the
-  stores kept in the same backend (`connector.sync.deadlines`, `connector.observe.store`,
+  stores kept in the same backend (`deadlines`, `connector.observe.store`,
   `connector.problem_numbers`), which themselves use only `storage` and `admission`.
 - `persistence`: whether the queue's Redis keeps what was acknowledged (`/readyz`).
 - `worker`: the worker process (`run_worker`) and in-process `WorkerThreads`; it binds the

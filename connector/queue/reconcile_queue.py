@@ -36,13 +36,13 @@ from connector.metrics import RECONCILES
 from connector.observe.store import ObservedStore, observed_store
 from connector.problem_numbers import ProblemNumberStore, problem_numbers
 from connector.queue.admission import Admitted, admission_store
+from connector.queue.deadlines import DeadlineIndex, deadline_index
 from connector.queue.locks import Liveness, TicketLocks
 from connector.queue.retry import RequeuePolicy
 from connector.queue.storage import QueueConfigError, QueueUnavailable, create_huey
 from connector.queue.tasks import Reconcile, register_reconcile_task
 from connector.queue.wakeup import wake_workers
 from connector.settings import Settings
-from connector.sync.deadlines import DeadlineIndex, deadline_index
 
 log = logging.getLogger("connector.queue")
 
@@ -99,7 +99,7 @@ class ReconcileQueue:
 
     @property
     def deadlines(self) -> DeadlineIndex:
-        """The SLA deadline index in this queue's backend (see `connector.sync.deadlines`)."""
+        """The SLA deadline index in this queue's backend (see `connector.queue.deadlines`)."""
         with self._deadlines_lock:
             if self._deadlines is None:
                 self._deadlines = deadline_index(self.huey)

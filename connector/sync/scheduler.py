@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from huey import crontab
 
 from connector.settings import Settings
-from connector.sync.deadlines import DEFAULT_PUMP_INTERVAL, DeadlinePump, PumpThread
+from connector.sync.pump import DEFAULT_PUMP_INTERVAL, DeadlinePump, PumpThread
 from connector.sync.sweep import DEFAULT_FULL_INTERVAL, DEFAULT_RECENT_INTERVAL, Sweeper
 
 if TYPE_CHECKING:

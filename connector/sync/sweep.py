@@ -60,9 +60,9 @@ from connector.sync.state import SweepBusy, SyncState
 
 if TYPE_CHECKING:
     from connector.model import Ticket
+    from connector.queue.deadlines import DeadlineIndex, Record
     from connector.queue.reconcile_queue import ReconcileQueue
     from connector.reconcile import Runtime
-    from connector.sync.deadlines import DeadlineIndex, Record
 
 log = logging.getLogger(__name__)
 
