@@ -18,8 +18,7 @@ from connector.rules.auto_close import AutoCloseRule
 from connector.rules.closure import ClosureRule
 from connector.rules.escalation import EscalationRule
 from connector.rules.follow_up import FollowUpRule
-from connector.rules.problem_number import FIELD as PROBLEM_NUMBER
-from connector.rules.problem_number import ProblemNumberRule
+from connector.rules.problem_number import FIELD as PROBLEM_NUMBER, ProblemNumberRule
 from connector.rules.required_fields import RequiredFieldsRule
 from connector.rules.review_gate import ReviewGateRule
 from connector.rules.routing import RoutingRule
