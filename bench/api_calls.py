@@ -91,10 +91,9 @@ def jira_figures() -> dict[str, tuple[float, float]]:
 
 def jira_site_figures() -> dict[str, tuple[float, float]]:
     """What a real site's limits cost: a transition screen's required fields, long tickets."""
-    import tempfile  # noqa: PLC0415
-
     from connector.sandbox.jira import AGENT  # noqa: PLC0415
     from connector.stack import LocalStack  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
 
     complete = {"Impact scope": "office", "Steps to reproduce": "connect", "Error message": "E1",
                 "Occurred at": FRIDAY - timedelta(days=6), "Root cause": "cert", "Solution": "renewed",

@@ -45,17 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.processes import (  # noqa: E402  (the same process helpers as the fault tests)
-    JIRA_TOKEN,
-    JIRA_USER,
-    REDIS_SERVER,
-    WEBHOOK_SECRET,
-    RedisServer,
-    connector_env,
-    intake_config,
-    post_event,
-    receiver,
-    wait_ready,
-    worker,
+    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, RedisServer, connector_env, intake_config, post_event,
+    receiver, wait_ready, worker,
 )
 
 ALL_CONFIGS = ("sqlite/wakeup", "sqlite/huey", "sqlite/poll", "redis/wakeup", "redis/huey")
@@ -201,9 +192,9 @@ def report(configs: list[Config], schedule: list[tuple[float, int]]) -> None:
 
 def consumer_idle_cpu(names: list[str], seconds: float, redis, tmp: Path) -> None:
     from connector.queue.reconcile_queue import ReconcileQueue
-    from connector.queue.wakeup import FALLBACK_POLL_SECONDS
     from connector.queue.worker import POLL_INTERVAL, WorkerThreads
     from connector.settings import Settings
+    from connector.queue.wakeup import FALLBACK_POLL_SECONDS
 
     print(f"idle CPU of a consumer with 2 worker threads, {seconds:.0f} s each (scheduler thread and heartbeat included)")
     for db, name in enumerate(names):

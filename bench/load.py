@@ -39,23 +39,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.processes import (  # noqa: E402  (the same process helpers as the fault tests)
-    JIRA_TOKEN,
-    JIRA_USER,
-    REDIS_SERVER,
-    WEBHOOK_SECRET,
-    RedisServer,
-    connector_env,
-    free_port,
-    intake_config,
-    jira_headers,
-    receiver,
-    wait_ready,
-    wait_until,
-    worker,
+    JIRA_TOKEN, JIRA_USER, REDIS_SERVER, WEBHOOK_SECRET, RedisServer, connector_env, free_port, intake_config,
+    jira_headers, receiver, wait_ready, wait_until, worker,
 )
 
 

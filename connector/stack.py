@@ -29,7 +29,7 @@ from connector.sandbox.zendesk import GROUPS as ZENDESK_GROUPS
 from connector.sandbox.zendesk import ZendeskSandbox
 from connector.settings import DEFAULT_CONFIG, Settings
 from connector.sync.pump import DeadlinePump
-from connector.sync.sweep import Sweeper, SweepKind, SweepReport
+from connector.sync.sweep import SweepKind, SweepReport, Sweeper
 
 WEBHOOK_SECRET = "local-stack-webhook-secret"
 

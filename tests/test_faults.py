@@ -24,19 +24,8 @@ from connector.queue.reconcile_queue import ReconcileQueue
 from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.settings import Settings
 from tests.processes import (
-    REDIS_SERVER,
-    WEBHOOK_SECRET,
-    Cluster,
-    connector_changes,
-    connector_env,
-    deliver,
-    deliveries_twice_shuffled,
-    intake_config,
-    jira_headers,
-    live_jira,
-    receiver,
-    wait_ready,
-    wait_until,
+    REDIS_SERVER, WEBHOOK_SECRET, Cluster, connector_changes, connector_env, deliver, deliveries_twice_shuffled,
+    intake_config, jira_headers, live_jira, receiver, wait_ready, wait_until,
 )
 
 needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install "

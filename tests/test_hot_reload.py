@@ -20,13 +20,7 @@ from connector.reload import ConfigWatcher
 from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.settings import Settings
 from tests.processes import (
-    connector_env,
-    intake_config,
-    live_jira,
-    receiver,
-    wait_ready,
-    wait_until,
-    worker,
+    connector_env, intake_config, live_jira, receiver, wait_ready, wait_until, worker,
 )
 from webhooks.app import create_app
 
