@@ -18,7 +18,7 @@ from flask import current_app
 from connector.queue.reconcile_queue import ReconcileQueue
 from connector.queue.storage import QueueConfigError, QueueUnavailable
 from connector.reload import ConfigWatcher
-from connector.settings import Settings
+from connector.settings import Settings, fields
 from webhooks.identity import ZendeskIdentity
 from webhooks.signatures import ReplayWindow
 
@@ -26,7 +26,8 @@ log = logging.getLogger("webhooks.app")  # the receiver's log name, kept across 
 
 PLATFORMS = ("jira", "zendesk")
 EXTENSION = "connector"
-SECRET_ENV_VARS = {"jira": "JIRA_WEBHOOK_SECRET", "zendesk": "ZENDESK_WEBHOOK_SECRET"}
+# The variables that hold each platform's webhook secrets, as `connector.settings` names them.
+SECRET_ENV_VARS = {platform: fields()[f"{platform}_webhook_secrets"].alias for platform in PLATFORMS}
 
 
 @dataclass
