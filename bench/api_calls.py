@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector.config import load_config  # noqa: E402
 from connector.metrics import RECONCILES  # noqa: E402
-from connector.queue import ReconcileQueue  # noqa: E402
+from connector.queue.reconcile_queue import ReconcileQueue  # noqa: E402
 from connector.reconcile import Runtime, reconcile  # noqa: E402
 from connector.sandbox.jira import CUSTOMER, JiraSandbox  # noqa: E402
 from connector.sandbox.server import Clock  # noqa: E402

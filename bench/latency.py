@@ -79,7 +79,7 @@ class Config:
     idle_cpu: list[tuple[float, float]] = field(default_factory=list)  # (idle s, worker CPU s)
 
     def start(self, jira, rules: Path) -> None:
-        from connector.queue import ReconcileQueue
+        from connector.queue.reconcile_queue import ReconcileQueue
         from connector.settings import Settings
         from connector.sync.state import SyncState
 
@@ -191,9 +191,10 @@ def report(configs: list[Config], schedule: list[tuple[float, int]]) -> None:
 
 
 def consumer_idle_cpu(names: list[str], seconds: float, redis, tmp: Path) -> None:
-    from connector.queue import POLL_INTERVAL, ReconcileQueue, WorkerThreads
+    from connector.queue.reconcile_queue import ReconcileQueue
+    from connector.queue.worker import POLL_INTERVAL, WorkerThreads
     from connector.settings import Settings
-    from connector.wakeup import FALLBACK_POLL_SECONDS
+    from connector.queue.wakeup import FALLBACK_POLL_SECONDS
 
     print(f"idle CPU of a consumer with 2 worker threads, {seconds:.0f} s each (scheduler thread and heartbeat included)")
     for db, name in enumerate(names):

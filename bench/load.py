@@ -301,7 +301,7 @@ def compare(tmp: Path, rates: list[int], seconds: float, closed_events: int, con
 
 
 def drain(queue_url: str | None, backlog: int, workers: int, threads: int, tmp: Path) -> None:
-    from connector.queue import ReconcileQueue
+    from connector.queue.reconcile_queue import ReconcileQueue
     from connector.sandbox.jira import CONNECTOR, JiraSandbox
     from connector.sandbox.server import Clock
     from connector.settings import Settings

@@ -18,7 +18,7 @@ Prints figures; asserts nothing. Run:
 - Full sweep, cold: nothing in the deadline index (a new install, a lost backend): every
   ticket is parsed and evaluated, and its timer written – once per page of 100.
 - Full sweep, steady: the hourly sweep of a quiet site. Every ticket is settled at the stamp
-  its listing shows (`connector.sync.deadlines`) and skipped without parsing or evaluating.
+  its listing shows (`connector.queue.deadlines`) and skipped without parsing or evaluating.
 - Full sweep after a hot reload (the config fingerprint changed): every ticket evaluated.
 - Recent-updates sweep after 1 % of the tickets changed (a customer comment each).
 - Breach-notice latency (default size only): 200 P0 tickets whose 30-minute first-response
@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector.config import load_config  # noqa: E402
-from connector.queue import ReconcileQueue  # noqa: E402
+from connector.queue.reconcile_queue import ReconcileQueue  # noqa: E402
 from connector.reconcile import Runtime, reconcile  # noqa: E402
 from connector.sandbox.jira import AGENT, CONNECTOR, CUSTOMER, JiraSandbox  # noqa: E402
 from connector.sandbox.server import Clock  # noqa: E402

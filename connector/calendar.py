@@ -22,6 +22,11 @@ Rules for reading a calendar (they are what users see, so they are fixed here):
   working day decides the whole span, including its part after midnight.
 - Precedence per day: `extra_workdays` > `extra_holidays` > public holidays > the
   package's official make-up working days > the weekday's own hours.
+
+Why over 500 lines: `BusinessCalendar` (some 350 lines) is one algorithm – working spans,
+holidays, make-up days and DST folded into per-year tables – whose methods share those
+tables' invariants, and `CalendarConfig` is what builds the tables; split apart, every
+change to the representation would touch both.
 """
 
 from __future__ import annotations

@@ -21,12 +21,19 @@ from connector.config import ConfigError, load_config, schema_text
 from connector.settings import Settings, SettingsError
 
 
+class BadSettings(click.ClickException):
+    """A wrong environment variable: the process was started wrongly, exit 2 like a usage error."""
+
+    exit_code = 2
+
+
 def _settings() -> Settings:
-    """Settings from the environment; a bad value (CONNECTOR_MODE=…) is a usage error that names the variable."""
+    """Settings from the environment, read once at start; a bad value (CONNECTOR_PUMP_INTERVAL=abc)
+    stops the command with exit 2 and a message naming the variable and what it allows."""
     try:
         return Settings.from_env()
     except SettingsError as exc:
-        raise click.ClickException(str(exc))
+        raise BadSettings(str(exc))
 
 
 def _observe(observe: bool) -> Settings:
@@ -126,8 +133,8 @@ def schema() -> None:
               help="check this platform (default: every platform whose URL is set)")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="rule file or directory")
-@click.option("--public-url", "public_url", envvar="CONNECTOR_PUBLIC_URL",
-              help="the receiver's public base URL (env CONNECTOR_PUBLIC_URL); the webhook must point at "
+@click.option("--public-url", "public_url",
+              help="the receiver's public base URL (default: CONNECTOR_PUBLIC_URL); the webhook must point at "
                    "<URL>/webhooks/<platform>")
 @click.option("--project", "projects", multiple=True,
               help="Jira project key to check (repeatable; default: projects of recently updated issues)")
@@ -136,13 +143,14 @@ def doctor(platforms: tuple[str, ...], output: str, config_path: Path | None, pu
     """Read-only preflight: check the site (credentials, permissions, fields, screens, statuses,
     transitions, priorities, groups, webhook) and this host (queue, calendars) against the rules.
     Writes nothing to the platform; exit 1 when a check FAILs."""
-    from connector.doctor.checks import DoctorError, DoctorOptions, render_json, render_text, run_doctor
+    from connector.doctor.checks import DoctorError, DoctorOptions, render_json, render_text
+    from connector.doctor.runner import run_doctor
 
     config = _load(config_path)  # first: it also reports settings the environment gets wrong
-    settings = Settings.from_env()
+    settings = _settings()
     try:
         report = run_doctor(settings, config, platforms,
-                            DoctorOptions(public_url=public_url, projects=tuple(p.upper() for p in projects)))
+                            DoctorOptions(public_url=public_url or settings.public_url, projects=tuple(p.upper() for p in projects)))
     except DoctorError as exc:
         raise click.UsageError(str(exc))  # exit 2: exit 1 means a check failed
     click.echo(render_json(report) if output == "json" else render_text(report))
@@ -211,7 +219,7 @@ def examples(config_path: Path | None, now_text: str | None, examples_dir: Path,
 @click.option("--observe", is_flag=True, help="write nothing, record every planned action (= CONNECTOR_MODE=observe)")
 def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: tuple[str, ...], observe: bool) -> None:
     """Run the webhook receiver (waitress: whole requests are read before a thread serves them), with a queue worker unless --no-worker."""
-    from connector.queue import QueueConfigError
+    from connector.queue.storage import QueueConfigError
     from connector.serve import serve as run_serve
 
     settings = _observe(observe)
@@ -221,7 +229,7 @@ def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: t
             "no webhook secret is set: set JIRA_WEBHOOK_SECRET and/or ZENDESK_WEBHOOK_SECRET "
             "(the secret of the platform's webhook), or pass --allow-unsigned jira for a Jira Data Center "
             "webhook that cannot sign")
-    from webhooks.app import SECRET_ENV_VARS, unsigned_platforms
+    from webhooks.state import SECRET_ENV_VARS, unsigned_platforms
 
     unsigned = unsigned_platforms(settings, frozenset(allow_unsigned))
     for platform in sorted(set(allow_unsigned)):
@@ -244,7 +252,7 @@ def serve(host: str, port: int, no_worker: bool, workers: int, allow_unsigned: t
 @click.option("--observe", is_flag=True, help="write nothing, record every planned action (= CONNECTOR_MODE=observe)")
 def worker(workers: int, observe: bool) -> None:
     """Run queue workers alone (reconciles and SLA timers), for machines without a receiver."""
-    from connector.queue import QueueConfigError
+    from connector.queue.storage import QueueConfigError
     from connector.serve import worker as run_worker
 
     settings = _observe(observe)
@@ -267,21 +275,22 @@ def sync(once: bool, platforms: tuple[str, ...], full: bool) -> None:
     worker`), which also runs these sweeps periodically by itself.
     """
     from connector.platforms.base import PlatformError
-    from connector.queue import QueueConfigError, ReconcileQueue
-    from connector.reconcile import get_runtime
+    from connector.queue.reconcile_queue import ReconcileQueue
+    from connector.queue.storage import QueueConfigError
+    from connector.reconcile import build_runtime
     from connector.sync.scheduler import configured_platforms
     from connector.sync.state import SweepBusy
-    from connector.sync.sweep import SweepKind, Sweeper
+    from connector.sync.sweep import Sweeper, SweepKind
 
     if not once:
         raise click.UsageError("pass --once: `connector serve` and `connector worker` already sweep periodically")
     settings = _settings()
-    _load(None)
+    config = _load(None)
     chosen = list(platforms) or configured_platforms(settings)
     if not chosen:
         raise click.ClickException("no platform to sweep: set JIRA_URL or ZENDESK_URL (and its credentials)")
     try:
-        sweeper = Sweeper(get_runtime(), ReconcileQueue.from_settings(settings))
+        sweeper = Sweeper(build_runtime(settings, config), ReconcileQueue.from_settings(settings))
     except QueueConfigError as exc:
         raise click.ClickException(str(exc))
     kind = SweepKind.FULL if full else SweepKind.RECENT
@@ -327,8 +336,14 @@ def report(platform: str, date_from: datetime, date_to: datetime, output_format:
     period of the same length. Reads the platform only; writes nothing to it."""
     from connector.platforms.base import PlatformError
     from connector.reconcile import build_adapter
-    from connector.review.command import (ReportError, choose_format, make_report, missing_credentials,
-                                          review_period, write_report)
+    from connector.review.command import (
+        ReportError,
+        choose_format,
+        make_report,
+        missing_credentials,
+        review_period,
+        write_report,
+    )
 
     settings = _settings()
     missing = missing_credentials(platform, settings)
@@ -379,7 +394,8 @@ def observed(since_text: str | None, platform: str | None, output: str, limit: i
     Reads the queue's storage (CONNECTOR_DATA_DIR or CONNECTOR_QUEUE_URL), never the platform.
     """
     from connector.observe.present import as_csv, as_json, as_text, parse_since
-    from connector.queue import QueueConfigError, ReconcileQueue
+    from connector.queue.reconcile_queue import ReconcileQueue
+    from connector.queue.storage import QueueConfigError
 
     settings = _settings()
     since = None

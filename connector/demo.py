@@ -317,7 +317,7 @@ def _route_to_team_chat(stack: LocalStack) -> None:
     CHAT_DINGTALK_URL / CHAT_DINGTALK_SECRET, which the stack sets for its chat stand-in) and
     the P0/P1 breach notices and escalations routed to it."""
     from connector.channels.config import ChannelConfig
-    from connector.channels.route import ChatRoute
+    from connector.rules.notices import ChatRoute
 
     stack.config.channels["ops-chat"] = ChannelConfig(preset="dingtalk", url_env="CHAT_DINGTALK_URL",
                                                       secret_env="CHAT_DINGTALK_SECRET", format="markdown",

@@ -32,7 +32,7 @@ class ReceiverApplication(BaseApplication):
         self._allow_unsigned = frozenset(allow_unsigned)
         # Built in the arbiter, before the HTTP worker forks: a worker replaced on SIGHUP
         # inherits the last good config instead of starting from whatever the file says.
-        self._config_watcher = ConfigWatcher(settings.config_path)
+        self._config_watcher = ConfigWatcher(settings.config_path, poll_interval=settings.config_poll_every)
         self._config_watcher.check(force=True)
         self._options: dict[str, Any] = {
             "bind": f"{host}:{port}",

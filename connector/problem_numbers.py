@@ -16,7 +16,7 @@ gets a second one – and a number an agent blanked out is written back, not rep
 Storage follows the queue, like the deadline index and the observed store:
 
 - SQLite (`<data_dir>/queue.db`): one `BEGIN EXCLUSIVE` transaction on huey's connection
-  (`connector.admission.exclusive_transaction`) – look up the ticket, `INSERT … ON CONFLICT
+  (`connector.queue.admission.exclusive_transaction`) – look up the ticket, `INSERT … ON CONFLICT
   DO UPDATE … RETURNING` the day's counter, insert the ticket's row. SQLite serialises
   writers across processes with the database lock (https://www.sqlite.org/lockingv3.html),
   so two workers never get one value. RETURNING needs SQLite 3.35, as elsewhere.
@@ -42,6 +42,8 @@ from huey.storage import RedisStorage, SqliteStorage
 
 from connector.metrics import WRITES_REFUSED
 from connector.model import Plan, SetFields, Ticket, replaced
+from connector.queue.admission import exclusive_transaction
+from connector.queue.storage import backend_store, create_huey
 
 log = logging.getLogger("connector.problem_numbers")
 
@@ -73,8 +75,6 @@ class SqliteProblemNumbers:
                     "number text not null, primary key (queue, platform, ticket_id, rule))", commit=True)
 
     def claim(self, platform: str, ticket_id: str, rule: str, head: str, day: date, width: int) -> str:
-        from connector.admission import exclusive_transaction
-
         key = (self._queue, platform, ticket_id, rule)
         with exclusive_transaction(self._storage) as cursor:
             cursor.execute("select number from connector_problem_number "
@@ -143,11 +143,7 @@ class RedisProblemNumbers:
 
 def problem_numbers(huey: Huey) -> ProblemNumberStore:
     """The store living in the same backend as `huey`'s queue."""
-    if isinstance(huey.storage, SqliteStorage):
-        return SqliteProblemNumbers(huey.storage)
-    if isinstance(huey.storage, RedisStorage):
-        return RedisProblemNumbers(huey.storage)
-    raise TypeError(f"problem numbers need SQLite or Redis storage, not {type(huey.storage).__name__}")
+    return backend_store(huey, sqlite=SqliteProblemNumbers, redis=RedisProblemNumbers, what="problem numbers need")
 
 
 class LazyProblemNumbers:
@@ -161,9 +157,7 @@ class LazyProblemNumbers:
     def _open(self) -> ProblemNumberStore:
         with self._lock:
             if self._store is None:
-                from connector.queue import ReconcileQueue
-
-                self._store = ReconcileQueue.from_settings(self._settings).problem_numbers
+                self._store = problem_numbers(create_huey(self._settings))
             return self._store
 
     def claim(self, *args, **kwargs) -> str:

@@ -4,7 +4,7 @@ An event is a hint, not the truth: whatever arrived, the worker re-reads the tic
 computes the desired state from scratch, so late, duplicated, reordered or lost webhooks
 all end in the same place, and running twice changes nothing the second time. After each
 reconcile the ticket's next deadline (an SLA warning, a breach, a follow-up) replaces the
-ticket's row in the deadline index (`connector.sync.deadlines`), whose pump queues a
+ticket's row in the deadline index (`connector.queue.deadlines`), whose pump queues a
 reconcile at that instant, so a ticket nobody touches is still acted on at the right minute.
 
 `reconcile_fetched` is the same work for a ticket already read, e.g. parsed from a sweep's
@@ -26,7 +26,7 @@ records, with the deadline, the ticket's `updated` stamp and the config's finger
 after a write: see `_settlement`). A later reconcile that finds the same stamp, the same
 config and `now` before that deadline stops right there: no evaluation, and on Zendesk no
 audits read (`fetch_if_changed`), so a redelivered webhook of a settled ticket costs one
-read on both platforms (`connector.sync.deadlines`).
+read on both platforms (`connector.queue.deadlines`).
 
 Observe mode (`CONNECTOR_MODE=observe`) and rules in `mode: observe`: the plan is split
 (`connector.observe.rollout`); observed actions are recorded in the queue's storage and the
@@ -64,11 +64,12 @@ from connector.metrics import RECONCILES, REPLANS
 from connector.model import Plan, Ticket
 from connector.observe import rollout
 from connector.observe.store import LazyObservedStore, ObservedStore
-from connector.problem_numbers import LazyProblemNumbers, ProblemNumberStore, assign
 from connector.platforms.base import ApplyResult, Conflict, NotFound, PlatformAdapter, Unchanged
+from connector.problem_numbers import LazyProblemNumbers, ProblemNumberStore, assign
+from connector.queue.deadlines import DeadlineEntry, DeadlineIndex, Record, deadline_index
+from connector.queue.storage import create_huey
 from connector.rules.engine import evaluate
 from connector.settings import Settings
-from connector.sync.deadlines import DeadlineEntry, DeadlineIndex, Record
 
 log = logging.getLogger("connector.reconcile")
 
@@ -160,9 +161,7 @@ class Runtime:
     def chat_delivery(self):
         with self._lock:
             if self.chat is None:
-                from connector.channels.outbox import LazyChatOutbox
-
-                self.chat = LazyChatOutbox(self.settings).delivery()
+                self.chat = chat_hooks.LazyChatOutbox(self.settings).delivery()
             return self.chat
 
     def adapter(self, platform: str) -> PlatformAdapter:
@@ -173,6 +172,9 @@ class Runtime:
 
 
 def build_adapter(platform: str, settings: Settings, config: SupportConfig) -> PlatformAdapter:
+    """The platform's adapter. Imported here, when a platform is used, so that a process
+    configured for one platform never loads the other's client library (`jira`, `zenpy`);
+    no import cycle is involved (tests/test_structure.py sees these imports too)."""
     mapping = config.platforms.for_platform(platform).model_copy()
     if platform == "jira":
         from connector.platforms.jira import JiraAdapter
@@ -181,7 +183,7 @@ def build_adapter(platform: str, settings: Settings, config: SupportConfig) -> P
             mapping.connector_account = settings.jira_user
         return JiraAdapter.from_settings(settings, mapping)
     if platform == "zendesk":
-        from connector.platforms.zendesk import ZendeskAdapter  # the Zendesk issue adds it
+        from connector.platforms.zendesk import ZendeskAdapter
 
         if mapping.connector_account is None and settings.zendesk_email:
             mapping.connector_account = settings.zendesk_email
@@ -392,9 +394,7 @@ class DeadlineTimers:
     def _open(self) -> DeadlineIndex:
         with self._lock:
             if self._index is None:
-                from connector.queue import ReconcileQueue
-
-                self._index = ReconcileQueue.from_settings(self._settings).deadlines
+                self._index = deadline_index(create_huey(self._settings))
             return self._index
 
     def record(self, platform: str, ticket_id: str, due: datetime | None, seen: datetime | None,
@@ -410,45 +410,39 @@ def deadline_timers(settings: Settings) -> Callable[[str, str, datetime | None, 
     return DeadlineTimers(settings).record
 
 
+def build_runtime(settings: Settings, config: SupportConfig) -> Runtime:
+    """A worker's runtime: its timers, observations and problem numbers in the queue's backend."""
+    timers = DeadlineTimers(settings)
+    return Runtime(settings=settings, config=config, schedule=timers.record, lookup=timers.entry,
+                   observations=LazyObservedStore(settings), numbers=LazyProblemNumbers(settings))
+
+
+# The process-wide runtime, for the one place where huey calls the task without one passed in
+# (`reconcile_ticket`, bound by `connector.queue.worker.WorkerThreads` when no reconciler is
+# given): the demo and tests install theirs with `set_runtime`. The worker process builds
+# its own runtime and passes it (`connector.queue.worker.run_worker`).
 _RUNTIME: Runtime | None = None
 _RUNTIME_LOCK = threading.Lock()
-# The newest config a hot reload accepted before the runtime was first built (it is built
-# lazily, by the first task); None: read the file when building.
-_RELOADED_CONFIG: SupportConfig | None = None
 
 
 def get_runtime() -> Runtime:
-    """The worker process's runtime, built once from the environment."""
+    """The process-wide runtime, built once from the environment unless one was installed."""
     global _RUNTIME
     with _RUNTIME_LOCK:
         if _RUNTIME is None:
             settings = Settings.from_env()
-            config = _RELOADED_CONFIG if _RELOADED_CONFIG is not None else load_config(settings.config_path)
-            timers = DeadlineTimers(settings)
-            _RUNTIME = Runtime(settings=settings, config=config, schedule=timers.record, lookup=timers.entry,
-                               observations=LazyObservedStore(settings), numbers=LazyProblemNumbers(settings))
+            _RUNTIME = build_runtime(settings, load_config(settings.config_path))
         return _RUNTIME
-
-
-def apply_config(config: SupportConfig) -> None:
-    """Hand a config accepted by the hot reload (`connector.reload.ConfigWatcher`) to this
-    process's runtime, now or when it is built."""
-    global _RELOADED_CONFIG
-    with _RUNTIME_LOCK:
-        _RELOADED_CONFIG = config
-        runtime = _RUNTIME
-    if runtime is not None:
-        runtime.replace_config(config)
 
 
 def set_runtime(runtime: Runtime | None) -> None:
     """Install a runtime (the demo, tests) or forget it so the next call rebuilds from the environment."""
-    global _RUNTIME, _RELOADED_CONFIG
+    global _RUNTIME
     with _RUNTIME_LOCK:
         _RUNTIME = runtime
-        _RELOADED_CONFIG = None
 
 
 def reconcile_ticket(platform: str, ticket_id: str) -> str:
-    """The queue task's entry point; raises RateLimited/HostError/Timeout for the queue to retry."""
+    """The queue task's body with the process-wide runtime; raises RateLimited/HostError/Timeout
+    for the queue to requeue."""
     return reconcile(get_runtime(), platform, ticket_id).outcome

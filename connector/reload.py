@@ -31,34 +31,22 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from connector.config import ConfigError, ConfigProblem, SupportConfig, config_files, load_config
+from connector.settings import fields
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLL_INTERVAL = timedelta(seconds=5)
+# CONNECTOR_CONFIG_POLL_INTERVAL's default (`connector.settings`).
+DEFAULT_POLL_INTERVAL = timedelta(seconds=fields()["config_poll_interval"].default)
 # A check running longer than this is shown on /readyz (loading is bounded, so it should not happen).
 SLOW_CHECK = timedelta(seconds=5)
 
 Fingerprint = tuple[tuple[str, int, int], ...]
-
-
-def poll_interval_from_env(environ: Mapping[str, str] | None = None) -> timedelta:
-    env = os.environ if environ is None else environ
-    text = env.get("CONNECTOR_CONFIG_POLL_INTERVAL")
-    if not text:
-        return DEFAULT_POLL_INTERVAL
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0:
-        raise ValueError(f"CONNECTOR_CONFIG_POLL_INTERVAL={text!r} is not a positive number of seconds; e.g. 5")
-    return timedelta(seconds=seconds)
 
 
 def _now() -> datetime:
@@ -107,9 +95,11 @@ class ConfigWatcher:
     never makes a reader wait – `/readyz` only reads, it never checks.
     """
 
-    def __init__(self, path: Path | str, *, on_change: Callable[[SupportConfig], None] | None = None):
+    def __init__(self, path: Path | str, *, on_change: Callable[[SupportConfig], None] | None = None,
+                 poll_interval: timedelta = DEFAULT_POLL_INTERVAL):
         self.path = Path(path)
         self._on_change = on_change
+        self._poll_interval = poll_interval  # Settings.config_poll_every (CONNECTOR_CONFIG_POLL_INTERVAL)
         self._lock = threading.Lock()
         self._fingerprint: Fingerprint | None = None
         self._state = ReloadState()
@@ -202,7 +192,9 @@ class ConfigWatcher:
         """Check on SIGHUP. Main thread only (a Python rule for signal handlers)."""
         signal.signal(signal.SIGHUP, lambda signum, frame: self.wake())
 
-    def start(self, interval: timedelta = DEFAULT_POLL_INTERVAL) -> "ConfigWatcher":
+    def start(self, interval: timedelta | None = None) -> "ConfigWatcher":
+        """Poll the files every `interval` (default: the watcher's `poll_interval`) in a thread."""
+        interval = interval or self._poll_interval
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(interval.total_seconds(),),
                                         name="connector-config-watch", daemon=True)
@@ -218,7 +210,7 @@ class ConfigWatcher:
             return
         with self._starting:
             if self._thread is None or self._thread_pid != os.getpid() or not self._thread.is_alive():
-                self.start(poll_interval_from_env())
+                self.start()
 
     def stop(self) -> None:
         self._stop.set()

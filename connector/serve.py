@@ -38,7 +38,8 @@ import time
 from collections.abc import Set
 from typing import Any
 
-from connector.queue import WORKER_SHUTDOWN_TIMEOUT, create_huey, run_worker
+from connector.queue.storage import create_huey
+from connector.queue.worker import WORKER_SHUTDOWN_TIMEOUT, run_worker
 from connector.scrub import scrub, scrub_traceback, scrub_value
 from connector.settings import Settings
 
@@ -90,11 +91,8 @@ def _message(record: logging.LogRecord) -> str:
         return str(record.msg)
 
 
-def configure_logging() -> None:
-    """JSON lines on stderr at CONNECTOR_LOG_LEVEL (default INFO), for `serve` and `worker`."""
-    level = (os.environ.get("CONNECTOR_LOG_LEVEL") or "INFO").upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ValueError(f"CONNECTOR_LOG_LEVEL={level!r}; use DEBUG, INFO, WARNING or ERROR")
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr at `level` (`Settings.log_level`, CONNECTOR_LOG_LEVEL), for `serve` and `worker`."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
     root = logging.getLogger()
@@ -102,24 +100,16 @@ def configure_logging() -> None:
     root.setLevel(level)
 
 
-def http_server_from_env() -> str:
-    """CONNECTOR_HTTP_SERVER: "waitress" (default) or "gunicorn" (the old stack, for comparison)."""
-    name = (os.environ.get("CONNECTOR_HTTP_SERVER") or "waitress").strip().lower()
-    if name not in HTTP_SERVERS:
-        raise ValueError(f"CONNECTOR_HTTP_SERVER={name!r}; use waitress (the default) or gunicorn")
-    return name
-
-
 def run_receiver(settings: Settings, host: str, port: int, allow_unsigned: Set[str] = frozenset()) -> int:
     """Serve the webhook receiver in this process until SIGTERM/SIGINT; return the exit status."""
-    server_name = http_server_from_env()
+    server_name = settings.http_server
     if server_name == "gunicorn":
         return _run_gunicorn(settings, host, port, allow_unsigned)
     from connector.http_server import create_server, serve_until_stopped
-    from connector.reload import ConfigWatcher, poll_interval_from_env
+    from connector.reload import ConfigWatcher
     from webhooks.app import MAX_BODY_BYTES, create_app
 
-    watcher = ConfigWatcher(settings.config_path)
+    watcher = ConfigWatcher(settings.config_path, poll_interval=settings.config_poll_every)
     # From here on SIGHUP means "check the config now" (its default action would end us);
     # the poll thread started below does the check.
     signal.signal(signal.SIGHUP, lambda signum, frame: watcher.wake())
@@ -134,7 +124,7 @@ def run_receiver(settings: Settings, host: str, port: int, allow_unsigned: Set[s
                 log.error("receiver.bind_failed", extra={"host": host, "port": port, "error": str(exc)})
                 return 1
             time.sleep(1)
-    watcher.start(poll_interval_from_env())
+    watcher.start()
     # Everything built so far (Flask, the rules, the metrics registry: ~70,000 objects) lives
     # as long as the process; frozen, it is no longer scanned by the cyclic GC, whose full
     # collections otherwise paused every request thread for 30-60 ms in the middle of a
@@ -170,7 +160,7 @@ def worker(settings: Settings, workers: int = 2) -> int:
     The worker also fires SLA timers (the deadline pump) and runs the periodic sweeps, so
     `serve` with its worker child, or `worker` alone, is all a deployment needs.
     """
-    configure_logging()
+    configure_logging(settings.log_level)
     run_worker(settings, workers)
     return 0
 
@@ -189,15 +179,9 @@ def serve(
     Return the exit status: 0 after a requested shutdown, non-zero when a child failed.
     Raise QueueConfigError before starting anything when the queue settings are unusable.
     """
-    configure_logging()
+    configure_logging(settings.log_level)
     # Fail here, with the message, rather than in a child's boot where it is a stack trace.
     create_huey(settings)
-    try:
-        http_server_from_env()
-    except ValueError as exc:
-        log.error("serve.bad_setting", extra={"error": str(exc)})
-        print(f"Error: {exc}", file=sys.stderr)
-        return 2
     if not with_worker:
         return run_receiver(settings, host, port, allow_unsigned)
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL_RETRYING
 
 from connector.config import SupportConfig, load_config
-from connector.queue import ReconcileQueue, WorkerThreads
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.worker import WorkerThreads
 from connector.reconcile import Runtime, set_runtime
 from connector.sandbox.chat import ChatSandbox
 from connector.sandbox.jira import JiraSandbox
@@ -29,7 +30,7 @@ from connector.sandbox.server import Clock, ThreadedServer
 from connector.sandbox.zendesk import GROUPS as ZENDESK_GROUPS
 from connector.sandbox.zendesk import ZendeskSandbox
 from connector.settings import DEFAULT_CONFIG, Settings
-from connector.sync.deadlines import DeadlinePump
+from connector.sync.pump import DeadlinePump
 from connector.sync.sweep import SweepKind, SweepReport, Sweeper
 
 WEBHOOK_SECRET = "local-stack-webhook-secret"

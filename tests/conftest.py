@@ -14,10 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from connector.metrics import REGISTRY
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.settings import Settings
 from webhooks.app import create_app
-
 
 
 @pytest.fixture

@@ -281,7 +281,7 @@ class Cluster:
     platform's credentials)."""
 
     def __init__(self, tmp_path: Path, platform: str, sandbox, env: Mapping[str, str], queue_url: str | None):
-        from connector.queue import ReconcileQueue
+        from connector.queue.reconcile_queue import ReconcileQueue
         from connector.settings import Settings
         from connector.sync.state import SyncState
 
@@ -325,7 +325,7 @@ class Cluster:
     def kill_lock_holder(self, ticket_id: str):
         """kill -9 the worker process holding the ticket's lock and start a replacement;
         returns (the lock's holder record, the replacement process)."""
-        from connector.queue import Holder
+        from connector.queue.locks import Holder
 
         _, holder = self.queue.huey.get(self.lock_key(ticket_id), peek=True)
         assert isinstance(holder, Holder)

@@ -28,8 +28,8 @@ from connector.cli import main
 from connector.config import ConfigError, load_config
 from connector.doctor.local import check_channels
 from connector.metrics import REGISTRY
-from connector.queue import ReconcileQueue
-from connector.reconcile import Runtime, set_runtime
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.reconcile import Runtime
 from connector.sandbox.chat import ChatSandbox
 from connector.sandbox.server import Clock
 from connector.settings import DEFAULT_CONFIG, Settings
@@ -366,9 +366,9 @@ def delivery(tmp_path, chat, monkeypatch):
     config = load_config(chat_config_file(tmp_path))
     settings = Settings(data_dir=tmp_path / "data")
     queue = ReconcileQueue.from_settings(settings)
-    set_runtime(Runtime(settings=settings, config=config, clock=chat.clock.now))
+    runtime = Runtime(settings=settings, config=config, clock=chat.clock.now)
+    queue.chat.runtime = lambda: runtime  # as the worker gives it
     yield queue.chat
-    set_runtime(None)
 
 
 def ready(delivery, channel="ops-dingtalk", marker="m1") -> str:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -170,7 +171,7 @@ def test_a_render_at_run_time_is_bounded_for_a_ticket_bigger_than_the_sample():
 
 @pytest.mark.parametrize("hostile", ["laughs", "loops"])
 def test_readyz_stays_fast_and_reports_a_hostile_hot_reload(settings, queue, config_file, monkeypatch, hostile):
-    monkeypatch.setenv("CONNECTOR_CONFIG_POLL_INTERVAL", "0.05")
+    settings = dataclasses.replace(settings, config_poll_interval=0.05)
     intake_config(config_file)
     client = create_app(settings, queue=queue).test_client()
     watcher = client.application.extensions[_EXTENSION].config_watcher

@@ -4,7 +4,7 @@ Accepting an event stores a delivery claim, the ticket's pending flag and the ta
 receiver killed between those writes used to leave a claim or a flag without a task, so
 the platform's retry of the unanswered delivery was answered 200 "duplicate" with nothing
 queued and the ticket waited for the sweep. Now the three are one write
-(`connector.admission`). Three layers of evidence:
+(`connector.queue.admission`). Three layers of evidence:
 
 1. a receiver process killed *between the statements* of one admission (a SQLite trigger
    calls a function that SIGKILLs its own process) leaves nothing, and the retry is queued;
@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.server import RETRYABLE_STATUSES
 from connector.settings import Settings
@@ -125,7 +125,7 @@ def test_a_failing_redis_admission_writes_nothing(redis_server):
     # everything that can fail before its first write. Make its last write fail:
     storage.conn.set(storage.queue_key, b"not a queue")
 
-    from connector.queue import QueueUnavailable
+    from connector.queue.storage import QueueUnavailable
 
     with pytest.raises(QueueUnavailable):
         queue.enqueue_reconcile("jira", "10000", event_id="10000/1")

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-import connector.queue
-from connector.queue import ReconcileQueue
-from connector.sync.deadlines import DeadlinePump, DueTimer
+from connector.queue.deadlines import DueTimer
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.sync.pump import DeadlinePump
 
 NOW = datetime(2026, 11, 20, 7, 0, tzinfo=timezone.utc)
 
@@ -94,7 +94,7 @@ def test_timer_fired_reconcile_records_the_next_deadline(queue, settings, monkey
             runtime.schedule(platform, ticket_id, NOW + timedelta(hours=1), NOW)
             return "noop"
 
-        monkeypatch.setattr(connector.queue, "reconcile_ticket", reconcile)
+        monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(reconcile))
         queue.deadlines.record("jira", "5", NOW, None)
         DeadlinePump(queue, lambda: NOW).pump()
         task = queue.huey.dequeue()
@@ -140,7 +140,7 @@ def test_record_many_and_entries_for_a_page(index):
 
 
 def test_old_files_gain_the_settlement_columns(settings):
-    from connector.sync.deadlines import SqliteDeadlineIndex
+    from connector.queue.deadlines import SqliteDeadlineIndex
 
     queue = ReconcileQueue.from_settings(settings)
     storage = queue.huey.storage

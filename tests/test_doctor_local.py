@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from connector.calendar import CalendarConfig
 from connector.cli import main
 from connector.config import SupportConfig
-from connector.doctor.checks import DoctorError, Status, render_json, render_text, run_doctor
+from connector.doctor.checks import DoctorError, Status, render_json, render_text
 from connector.doctor.local import check_calendars, check_queue
+from connector.doctor.runner import run_doctor
 from connector.settings import Settings
 from tests.processes import REDIS_SERVER, RedisServer, free_port
 

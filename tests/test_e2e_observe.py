@@ -29,7 +29,7 @@ from connector.cli import main
 from connector.config import load_config
 from connector.demo import DEMO_START, _scenarios, _zendesk_scenarios
 from connector.observe.records import fingerprint
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.reconcile import Runtime, reconcile
 from connector.rules.engine import evaluate
 from connector.sandbox.jira import CONNECTOR as JIRA_CONNECTOR

@@ -16,7 +16,7 @@ import pytest
 from connector.config import load_config
 from connector.metrics import REGISTRY
 from connector.platforms.base import HostError
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.reconcile import Runtime, reconcile
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.server import Clock

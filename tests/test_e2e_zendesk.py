@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from connector.config import load_config
-from connector.queue import ReconcileQueue, WorkerThreads
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.worker import WorkerThreads
 from connector.reconcile import Runtime, reconcile, set_runtime
 from connector.sandbox.server import Clock, ThreadedServer
 from connector.sandbox.zendesk import AGENT, CONNECTOR, CUSTOMER, GROUPS, ZendeskSandbox

@@ -20,7 +20,7 @@ from collections import Counter
 import pytest
 import requests
 
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.settings import Settings
 from tests.processes import (

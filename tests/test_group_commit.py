@@ -1,4 +1,4 @@
-"""Group commit of webhook admissions (`connector.admission.GroupCommit`), SQLite queue.
+"""Group commit of webhook admissions (`connector.queue.admission.GroupCommit`), SQLite queue.
 
 Concurrent events share one transaction and one fsync. What must hold whatever the timing
 (no test here measures time):
@@ -27,7 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from connector.queue import QueueUnavailable, ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.storage import QueueUnavailable
 from tests.processes import wait_until
 from webhooks.app import create_app
 

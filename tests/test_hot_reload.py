@@ -8,13 +8,14 @@ so the config in force is read off the comment it wrote.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from pathlib import Path
 
 import pytest
 import requests
 
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.reload import ConfigWatcher
 from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.settings import Settings
@@ -68,7 +69,7 @@ def test_a_config_that_never_loaded_blocks_readiness(tmp_path):
 def test_readyz_reports_a_rejected_reload_but_stays_ready(settings, queue, config_file, monkeypatch):
     # /readyz only reads the verdict; the watcher's poll thread (started by the first
     # /readyz of the process) checks the files.
-    monkeypatch.setenv("CONNECTOR_CONFIG_POLL_INTERVAL", "0.05")
+    settings = dataclasses.replace(settings, config_poll_interval=0.05)
     client = create_app(settings, queue=queue).test_client()
     ready = client.get("/readyz").json
     assert ready["status"] == "ready" and "warnings" not in ready and ready["config"]["reload"] == "ok"

@@ -18,8 +18,8 @@ from connector.model import AddComment, SetFields, Transition
 from connector.observe.present import parse_since
 from connector.observe.records import fingerprint, observation
 from connector.observe.rollout import split
-from connector.observe.store import SqliteObservedStore, RedisObservedStore
-from connector.queue import ReconcileQueue
+from connector.observe.store import RedisObservedStore, SqliteObservedStore
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.rules.engine import evaluate
 from connector.settings import DEFAULT_CONFIG, Settings, SettingsError
 from tests.factories import ticket as factory_ticket
@@ -43,10 +43,10 @@ def test_connector_mode_defaults_to_enforce_and_reads_observe():
 
 
 def test_a_wrong_connector_mode_names_the_variable_and_the_allowed_values():
-    with pytest.raises(SettingsError, match=r"CONNECTOR_MODE='dry-run'.*enforce\|observe"):
+    with pytest.raises(SettingsError, match=r"CONNECTOR_MODE='dry-run'.*enforce, observe"):
         Settings.from_env({"CONNECTOR_MODE": "dry-run"})
     result = CliRunner().invoke(main, ["observed"], env={"CONNECTOR_MODE": "dry-run"})
-    assert result.exit_code == 1 and "CONNECTOR_MODE='dry-run'" in result.output and "enforce|observe" in result.output
+    assert result.exit_code == 2 and "CONNECTOR_MODE='dry-run'" in result.output and "enforce, observe" in result.output
 
 
 def test_observe_flag_reaches_the_worker_processes_through_the_environment(monkeypatch):

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from connector.config import load_config
 from connector.model import AddLabel, SetFields, Status
 from connector.problem_numbers import DAY_KEY_TTL, assign
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.rules.engine import evaluate
 from connector.rules.problem_number import NEXT_NUMBER, ProblemNumberRule
 from connector.rules.projection import project

@@ -21,16 +21,10 @@ from pathlib import Path
 
 import pytest
 
-import connector.queue
 from connector.platforms.base import HostError, RateLimited, Timeout
-from connector.queue import (
-    QueueConfigError,
-    QueueUnavailable,
-    ReconcileQueue,
-    WorkerThreads,
-    create_huey,
-    run_worker,
-)
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.storage import QueueConfigError, QueueUnavailable, create_huey
+from connector.queue.worker import WorkerThreads, run_worker
 from connector.serve import serve
 from connector.settings import Settings
 from webhooks.signatures import jira_signature
@@ -86,7 +80,7 @@ class RecordingReconciler:
 @pytest.fixture
 def reconciler(monkeypatch) -> RecordingReconciler:
     recording = RecordingReconciler()
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", recording)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(recording))
     return recording
 
 
@@ -246,7 +240,7 @@ def test_reconcile_clears_the_pending_flag_before_fetching(queue, monkeypatch):
         answers_during_reconcile.append(queue.enqueue_reconcile(platform, ticket_id))
         return "applied"
 
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", reconcile)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(reconcile))
     queue.enqueue_reconcile("jira", "1")
     [task] = queue.huey.pending()
 
@@ -308,7 +302,7 @@ def test_a_stale_lock_from_a_dead_worker_is_taken_over(settings, reconciler):
 
 
 def test_rate_limited_reconcile_is_rescheduled_no_sooner_than_retry_after(queue, monkeypatch, metric):
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", raising(RateLimited("429", retry_after=120, platform="jira")))
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(raising(RateLimited("429", retry_after=120, platform="jira"))))
     before_count = metric("connector_reconciles_total", platform="jira", outcome="retry")
     before = datetime.now(timezone.utc)
 
@@ -325,7 +319,7 @@ def test_rate_limited_reconcile_is_rescheduled_no_sooner_than_retry_after(queue,
 
 @pytest.mark.parametrize("error", [HostError("502", status=502), Timeout("read timeout")])
 def test_host_errors_and_timeouts_back_off_exponentially(queue, monkeypatch, error):
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", raising(error))
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(raising(error)))
     before = datetime.now(timezone.utc)
 
     assert queue.run_reconcile("zendesk", "9", attempt=2) == "retry"
@@ -337,7 +331,7 @@ def test_host_errors_and_timeouts_back_off_exponentially(queue, monkeypatch, err
 
 
 def test_retries_are_bounded_and_giving_up_is_logged(queue, monkeypatch, caplog, metric):
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", raising(RateLimited("429", retry_after=1)))
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(raising(RateLimited("429", retry_after=1))))
     before = metric("connector_reconciles_total", platform="jira", outcome="error")
     last = queue.retry_policy.max_attempts - 1
 
@@ -351,7 +345,7 @@ def test_retries_are_bounded_and_giving_up_is_logged(queue, monkeypatch, caplog,
 
 
 def test_a_non_transient_error_is_not_retried(queue, monkeypatch, caplog):
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", raising(KeyError("bug")))
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(raising(KeyError("bug"))))
 
     with caplog.at_level(logging.ERROR, logger="connector.queue"):
         assert queue.run_reconcile("jira", "1") == "error"
@@ -407,7 +401,7 @@ def test_two_workers_never_reconcile_one_ticket_at_once(queue, monkeypatch):
             running.discard(ticket_id)
         return "noop"
 
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", reconcile)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(reconcile))
     # Two tasks for one ticket despite collapsing: a timer already due and an event.
     queue.schedule_reconcile("jira", "1", datetime.now(timezone.utc) - timedelta(seconds=1))
     queue.enqueue_reconcile("jira", "1")
@@ -461,7 +455,7 @@ def free_port() -> int:
 
 def test_worker_process_drains_the_queue_and_stops_cleanly_on_sigterm(settings, queue, tmp_path, monkeypatch):
     done = tmp_path / "reconciled.txt"
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", record_to(done))
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(record_to(done)))
     queue.enqueue_reconcile("zendesk", "7")
     process = multiprocessing.get_context("fork").Process(target=run_worker, args=(settings, 1))
     process.start()
@@ -477,7 +471,7 @@ def test_worker_process_drains_the_queue_and_stops_cleanly_on_sigterm(settings, 
 
 def test_serve_receives_a_webhook_and_its_worker_reconciles_it(settings, tmp_path, monkeypatch):
     done = tmp_path / "reconciled.txt"
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", record_to(done))
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(record_to(done)))
     port = free_port()
     process = multiprocessing.get_context("fork").Process(target=serve, args=(settings, "127.0.0.1", port, True, 1))
     process.start()

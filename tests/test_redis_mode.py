@@ -17,10 +17,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-import connector.queue
-from connector.queue import Holder, ReconcileQueue, run_worker
+from connector.queue.locks import Holder
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.retry import RequeuePolicy
+from connector.queue.worker import run_worker
 from connector.settings import Settings
-from connector.sync.deadlines import DeadlinePump
+from connector.sync.pump import DeadlinePump
 from connector.sync.state import SweepBusy, SyncState
 from tests.processes import REDIS_SERVER, RedisServer, intake_config, wait_until
 
@@ -104,7 +106,7 @@ def test_one_reconcile_per_ticket_at_a_time_across_worker_processes(settings, tm
             out.write(f"{ticket_id} {started} {time.time()} {os.getpid()}\n")
         return "noop"
 
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", reconcile)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(reconcile))
     queue = ReconcileQueue.from_settings(settings)
     # Ten tasks per ticket despite collapsing, as timers (each its own instant) produce.
     now = datetime.now(timezone.utc)
@@ -160,7 +162,7 @@ def test_one_sweep_at_a_time_and_a_killed_sweepers_lease_is_taken_over(settings)
 
 
 def test_lock_of_a_worker_on_another_machine_waits_for_its_heartbeat_to_stop(settings, monkeypatch):
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", lambda platform, ticket_id: "noop")
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(lambda platform, ticket_id: "noop"))
     queue = ReconcileQueue.from_settings(settings)
     elsewhere = Holder(owner="worker-on-host-b", scope="another-host/pid:[1]", pid=os.getpid(), beats=True)
     lock_key = f"{queue.huey.name}.lock.reconcile:jira:7"
@@ -181,14 +183,14 @@ def test_takeover_is_compare_and_swap_so_racing_takers_do_not_both_win(settings)
     queue.huey.put(lock_key, (time.time(), dead))
 
     def take(index: int, settings: Settings) -> bool:
-        taken = ReconcileQueue.from_settings(settings)._take_lock(lock_key)
+        taken = ReconcileQueue.from_settings(settings)._locks.take(lock_key)
         time.sleep(1)  # stay alive: a winner that exited would rightly be taken over as dead
         return taken
 
     assert sorted(in_processes(take, 4, settings)) == [False, False, False, True]
 
 
-# --- accepting an event: claim, flag and task in one Lua script (connector.admission) ---------------
+# --- accepting an event: claim, flag and task in one Lua script (connector.queue.admission) --------------
 
 
 def test_collapsing_stale_flags_and_operator_flags_work_as_on_sqlite(settings):
@@ -220,7 +222,7 @@ def test_a_stale_flag_is_taken_over_by_exactly_one_of_racing_receivers(settings)
 
 def test_a_retry_and_its_flag_are_stored_together_and_a_worker_runs_it(settings, monkeypatch):
     from connector.platforms.base import RateLimited
-    from connector.queue import WorkerThreads
+    from connector.queue.worker import WorkerThreads
 
     attempts = []
 
@@ -230,8 +232,8 @@ def test_a_retry_and_its_flag_are_stored_together_and_a_worker_runs_it(settings,
             raise RateLimited("429", retry_after=1, platform="jira")
         return "applied"
 
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", reconcile)
-    queue = ReconcileQueue.from_settings(settings, retry_policy=connector.queue.RetryPolicy(first_delay=timedelta(seconds=1)))
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(reconcile))
+    queue = ReconcileQueue.from_settings(settings, retry_policy=RequeuePolicy(first_delay=timedelta(seconds=1)))
     assert queue.enqueue_reconcile("jira", "5", event_id="d-5") == "queued"
 
     with WorkerThreads(queue, workers=1):

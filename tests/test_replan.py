@@ -14,7 +14,7 @@ import pytest
 
 from connector.config import load_config
 from connector.platforms.base import Conflict, StaleTicket
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.reconcile import REPLAN_ATTEMPTS, REPLAN_PAUSE, Runtime, reconcile
 from connector.sandbox.server import Clock
 from connector.sandbox.zendesk import AGENT, CONNECTOR, GROUPS, ZendeskSandbox
@@ -137,7 +137,7 @@ def test_the_queue_retries_a_conflict_later_instead_of_dropping_it(settings, mon
         calls.append(ticket_id)
         raise Conflict("edited meanwhile", platform=platform, status=409)
 
-    monkeypatch.setattr("connector.queue.reconcile_ticket", always_conflicting)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(always_conflicting))
     assert queue.run_reconcile("zendesk", "42") == "retry"
     assert calls == ["42"]
     assert queue.pending_count() == 1  # a later attempt is stored, with the queue's back-off

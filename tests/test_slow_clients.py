@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from connector.http_server import CONNECTION_LIMIT, READ_DEADLINE
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.settings import Settings
 from tests.processes import ROOT, connector_env, intake_config, jira_headers, receiver, wait_ready, wait_until
 from tests.slow_clients import SlowClients, lying_request, wait_closed

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from connector.cli import main
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.reconcile import set_runtime
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.server import Clock

@@ -18,19 +18,18 @@ from pathlib import Path
 
 import pytest
 
-import connector.queue
-from connector.queue import (
-    REDIS_READ_TIMEOUT,
-    QueueConfigError,
-    ReconcileQueue,
-    WorkerThreads,
-    _create_consumer,
-    run_worker,
+from connector.queue.reconcile_queue import ReconcileQueue
+from connector.queue.storage import REDIS_READ_TIMEOUT
+from connector.queue.wakeup import (
+    FIFO_SUFFIX,
+    WakeupListener,
+    WakeupSqliteStorage,
+    notify_workers,
     wake_workers,
-    worker_wait_mode,
+    wakeup_dir,
 )
-from connector.settings import Settings
-from connector.wakeup import FIFO_SUFFIX, WakeupListener, WakeupSqliteStorage, notify_workers, wakeup_dir
+from connector.queue.worker import WorkerThreads, _create_consumer, run_worker
+from connector.settings import Settings, SettingsError
 from tests.processes import REDIS_SERVER, intake_config, wait_until
 
 LONG_POLL = 60.0  # seconds: the fallback poll in these tests; nothing below may rely on it
@@ -51,7 +50,7 @@ class Recorder:
 @pytest.fixture
 def recorder(monkeypatch) -> Recorder:
     recorder = Recorder()
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", recorder)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(recorder))
     return recorder
 
 
@@ -143,7 +142,7 @@ def test_worker_process_listens_and_a_producer_in_another_process_wakes_it(setti
             out.write(f"{platform}:{ticket_id}\n")
         return "applied"
 
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", record)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(record))
     monkeypatch.delenv("CONNECTOR_WORKER_WAIT", raising=False)
     process = multiprocessing.get_context("fork").Process(target=run_worker, args=(settings, 1),
                                                           kwargs={"sync": False})
@@ -170,10 +169,10 @@ def test_worker_process_listens_and_a_producer_in_another_process_wakes_it(setti
 
 
 def test_wait_mode_comes_from_the_environment_and_rejects_typos():
-    assert worker_wait_mode({}) == "wakeup"
-    assert worker_wait_mode({"CONNECTOR_WORKER_WAIT": "poll"}) == "poll"
-    with pytest.raises(QueueConfigError, match="CONNECTOR_WORKER_WAIT='wake'.*wakeup, poll, huey"):
-        worker_wait_mode({"CONNECTOR_WORKER_WAIT": "wake"})
+    assert Settings.from_env({}).worker_wait == "wakeup"
+    assert Settings.from_env({"CONNECTOR_WORKER_WAIT": "poll"}).worker_wait == "poll"
+    with pytest.raises(SettingsError, match="CONNECTOR_WORKER_WAIT='wake'.*wakeup, poll, huey"):
+        Settings.from_env({"CONNECTOR_WORKER_WAIT": "wake"})
 
 
 def test_huey_mode_is_the_stock_consumer_the_bench_compares_with(queue):

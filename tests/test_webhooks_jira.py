@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import connector.queue
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.settings import Settings
 from webhooks.app import MAX_BODY_BYTES, create_app
 from webhooks.signatures import jira_signature
-
-
 
 JIRA_FIXTURES = Path(__file__).parent / "fixtures" / "jira"
 
@@ -407,7 +404,7 @@ def test_receiver_never_reconciles_inline(client, settings, queue, monkeypatch):
     def reconcile_must_not_run(platform, ticket_id):
         raise AssertionError("the receiver called the reconciler")
 
-    monkeypatch.setattr(connector.queue, "reconcile_ticket", reconcile_must_not_run)
+    monkeypatch.setattr(ReconcileQueue, "reconcile", staticmethod(reconcile_must_not_run))
 
     assert deliver(client, settings, fixture_body("issue_created.json")).status_code == 202
 

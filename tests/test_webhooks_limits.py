@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from connector.metrics import OTHER, REGISTRY
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from webhooks.signatures import jira_signature, zendesk_signature
 
 HUGE_KEY = "SUP-" + "9" * 900_000  # a 900 KB "issue key": queued and logged whole before

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.settings import Settings
 from tests.processes import (
     REDIS_SERVER,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.queue import ReconcileQueue
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.settings import Settings
 from webhooks.app import MAX_BODY_BYTES, create_app
 from webhooks.signatures import ReplayWindow, verify_zendesk_signature, zendesk_signature

@@ -6,97 +6,45 @@ request that will never be acceptable, 5xx when we cannot store it now so the pl
 retries. It never talks to the platform's API, so a slow or rate-limited Jira or Zendesk
 cannot make webhook deliveries time out.
 
-This module holds the app factory and what both platform blueprints share: reading a
-bounded body, the rejection/acceptance responses and their metrics. The blueprints hold
-only what differs per platform: signature scheme and event vocabulary.
+This module is the app factory: it builds the receiver's state (`webhooks.state`) and
+registers the blueprints. What both platform blueprints share – reading a bounded body,
+the rejection/acceptance responses and their metrics – is `webhooks.intake`; the
+blueprints hold only what differs per platform: signature scheme and event vocabulary.
+Dependencies point one way: app → blueprints → intake → state.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import threading
-import time
 from collections.abc import Set
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
 
-from flask import Flask, current_app, jsonify, request
-from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Flask
 
-from connector.metrics import (
-    EVENTS_IGNORED,
-    EVENTS_RECEIVED,
-    EVENTS_REJECTED,
-    UNSIGNED_WEBHOOKS_ALLOWED,
-    event_label,
-    ignore_reason_label,
-    platform_label,
-    reject_reason_label,
-)
-from connector.queue import QueueConfigError, QueueUnavailable, ReconcileQueue
+from connector.metrics import UNSIGNED_WEBHOOKS_ALLOWED
+from connector.queue.reconcile_queue import ReconcileQueue
 from connector.reload import ConfigWatcher
 from connector.settings import Settings
+from webhooks.health import blueprint as health_blueprint
 from webhooks.identity import ZendeskIdentity
+from webhooks.intake import MAX_BODY_BYTES, DeliveryRejected, rejection_response
+from webhooks.jira import blueprint as jira_blueprint
+from webhooks.observed import blueprint as observed_blueprint
 from webhooks.signatures import ReplayWindow
+from webhooks.state import (
+    EXTENSION,
+    PLATFORMS,
+    SECRET_ENV_VARS,
+    ReceiverState,
+    open_queue,
+    unsigned_platforms,
+    webhook_secrets,
+)
+from webhooks.zendesk import blueprint as zendesk_blueprint
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = ("jira", "zendesk")
-MAX_BODY_BYTES = 1024 * 1024  # real ticket events are a few KiB; 1 MiB bounds what we buffer
-_READ_CHUNK = 64 * 1024
-_EXTENSION = "connector"
-
-JsonObject = dict[str, Any]
-
-
-@dataclass
-class ReceiverState:
-    """What the blueprints need from the app, kept in `app.extensions` by the factory.
-
-    The queue is opened lazily when it could not be opened at start: a receiver whose
-    SQLite file or Redis is unavailable when its HTTP worker boots must still come up, to
-    answer 503 (so the platform retries) and to say why on `/readyz`, rather than crash
-    in a loop that shows the platform nothing but refused connections.
-
-    `zendesk_identity` is the connector's own Zendesk user, looked up in the background
-    (webhooks.identity) so that no request ever waits for Zendesk.
-    """
-
-    settings: Settings
-    opened_queue: ReconcileQueue | None
-    allow_unsigned: frozenset[str]
-    zendesk_replay_window: ReplayWindow
-    config_watcher: ConfigWatcher
-    zendesk_identity: ZendeskIdentity
-    _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def queue(self) -> ReconcileQueue:
-        """The queue; raise QueueUnavailable when its storage still cannot be opened."""
-        if self.opened_queue is None:
-            with self._opening:
-                if self.opened_queue is None:
-                    self.opened_queue = _open_queue(self.settings, at_start=False)
-                    if self.opened_queue is None:
-                        raise QueueUnavailable("the queue storage cannot be opened")
-        return self.opened_queue
-
-
-def _open_queue(settings: Settings, *, at_start: bool) -> ReconcileQueue | None:
-    try:
-        return ReconcileQueue.from_settings(settings)
-    except QueueConfigError:
-        raise
-    except Exception as exc:
-        log.error("queue.open_failed", extra={"at_start": at_start, "error": f"{type(exc).__name__}: {exc}"})
-        return None
-
-
-def receiver_state() -> ReceiverState:
-    return current_app.extensions[_EXTENSION]
+_EXTENSION = EXTENSION  # tests reach the state through the app's extensions
+__all__ = ["MAX_BODY_BYTES", "SECRET_ENV_VARS", "create_app", "unsigned_platforms"]
 
 
 def create_app(
@@ -126,44 +74,26 @@ def create_app(
     # One byte of slack: read_body reads one byte past the limit to tell "exactly 1 MiB"
     # from "more", and enforces the exact limit itself.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
-    app.extensions[_EXTENSION] = ReceiverState(
+    app.extensions[EXTENSION] = ReceiverState(
         settings=settings,
-        opened_queue=queue or _open_queue(settings, at_start=True),
+        opened_queue=queue or open_queue(settings, at_start=True),
         allow_unsigned=frozenset(allow_unsigned),
         zendesk_replay_window=zendesk_replay_window,
         config_watcher=_config_watcher(settings, config_watcher),
         zendesk_identity=ZendeskIdentity(settings),
     )
     # Asked now, in the background, so the first events find the answer; never on a request's path.
-    app.extensions[_EXTENSION].zendesk_identity.start()
+    app.extensions[EXTENSION].zendesk_identity.start()
     _warn_about_missing_secrets(settings, frozenset(allow_unsigned))
-
-    # Imported here because the blueprints import this module's helpers.
-    from webhooks.health import blueprint as health_blueprint
-    from webhooks.jira import blueprint as jira_blueprint
-    from webhooks.observed import blueprint as observed_blueprint
-    from webhooks.zendesk import blueprint as zendesk_blueprint
 
     app.register_blueprint(jira_blueprint)
     app.register_blueprint(zendesk_blueprint)
     app.register_blueprint(health_blueprint)
     # Read-only, unauthenticated like /metrics: keep both behind the network boundary.
     app.register_blueprint(observed_blueprint)
-    app.register_error_handler(DeliveryRejected, _rejection_response)
+    app.register_error_handler(DeliveryRejected, rejection_response)
     return app
 
-
-SECRET_ENV_VARS = {"jira": "JIRA_WEBHOOK_SECRET", "zendesk": "ZENDESK_WEBHOOK_SECRET"}
-
-
-def _secrets(settings: Settings, platform: str) -> tuple[str, ...]:
-    return {"jira": settings.jira_webhook_secrets, "zendesk": settings.zendesk_webhook_secrets}[platform]
-
-
-def unsigned_platforms(settings: Settings, allow_unsigned: Set[str]) -> frozenset[str]:
-    """The platforms whose webhooks are really accepted unsigned: named by `--allow-unsigned`
-    and without a secret. A configured secret always wins, so the flag is then void."""
-    return frozenset(p for p in PLATFORMS if p in allow_unsigned and not _secrets(settings, p))
 
 
 def _config_watcher(settings: Settings, given: ConfigWatcher | None) -> ConfigWatcher:
@@ -171,7 +101,7 @@ def _config_watcher(settings: Settings, given: ConfigWatcher | None) -> ConfigWa
     or a new one that checks the files now, at start – `/readyz` itself never checks."""
     if given is not None:
         return given
-    watcher = ConfigWatcher(settings.config_path)
+    watcher = ConfigWatcher(settings.config_path, poll_interval=settings.config_poll_every)
     watcher.check(force=True)
     return watcher
 
@@ -184,233 +114,6 @@ def _warn_about_missing_secrets(settings: Settings, allow_unsigned: frozenset[st
             log.warning("webhook.unsigned_accepted", extra={"platform": platform})
         elif platform in allow_unsigned:
             log.info("webhook.allow_unsigned_void", extra={"platform": platform, "reason": "secret_set"})
-        elif not _secrets(settings, platform):
+        elif not webhook_secrets(settings, platform):
             log.warning("webhook.secret_missing", extra={"platform": platform})
 
-
-def unsigned_problem() -> dict[str, Any] | None:
-    """A `/readyz` warning while unsigned webhooks are accepted: a state to end, not to forget."""
-    state = receiver_state()
-    unsigned = sorted(unsigned_platforms(state.settings, state.allow_unsigned))
-    if not unsigned:
-        return None
-    names = " and ".join(unsigned)
-    return {
-        "check": "webhook_signatures",
-        "blocking": "no",
-        "platforms": unsigned,
-        "error": f"unsigned {names} webhooks are accepted (--allow-unsigned): anyone who can reach this "
-                 "port can make the connector re-read tickets",
-        "fix": f"set {' and '.join(SECRET_ENV_VARS[p] for p in unsigned)} (the webhook's secret) and restart "
-               "without --allow-unsigned",
-    }
-
-
-# --- rejections -------------------------------------------------------------------------------
-
-
-class DeliveryRejected(Exception):
-    """Stop handling a delivery and answer `status` with `message`; counted under `reason`."""
-
-    def __init__(self, platform: str, status: int, reason: str, message: str):
-        super().__init__(message)
-        self.platform = platform
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-
-def reject(platform: str, status: int, reason: str, message: str) -> NoReturn:
-    raise DeliveryRejected(platform, status, reason, message)
-
-
-def _rejection_response(exc: DeliveryRejected) -> ResponseReturnValue:
-    EVENTS_REJECTED.labels(platform=platform_label(exc.platform), reason=reject_reason_label(exc.reason)).inc()
-    log.warning("webhook.rejected", extra={"platform": exc.platform, "reason": exc.reason, "status_code": exc.status})
-    response = jsonify(error=exc.message)
-    response.status_code = exc.status
-    if exc.status == 503:
-        response.headers["Retry-After"] = "30"
-    return response
-
-
-# --- the shared steps of every delivery -------------------------------------------------------
-
-
-def require_secret_or_unsigned(platform: str, secrets: tuple[str, ...], env_var: str) -> None:
-    if not secrets and platform not in receiver_state().allow_unsigned:
-        reject(platform, 503, "secret_not_configured", f"webhook secret not configured; set {env_var}")
-
-
-def read_body(platform: str) -> bytes:
-    """The raw body, refused when absent (400) or above MAX_BODY_BYTES (413).
-
-    Both the declared Content-Length and the bytes actually read are checked: a chunked
-    request declares no length at all.
-    """
-    declared = request.content_length
-    if declared == 0:
-        reject(platform, 400, "empty_body", "request body is empty")
-    if declared is not None and declared > MAX_BODY_BYTES:
-        reject(platform, 413, "body_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    received = 0
-    try:
-        while received <= MAX_BODY_BYTES:
-            chunk = request.stream.read(min(_READ_CHUNK, MAX_BODY_BYTES + 1 - received))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            received += len(chunk)
-    except RequestEntityTooLarge:
-        received = MAX_BODY_BYTES + 1
-    if received > MAX_BODY_BYTES:
-        reject(platform, 413, "body_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
-    if received == 0:
-        reject(platform, 400, "empty_body", "request body is empty")
-    return b"".join(chunks)
-
-
-def reject_bad_signature(platform: str) -> NoReturn:
-    # One message for missing, malformed and wrong: the caller learns nothing about which.
-    reject(platform, 401, "bad_signature", "invalid or missing webhook signature")
-
-
-def parse_json_object(platform: str, body: bytes) -> JsonObject:
-    try:
-        payload = json.loads(body)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are ValueErrors
-        reject(platform, 400, "not_json", "body is not JSON")
-    except RecursionError:  # a signed but absurdly nested document; no platform sends one
-        reject(platform, 400, "too_deep", "body nests too deeply to be a webhook")
-    if not isinstance(payload, dict):
-        reject(platform, 400, "not_json_object", "body is not a JSON object")
-    return payload
-
-
-def missing_ticket_id(platform: str, event_type: str) -> NoReturn:
-    reject(platform, 400, "missing_ticket_id", f"{event_type} event carries no ticket id")
-
-
-# Ticket and delivery ids are checked before anything queues or logs them: the sender picks
-# them, and a 900 KB "issue key" would otherwise be stored in the queue and written whole
-# into every log line about it. Real ids are far shorter (a Jira key is a project key of a
-# few letters plus a number, a Zendesk id a 64-bit integer, delivery ids UUID-like).
-MAX_TICKET_ID_LENGTH = 64
-MAX_DELIVERY_ID_LENGTH = 128
-_DELIVERY_ID = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
-
-
-def bad_ticket_id(platform: str, expected: str) -> NoReturn:
-    """400 naming the expected form; the offending value is neither echoed nor logged."""
-    reject(platform, 400, "bad_ticket_id",
-           f"ticket id is not {expected} of at most {MAX_TICKET_ID_LENGTH} characters")
-
-
-def checked_ticket_id(platform: str, value: object, pattern: re.Pattern[str], expected: str) -> str | None:
-    """The ticket id (a string, or a positive integer as JSON may carry it) when present and
-    matching `pattern` in full; None when absent; 400 naming `expected` when malformed."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        value = str(value)
-    if not isinstance(value, str):
-        bad_ticket_id(platform, expected)
-    value = value.strip()
-    if len(value) > MAX_TICKET_ID_LENGTH or not pattern.fullmatch(value):
-        bad_ticket_id(platform, expected)
-    return value
-
-
-def checked_delivery_id(platform: str, value: object) -> str | None:
-    """The delivery id when present and well-formed; None when absent; 400 when malformed."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or len(value) > MAX_DELIVERY_ID_LENGTH or not _DELIVERY_ID.fullmatch(value):
-        reject(platform, 400, "bad_delivery_id",
-               f"delivery id is not printable ASCII of at most {MAX_DELIVERY_ID_LENGTH} characters")
-    return value
-
-
-# --- outcomes ---------------------------------------------------------------------------------
-
-
-def ignore(platform: str, reason: str, event_type: str | None = None) -> ResponseReturnValue:
-    """Answer 200 without queueing: a 4xx/5xx would make the platform retry or disable the hook."""
-    EVENTS_IGNORED.labels(platform=platform_label(platform), reason=ignore_reason_label(reason)).inc()
-    log.info("webhook.ignored", extra={"platform": platform, "reason": reason, "event_type": _short(event_type)})
-    return jsonify(status="ignored", reason=reason), 200
-
-
-def nothing_to_reconcile(platform: str, event_type: str, reason: str) -> ResponseReturnValue:
-    """A recognised event that needs no reconcile (e.g. the ticket was deleted)."""
-    count_received(platform, event_type)
-    return ignore(platform, reason, event_type)
-
-
-def queue_reconcile(platform: str, event_type: str, ticket_id: str, delivery_id: str | None) -> ResponseReturnValue:
-    """Queue a reconcile of the ticket: 202 queued, 200 duplicate, 503 when it cannot be stored.
-
-    `ticket_id` is validated by the blueprint; the delivery id is checked here.
-    """
-    delivery_id = checked_delivery_id(platform, delivery_id)
-    fields = {"platform": platform, "event_type": event_type, "ticket_id": ticket_id, "delivery_id": _short(delivery_id)}
-    try:
-        result = receiver_state().queue.enqueue_reconcile(platform, ticket_id, event_id=delivery_id)
-    except QueueUnavailable:
-        reject(platform, 503, "queue_unavailable", "event could not be stored; retry later")
-    count_received(platform, event_type)
-    ACCEPTED_SUMMARY.count(platform, result)
-    if result == "duplicate":
-        # 200, never 409: Jira retries 409 for half an hour.
-        EVENTS_IGNORED.labels(platform=platform_label(platform), reason="duplicate").inc()
-        log.debug("webhook.duplicate", extra=fields)
-        return jsonify(status="duplicate"), 200
-    log.debug("webhook.queued", extra=fields)
-    return jsonify(status="queued"), 202
-
-
-class AcceptedSummary:
-    """One INFO line per `interval` counting accepted events, instead of one line per event.
-
-    A per-event line at INFO cost about a fifth of the receiver's CPU per event (the JSON
-    formatter and its secret scrubbing), and a Jira bulk edit of 1,000 issues wrote 1,000
-    lines that say nothing a counter does not (`connector_webhook_events_received_total`).
-    The per-event lines are DEBUG (`CONNECTOR_LOG_LEVEL=DEBUG` brings them back, with the
-    delivery id); rejections (`webhook.rejected`, signature, size, unsigned) stay WARNING,
-    one line each. The first accepted event after start is logged at once, so "it receives"
-    is visible without waiting.
-    """
-
-    def __init__(self, interval: float = 60.0):
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str], int] = {}
-        self._since = time.monotonic()
-        self._logged_at = float("-inf")
-
-    def count(self, platform: str, result: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            key = (platform, result)
-            self._counts[key] = self._counts.get(key, 0) + 1
-            if now - self._logged_at < self._interval:
-                return
-            counts, since = self._counts, self._since
-            self._counts, self._since, self._logged_at = {}, now, now
-        for (name, outcome), n in sorted(counts.items()):
-            log.info("webhook.accepted_summary", extra={
-                "platform": name, "result": outcome, "events": n, "seconds": round(now - since, 1)})
-
-
-ACCEPTED_SUMMARY = AcceptedSummary()
-
-
-def count_received(platform: str, event_type: str) -> None:
-    # Label values from a closed set (connector.metrics): event types are sender-chosen.
-    EVENTS_RECEIVED.labels(platform=platform_label(platform), event=event_label(platform, event_type)).inc()
-
-
-def _short(value: str | None, limit: int = 100) -> str | None:
-    """Bound what a sender-controlled string can put into a log line."""
-    return value[:limit] if isinstance(value, str) else None

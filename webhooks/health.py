@@ -24,9 +24,9 @@ from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connector.metrics import QUEUE_DEPTH, REGISTRY
-from connector.queue import QueueUnavailable
-from connector.queue_persistence import Persistence, redis_persistence
-from webhooks.app import receiver_state, unsigned_problem
+from connector.queue.persistence import Persistence, redis_persistence
+from connector.queue.storage import QueueUnavailable
+from webhooks.state import receiver_state, unsigned_problem
 
 log = logging.getLogger(__name__)
 

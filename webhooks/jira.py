@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
-from webhooks.app import (
+from webhooks.intake import (
     JsonObject,
     checked_ticket_id,
     ignore,
@@ -28,12 +28,12 @@ from webhooks.app import (
     parse_json_object,
     queue_reconcile,
     read_body,
-    receiver_state,
     reject,
     reject_bad_signature,
     require_secret_or_unsigned,
 )
 from webhooks.signatures import JIRA_SIGNATURE_HEADER, verify_jira_signature
+from webhooks.state import receiver_state
 
 PLATFORM = "jira"
 DELIVERY_ID_HEADER = "X-Atlassian-Webhook-Identifier"

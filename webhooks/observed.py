@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from jinja2 import Environment, select_autoescape
 
 from connector.observe.present import parse_since
-from webhooks.app import receiver_state
+from webhooks.state import receiver_state
 
 log = logging.getLogger(__name__)
 

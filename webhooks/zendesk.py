@@ -18,7 +18,7 @@ from collections.abc import Callable
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
-from webhooks.app import (
+from webhooks.intake import (
     JsonObject,
     checked_ticket_id,
     ignore,
@@ -27,11 +27,11 @@ from webhooks.app import (
     parse_json_object,
     queue_reconcile,
     read_body,
-    receiver_state,
     reject_bad_signature,
     require_secret_or_unsigned,
 )
 from webhooks.signatures import ZENDESK_SIGNATURE_HEADER, ZENDESK_TIMESTAMP_HEADER, verify_zendesk_signature
+from webhooks.state import receiver_state
 
 PLATFORM = "zendesk"
 EVENT_TYPE_PREFIX = "zen:event-type:"

@@ -21,8 +21,10 @@ Logs name the channel, preset, ticket and marker; never the URL, the secret or t
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime
+from typing import Any, Callable
 
 import requests
 from prometheus_client import Counter
@@ -33,6 +35,7 @@ from connector.channels.outbox import ChatOutbox, chat_outbox, entry_id
 from connector.channels.presets import Message, build, interpret
 from connector.metrics import REGISTRY
 from connector.model import AddComment
+from connector.queue.storage import create_huey
 
 log = logging.getLogger("connector.channels")
 
@@ -51,6 +54,9 @@ class ChatDelivery:
 
     def __init__(self, huey, *, first_delay: float = FIRST_DELAY, max_attempts: int = MAX_ATTEMPTS):
         self.huey = huey
+        # The worker's runtime (config and clock) the task reads, given by the worker that runs
+        # the task (`connector.queue.worker`), as the reconcile task is given its reconciler.
+        self.runtime: Callable[[], Any] | None = None
         self.first_delay = first_delay
         self.max_attempts = max_attempts
         self._outbox: ChatOutbox | None = None
@@ -75,13 +81,13 @@ class ChatDelivery:
     # -- the task ----------------------------------------------------------------------------
 
     def run(self, eid: str) -> str:
-        from connector.reconcile import get_runtime
-
+        if self.runtime is None:
+            raise RuntimeError("deliver_chat runs in a worker: the worker sets ChatDelivery.runtime")
         entry = self.outbox.claim(eid, time.time())
         if entry is None:
             log.info("chat.not_claimed", extra={"entry": eid})
             return "not_claimed"
-        runtime = get_runtime()
+        runtime = self.runtime()
         fields = {"channel": entry.channel, "platform": entry.platform, "ticket_id": entry.ticket_id,
                   "marker": entry.marker, "attempt": entry.attempts}
         channel = runtime.config.channels.get(entry.channel)
@@ -184,3 +190,20 @@ def recover(delivery: ChatDelivery, ticket, now: datetime | None = None) -> int:
                                                 "state": entry.state})
             found += 1
     return found
+
+
+class LazyChatOutbox:
+    """The outbox (and delivery task) of the queue that `settings` name, opened on first use:
+    for a runtime built without the worker's queue at hand (the worker hands its own
+    `queue.chat` to its runtime instead)."""
+
+    def __init__(self, settings) -> None:
+        self._settings = settings
+        self._delivery: ChatDelivery | None = None
+        self._lock = threading.Lock()
+
+    def delivery(self) -> ChatDelivery:
+        with self._lock:
+            if self._delivery is None:
+                self._delivery = ChatDelivery(create_huey(self._settings))
+            return self._delivery

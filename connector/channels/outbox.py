@@ -29,7 +29,7 @@ except for that crash, where it is at least once – chat webhooks have no idemp
 make the second request harmless.
 
 Storage follows the queue, like the problem numbers: SQLite (`<data_dir>/queue.db`,
-statements under `connector.admission.exclusive_transaction`, so concurrent workers and
+statements under `connector.queue.admission.exclusive_transaction`, so concurrent workers and
 processes serialise on the database lock) or Redis (one Lua script per transition; scripts
 run atomically, https://redis.io/docs/latest/develop/interact/programmability/eval-intro/).
 """
@@ -38,13 +38,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
+
+from connector.queue.storage import backend_store
+
+from connector.queue.admission import exclusive_transaction
 
 # A `ready` row whose task should have run this long ago, or a `sending` row whose lease ran
 # out, is re-enqueued by the next reconcile of its ticket.
@@ -99,8 +102,6 @@ class SqliteChatOutbox:
                     "on connector_chat_outbox (queue, platform, ticket_id)", commit=True)
 
     def _tx(self):
-        from connector.admission import exclusive_transaction
-
         return exclusive_transaction(self._storage)
 
     @staticmethod
@@ -279,25 +280,4 @@ class RedisChatOutbox:
 
 def chat_outbox(huey: Huey) -> ChatOutbox:
     """The outbox living in the same backend as `huey`'s queue."""
-    if isinstance(huey.storage, SqliteStorage):
-        return SqliteChatOutbox(huey.storage)
-    if isinstance(huey.storage, RedisStorage):
-        return RedisChatOutbox(huey.storage)
-    raise TypeError(f"the chat outbox needs SQLite or Redis storage, not {type(huey.storage).__name__}")
-
-
-class LazyChatOutbox:
-    """The outbox (and delivery task) of the queue that `settings` name, opened on first use."""
-
-    def __init__(self, settings) -> None:
-        self._settings = settings
-        self._delivery = None
-        self._lock = threading.Lock()
-
-    def delivery(self):
-        with self._lock:
-            if self._delivery is None:
-                from connector.queue import ReconcileQueue
-
-                self._delivery = ReconcileQueue.from_settings(self._settings).chat
-            return self._delivery
+    return backend_store(huey, sqlite=SqliteChatOutbox, redis=RedisChatOutbox, what="the chat outbox needs")

@@ -9,7 +9,7 @@
 - `platform`: `PlatformDoctor`, what the platform doctors share (run order, guard, the
   per-field loop, webhook URL match, priority verdict);
 - one module per platform with `run(settings, config, options) -> list[Check]`, registered
-  in `checks.PLATFORM_CHECKS` (`jira`, `zendesk`). Check ids start with the
+  in `runner.PLATFORM_CHECKS` (`jira`, `zendesk`). Check ids start with the
   platform (`jira.field.root_cause`); a check that could not be made is a WARN saying what
   to verify by hand; an unexpected read failure fails its own check, not the run.
 

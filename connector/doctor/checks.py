@@ -1,4 +1,4 @@
-"""Check results, the runner that picks the platforms, and the two output formats.
+"""Check results and the two output formats (the runner is `connector.doctor.runner`).
 
 A check is one question about the site or the host, answered OK, WARN or FAIL, with what
 was found and, unless OK, what to do about it. FAIL means the connector would do something
@@ -6,17 +6,14 @@ wrong or nothing at all (a write refused, a ticket stuck); WARN means something 
 could not verify or that only degrades (a webhook list an account may not read, a status
 that allows no edits). `connector doctor` exits 1 when any check FAILs.
 
-Platforms plug in through `PLATFORM_CHECKS`: a module per platform with
-`run(settings, config, options) -> list[Check]`. Which platforms run comes from `--platform`,
-else from which platform URLs are set in the environment (as `serve` and `sync` decide).
+The check modules (`local`, one per platform) import this module for `Check`; the runner
+imports them, so this module imports none of them.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -24,8 +21,6 @@ from typing import Any
 
 from connector.config import SupportConfig
 from connector.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class Status(StrEnum):
@@ -87,51 +82,6 @@ class DoctorError(Exception):
 
 
 PlatformRun = Callable[[Settings, SupportConfig, DoctorOptions], list[Check]]
-# platform -> module with `run`.
-PLATFORM_CHECKS: dict[str, str] = {"jira": "connector.doctor.jira", "zendesk": "connector.doctor.zendesk"}
-# Wording of what to set per platform, for the runner's own messages.
-_CREDENTIALS = {"jira": "JIRA_URL and JIRA_TOKEN (and JIRA_USER on Jira Cloud)",
-                "zendesk": "ZENDESK_URL, ZENDESK_EMAIL and ZENDESK_TOKEN"}
-
-
-def configured_platforms(settings: Settings) -> list[str]:
-    """The platforms whose URL is set, as `serve` and `sync` choose them."""
-    from connector.sync.scheduler import configured_platforms as chosen
-
-    return list(chosen(settings))
-
-
-def platform_runner(platform: str) -> PlatformRun:
-    module = PLATFORM_CHECKS.get(platform)
-    if module is None:
-        raise DoctorError(f"no checks for platform {platform!r}; choose one of {', '.join(sorted(PLATFORM_CHECKS))}")
-    return importlib.import_module(module).run  # type: ignore[no-any-return]
-
-
-def run_doctor(settings: Settings, config: SupportConfig, platforms: Sequence[str],
-               options: DoctorOptions | None = None) -> Report:
-    """Every check for the host and for `platforms` (empty: those configured in the environment)."""
-    from connector.doctor import local
-
-    options = options or DoctorOptions()
-    report = Report()
-    chosen = list(platforms)
-    if not chosen:
-        chosen = configured_platforms(settings)
-        if not chosen:
-            report.checks.append(Check.fail(
-                "platform.configured", "no platform URL is set in the environment",
-                f"set {_CREDENTIALS['jira']} or {_CREDENTIALS['zendesk']}, or pass --platform"))
-    runners = [(platform, platform_runner(platform)) for platform in chosen]
-    report.checks.extend(local.run(settings, config, options))
-    for platform, run in runners:
-        report.checks.extend(run(settings, config, options))
-    counts = report.counts()
-    log.info("doctor.finished", extra={"platforms": chosen, "ok": counts["OK"], "warn": counts["WARN"],
-                                       "fail": counts["FAIL"]})
-    return report
-
-
 def render_text(report: Report) -> str:
     """One line per check, status first so `grep FAIL` works; a summary line last."""
     # Ids longer than this push their line right rather than every line.

@@ -42,6 +42,11 @@ taxonomy as the connector itself); nothing is written. What is read, and why tha
   cannot be read that is a WARN with what to check by hand; when it can, a webhook must point
   at `<public url>/webhooks/jira`, be enabled and send the events the receiver reconciles on.
   JIRA_WEBHOOK_SECRET must be set (Data Center webhooks cannot sign: WARN, `--allow-unsigned`).
+
+Why over 500 lines: `JiraDoctor` holds one short method per thing the loaded rules need
+from a Jira site (credentials, webhook, fields, screens, permissions, statuses,
+transitions, priorities), each citing the Atlassian page it relies on; they share the
+doctor's adapter and field catalogue, and the report lists them in this order.
 """
 
 from __future__ import annotations

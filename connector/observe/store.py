@@ -1,6 +1,6 @@
 """Where observed actions are kept: the queue's own backend, bounded, shared by every process.
 
-Like the deadline index (`connector.sync.deadlines`) the records live next to the queue – a
+Like the deadline index (`connector.queue.deadlines`) the records live next to the queue – a
 table in the SQLite file `<data_dir>/queue.db`, or a sorted set and hashes in Redis when
 `CONNECTOR_QUEUE_URL=redis://…` – so every worker, the receiver's `/observed` page and
 `connector observed` see the same records, and no extra service is needed.
@@ -22,6 +22,7 @@ from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
 
 from connector.observe.records import Observation
+from connector.queue.storage import backend_store, create_huey
 
 MAX_RECORDS = 10_000
 MAX_AGE = timedelta(days=30)
@@ -217,9 +218,7 @@ class LazyObservedStore:
     def _open(self) -> ObservedStore:
         with self._lock:
             if self._store is None:
-                from connector.queue import ReconcileQueue
-
-                self._store = ReconcileQueue.from_settings(self._settings).observations
+                self._store = observed_store(create_huey(self._settings))
             return self._store
 
     def record(self, observation: Observation) -> Observation:
@@ -237,8 +236,4 @@ class LazyObservedStore:
 
 def observed_store(huey: Huey) -> ObservedStore:
     """The store living in the same backend as `huey`'s queue."""
-    if isinstance(huey.storage, SqliteStorage):
-        return SqliteObservedStore(huey.storage)
-    if isinstance(huey.storage, RedisStorage):
-        return RedisObservedStore(huey.storage)
-    raise TypeError(f"observed actions need SQLite or Redis storage, not {type(huey.storage).__name__}")
+    return backend_store(huey, sqlite=SqliteObservedStore, redis=RedisObservedStore, what="observed actions need")

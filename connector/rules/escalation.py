@@ -48,7 +48,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from connector.calendar import ContinuousCalendar, parse_duration
-from connector.channels.route import NoticeSpec, check_routes, notice
+from connector.rules.notices import NoticeSpec, check_routes, notice
 from connector.model import DONE_STATUSES, AddLabel, Assign, AuthorRole, Priority, SetPriority, trusted
 from connector.rules.base import EvalContext, Match, RuleBase, Strict, next_priority, register
 from connector.rules.projection import project

@@ -42,7 +42,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from connector.calendar import ContinuousCalendar, parse_duration
-from connector.channels.route import NoticeSpec, check_routes, notice
+from connector.rules.notices import NoticeSpec, check_routes, notice
 from connector.model import DONE_STATUSES, Priority, SetFields, SlaClock, Status, trusted
 from connector.rules.base import EvalContext, RuleBase, Strict, check_duration, register
 from connector.rules.tiers import applicable_sla, sla_rules, unreachable_reason

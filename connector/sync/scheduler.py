@@ -20,8 +20,7 @@ when `ZENDESK_URL` is.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -29,20 +28,16 @@ from typing import TYPE_CHECKING
 from huey import crontab
 
 from connector.settings import Settings
-from connector.sync.deadlines import DEFAULT_PUMP_INTERVAL, DeadlinePump, PumpThread
+from connector.sync.pump import DEFAULT_PUMP_INTERVAL, DeadlinePump, PumpThread
 from connector.sync.sweep import DEFAULT_FULL_INTERVAL, DEFAULT_RECENT_INTERVAL, Sweeper
 
 if TYPE_CHECKING:
-    from connector.queue import ReconcileQueue
+    from connector.queue.reconcile_queue import ReconcileQueue
     from connector.reconcile import Runtime
 
 log = logging.getLogger(__name__)
 
 SYNC_TASK_NAME = "connector_sync_tick"
-
-
-class SyncConfigError(ValueError):
-    """An interval variable is not a positive number of seconds."""
 
 
 @dataclass(frozen=True)
@@ -52,26 +47,9 @@ class SyncIntervals:
     full: timedelta = DEFAULT_FULL_INTERVAL
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "SyncIntervals":
-        env = os.environ if environ is None else environ
-
-        def seconds(name: str, default: timedelta) -> timedelta:
-            text = env.get(name)
-            if not text:
-                return default
-            try:
-                value = float(text)
-            except ValueError:
-                value = -1.0
-            if not value > 0:
-                raise SyncConfigError(f"{name}={text!r} is not a positive number of seconds; e.g. {name}=300")
-            return timedelta(seconds=value)
-
-        return cls(
-            pump=seconds("CONNECTOR_PUMP_INTERVAL", DEFAULT_PUMP_INTERVAL),
-            recent=seconds("CONNECTOR_SYNC_RECENT_INTERVAL", DEFAULT_RECENT_INTERVAL),
-            full=seconds("CONNECTOR_SYNC_FULL_INTERVAL", DEFAULT_FULL_INTERVAL),
-        )
+    def from_settings(cls, settings: Settings) -> "SyncIntervals":
+        """CONNECTOR_PUMP_INTERVAL, CONNECTOR_SYNC_RECENT_INTERVAL, CONNECTOR_SYNC_FULL_INTERVAL."""
+        return cls(pump=settings.pump_every, recent=settings.sync_recent_every, full=settings.sync_full_every)
 
 
 def configured_platforms(settings: Settings) -> list[str]:

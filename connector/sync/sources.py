@@ -16,7 +16,7 @@ platform's largest page size, and how much of the ticket a listing already holds
 - **Zendesk**: the incremental ticket export (1,000 tickets a request, resumable cursor)
   and search. Neither carries the audits the status history comes from, so tickets are
   handed over by id with their `updated_at`; the sweep skips those settled at that stamp
-  (`connector.sync.deadlines`) and queues a reconcile for the others. The incremental
+  (`connector.queue.deadlines`) and queues a reconcile for the others. The incremental
   export is for admins only (an agent's token gets 403: the endpoints' "Allowed For:
   Admins", Zendesk community post
   4428358191514) and allows 10 requests a minute (Incremental Exports API reference), so on

@@ -7,7 +7,7 @@ Two things, both shared by every worker process and every `connector sync --once
   how the minute-by-minute scheduler tick knows whether a sweep is due.
 - **The sweep lease**: one sweep per platform at a time, cluster-wide. A sweep reads every
   open ticket; two at once would only double the API calls. The lease names its holder
-  (`connector.queue.Liveness`), so a worker killed mid-sweep gives the lease up as soon as
+  (`connector.queue.locks.Liveness`), so a worker killed mid-sweep gives the lease up as soon as
   it is known dead (at once on its own host, after the heartbeat timeout elsewhere); the
   lease also expires (default 30 min) as the last resort, and a running sweep renews it
   after every page. Takeovers are compare-and-swap, so two takers cannot both win.
@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 
 from huey import Huey
 
-from connector.queue import Holder, Liveness, raw_value, compare_and_swap
+from connector.queue.locks import Holder, Liveness
+from connector.queue.storage import compare_and_swap, raw_value
 
 log = logging.getLogger(__name__)
 

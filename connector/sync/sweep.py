@@ -53,19 +53,22 @@ from typing import TYPE_CHECKING
 
 from connector.platforms.base import PlatformError
 from connector.platforms.field_values import MalformedTicketError
+from connector.reconcile import reconcile_fetched
+from connector.settings import fields
 from connector.sync.sources import DEFAULT_OVERLAP, Batch, Found, Source, source_for
 from connector.sync.state import SweepBusy, SyncState
 
 if TYPE_CHECKING:
     from connector.model import Ticket
-    from connector.queue import ReconcileQueue
+    from connector.queue.deadlines import DeadlineIndex, Record
+    from connector.queue.reconcile_queue import ReconcileQueue
     from connector.reconcile import Runtime
-    from connector.sync.deadlines import DeadlineIndex, Record
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RECENT_INTERVAL = timedelta(minutes=5)
-DEFAULT_FULL_INTERVAL = timedelta(minutes=60)
+# The defaults of CONNECTOR_SYNC_RECENT_INTERVAL and CONNECTOR_SYNC_FULL_INTERVAL (`connector.settings`).
+DEFAULT_RECENT_INTERVAL = timedelta(seconds=fields()["sync_recent_interval"].default)
+DEFAULT_FULL_INTERVAL = timedelta(seconds=fields()["sync_full_interval"].default)
 
 
 class SweepKind(str, Enum):
@@ -223,7 +226,6 @@ class Sweep:
             return {}
 
     def _handle(self, found: Found, settled: bool, records: list[Record]) -> str:
-        from connector.reconcile import reconcile_fetched
 
         report = self.report
         if found.skip_reason is not None or not found.ticket_id:

@@ -328,7 +328,7 @@ class RedisAdmission:
         else:
             if priority:
                 raise ValueError("a task priority needs huey's PriorityRedisStorage; build the queue with "
-                                 "connector.queue.create_huey, which uses PriorityRedisHuey")
+                                 "connector.queue.storage.create_huey, which uses PriorityRedisHuey")
             member, score, kind = task_data, 0, "list"
         keys = [self._claim_key(delivery_key) if delivery_key is not None else "", storage.result_key, storage.queue_key]
 

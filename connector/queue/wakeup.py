@@ -260,3 +260,10 @@ class WakeupSqliteStorage(SqliteStorage):
         # Timed out: huey calls dequeue() again at once, and its first look is the fallback
         # poll – one SELECT per thread per read_timeout while idle, not two.
         return None
+
+
+def wake_workers(huey) -> int:
+    """Wake the idle workers of a SQLite queue now; for code that stores a task without
+    huey's `enqueue` (which does this by itself). Redis wakes its blocked pops by itself."""
+    storage = huey.storage
+    return storage.notify() if isinstance(storage, WakeupSqliteStorage) else 0

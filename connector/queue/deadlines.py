@@ -1,12 +1,15 @@
-"""SLA timers: a durable index of each ticket's next deadline, and the pump that fires them.
+"""SLA timers: a durable index of each ticket's next deadline, in the queue's backend.
 
 Why not huey's own `eta` timers: they run on the host's real time, so a test, the demo or a
 benchmark cannot move time forward, and a busy ticket re-armed by every event collects one
 queued task per event. Instead every reconcile *replaces* one row per ticket – (platform,
 ticket id, due instant) – in the queue's own backend, and deletes the due instant when the
-plan has no next deadline. A pump asks the index, every few seconds, for rows due at
-`clock.now()` and queues a reconcile for each through `ReconcileQueue.enqueue_reconcile`,
-so burst collapsing and the per-ticket lock apply to timers exactly as to webhooks.
+plan has no next deadline. A pump (`connector.sync.pump`) asks the index, every few
+seconds, for rows due at `clock.now()` and queues a reconcile for each through
+`ReconcileQueue.enqueue_reconcile`, so burst collapsing and the per-ticket lock apply to
+timers exactly as to webhooks. The index is part of the queue package because it is a
+store of the queue's backend, opened by `ReconcileQueue.deadlines` and written by every
+reconcile; the pump that reads it is part of `connector.sync`.
 
 - A stale row is harmless: the reconcile it triggers recomputes everything from the fresh
   ticket and writes the new next deadline (or none).
@@ -32,22 +35,18 @@ set plus a hash in Redis when `CONNECTOR_QUEUE_URL=redis://…`.
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime, timezone
+from typing import Protocol
 
 from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
 
-if TYPE_CHECKING:
-    from connector.queue import ReconcileQueue
+from connector.queue.storage import backend_store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("connector.sync.deadlines")  # the timers' log name, kept across the move
 
-DEFAULT_PUMP_INTERVAL = timedelta(seconds=10)
 # Rows claimed per storage round trip; a backlog (after an outage) drains over several.
 CLAIM_BATCH = 500
 
@@ -347,82 +346,4 @@ class RedisDeadlineIndex:
 
 def deadline_index(huey: Huey) -> DeadlineIndex:
     """The index living in the same backend as `huey`'s queue."""
-    if isinstance(huey.storage, SqliteStorage):
-        return SqliteDeadlineIndex(huey.storage)
-    if isinstance(huey.storage, RedisStorage):
-        return RedisDeadlineIndex(huey.storage)
-    raise TypeError(f"the deadline index needs SQLite or Redis storage, not {type(huey.storage).__name__}")
-
-
-class DeadlinePump:
-    """Turns due timers into queued reconciles; `pump()` is one pass, safe to call from anywhere."""
-
-    def __init__(self, queue: "ReconcileQueue", clock: Callable[[], datetime], index: DeadlineIndex | None = None):
-        self.queue = queue
-        self.index = index or queue.deadlines
-        self.clock = clock
-
-    def pump(self) -> int:
-        """Queue a reconcile for every timer due now; return how many were queued or collapsed.
-
-        When the queue cannot store a task the claimed timer is put back, so it fires on the
-        next pass instead of being lost.
-        """
-        from connector.queue import QueueUnavailable
-
-        now = self.clock()
-        fired = 0
-        while True:
-            timers = self.index.claim_due(now)
-            for position, timer in enumerate(timers):
-                try:
-                    result = self.queue.enqueue_reconcile(timer.platform, timer.ticket_id)
-                except QueueUnavailable:
-                    for left in timers[position:]:
-                        self.index.rearm(left)
-                    log.error("deadline.pump_stalled", extra={"rearmed": len(timers) - position})
-                    return fired
-                fired += 1
-                log.info("deadline.fired", extra={
-                    "platform": timer.platform, "ticket_id": timer.ticket_id, "due": timer.due.isoformat(),
-                    "late_seconds": round((now - timer.due).total_seconds(), 3), "queued": result,
-                })
-            if len(timers) < CLAIM_BATCH:
-                return fired
-
-
-class PumpThread:
-    """Runs `pump.pump()` every `interval` in a daemon thread of the worker process.
-
-    A thread rather than a huey periodic task because huey's periodic tasks are
-    minute-granular, and a breach notice is promised within a minute of its deadline: the
-    pump interval (10 s by default) plus the queue's pick-up delay is the latency.
-    """
-
-    def __init__(self, pump: DeadlinePump, interval: timedelta = DEFAULT_PUMP_INTERVAL):
-        if interval <= timedelta(0):
-            raise ValueError("the pump interval must be positive")
-        self._pump = pump
-        self._interval = interval.total_seconds()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="connector-deadline-pump", daemon=True)
-
-    def start(self) -> "PumpThread":
-        self._thread.start()
-        log.info("deadline.pump_started", extra={"interval_seconds": self._interval})
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self._pump.pump()
-            except Exception:
-                # The storage may be briefly locked or unreachable; the next pass retries.
-                log.exception("deadline.pump_failed")
-            self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
+    return backend_store(huey, sqlite=SqliteDeadlineIndex, redis=RedisDeadlineIndex, what="the deadline index needs")
