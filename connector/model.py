@@ -93,6 +93,24 @@ class SimilarCase(_Frozen):
     score: float
 
 
+class ApproverDecision(_Frozen):
+    """One approver of an approval and what they answered ("approved", "declined", "pending")."""
+
+    approver: str  # identity: accountId on Jira Cloud, username (or key) on Data Center
+    decision: str = "pending"
+
+
+class Approval(_Frozen):
+    """A platform approval on a ticket (Jira Service Management approvals). `final_decision`
+    is the platform's own verdict: "approved", "declined" or "pending"."""
+
+    id: str
+    name: str = ""
+    final_decision: str = "pending"
+    approvers: tuple[ApproverDecision, ...] = ()
+    completed: datetime | None = None
+
+
 class Ticket(BaseModel):
     """A ticket as the rules see it: logical names only, times timezone-aware."""
 
@@ -152,6 +170,11 @@ class Ticket(BaseModel):
     # means nobody looked (looking up costs platform searches, so `connector.knowledge.enrich`
     # does it only when a rule would use the answer); () means looked and found none.
     similar_cases: tuple[SimilarCase, ...] | None = None
+    # The platform's approvals on the ticket (Jira Service Management). None means nobody
+    # read them: they cost an extra request, so `connector.approvals.with_approvals` reads
+    # them only when the review gate's outcome depends on them; () means read, none there
+    # (or a project without approvals). Rules treat None like () – fail closed.
+    approvals: tuple[Approval, ...] | None = None
 
     @property
     def markers(self) -> frozenset[str]:
