@@ -73,6 +73,13 @@ def test_an_approval_by_a_second_person_lets_the_data_fix_stay_resolved(stack):
     assert approval_reads(stack) >= 1
     # Idempotent: nothing is written on the next reconcile.
     assert reconcile(stack.runtime, "jira", key).result.writes == []
+    # The sweep's read-only pass does not read approvals (fail closed): it skips the settled
+    # ticket or queues a reconcile, which reads them – either way the resolve stands.
+    stack.jira.reset_calls()
+    stack.sweep("full")
+    stack.settle()
+    assert stack.jira.issue(key)["fields"]["status"]["name"] == "Resolved" and gate_notes(stack, key) == []
+    assert approval_reads(stack) <= 1
 
 
 def test_without_an_approval_the_data_fix_is_moved_back_naming_both_records(stack):

@@ -888,9 +888,10 @@ class JiraSandbox(SandboxControls):
     def _sd_user_json(self, account_id: str) -> dict[str, Any]:
         """The service-desk API's UserDTO: accountId on Cloud, key and name on Data Center."""
         user = self.store.users[account_id]
+        query = f"accountId={user.account_id}" if self.store.cloud else f"username={user.name}"
+        link = f"{self.store.base_url}/rest/api/2/user?{query}"
         out: dict[str, Any] = {"displayName": user.display_name, "active": True, "timeZone": user.time_zone,
-                               "_links": {"jiraRest": f"{self.store.base_url}/rest/api/2/user?accountId={account_id}",
-                                          "self": f"{self.store.base_url}/rest/api/2/user?accountId={account_id}"}}
+                               "_links": {"jiraRest": link, "self": link}}
         if self.store.cloud:
             out["accountId"] = user.account_id
         else:

@@ -15,8 +15,11 @@ service-desk API answers 404 there (a site without Jira Service Management has n
 resource) or 403 (Cloud, for a project that is not a service project:
 sooperset/mcp-atlassian#1051). Either way the answer is "no approvals" – fail closed, the
 reviewer field is then the only record – and the project is remembered for the life of the
-process, so its issues do not cost that request again. Other errors (429, 5xx, timeouts)
-are raised: the reconcile is retried rather than judged without the approval.
+process, so its issues do not cost that request again. The answer cannot tell a project
+without Service Management from one issue that is not a request, so in the rare second case
+the project's approvals are ignored until the worker restarts: the gate then falls back to
+the reviewer field (a wrongful move back, never a wrongful pass). Other errors (401, 429,
+5xx, timeouts) are raised: the reconcile is retried rather than judged without the approval.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class ApprovalReader:
             try:
                 page = self._client.approval_page(ref, start, APPROVAL_PAGE_SIZE)
             except (NotFound, Unauthorized) as exc:
+                if exc.status == 401:
+                    raise  # the credentials, not the project: never taken for "no approvals"
                 self._without.put(project, True)
                 log.warning("jira.approvals_unavailable", extra={
                     "platform": PLATFORM, "ticket_key": ticket.key, "project": project, "status": exc.status})
