@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+from connector.approvals import with_approvals
 from connector.channels import delivery as chat_hooks
 from connector.config import SupportConfig, load_config
 from connector.knowledge.enrich import enrich
@@ -285,6 +286,8 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
         # Similar past cases are looked up only when a rule will use them (a new ticket, a
         # resolve attempt under the KB gate); the sweep's read-only pass never searches.
         ticket = enrich(runtime.adapter(platform), ticket, runtime.config)
+        # Jira Service Management approvals: read only when the review gate's outcome depends on them.
+        ticket = with_approvals(runtime.adapter(platform), ticket, runtime.config)
     now = runtime.clock()
     plan = evaluate(ticket, now, runtime.config, observe_all=observe_all)
     parts = rollout.split(plan, runtime.config, observe_all=observe_all)

@@ -4,7 +4,7 @@ This is what `connector simulate` and the bundled examples run, and what admins 
 what a rule change would do to a real ticket before it is deployed.
 
 `--now` may lie in the ticket's past: the rules then see the ticket as it stood at that
-instant (`connector.model.ticket_as_of`) – status changes and comments made later had not
+instant (`connector.history.ticket_as_of`) – status changes and comments made later had not
 happened, so a ticket resolved the next day shows its resolution clock running, and the
 plan is the one the connector would have made then. Fields, labels, priority and assignee
 are the current ones: the saved ticket carries no dated history of them (see the README).
@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 
 from connector.config import SupportConfig
-from connector.model import Plan, Ticket, ticket_as_of
+from connector.history import ticket_as_of
+from connector.model import Plan, Ticket
 from connector.platforms.ticket_json import load_ticket_json
 from connector.rules.engine import evaluate
 

@@ -13,12 +13,12 @@ answer, and `simulate --now` can show any moment of a ticket's life. Rules:
 - statuses listed as pausing (waiting for customer / third party / information) stop
   every clock while they last;
 - the targets are those of the ticket's priority (the rule reads `ticket.priority`; in
-  `simulate --now` that is the priority at `now`, see `connector.model.ticket_as_of`): a
+  `simulate --now` that is the priority at `now`, see `connector.history.ticket_as_of`): a
   priority change re-targets the whole clock, as Jira Service Management does;
 - a clock at `now` is the clock of the ticket as it stood then: status changes and
   comments made after `now` are cut off once, before any metric is built, so a ticket
   resolved (or closed, or reopened) later is judged by its status at `now`
-  (`connector.model.ticket_as_of` gives the same clocks; `tests/test_clocks_at_now.py`).
+  (`connector.history.ticket_as_of` gives the same clocks; `tests/test_clocks_at_now.py`).
 
 All metrics of a ticket are computed in one pass (`compute_clocks`): the status segments,
 the agents' updates and the ticket's status now are derived once, every instant is turned
@@ -36,7 +36,7 @@ from typing import Iterable, Protocol, Sequence
 
 from connector.calendar import _US_PER_MINUTE, _from_us, _minutes_to_us, _to_us
 from connector.model import DONE_STATUSES, AuthorRole, SlaClock, Status, Ticket, adopt
-from connector.model import status_at as model_status_at
+from connector.history import status_at as model_status_at
 
 _AGENT = AuthorRole.AGENT
 
@@ -360,7 +360,7 @@ def status_segments(ticket: Ticket, now: datetime) -> list[tuple[datetime, datet
 
 
 def status_at(ticket: Ticket, now: datetime) -> Status:
-    """The ticket's status at `now` (a change made exactly at `now` counts); see `connector.model.status_at`."""
+    """The ticket's status at `now` (a change made exactly at `now` counts); see `connector.history.status_at`."""
     return model_status_at(ticket, now)
 
 

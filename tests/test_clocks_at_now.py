@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from connector.calendar import ContinuousCalendar
 from connector.cli import main
 from connector.config import load_config
-from connector.model import (DONE_STATUSES, AuthorRole, Comment, PriorityChange, Status, StatusChange, Ticket,
-                             ticket_as_of)
+from connector.history import ticket_as_of
+from connector.model import (DONE_STATUSES, AuthorRole, Comment, PriorityChange, Status, StatusChange, Ticket)
 from connector.rules.engine import evaluate
 from connector.settings import DEFAULT_CONFIG
 from connector.simulation import evaluate_at

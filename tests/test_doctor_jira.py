@@ -77,7 +77,7 @@ def test_a_site_set_up_right_passes_and_nothing_is_written(site, config_file, tm
                                           "jira.edit_screen.SUP.sla_first_response_due",
                                           "jira.transition.SUP.resolved->closed",
                                           "jira.options.SUP.verification_result", "queue.sqlite",
-                                          "calendar.standard.holidays"))
+                                          "calendar.standard.holidays", "jira.field.organizations"))
     assert "Support Connector" in checks["jira.credentials"]["found"]
     # Stock JSM: Closed allows no edits, so the follow-up due date written there is a WARN, with why.
     closed = checks["jira.edit_screen.SUP.follow_up_due"]
@@ -153,6 +153,9 @@ MISCONFIGURED = [
      "jira.permissions.SUP", "FAIL", ["EDIT_ISSUES", "sla"], ["permission scheme"]),
     ("not a service desk agent", lambda s: s.revoke_permission("SERVICEDESK_AGENT"), {},
      "jira.internal_notes.SUP", "FAIL", ["not a Service Management agent", "sla"], ["agent licence"]),
+    ("organizations field missing", lambda s: s.remove_field("Organizations"), {},
+     "jira.field.organizations", "FAIL", ["'Organizations'", "sla-premium", "never apply"],
+     ["platforms.jira.organizations_field"]),
     ("webhook absent", lambda s: s.remove_webhooks(), {},
      "jira.webhook", "FAIL", [f"no admin webhook points at {HOOK_URL}"], ["System > WebHooks", "comment_created"]),
     ("webhook lacks an event", lambda s: s.register_webhook("Support connector", HOOK_URL,
@@ -178,6 +181,24 @@ def test_a_misconfigured_site_is_caught_with_its_fix(site, config_file, tmp_path
     code, report = doctor(sandbox, config_file, tmp_path)
     assert_caught(code, report, cid, status, found, fix)
     assert writes(sandbox) == []
+
+
+def test_organizations_not_mapped_fails_and_is_not_checked_without_such_rules(site, config_file, tmp_path):
+    text = config_file.read_text(encoding="utf-8")
+    config_file.write_text(text + "\nplatforms:\n  jira:\n    organizations_field: null\n", encoding="utf-8")
+    code, report = doctor(site(), config_file, tmp_path)
+    assert_caught(code, report, "jira.field.organizations", "FAIL", ["not set", "sla-premium"],
+                  ["platforms.jira.organizations_field: Organizations"])
+    # A field that is not JSM's Organizations (a text field) fails too.
+    config_file.write_text(text + "\nplatforms:\n  jira:\n    organizations_field: Impact scope\n", encoding="utf-8")
+    code, report = doctor(site(), config_file, tmp_path)
+    assert_caught(code, report, "jira.field.organizations", "FAIL", ["'Impact scope'", "not Jira Service Management"],
+                  ["sd-customer-organizations"])
+    # No rule matches on organizations: the field is not asked for at all.
+    config_file.write_text(text.replace("    when: {organizations: [Acme Europe]}\n", "    when: {priorities: [P0]}\n"),
+                           encoding="utf-8")
+    code, report = doctor(site(lambda s: s.remove_field("Organizations")), config_file, tmp_path)
+    assert code == 0 and "jira.field.organizations" not in by_id(report)
 
 
 def test_a_field_of_the_wrong_type_fails(site, config_file, tmp_path):

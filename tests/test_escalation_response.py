@@ -227,7 +227,7 @@ def test_the_plan_that_hands_off_wakes_up_when_the_response_is_due():
 
 
 def test_ticket_as_of_forgets_a_marker_recorded_later():
-    from connector.model import ticket_as_of
+    from connector.history import ticket_as_of
     t = escalated(when="2026-11-20 14:00")
     before = ticket_as_of(t, at("2026-11-20 13:00"))
     assert L2_MARKER not in before.marker_times and L2_MARKER not in before.labels

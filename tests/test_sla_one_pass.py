@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from connector.calendar import ContinuousCalendar, parse_duration
 from connector.config import load_config
-from connector.model import AuthorRole, Comment, StatusChange, Status, Ticket, ticket_as_of
+from connector.history import ticket_as_of
+from connector.model import AuthorRole, Comment, StatusChange, Status, Ticket
 from connector.rules.base import EvalContext
 from connector.settings import DEFAULT_CONFIG
 from connector.sla import MetricTarget, build_clock, compute_clocks

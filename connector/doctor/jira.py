@@ -42,6 +42,11 @@ taxonomy as the connector itself); nothing is written. What is read, and why tha
   cannot be read that is a WARN with what to check by hand; when it can, a webhook must point
   at `<public url>/webhooks/jira`, be enabled and send the events the receiver reconciles on.
   JIRA_WEBHOOK_SECRET must be set (Data Center webhooks cannot sign: WARN, `--allow-unsigned`).
+- Organizations: a rule with `when.organizations` (a contract tier) matches Jira tickets by
+  the Jira Service Management "Organizations" field (`platforms.jira.organizations_field`,
+  custom type `com.atlassian.servicedesk:sd-customer-organizations`, schema type array).
+  Unmapped or missing on the site, every ticket reads as "organizations unknown" and no
+  such rule ever matches (fail closed): FAIL, with the fix.
 
 Why over 500 lines: `JiraDoctor` holds one short method per thing the loaded rules need
 from a Jira site (credentials, webhook, fields, screens, permissions, statuses,
@@ -86,8 +91,16 @@ def run(settings: Settings, config: SupportConfig, options: DoctorOptions) -> li
     adapter = build_adapter(PLATFORM, settings, config)
     assert isinstance(adapter, JiraAdapter)
     mapping = config.platforms.jira
-    doctor = JiraDoctor(adapter, mapping, rule_needs(config), settings, options)
+    doctor = JiraDoctor(adapter, mapping, rule_needs(config), settings, options,
+                        organization_rules=organization_rules(config))
     return doctor.run()
+
+
+def organization_rules(config: SupportConfig) -> list[str]:
+    """Ids of the enabled rules that can apply to Jira and match on `when.organizations`."""
+    return [rule.id for rule in config.rules
+            if rule.enabled and rule.when.organizations
+            and (not rule.when.platforms or PLATFORM in rule.when.platforms)]
 
 
 class JiraDoctor(PlatformDoctor):
@@ -115,8 +128,10 @@ class JiraDoctor(PlatformDoctor):
     adapter: JiraAdapter
 
     def __init__(self, adapter: JiraAdapter, mapping: PlatformMapping, needs: Needs, settings: Settings,
-                 options: DoctorOptions) -> None:
+                 options: DoctorOptions, *, organization_rules: Sequence[str] = ()) -> None:
         super().__init__(adapter, mapping, needs, settings, options)
+        # Rules matching on `when.organizations`: they need the Organizations field.
+        self.organization_rules = list(organization_rules)
         # (project, platform status) -> key of the most recently updated issue in it (or None)
         self._samples: dict[tuple[str, str], str | None] = {}
         self._editmeta: dict[str, dict[str, Any]] = {}
@@ -128,6 +143,8 @@ class JiraDoctor(PlatformDoctor):
         guard("jira.webhook_secret", self.check_webhook_secret)
         guard("jira.webhook", self.check_webhook)
         catalogue = guard("jira.fields", self.check_fields)
+        if catalogue is not None and self.organization_rules:
+            guard("jira.field.organizations", self.check_organizations_field, catalogue)
         guard("jira.priorities", self.check_priorities)
         for project in guard("jira.projects", self.projects) or ():
             guard(f"jira.permissions.{project}", self.check_permissions, project)
@@ -311,6 +328,34 @@ class JiraDoctor(PlatformDoctor):
             self.add(Check.fail(cid, f"{name} -> {field.name!r} ({field.id}) is a {kind} field; "
                                      f"{name} needs one of: {', '.join(sorted(allowed))}",
                                 f"map {name} to a field of a fitting type"))
+
+    def check_organizations_field(self, catalogue: FieldCatalogue) -> None:
+        """The field `when.organizations` is read from exists (and holds organizations)."""
+        cid = "jira.field.organizations"
+        users = ", ".join(self.organization_rules)
+        where = "platforms.jira.organizations_field"
+        ref = self.mapping.organizations_field
+        if not ref:
+            self.add(Check.fail(cid, f"rules {users} match on when.organizations, but {where} is not set: "
+                                     "no Jira ticket's organizations are known, so these rules never apply",
+                                f"set {where}: Organizations (the Jira Service Management field, or its id)"))
+            return
+        try:
+            field = catalogue.resolve(ref)
+        except FieldResolutionError as exc:
+            fix = (f"map {where} by id" if "several" in str(exc) else
+                   f"use a Jira Service Management project (its field is named \"Organizations\"), or set "
+                   f"{where} to the id of the site's organizations field")
+            self.add(Check.fail(cid, f"{exc}: rules {users} match on when.organizations and never apply", fix))
+            return
+        custom = str(field.schema.get("custom") or "")
+        if field.type == "array" and custom.endswith(":sd-customer-organizations"):
+            self.add(Check.ok(cid, f"organizations -> {field.name!r} ({field.id}), read for {users}"))
+        else:
+            self.add(Check.fail(cid, f"{where} -> {field.name!r} ({field.id}) is a {field.type or '?'} field, not "
+                                     f"Jira Service Management's Organizations ({users} match on it)",
+                                f"set {where} to the field of type "
+                                "com.atlassian.servicedesk:sd-customer-organizations"))
 
     # --- edit screen and dropdown values --------------------------------------------------
 

@@ -53,7 +53,7 @@ from typing import Literal
 
 from connector.config import SupportConfig
 from connector.model import DONE_STATUSES, PRIORITIES, Status, Ticket
-from connector.model import ticket_as_of as model_ticket_as_of
+from connector.history import ticket_as_of as model_ticket_as_of
 from connector.satisfaction import LEVELS
 from connector.review.similarity import DEFAULT_THRESHOLD, Cluster, Similar, clusters
 from connector.rules.base import EvalContext
@@ -166,7 +166,7 @@ def share(part: int, whole: int) -> float | None:
 
 
 def ticket_as_of(ticket: Ticket, at: datetime) -> Ticket | None:
-    """The ticket as it stood at `at` (`connector.model.ticket_as_of`); None if not yet created."""
+    """The ticket as it stood at `at` (`connector.history.ticket_as_of`); None if not yet created."""
     if ticket.created >= at:
         return None
     return model_ticket_as_of(ticket, at)

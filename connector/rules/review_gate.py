@@ -17,7 +17,21 @@ Each return is keyed on the number of times the ticket has entered a done status
 (`<id>-returned-<attempt>`), so it happens once per resolve attempt however often the
 event is replayed, and a second attempt still without a reviewer is answered again.
 
-Jira Service Management approvals are not read (yet): the reviewer field is the record.
+Approvals (`approvals: true`, the default): on Jira a Jira Service Management approval is
+the other record of a second person's check. A critical change also passes when the ticket
+carries an approval whose final decision is "approved" and in which at least one approver
+who decided "approved" is not the assignee (compared by identity like the reviewer:
+accountId on Cloud, username/key on Data Center). A declined or pending approval, or one
+approved only by the assignee, does not count. Reading approvals costs a request of its
+own (`GET /rest/servicedeskapi/request/{key}/approval`), so the rule is pure and says when
+it needs them (`wants_approvals`): only for a ticket in a done status, of a critical change
+type, that the reviewer field does not already let pass and that this resolve attempt has
+not been answered for. `connector.approvals.with_approvals` reads them then, between fetch
+and evaluate; a ticket whose approvals were not read (`ticket.approvals is None`: simulate,
+the sweep's read-only pass) is judged without them (fail closed – the sweep then queues a
+reconcile, which reads them). Zendesk has no approval record the connector reads (its
+approval requests API is an early-access feature of some plans, see
+`connector.approvals`), so nothing changes there: the reviewer field is the only record.
 
 Example::
 
@@ -36,7 +50,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from connector.model import DONE_STATUSES, Status, Transition
+from connector.model import DONE_STATUSES, Approval, Status, Ticket, Transition
 from connector.rules.base import CommentSpec, EvalContext, RuleBase, register
 from connector.rules.closure import done_entries
 
@@ -55,8 +69,16 @@ class ReviewGateRule(RuleBase):
     change_types: list[str] = Field(min_length=1, description="values of `change_type_field` that need a review")
     change_type_field: str = Field(default="change_type", description="logical field holding the change type")
     reviewer_field: str = Field(default="reviewer", description="logical field holding the reviewer (a user)")
+    approvals: bool = Field(default=True, description="on Jira, a Jira Service Management approval by someone "
+                                                        "other than the assignee also records the review")
+    approval_alternative: str = Field(
+        default="or an approval by someone other than the assignee",
+        description="what `missing` adds to the reviewer field's label where approvals count")
     reopen_status: Status = Status.IN_PROGRESS
     comment: CommentSpec
+
+    # Platforms whose tickets carry approvals the connector reads (Jira Service Management).
+    APPROVAL_PLATFORMS: ClassVar[frozenset[str]] = frozenset({"jira"})
 
     template_sample: ClassVar[dict] = {"missing": ["Reviewer"], "missing_fields": ["reviewer"],
                                        "change_type": "data fix", "reviewer": None,
@@ -95,13 +117,47 @@ class ReviewGateRule(RuleBase):
         return next((wanted for wanted in self.change_types if normalized(wanted) in found), None)
 
     def missing(self, ticket) -> tuple[list[str], str | None]:
-        """(what is missing, the reviewer as recorded); [] when the review is in place."""
+        """(what is missing, the reviewer as recorded); [] when the reviewer field records the review."""
         if not ticket.field_present(self.reviewer_field):
             return [self.reviewer_field], None
         reviewer = str(ticket.fields[self.reviewer_field]).strip()
-        if ticket.assignee and reviewer.casefold() == str(ticket.assignee).strip().casefold():
+        if same_person(reviewer, ticket.assignee):
             return [self.reviewer_field], reviewer  # reviewing one's own change does not count
         return [], reviewer
+
+    def counts_approvals(self, ticket: Ticket) -> bool:
+        """True when an approval on `ticket` may record the review (option on, platform has them)."""
+        return self.approvals and ticket.platform in self.APPROVAL_PLATFORMS
+
+    def wants_approvals(self, ticket: Ticket, config: "SupportConfig") -> bool:
+        """True when this rule's outcome for `ticket` depends on its approvals. Pure: nothing is read.
+
+        Only then is the extra request made (`connector.approvals.with_approvals`): the ticket
+        is in a done status as a critical change, the reviewer field does not let it pass,
+        and this resolve attempt has not been answered yet."""
+        if ticket.approvals is not None or not self.counts_approvals(ticket) or not self.applies(ticket):
+            return False
+        if ticket.status not in DONE_STATUSES or self.critical_change(ticket) is None:
+            return False
+        if not self.missing(ticket)[0]:
+            return False
+        marker = config.marker(f"{self.id}-returned-{done_entries(ticket)}")
+        return marker not in ticket.labels and marker not in ticket.comment_markers
+
+    def approved_by_another(self, ticket: Ticket) -> tuple[bool, bool]:
+        """(an approval by someone other than the assignee exists, one approved only by the
+        assignee exists). Approvals not read count as none (fail closed)."""
+        if not self.counts_approvals(ticket):
+            return False, False
+        by_assignee_only = False
+        for approval in ticket.approvals or ():
+            if not _approved(approval):
+                continue
+            yes = [a.approver for a in approval.approvers if _approved_decision(a.decision)]
+            if any(not same_person(who, ticket.assignee) for who in yes):
+                return True, False
+            by_assignee_only = by_assignee_only or bool(yes)
+        return False, by_assignee_only
 
     def evaluate(self, ctx: EvalContext) -> list:
         ticket = ctx.ticket
@@ -111,13 +167,32 @@ class ReviewGateRule(RuleBase):
         missing, reviewer = self.missing(ticket)
         if not missing:
             return []
+        approved, approved_by_assignee = self.approved_by_another(ticket)
+        if approved:
+            return []
         marker = f"{self.id}-returned-{done_entries(ticket)}"
         if ctx.has_marker(marker):
             return []
         label = ctx.config.field_label(self.reviewer_field)
-        self_review = reviewer is not None
+        if self.counts_approvals(ticket):
+            label = f"{label} ({self.approval_alternative})"
+        self_review = reviewer is not None or approved_by_assignee
         reason = (f"entered {ticket.status.value} as a critical change reviewed only by its assignee" if self_review
                   else f"entered {ticket.status.value} as a critical change without {self.reviewer_field}")
         return [ctx.comment(self, self.comment, reason, marker, missing=[label], missing_fields=missing,
                             change_type=change_type, reviewer=reviewer, self_review=self_review),
                 Transition(rule=self.id, reason=reason, to=self.reopen_status)]
+
+
+def same_person(who: str | None, assignee: str | None) -> bool:
+    """True when `who` is the assignee (identities compared case-insensitively)."""
+    return bool(who and assignee) and str(who).strip().casefold() == str(assignee).strip().casefold()
+
+
+def _approved_decision(decision: str) -> bool:
+    return str(decision or "").strip().casefold() == "approved"
+
+
+def _approved(approval: Approval) -> bool:
+    """Jira's own verdict: `finalDecision` "approved" (a declined or pending one does not count)."""
+    return _approved_decision(approval.final_decision)

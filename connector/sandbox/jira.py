@@ -20,7 +20,9 @@ JIRA_TOKEN, webhook secret from JIRA_WEBHOOK_SECRET, as the connector reads them
 
 HTTP writes run as the authenticated (connector) account; the Python methods
 `create_issue`, `add_comment`, `set_status` and `set_fields` act as human agents or
-customers and fire the same webhooks.
+customers and fire the same webhooks. `add_approval` / `decide_approval` put Jira Service
+Management approvals on an issue and answer them as their approvers
+(`GET /rest/servicedeskapi/request/{key}/approval` lists them; see `jira_approvals`).
 
 For `connector doctor` it also answers the site-configuration reads (`/mypermissions`,
 `/project/{key}`, `/project/{key}/statuses`, `/priority`, `/groups/picker`,
@@ -56,6 +58,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from connector.sandbox import jira_jql
+from connector.sandbox.jira_approvals import APPROVAL_PAGE_DEFAULT, ApprovalBook
 from connector.sandbox.jira_spec import JiraSpec
 from connector.sandbox.jira_store import (
     Change,
@@ -264,6 +267,16 @@ class JiraSandbox(SandboxControls):
         template = "/rest/servicedeskapi/request/{issueIdOrKey}/feedback"
         self._routes.append(("GET", template, _route(template), self._get_feedback, False))
         self._unspecified.add(template)
+        # Jira Service Management approvals (`connector.sandbox.jira_approvals`), from the
+        # service-desk REST API: https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-request/
+        template = "/rest/servicedeskapi/request/{issueIdOrKey}/approval"
+        self._routes.append(("GET", template, _route(template), self._get_approvals, False))
+        self._unspecified.add(template)
+        self.approvals = ApprovalBook()
+        # The largest `limit` a page of approvals honours. The documents give the default
+        # (50) and no maximum; failing closed, no more than the default. Tests lower it to
+        # see paging.
+        self.approval_page_max = APPROVAL_PAGE_DEFAULT
 
     # ------------------------------------------------------------------ seeding / human actors
 
@@ -367,6 +380,47 @@ class JiraSandbox(SandboxControls):
             issue = self.store.get(key)
             actor = self._account(author) if author else issue.values.get("reporter") or CUSTOMER
             self._emit(self.store.give_feedback(issue, rating, comment, actor=actor, at=at or self.clock.now()))
+
+    def add_approval(self, key: str, approvers: Sequence[str], *, name: str = "Change review",
+                     required: int = 1, approve_to: str | None = None, decline_to: str | None = None,
+                     at: datetime | None = None) -> str:
+        """A Jira Service Management approval on the issue, as an approval step creates it when
+        the request enters its status; returns the approval id. `approve_to` / `decline_to`:
+        the step's Approve / Decline transitions' target statuses (None: the decision moves
+        nothing). No webhook: nothing on the issue changes (see `jira_approvals`)."""
+        with self._lock:
+            issue = self.store.get(key)
+            accounts = [self._account(a) for a in approvers]
+            for target in (approve_to, decline_to):
+                if target is not None:
+                    self.store.status(target)  # unknown status: KeyError now, not at the decision
+            return self.approvals.add(issue.id, name, accounts, at or self.clock.now(), required=required,
+                                      approve_to=approve_to, decline_to=decline_to).id
+
+    def decide_approval(self, key: str, approval_id: str, approver: str, decision: str, *,
+                        at: datetime | None = None) -> str:
+        """An approver answers ("approve" | "decline"), as "Answer approval" does for the user
+        assigned to it (anyone else: JiraApiError 403; an approval already decided: 400).
+        Returns the approval's final decision. A final decision moves the issue to the step's
+        Approve / Decline target, which fires `jira:issue_updated`; otherwise no webhook."""
+        with self._lock:
+            issue = self.store.get(key)
+            approval = self.approvals.find(issue.id, approval_id)
+            if approval is None:
+                raise JiraApiError(404, ["The approval does not exist."])
+            when = at or self.clock.now()
+            account = self._account(approver)
+            try:
+                final = approval.decide(account, decision, when)
+            except PermissionError as exc:
+                raise JiraApiError(403, [str(exc)]) from None
+            except RuntimeError as exc:
+                raise JiraApiError(400, [str(exc)]) from None
+            target = (approval.approve_to if approval.final == "approved" else approval.decline_to) if final else None
+            if target is not None:
+                # The step's transition runs as the approver (Atlassian: the request transitions).
+                self._emit(self.store.force_status(issue, target, actor=account, at=when))
+            return approval.final
 
     def take_off_edit_screen(self, *fields: str) -> None:
         """Remove fields (names or ids) from the project's edit screen, as an admin could:
@@ -806,6 +860,51 @@ class JiraSandbox(SandboxControls):
         if feedback is None:
             return 404, {"errorMessage": "No feedback was found for this request."}
         return 200, feedback
+
+    def _get_approvals(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """GET /rest/servicedeskapi/request/{key}/approval: a page of the request's approvals.
+
+        A project that is not a service project has no requests: Cloud answers 403 there
+        (sooperset/mcp-atlassian#1051, the service-desk API on a non-JSM project); Data
+        Center without the Service Management app has no such resource (404)."""
+        if not self.service_management:
+            if self.deployment == "Cloud":
+                return 403, {"errorMessage": "The request is not a Jira Service Management request.",
+                             "i18nErrorMessage": {"i18nKey": "sd.request.error.not.a.request", "parameters": []}}
+            raise JiraApiError(404, [f"No REST resource at {request.method} {request.path}."])
+        issue = self.store.get(params["issueIdOrKey"])
+        try:
+            start = int(request.args.get("start") or 0)
+            limit = int(request.args.get("limit") or APPROVAL_PAGE_DEFAULT)
+        except ValueError:
+            return 400, {"errorMessage": "start and limit must be integers."}
+        if start < 0 or limit < 1:
+            return 400, {"errorMessage": "start must be 0 or more and limit 1 or more."}
+        limit = min(limit, self.approval_page_max)
+        return 200, self.approvals.page(issue.id, start, limit, base=self.store.base_url, key=issue.key,
+                                        user_json=self._sd_user_json, date_json=self._sd_date_json,
+                                        viewer=CONNECTOR)
+
+    def _sd_user_json(self, account_id: str) -> dict[str, Any]:
+        """The service-desk API's UserDTO: accountId on Cloud, key and name on Data Center."""
+        user = self.store.users[account_id]
+        query = f"accountId={user.account_id}" if self.store.cloud else f"username={user.name}"
+        link = f"{self.store.base_url}/rest/api/2/user?{query}"
+        out: dict[str, Any] = {"displayName": user.display_name, "active": True, "timeZone": user.time_zone,
+                               "_links": {"jiraRest": link, "self": link}}
+        if self.store.cloud:
+            out["accountId"] = user.account_id
+        else:
+            out.update({"key": user.account_id, "name": user.name})
+        if not user.email_hidden:
+            out["emailAddress"] = user.email
+        return out
+
+    def _sd_date_json(self, at: datetime) -> dict[str, Any]:
+        """The service-desk API's DateDTO."""
+        local = at.astimezone(self.tz)
+        return {"iso8601": local.strftime("%Y-%m-%dT%H:%M:%S%z"), "jira": jira_time(at, self.tz),
+                "friendly": local.strftime("%d/%b/%y %I:%M %p"), "epochMillis": int(at.timestamp() * 1000)}
 
     def _get_comments(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         """A page of comments, oldest first unless `orderBy=-created` (Get comments)."""

@@ -9,6 +9,7 @@ domain and hands each job to its own module:
   `RetryPolicy`, errors translated into the taxonomy of `platforms/base.py`);
 - `read.py` – `fetch`: ONE request per issue, completed only where Jira cut a list short;
 - `issue.py` – parsing Jira's issue JSON into a `Ticket`;
+- `approvals.py` – a request's Jira Service Management approvals, read only on demand;
 - `write.py` – `apply`: a comment post each, ONE edit, then `transition.py`'s transition;
 - `search.py` – JQL search, paged as consumed;
 - `fields.py`, `workflow.py` – the field catalogue and value shapes; what a fetch said
@@ -22,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from connector.model import Plan, Platform, Ticket
+from connector.model import Approval, Plan, Platform, Ticket
 from connector.platforms.base import ApplyResult, RetryPolicy
+from connector.platforms.jira.approvals import ApprovalReader
 from connector.platforms.jira.client import PLATFORM, JiraClient
 from connector.platforms.jira.fields import FieldCatalogue
 from connector.platforms.jira.read import IssueReader
@@ -62,6 +64,7 @@ class JiraAdapter:
         fetched = FetchMemory()
         self._reader = IssueReader(self.client, mapping, fetched)
         self._writer = IssueWriter(self.client, mapping, fetched)
+        self._approvals = ApprovalReader(self.client)
 
     @classmethod
     def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> JiraAdapter:
@@ -78,6 +81,12 @@ class JiraAdapter:
     def parse(self, raw: dict[str, Any]) -> Ticket:
         """A raw issue (from search or fetch) as the rules see it."""
         return self._reader.parse(raw)
+
+    def approvals(self, ticket: Ticket) -> tuple[Approval, ...]:
+        """The issue's Jira Service Management approvals (one more request per page; () for a
+        project without approvals, remembered). Asked only when a rule's outcome depends on
+        them (`connector.approvals`); see `approvals.ApprovalReader`."""
+        return self._approvals.approvals(ticket)
 
     def complete_listed(self, raws: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Search results whose embedded changelog or comments are cut short, completed

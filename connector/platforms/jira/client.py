@@ -36,6 +36,7 @@ T = TypeVar("T")
 
 PLATFORM: Platform = "jira"
 REST_V2 = "rest/api/2"
+SERVICEDESK_API = "rest/servicedeskapi"
 # A numeric issue id or a key such as SUP-42; anything else must not reach a URL path.
 _ISSUE_REF = re.compile(r"^(?:\d+|[A-Za-z][A-Za-z0-9_]*-\d+)$")
 
@@ -102,6 +103,13 @@ class JiraClient:
         return self.call("issue.comments", "GET", lambda: self.lib._get_json(
             f"issue/{ref}/comment", params={"startAt": start, "maxResults": size, "orderBy": "created"}),
             idempotent=True)
+
+    def approval_page(self, ref: str, start: int, limit: int) -> dict[str, Any]:
+        """`GET /rest/servicedeskapi/request/{key}/approval` (Jira Service Management), paged
+        with `start` / `limit`; `isLastPage` says when to stop."""
+        return self.call("request.approvals", "GET", lambda: self.lib._get_json(
+            f"request/{ref}/approval", params={"start": start, "limit": limit},
+            base="{server}/" + SERVICEDESK_API + "/{path}"), idempotent=True)
 
     def bulk_changelog_page(self, issue_ids: Sequence[str], size: int, token: str | None) -> dict[str, Any]:
         """`POST /rest/api/3/changelog/bulkfetch` (Cloud): a read, although it is a POST."""

@@ -222,7 +222,7 @@ def _is_priority_item(item: Mapping[str, Any]) -> bool:
 def _priority_history(issue: Mapping[str, Any], mapping: PlatformMapping) -> tuple[PriorityChange, ...]:
     """Priority changes from the changelog (items of field "priority", names in
     `fromString`/`toString`), oldest first; for `simulate --now` in the past
-    (`connector.model.ticket_as_of`). Without a changelog: none known."""
+    (`connector.history.ticket_as_of`). Without a changelog: none known."""
     changelog = issue.get("changelog")
     if not isinstance(changelog, Mapping):
         return ()

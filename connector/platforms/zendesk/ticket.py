@@ -200,7 +200,7 @@ def _priority_history(audits: list[Mapping[str, Any]], mapping: PlatformMapping,
                       where: str) -> tuple[PriorityChange, ...]:
     """Priority Change events of the audits ("The value of a ticket field was changed",
     https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_audits/), oldest
-    first; for `simulate --now` in the past (`connector.model.ticket_as_of`)."""
+    first; for `simulate --now` in the past (`connector.history.ticket_as_of`)."""
     changes: list[PriorityChange] = []
     for audit in audits or ():
         events = [event for event in require_list(audit, "events", where=f"{where} audit {audit.get('id')}")
