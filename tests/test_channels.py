@@ -352,6 +352,56 @@ def test_outbox_recovers_what_a_killed_worker_left(queue):
     assert outbox.claim(eid, later) is not None
 
 
+def finished_and_waiting(outbox):
+    """One sent entry, one failed, one still staged – of two tickets."""
+    for ticket, marker in (("1", "a"), ("1", "b"), ("2", "c")):
+        outbox.stage("jira", ticket, marker, "ops", {"text": marker})
+    for marker, state in (("a", "sent"), ("b", "failed")):
+        eid = entry_id("jira", "1", marker, "ops")
+        outbox.release(eid, time.time())
+        outbox.claim(eid, time.time())
+        outbox.finish(eid, state, "why")
+    return entry_id("jira", "2", "c", "ops")
+
+
+def test_sqlite_outbox_removes_entries_finished_longer_ago_than_the_retention(tmp_path):
+    from connector.channels.outbox import RETENTION_SECONDS
+
+    outbox = ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data")).chat.outbox
+    staged = finished_and_waiting(outbox)
+    assert outbox.prune(time.time() + RETENTION_SECONDS - 60) == 0  # not yet
+    assert outbox.prune(time.time() + RETENTION_SECONDS + 60) == 2
+    assert [(e.id, e.state) for e in outbox.entries()] == [(staged, "staged")]  # never an unsent one
+
+
+def test_sqlite_outbox_prunes_on_its_own_at_most_hourly(tmp_path, monkeypatch):
+    from connector.channels import outbox as module
+
+    outbox = ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data")).chat.outbox
+    finished_and_waiting(outbox)
+    clock = [time.time() + module.RETENTION_SECONDS + 60]
+    monkeypatch.setattr(module.time, "time", lambda: clock[0])
+    outbox.stage("jira", "3", "d", "ops", {"text": "d"})  # the first stage in an hour prunes
+    assert sorted(e.state for e in outbox.entries()) == ["staged", "staged"]
+
+
+def test_redis_outbox_lets_finished_entries_expire(redis_server, tmp_path):
+    from connector.channels.outbox import RETENTION_SECONDS
+
+    queue = ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data", queue_url=redis_server.url))
+    outbox = queue.chat.outbox
+    outbox.clear()
+    staged = finished_and_waiting(outbox)
+    conn = queue.huey.storage.conn
+    for marker in ("a", "b"):
+        ttl = conn.ttl(outbox._key(entry_id("jira", "1", marker, "ops")))
+        assert RETENTION_SECONDS - 60 < ttl <= RETENTION_SECONDS
+    assert conn.ttl(outbox._key(staged)) == -1  # an unsent message never expires
+    # The ticket's set names only what may still need recovering.
+    assert conn.smembers(outbox._ticket_key("jira", "1")) == set()
+    assert sorted(e.state for e in outbox.entries()) == ["failed", "sent", "staged"]
+
+
 # --- the delivery task --------------------------------------------------------------------------
 
 

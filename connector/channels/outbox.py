@@ -53,6 +53,13 @@ from connector.queue.admission import exclusive_transaction
 # out, is re-enqueued by the next reconcile of its ticket.
 LEASE_SECONDS = 120.0
 STALE_READY_SECONDS = 600.0
+# A finished entry (sent or failed) is kept this long, then removed: it only answers "was
+# this sent?" while something could still ask, and the comment's marker on the ticket keeps
+# the notice from being planned again long after. SQLite deletes them at most once an hour
+# (on a stage); Redis lets the entry's key expire.
+RETENTION_SECONDS = 30 * 24 * 3600.0
+PRUNE_EVERY_SECONDS = 3600.0
+FINISHED = ("sent", "failed")
 
 
 def entry_id(platform: str, ticket_id: str, marker: str, channel: str) -> str:
@@ -100,15 +107,27 @@ class SqliteChatOutbox:
                     "primary key (queue, id))", commit=True)
         storage.sql("create index if not exists connector_chat_outbox_ticket "
                     "on connector_chat_outbox (queue, platform, ticket_id)", commit=True)
+        self._pruned_at = 0.0  # when this process last removed finished entries
 
     def _tx(self):
         return exclusive_transaction(self._storage)
+
+    def prune(self, now: float) -> int:
+        """Remove entries finished more than RETENTION_SECONDS before `now`; how many."""
+        with self._tx() as cursor:
+            cursor.execute("delete from connector_chat_outbox where queue = ? and state in (?, ?) and next_at < ?",
+                           (self._queue, *FINISHED, now - RETENTION_SECONDS))
+            return cursor.rowcount
 
     @staticmethod
     def _entry(row) -> Entry:
         return Entry(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8], row[9])
 
     def stage(self, platform, ticket_id, marker, channel, payload) -> bool:
+        now = time.time()
+        if now - self._pruned_at > PRUNE_EVERY_SECONDS:
+            self._pruned_at = now
+            self.prune(now)
         with self._tx() as cursor:
             cursor.execute("insert into connector_chat_outbox (queue, id, platform, ticket_id, marker, channel, "
                            "state, payload) values (?, ?, ?, ?, ?, ?, 'staged', ?) on conflict do nothing",
@@ -134,6 +153,8 @@ class SqliteChatOutbox:
             return self._entry(cursor.fetchone())
 
     def finish(self, entry_id, state, reason="", next_at=0.0) -> None:
+        if state in FINISHED:
+            next_at = time.time()  # when it finished: what retention counts from
         with self._tx() as cursor:
             cursor.execute("update connector_chat_outbox set state = ?, reason = ?, next_at = ?, lease_until = 0, "
                            "attempts = attempts + 1 where queue = ? and id = ? and state = 'sending'",
@@ -179,7 +200,6 @@ if op == 'stage' then
   redis.call('HSET', KEYS[1], 'state', 'staged', 'platform', ARGV[3], 'ticket_id', ARGV[4], 'marker', ARGV[5],
              'channel', ARGV[6], 'payload', ARGV[7], 'attempts', 0, 'next_at', 0, 'lease_until', 0, 'reason', '')
   redis.call('SADD', KEYS[2], KEYS[1])
-  redis.call('RPUSH', KEYS[3], KEYS[1])
   return 1
 end
 if not state then return 0 end
@@ -199,6 +219,10 @@ elseif op == 'finish' then
   if state ~= 'sending' then return 0 end
   redis.call('HSET', KEYS[1], 'state', ARGV[3], 'reason', ARGV[4], 'next_at', ARGV[5], 'lease_until', 0)
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  if ARGV[3] == 'sent' or ARGV[3] == 'failed' then
+    redis.call('EXPIRE', KEYS[1], math.floor(tonumber(ARGV[6])))
+    redis.call('SREM', KEYS[2], KEYS[1])
+  end
   return 1
 elseif op == 'requeue' then
   if (state == 'ready' and next_at < now - tonumber(ARGV[3])) or (state == 'sending' and lease < now) then
@@ -215,7 +239,6 @@ class RedisChatOutbox:
     def __init__(self, storage: RedisStorage):
         self._conn = storage.conn
         self._prefix = f"connector.{storage.name}.chat"
-        self._all = f"{self._prefix}.all"
         self._script = self._conn.register_script(_REDIS_TRANSITION)
 
     def _key(self, entry_id: str) -> str:
@@ -231,7 +254,7 @@ class RedisChatOutbox:
         eid = entry_id(platform, ticket_id, marker, channel)
         return self._run(eid, time.time(), "stage", platform, str(ticket_id), marker, channel,
                          json.dumps(payload, ensure_ascii=False),
-                         keys=(self._ticket_key(platform, str(ticket_id)), self._all))
+                         keys=(self._ticket_key(platform, str(ticket_id)),))
 
     def release(self, entry_id, now) -> bool:
         return self._run(entry_id, now, "release")
@@ -240,7 +263,11 @@ class RedisChatOutbox:
         return self.get(entry_id) if self._run(entry_id, now, "claim", LEASE_SECONDS) else None
 
     def finish(self, entry_id, state, reason="", next_at=0.0) -> None:
-        self._run(entry_id, time.time(), "finish", state, reason[:300], next_at)
+        now = time.time()
+        entry = self.get(entry_id)
+        ticket_key = self._ticket_key(entry.platform, entry.ticket_id) if entry else f"{self._prefix}.ticket:?"
+        self._run(entry_id, now, "finish", state, reason[:300], now if state in FINISHED else next_at,
+                  RETENTION_SECONDS, keys=(ticket_key,))
 
     def requeue(self, entry_id, now) -> bool:
         return self._run(entry_id, now, "requeue", STALE_READY_SECONDS)
@@ -270,7 +297,9 @@ class RedisChatOutbox:
         return self._load(self._key(entry_id))
 
     def entries(self) -> list[Entry]:
-        return [e for e in (self._load(k.decode()) for k in self._conn.lrange(self._all, 0, -1)) if e is not None]
+        """Every entry still kept (inspection and tests: a scan, nothing indexes them all)."""
+        keys = sorted(k.decode() for k in self._conn.scan_iter(match=f"{self._prefix}.entry:*"))
+        return [e for e in (self._load(k) for k in keys) if e is not None]
 
     def clear(self) -> None:
         keys = list(self._conn.scan_iter(match=f"{self._prefix}.*"))
