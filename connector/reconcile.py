@@ -61,6 +61,7 @@ from connector.approvals import with_approvals
 from connector.channels import delivery as chat_hooks
 from connector.config import SupportConfig, load_config
 from connector.knowledge.enrich import enrich
+from connector.locales import with_reporter_locale
 from connector.metrics import RECONCILES, REPLANS
 from connector.model import Plan, Ticket
 from connector.observe import rollout
@@ -282,13 +283,15 @@ def reconcile_fetched(runtime: Runtime, ticket: Ticket, *, write: bool = True,
     """
     platform = ticket.platform
     observe_all = runtime.settings.observing
+    now = runtime.clock()
     if write:
         # Similar past cases are looked up only when a rule will use them (a new ticket, a
         # resolve attempt under the KB gate); the sweep's read-only pass never searches.
         ticket = enrich(runtime.adapter(platform), ticket, runtime.config)
         # Jira Service Management approvals: read only when the review gate's outcome depends on them.
         ticket = with_approvals(runtime.adapter(platform), ticket, runtime.config)
-    now = runtime.clock()
+        # The reporter's language (Jira's issue does not carry it): read only when a closing summary is owed.
+        ticket = with_reporter_locale(runtime.adapter(platform), ticket, runtime.config, now)
     plan = evaluate(ticket, now, runtime.config, observe_all=observe_all)
     parts = rollout.split(plan, runtime.config, observe_all=observe_all)
     enforced = parts.enforced

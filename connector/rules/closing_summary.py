@@ -17,9 +17,11 @@ minute. Time spent resolved before a reopen does not count either (the clock sto
 the ticket is done).
 
 Language: the requester's locale as the platform gives it (Zendesk user `locale`, Jira
-user `locale` where the user object carries one) picks one of `comment.templates` – the
-exact tag first (`zh-CN`, `_` and `-` alike, any case), then the language alone (`zh-TW`
-→ a `zh` template, `en-US` → `en`); anything else, or no locale, gets `comment.default`.
+user `locale`) picks one of `comment.templates` – the exact tag first (`zh-CN`, `_` and
+`-` alike, any case), then the language alone (`zh-TW` → a `zh` template, `en-US` → `en`);
+anything else, or no locale, gets `comment.default`. The reporter embedded in a Jira issue
+carries no locale, so it is read (`GET /rest/api/2/user`) between fetch and evaluate, only
+when `wants_reporter_locale` says the outcome depends on it (`connector.locales`).
 
 Once per resolve attempt: the marker is `<id>-sent-<attempt>`, the attempt being the
 number of times the ticket has entered a done status (`closure.done_entries`), so a
@@ -50,7 +52,7 @@ Example::
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -171,20 +173,44 @@ class ClosingSummaryRule(RuleBase):
                             calendar=calendar, paused=frozenset(self.pause_statuses))
         return None if built is None else built[0].elapsed_minutes
 
-    def evaluate(self, ctx: EvalContext) -> list:
+    def due(self, ctx: EvalContext) -> tuple[datetime, str, Any] | None:
+        """(resolved at, marker, calendar) when a summary is owed for `ctx.ticket` now, else None:
+        a done status, this resolve attempt neither answered nor sent back, the resolution
+        younger than `max_delay_hours`, a calendar to count business time in."""
         ticket = ctx.ticket
         resolved = resolved_at(ticket)
         if ticket.status not in DONE_STATUSES or resolved is None:
-            return []  # not resolved, or a resolution the platform gives no time for: nothing to tell
+            return None  # not resolved, or a resolution the platform gives no time for: nothing to tell
         attempt = done_entries(ticket)
         marker = f"{self.id}-sent-{attempt}"
         if ctx.has_marker(marker) or self.sent_back(ctx, attempt):
-            return []
+            return None
         if (ctx.now - resolved).total_seconds() > self.max_delay_hours * 3600:
-            return []
+            return None
         calendar = self.calendar_for(ticket, ctx)
         if calendar is None:
-            return []  # no SLA applies and no calendar is named: no business time to tell
+            return None  # no SLA applies and no calendar is named: no business time to tell
+        return resolved, marker, calendar
+
+    def wants_reporter_locale(self, ticket: Ticket, now: datetime, config: "SupportConfig") -> bool:
+        """True when this rule's outcome for `ticket` at `now` depends on the reporter's locale
+        the platform did not give with the ticket. Pure: nothing is read.
+
+        Only then is the extra request made (`connector.locales.with_reporter_locale`; on Jira
+        the issue's reporter carries no locale): the rule would post a summary now (`due`), the
+        ticket's `requester_locale` is unknown, and the templates are in more than one language
+        (with one, every reporter gets the same text). An open ticket, a summary already sent,
+        a resolve sent back or a single-language config cost no request."""
+        if ticket.requester_locale is not None or len(self.comment.templates) < 2 or not self.applies(ticket):
+            return False
+        return self.due(EvalContext(ticket=ticket, now=now, config=config)) is not None
+
+    def evaluate(self, ctx: EvalContext) -> list:
+        ticket = ctx.ticket
+        owed = self.due(ctx)
+        if owed is None:
+            return []
+        resolved, marker, calendar = owed
         minutes = self.handling_minutes(ticket, ctx, calendar)
         if minutes is None:
             return []

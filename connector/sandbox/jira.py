@@ -23,6 +23,8 @@ HTTP writes run as the authenticated (connector) account; the Python methods
 customers and fire the same webhooks. `add_approval` / `decide_approval` put Jira Service
 Management approvals on an issue and answer them as their approvers
 (`GET /rest/servicedeskapi/request/{key}/approval` lists them; see `jira_approvals`).
+`GET /rest/api/2/user` answers a user's full profile with its `locale` (every user has one,
+"en_US" unless `add_user(..., locale="zh_CN")` or `set_locale` says otherwise; None hides it).
 
 For `connector doctor` it also answers the site-configuration reads (`/mypermissions`,
 `/project/{key}`, `/project/{key}/statuses`, `/priority`, `/groups/picker`,
@@ -205,6 +207,9 @@ class JiraSandbox(SandboxControls):
         # Jira Administrators global permission: needed to read the admin webhooks. A
         # connector account usually is not one, so the default is False.
         self.connector_admin = connector_admin
+        # *Browse users and groups* global permission: needed by `GET /user` (its documented
+        # 403). Granted by default (a stock site gives it to every licensed user); tests take it away.
+        self.browse_users = True
         self.store.add_user(SandboxUser(CONNECTOR, "connector", "Support Connector", email))
         self.store.add_user(SandboxUser(AGENT, "alice", "Alice Agent", "alice@example.com"))
         self.store.add_user(SandboxUser(CUSTOMER, "carl", "Carl Customer", "carl@example.com",
@@ -249,6 +254,7 @@ class JiraSandbox(SandboxControls):
                 ("GET", "/priority", self._priorities, False),
                 ("GET", "/groups/picker", self._groups_picker, False),
                 ("GET", "/user/assignable/search", self._assignable_users, False),
+                ("GET", "/user", self._get_user, False),
             ):
                 template = base + path
                 self._routes.append((method, template, _route(template), handler, anonymous))
@@ -281,11 +287,18 @@ class JiraSandbox(SandboxControls):
     # ------------------------------------------------------------------ seeding / human actors
 
     def add_user(self, account_id: str, display_name: str, email: str, *, name: str | None = None,
-                 account_type: str = "atlassian", time_zone: str = "UTC", email_hidden: bool = False) -> None:
-        """`email_hidden`: the user's Cloud privacy setting hides the e-mail (it reads as null)."""
+                 account_type: str = "atlassian", time_zone: str = "UTC", email_hidden: bool = False,
+                 locale: str | None = "en_US") -> None:
+        """`email_hidden`: the user's Cloud privacy setting hides the e-mail (it reads as null).
+        `locale`: the profile's language (`GET /user` answers it, e.g. "zh_CN"); None: hidden."""
         with self._lock:
             self.store.add_user(SandboxUser(account_id, name or email.split("@")[0], display_name, email,
-                                            account_type, time_zone, email_hidden))
+                                            account_type, time_zone, email_hidden, locale))
+
+    def set_locale(self, user: str, locale: str | None) -> None:
+        """Change a user's profile language (None: hidden by the user's privacy setting)."""
+        with self._lock:
+            self.store.users[self._account(user)].locale = locale
 
     def add_organization(self, name: str) -> str:
         """A Jira Service Management customer organization; returns its id."""
@@ -787,6 +800,36 @@ class JiraSandbox(SandboxControls):
         elif query:
             users = [u for u in users if any(query in i.casefold() for i in u.identifiers())]
         return 200, [self.store.user_json(u.account_id, version) for u in users]
+
+    def _get_user(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
+        """`GET /user`: the full User, with `locale` (Jira platform OpenAPI, operation getUser).
+
+        Cloud names the user by `accountId` only: `username` and `key` are "no longer
+        available" (the document), and a request without `accountId` is refused with "The
+        'accountId' query parameter needs to be provided" (400: jenkinsci/jira-plugin#474).
+        Data Center by `username` or `key` (Atlassian KB "How to Retrieve Application Access of
+        a User in Jira": `/rest/api/2/user?username=admin` answers the User with `"locale":
+        "en_US"`); an unknown one is 404 "The user named '…' does not exist"
+        (solidify/jira-azuredevops-migrator#26). 403 without *Browse users and groups* and 404
+        for an unknown user are the operation's documented answers."""
+        if not self.browse_users:
+            raise JiraApiError(403, ["You do not have the permission to browse users and groups."])
+        if self.store.cloud:
+            wanted = request.args.get("accountId")
+            if not wanted:
+                raise JiraApiError(400, ["The 'accountId' query parameter needs to be provided"])
+            user = self.store.users.get(wanted)
+        else:
+            wanted = request.args.get("username") or request.args.get("key")
+            if not wanted:
+                raise JiraApiError(400, ["Either the 'username' or the 'key' query parameter must be provided"])
+            # The sandbox's Data Center key is the username (`JiraStore.user_json`).
+            user = next((u for u in self.store.users.values() if u.name == wanted), None)
+        if user is None:
+            message = (f"The user with account ID '{wanted}' does not exist" if self.store.cloud
+                       else f"The user named '{wanted}' does not exist")
+            raise JiraApiError(404, [message])
+        return 200, self.store.full_user_json(user.account_id, version)
 
     def _admin_webhooks(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
         """`GET /rest/webhooks/1.0/webhook`: every admin webhook; Jira administrators only

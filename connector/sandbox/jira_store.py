@@ -292,6 +292,11 @@ class SandboxUser:
     # Cloud profile visibility: "emailAddress ... Depending on the user's privacy setting, this
     # may be returned as null" (User schema, specs/jira-platform.openapi.json).
     email_hidden: bool = False
+    # The profile's language as `GET /user` gives it ("zh_CN"); None: hidden by the user's
+    # privacy setting ("The locale of the user. Depending on the user's privacy setting, this
+    # may be returned as null": User schema) – then the key is left out, the schema's type
+    # being a string.
+    locale: str | None = "en_US"
 
     def identifiers(self) -> tuple[str, ...]:
         return (self.account_id, self.name, self.email, self.display_name)
@@ -926,6 +931,15 @@ class JiraStore:
         return {"self": f"{self.api(version)}/user?username={user.name}", "name": user.name, "key": user.name,
                 "emailAddress": user.email, "avatarUrls": avatars, "displayName": user.display_name,
                 "active": True, "timeZone": user.time_zone}
+
+    def full_user_json(self, account: str, version: int = 2) -> dict[str, Any]:
+        """The User of `GET /user`: what an issue embeds (UserDetails) plus `locale` and the
+        `expand` options; groups and application roles only when expanded (not modelled)."""
+        user = self.users[account]
+        out = {**(self.user_json(account, version) or {}), "expand": "groups,applicationRoles"}
+        if user.locale is not None:
+            out["locale"] = user.locale
+        return out
 
     def status_json(self, name: str, version: int = 2) -> dict[str, Any]:
         status = self.status(name)

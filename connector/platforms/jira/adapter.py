@@ -10,6 +10,7 @@ domain and hands each job to its own module:
 - `read.py` – `fetch`: ONE request per issue, completed only where Jira cut a list short;
 - `issue.py` – parsing Jira's issue JSON into a `Ticket`;
 - `approvals.py` – a request's Jira Service Management approvals, read only on demand;
+- `users.py` – a reporter's locale (`GET /user`), read only on demand, once per reporter;
 - `write.py` – `apply`: a comment post each, ONE edit, then `transition.py`'s transition;
 - `search.py` – JQL search, paged as consumed;
 - `fields.py`, `workflow.py` – the field catalogue and value shapes; what a fetch said
@@ -30,6 +31,7 @@ from connector.platforms.jira.client import PLATFORM, JiraClient
 from connector.platforms.jira.fields import FieldCatalogue
 from connector.platforms.jira.read import IssueReader
 from connector.platforms.jira.search import SEARCH_PAGE_SIZE, rule_fields, search_issues
+from connector.platforms.jira.users import ReporterLocales
 from connector.platforms.jira.workflow import FetchMemory
 from connector.platforms.jira.write import IssueWriter
 from connector.platforms.mapping import PlatformMapping
@@ -65,6 +67,7 @@ class JiraAdapter:
         self._reader = IssueReader(self.client, mapping, fetched)
         self._writer = IssueWriter(self.client, mapping, fetched)
         self._approvals = ApprovalReader(self.client)
+        self._locales = ReporterLocales(self.client)
 
     @classmethod
     def from_settings(cls, settings: Settings, mapping: PlatformMapping, **kwargs: Any) -> JiraAdapter:
@@ -87,6 +90,13 @@ class JiraAdapter:
         project without approvals, remembered). Asked only when a rule's outcome depends on
         them (`connector.approvals`); see `approvals.ApprovalReader`."""
         return self._approvals.approvals(ticket)
+
+    def reporter_locale(self, ticket: Ticket) -> str | None:
+        """The reporter's locale ("zh_CN"), which the issue's embedded reporter lacks (one more
+        request per reporter per process; None when the site does not tell or the read fails).
+        Asked only when a rule's outcome depends on it (`connector.locales`); see
+        `users.ReporterLocales`."""
+        return self._locales.reporter_locale(ticket)
 
     def complete_listed(self, raws: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Search results whose embedded changelog or comments are cut short, completed

@@ -111,6 +111,13 @@ class JiraClient:
             f"request/{ref}/approval", params={"start": start, "limit": limit},
             base="{server}/" + SERVICEDESK_API + "/{path}"), idempotent=True)
 
+    def get_user(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """`GET /rest/api/2/user?accountId=…` (Cloud) or `?username=…` / `?key=…` (Data Center):
+        the full User, with `locale`. Not the library's `user()`, which pastes the id into the
+        URL unencoded (a username with `&` or `+` would ask for someone else)."""
+        return self.call("user.get", "GET", lambda: self.lib._get_json("user", params=dict(params)),
+                         idempotent=True)
+
     def bulk_changelog_page(self, issue_ids: Sequence[str], size: int, token: str | None) -> dict[str, Any]:
         """`POST /rest/api/3/changelog/bulkfetch` (Cloud): a read, although it is a POST."""
         url = self.lib._get_url("changelog/bulkfetch", base="{server}/rest/api/3/{path}")

@@ -285,7 +285,8 @@ def _locale(user: Any) -> str | None:
     """The user's `locale` ("zh_CN") where the user object carries it: the full User of
     `GET /rest/api/2/user` has it ("may be returned as null" by privacy settings), the
     UserDetails embedded in an issue does not (Jira platform OpenAPI, schemas User and
-    UserDetails) – then the closing summary falls back to its default language."""
+    UserDetails) – then the reporter's User is read when a closing summary needs it
+    (`users.ReporterLocales`, `connector.locales`)."""
     locale = user.get("locale") if isinstance(user, Mapping) else None
     return locale.strip() if isinstance(locale, str) and locale.strip() else None
 
