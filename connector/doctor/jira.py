@@ -103,6 +103,9 @@ def organization_rules(config: SupportConfig) -> list[str]:
             and (not rule.when.platforms or PLATFORM in rule.when.platforms)]
 
 
+# Global (not project) permissions among those `required_permissions` asks /mypermissions about.
+GLOBAL_PERMISSIONS = frozenset({"USER_PICKER"})
+
 class JiraDoctor(PlatformDoctor):
     PLATFORM = PLATFORM
     TITLE = "Jira"
@@ -568,6 +571,14 @@ class JiraDoctor(PlatformDoctor):
         if needs.internal_notes:
             # A note Jira stored as public is deleted at once (see platforms/jira.py).
             wanted["DELETE_OWN_COMMENTS"] = "withdrawing an internal note that landed public"
+        if needs.reads_requester_locale:
+            # The reporter's language is read from `GET /rest/api/2/user`, which needs the *Browse
+            # users and groups* global permission (its key is USER_PICKER in Jira's permission
+            # list, GET /rest/api/2/permissions; /mypermissions answers global permissions too:
+            # "Global permissions are unaffected by context"). Without it the summary is in the
+            # default language – not wrong, so the check is a FAIL only for that rule's reason.
+            wanted["USER_PICKER"] = ("the reporter's language of " + ", ".join(sorted(needs.reads_requester_locale))
+                                     + " (Browse users and groups, GET /user)")
         return wanted
 
     def check_permissions(self, project: str) -> None:
@@ -585,9 +596,14 @@ class JiraDoctor(PlatformDoctor):
         self._missing[project] = set(missing)
         if missing:
             why = "; ".join(f"{key} ({wanted[key]})" for key in missing)
-            self.add(Check.fail(cid, f"the account lacks in {project}: {why}",
-                                f"grant them in {project}'s permission scheme (Project settings > Permissions) to a "
-                                "role or group the connector account is in"))
+            fixes = []
+            if any(key not in GLOBAL_PERMISSIONS for key in missing):
+                fixes.append(f"grant them in {project}'s permission scheme (Project settings > Permissions) to a "
+                             "role or group the connector account is in")
+            if any(key in GLOBAL_PERMISSIONS for key in missing):
+                fixes.append("grant " + ", ".join(k for k in missing if k in GLOBAL_PERMISSIONS) + " as a global "
+                             "permission (Settings > System > Global permissions) to a group the account is in")
+            self.add(Check.fail(cid, f"the account lacks in {project}: {why}", "; ".join(fixes)))
         else:
             self.add(Check.ok(cid, f"the account has {', '.join(wanted)} in {project}"))
 

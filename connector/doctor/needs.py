@@ -59,6 +59,8 @@ class Needs:
     internal_notes: set[str] = field(default_factory=set)  # rule ids posting internal notes
     public_comments: set[str] = field(default_factory=set)
     reads_category: bool = False
+    # rule ids that pick a comment's language by the requester's locale (Jira: `GET /user`)
+    reads_requester_locale: set[str] = field(default_factory=set)
     # logical field -> (rule id, values the rule recognises in it: any one must be choosable)
     recognised: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
 
@@ -181,6 +183,8 @@ def _closing_summary(rule: ClosingSummaryRule, needs: Needs) -> None:
     for name in (rule.solution_field, rule.root_cause_field, rule.preventive_measures_field):
         needs.read(name, rule.id)
     needs.comment(rule.id, rule.comment.public, DONE_STATUSES)
+    if len(rule.comment.templates) > 1:  # one language: nothing to choose, no user read
+        needs.reads_requester_locale.add(rule.id)
 
 
 def _auto_close(rule: AutoCloseRule, needs: Needs) -> None:

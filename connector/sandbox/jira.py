@@ -117,6 +117,10 @@ PROJECT_PERMISSIONS: dict[str, str] = {
     "SCHEDULE_ISSUES": "Schedule Issues", "CLOSE_ISSUES": "Close Issues",
 }
 SERVICEDESK_PERMISSION = "SERVICEDESK_AGENT"
+# The global permission `GET /rest/api/2/user` needs ("Browse users and groups"), answered by
+# /mypermissions like the project ones ("Global permissions are unaffected by context", the
+# OpenAPI document's "Get my permissions"); granted by `browse_users`.
+GLOBAL_PERMISSIONS: dict[str, str] = {"USER_PICKER": "Browse users and groups"}
 NOT_ADMIN = "You do not have permission to access this resource: it needs the Jira Administrators global permission."
 
 # How much of an issue's comments and changelog one response embeds. `total` always counts
@@ -724,7 +728,7 @@ class JiraSandbox(SandboxControls):
         asked = [k.strip() for k in (request.args.get("permissions") or "").split(",") if k.strip()]
         if not asked and self.deployment == "Cloud":
             raise JiraApiError(400, ["The permissions query parameter is required."])
-        known = dict(PROJECT_PERMISSIONS)
+        known = {**PROJECT_PERMISSIONS, **GLOBAL_PERMISSIONS}
         if self.service_management:
             known[SERVICEDESK_PERMISSION] = "Service Desk Agent"
         unknown = [k for k in asked if k not in known]
@@ -735,8 +739,10 @@ class JiraSandbox(SandboxControls):
             raise JiraApiError(404, [f"No project could be found with key '{project}'."])
         keys = asked or sorted(known)
         return 200, {"permissions": {key: {
-            "id": str(10 + sorted(known).index(key)), "key": key, "name": known[key], "type": "PROJECT",
-            "description": f"Ability to {known[key].lower()}.", "havePermission": key in self.connector_permissions,
+            "id": str(10 + sorted(known).index(key)), "key": key, "name": known[key],
+            "type": "GLOBAL" if key in GLOBAL_PERMISSIONS else "PROJECT",
+            "description": f"Ability to {known[key].lower()}.",
+            "havePermission": self.browse_users if key == "USER_PICKER" else key in self.connector_permissions,
         } for key in keys}}
 
     def _get_project(self, request: Request, params: dict[str, str], version: int) -> tuple[int, Any]:
