@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import random
@@ -118,10 +119,21 @@ def time_evaluations(tickets: list[Ticket], config) -> tuple[float, int]:
 # --- parse inputs captured from the sandboxes ------------------------------------------------
 
 
+def first_module(*names: str):
+    """The first of these modules that exists: the baseline (`--baseline REF`) may be a commit
+    from before the adapters became packages (connector/platforms/jira.py, jira_issue.py)."""
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue
+    raise ModuleNotFoundError(" / ".join(names))
+
+
 def capture_parse_inputs(count: int) -> list[tuple[str, tuple, dict]]:
     """(platform, args, kwargs) the adapters hand to the parsers for `count` tickets per platform."""
-    from connector.platforms.jira import read as jira_adapter
-    from connector.platforms.zendesk import read as zendesk_adapter
+    jira_adapter = first_module("connector.platforms.jira.read", "connector.platforms.jira")
+    zendesk_adapter = first_module("connector.platforms.zendesk.read", "connector.platforms.zendesk")
     from connector.reconcile import reconcile
     from connector.sandbox.server import Clock
     from connector.stack import LocalStack
@@ -178,9 +190,9 @@ def capture_parse_inputs(count: int) -> list[tuple[str, tuple, dict]]:
 
 
 def time_parses(captured, rounds: int) -> dict[str, tuple[float, int, list[Ticket]]]:
-    from connector.platforms.jira.issue import parse_jira_issue
-    from connector.platforms.zendesk.ticket import parse_zendesk_ticket
-
+    parse_jira_issue = first_module("connector.platforms.jira.issue", "connector.platforms.jira_issue").parse_jira_issue
+    parse_zendesk_ticket = first_module("connector.platforms.zendesk.ticket",
+                                        "connector.platforms.zendesk_ticket").parse_zendesk_ticket
     parsers = {"jira": parse_jira_issue, "zendesk": parse_zendesk_ticket}
     out = {}
     for platform, parser in parsers.items():
