@@ -21,7 +21,7 @@ Center, when present); the connector's own comments that say neither are not pub
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -200,16 +200,22 @@ def _status_history(
     def logical(raw: str | None) -> Status:
         return history_status(raw, known=known)
 
-    changes: list[StatusChange] = []
+    changes = [status_change(at, item.get("fromString"), item.get("toString"), logical)
+               for at, item in _dated_items(changelog, _is_status_item, where)]
+    return complete_history(changes, created, current, raw_current, logical)
+
+
+def _dated_items(changelog: Mapping[str, Any], wanted: Callable[[Mapping[str, Any]], bool],
+                 where: str) -> Iterator[tuple[datetime, Mapping[str, Any]]]:
+    """(when, item) for each changelog item `wanted` accepts, in the changelog's order; a
+    history's `created` is parsed only when it has such an item."""
     for history in require_list(changelog, "histories", where=where):
-        items = [item for item in history.get("items") or () if isinstance(item, Mapping) and _is_status_item(item)]
+        items = [item for item in history.get("items") or () if isinstance(item, Mapping) and wanted(item)]
         if not items:
             continue
         at = parse_time(history.get("created"), what=f"{where} history {history.get('id')} created")
         for item in items:
-            raw_from, raw_to = item.get("fromString"), item.get("toString")
-            changes.append(status_change(at, raw_from, raw_to, logical))
-    return complete_history(changes, created, current, raw_current, logical)
+            yield at, item
 
 
 def _is_priority_item(item: Mapping[str, Any]) -> bool:
@@ -227,15 +233,9 @@ def _priority_history(issue: Mapping[str, Any], mapping: PlatformMapping) -> tup
     if not isinstance(changelog, Mapping):
         return ()
     where = f"issue {issue.get('key')} changelog"
-    changes: list[PriorityChange] = []
-    for history in require_list(changelog, "histories", where=where):
-        items = [item for item in history.get("items") or () if isinstance(item, Mapping) and _is_priority_item(item)]
-        if not items:
-            continue
-        at = parse_time(history.get("created"), what=f"{where} history {history.get('id')} created")
-        for item in items:
-            changes.append(PriorityChange(at=at, from_priority=mapping.logical_priority(item.get("fromString")),
-                                          to_priority=mapping.logical_priority(item.get("toString"))))
+    changes = [PriorityChange(at=at, from_priority=mapping.logical_priority(item.get("fromString")),
+                              to_priority=mapping.logical_priority(item.get("toString")))
+               for at, item in _dated_items(changelog, _is_priority_item, where)]
     changes.sort(key=lambda c: c.at)
     return tuple(changes)
 
