@@ -3,6 +3,8 @@ comment (public or internal) within the level's `response` target, or the next l
 
 from __future__ import annotations
 
+import pytest
+
 from connector.config import load_config
 from connector.model import AddComment, Assign, AuthorRole, Comment, Status
 from connector.rules.engine import evaluate
@@ -256,3 +258,43 @@ def test_team_lead_taking_over_keeps_the_breached_clock_for_the_report():
                                  "marker_times": {**t.marker_times, NO_RESPONSE: at("2026-11-20 15:01")}})
     clock = evaluate(after, at("2026-11-20 17:00"), RULES).sla["escalation_response"]
     assert clock.state == "breached" and clock.started == at("2026-11-20 14:00")
+
+
+def test_jira_label_times_come_from_the_changelog_entry_that_added_the_label():
+    """The Jira twin of the Zendesk tag audits: author-independent, so a saved issue dates the
+    connector's hand-off even where its account is not known (simulate, the bundled example)."""
+    from connector.platforms.jira.issue import _label_times
+    item = {"field": "labels", "fieldtype": "jira", "fieldId": "labels", "from": None, "to": None}
+    issue = {"key": "SUP-1", "changelog": {"histories": [
+        {"id": "1", "created": "2026-11-20T09:00:00.000+0800", "items": [{**item, "fromString": "", "toString": "outage"}]},
+        {"id": "2", "created": "2026-11-20T14:00:00.000+0800", "items": [
+            {**item, "fromString": "outage", "toString": "outage spc-escalation-l2"},
+            # A custom field someone named "labels" is not the system field.
+            {"field": "labels", "fieldtype": "custom", "fieldId": "customfield_10099", "toString": "spc-fake"}]},
+        {"id": "3", "created": "2026-11-20T15:00:00.000+0800", "items": [
+            {**item, "fromString": "outage spc-escalation-l2", "toString": "outage"}]},
+    ]}}
+    times = _label_times(issue, where="test")
+    assert times["spc-escalation-l2"].isoformat() == "2026-11-20T14:00:00+08:00"
+    assert times["outage"].isoformat() == "2026-11-20T09:00:00+08:00" and "spc-fake" not in times
+    assert _label_times({"key": "SUP-1"}, where="test") == {}  # a webhook's issue: no changelog
+
+
+@pytest.mark.parametrize("platform", ["jira", "zendesk"])
+def test_the_bundled_example_breaches_the_response_clock_without_knowing_the_connector(platform):
+    """`connector simulate` on the bundled example with the shipped config (no connector
+    account): the hand-off is dated by the marker label / tag and the team lead takes over."""
+    import json
+    from pathlib import Path
+    from click.testing import CliRunner
+    from connector.cli import main
+    path = Path(__file__).resolve().parent.parent / "examples" / platform / "escalated-no-l2-response.json"
+    result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(path),
+                                       "--now", "2026-11-20T10:00:00+08:00", "--format", "json"])
+    running = json.loads(result.output)
+    assert running["sla"]["escalation_response"]["state"] == "running"
+    result = CliRunner().invoke(main, ["simulate", "--platform", platform, "--ticket-json", str(path),
+                                       "--now", "2026-11-20T15:00:00+08:00", "--format", "json"])
+    out = json.loads(result.output)
+    assert out["sla"]["escalation_response"]["state"] == "breached"
+    assert [a["group"] for a in out["actions"] if a["type"] == "assign"] == ["team-lead"]

@@ -40,6 +40,7 @@ def test_json_shape_names_the_rule_of_every_action(platform):
     ("resolved-without-root-cause.json", "closure", "spc-closure-returned-1"),
     ("reporter-says-not-resolved.json", "closure", "spc-closure-not-resolved-1"),
     ("critical-change-without-review.json", "review-gate", "spc-review-gate-returned-1"),
+    ("escalated-no-l2-response.json", "escalation", "spc-escalation-l2-no-response"),
     ("resolved-closing-summary.json", "closing-summary", "spc-closing-summary-sent-1"),
 ])
 def test_examples_exercise_each_rule(platform, name, rule, expected):

@@ -134,7 +134,7 @@ def parse_jira_issue(
             marker for comment in comments
             if comment.author_role == AuthorRole.CONNECTOR and (marker := carried_marker(comment.body))
         ),
-        marker_times=_marker_times(comments),
+        marker_times=_marker_times(comments, _label_times(issue, where=where)),
         fields=logical_fields,
         # The mapped Satisfaction field: JSM's request feedback (1–5) or an option field.
         satisfaction=satisfaction_level(logical_fields.get("satisfaction")),
@@ -416,13 +416,40 @@ def _browse_url(issue: Mapping[str, Any], key: str, base_url: str | None) -> str
     return f"{site.rstrip('/')}/browse/{key}"
 
 
-def _marker_times(comments) -> dict:
-    """When each carried marker was first posted: the `created` of the connector comment with
-    its `ref:` trailer (the comment is the record; the label may travel in a later request).
-    Jira's comment resource has `created`, https://developer.atlassian.com/cloud/jira/platform/rest/v2/api-group-issue-comments/."""
-    times: dict = {}
+def _marker_times(comments, label_times: Mapping[str, datetime]) -> dict:
+    """When each marker was first recorded: the `created` of the connector comment with its
+    `ref:` trailer (the comment is the record; the label may travel in a later request), or
+    the time the changelog shows the marker label added – whichever is earlier. Jira's
+    comment resource has `created`, https://developer.atlassian.com/cloud/jira/platform/rest/v2/api-group-issue-comments/."""
+    times: dict = dict(label_times)
     for comment in comments:
         if comment.author_role == AuthorRole.CONNECTOR and (marker := carried_marker(comment.body)):
             if marker not in times or comment.created < times[marker]:
                 times[marker] = comment.created
+    return times
+
+
+def _is_labels_item(item: Mapping[str, Any]) -> bool:
+    # As `_is_status_item`: the system Labels field only, never a custom field named "labels".
+    if item.get("fieldId"):
+        return item["fieldId"] == "labels"
+    return str(item.get("field", "")).casefold() == "labels" and item.get("fieldtype") != "custom"
+
+
+def _label_times(issue: Mapping[str, Any], *, where: str) -> dict[str, datetime]:
+    """When each label was first added, from the changelog: a "labels" item lists the labels
+    before (`fromString`) and after (`toString`), space-separated (e.g. `{"field": "labels",
+    "fieldtype": "jira", "fromString": null, "toString": "V5.0"}`, as public clients log them),
+    and its history has `created`. Like Zendesk's tag audits (`zendesk.ticket._tag_times`):
+    author-independent, so `connector simulate` on a saved issue dates the connector's
+    markers without knowing its account. Without a changelog: none known."""
+    changelog = issue.get("changelog")
+    if not isinstance(changelog, Mapping):
+        return {}
+    times: dict[str, datetime] = {}
+    for at, item in _dated_items(changelog, _is_labels_item, f"{where} changelog"):
+        before = set(str(item.get("fromString") or "").split())
+        for label in str(item.get("toString") or "").split():
+            if label not in before and (label not in times or at < times[label]):
+                times[label] = at
     return times
