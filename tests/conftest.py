@@ -72,11 +72,11 @@ pytest_plugins = ["tests.log_scrub"]
 
 @pytest.fixture
 def redis_server():
-    """A redis-server of the test's own (skipped where the binary is missing; .ci/run installs it)."""
-    from tests.processes import REDIS_SERVER, RedisServer
+    """A redis-server of the test's own (skipped where the binary is missing, except under
+    .ci/run, which installs it and requires it: `tests.processes.skip_without_redis`)."""
+    from tests.processes import RedisServer, skip_without_redis
 
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    skip_without_redis()
     server = RedisServer().start()
     yield server
     server.stop()

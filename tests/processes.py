@@ -26,10 +26,23 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+# The Redis-mode tests need a real redis-server. On a laptop without one they are skipped;
+# `.ci/run` installs it and sets CONNECTOR_TESTS_REQUIRE_REDIS=1, which turns that skip into a
+# failure, so CI can never pass with the Redis half of the suite silently left out.
+REDIS_REQUIRED = os.environ.get("CONNECTOR_TESTS_REQUIRE_REDIS") == "1"
+REDIS_MISSING = "redis-server is not installed (apt-get install redis-server; .ci/run does it)"
+needs_redis = pytest.mark.skipif(REDIS_SERVER is None and not REDIS_REQUIRED, reason=REDIS_MISSING)
+
+
+def skip_without_redis() -> None:
+    """Skip the calling test where no redis-server exists – unless CI requires it (see above)."""
+    if REDIS_SERVER is None and not REDIS_REQUIRED:
+        pytest.skip(REDIS_MISSING)
 WEBHOOK_SECRET = "fault-test-webhook-secret"
 JIRA_USER = "connector@example.com"
 JIRA_TOKEN = "sandbox-api-token"

@@ -35,14 +35,19 @@ from connector.queue.reconcile_queue import ReconcileQueue
 from connector.sandbox.jira import JiraSandbox
 from connector.sandbox.server import RETRYABLE_STATUSES
 from connector.settings import Settings
-from tests.processes import REDIS_SERVER, Cluster, connector_changes, connector_env, intake_config, live_jira
+from tests.processes import (
+    Cluster,
+    connector_changes,
+    connector_env,
+    intake_config,
+    live_jira,
+    needs_redis,
+)
 
 FORK = multiprocessing.get_context("fork")
 TRIALS = 5
 WAITING = "Waiting for customer"
 
-needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install "
-                                 "redis-server; .ci/run does it)")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=needs_redis)])

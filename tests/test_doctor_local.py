@@ -15,7 +15,7 @@ from connector.doctor.checks import DoctorError, Status, render_json, render_tex
 from connector.doctor.local import check_calendars, check_queue
 from connector.doctor.runner import run_doctor
 from connector.settings import Settings
-from tests.processes import REDIS_SERVER, RedisServer, free_port
+from tests.processes import REDIS_SERVER, RedisServer, free_port, needs_redis
 
 NOV_2026 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -54,7 +54,6 @@ def test_an_unwritable_data_dir_fails(tmp_path, monkeypatch):
     assert check.status is Status.FAIL and "Permission denied" in check.found and "writable" in check.fix
 
 
-needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install redis-server)")
 
 
 @needs_redis

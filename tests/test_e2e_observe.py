@@ -282,10 +282,9 @@ def test_enforcing_a_rule_within_the_backlog_window_posts_the_notice_once(site, 
 
 def test_the_backlog_rule_reads_the_redis_queue_store_too(tmp_path):
     """CONNECTOR_QUEUE_URL=redis://…: observed records and their first_seen live in Redis."""
-    from tests.processes import REDIS_SERVER, RedisServer
+    from tests.processes import RedisServer, skip_without_redis
 
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    skip_without_redis()
     server = RedisServer().start()
     try:
         with JiraSandbox(clock=Clock(FRIDAY), timezone="Asia/Shanghai", deliver_webhooks=False) as jira:

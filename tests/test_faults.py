@@ -24,12 +24,20 @@ from connector.queue.reconcile_queue import ReconcileQueue
 from connector.sandbox.jira import CONNECTOR, JiraSandbox
 from connector.settings import Settings
 from tests.processes import (
-    REDIS_SERVER, WEBHOOK_SECRET, Cluster, connector_changes, connector_env, deliver, deliveries_twice_shuffled,
-    intake_config, jira_headers, live_jira, receiver, wait_ready, wait_until,
+    WEBHOOK_SECRET,
+    Cluster,
+    connector_changes,
+    connector_env,
+    deliver,
+    deliveries_twice_shuffled,
+    intake_config,
+    jira_headers,
+    live_jira,
+    needs_redis,
+    receiver,
+    wait_ready,
+    wait_until,
 )
-
-needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install "
-                                 "redis-server; .ci/run does it): the Redis-mode fault tests need a real server")
 
 # The issue asks for 500 tickets; 500 × 2 deliveries through 2 receivers and 3 workers
 # against the in-process sandbox take about 20 s on the 2-core CI machine.

@@ -23,7 +23,7 @@ from connector.queue.reconcile_queue import ReconcileQueue
 from connector.rules.engine import evaluate
 from connector.settings import DEFAULT_CONFIG, Settings, SettingsError
 from tests.factories import ticket as factory_ticket
-from tests.processes import REDIS_SERVER, RedisServer
+from tests.processes import RedisServer, skip_without_redis
 
 NOW = datetime(2026, 11, 20, 7, 0, tzinfo=timezone.utc)
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -151,8 +151,7 @@ def store_factory(request, tmp_path):
         queue = ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data"))
         yield lambda **bounds: SqliteObservedStore(queue.huey.storage, **bounds)
         return
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    skip_without_redis()
     server = RedisServer().start()
     try:
         queue = ReconcileQueue.from_settings(Settings(data_dir=tmp_path / "data", queue_url=server.url))

@@ -24,10 +24,14 @@ from connector.queue.worker import run_worker
 from connector.settings import Settings
 from connector.sync.pump import DeadlinePump
 from connector.sync.state import SweepBusy, SyncState
-from tests.processes import REDIS_SERVER, RedisServer, intake_config, wait_until
+from tests.processes import (
+    RedisServer,
+    intake_config,
+    needs_redis,
+    wait_until,
+)
 
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install "
-                                "redis-server; .ci/run does it): Redis-mode tests need a real server")
+pytestmark = needs_redis
 
 FORK = multiprocessing.get_context("fork")
 

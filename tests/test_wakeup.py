@@ -30,7 +30,7 @@ from connector.queue.wakeup import (
 )
 from connector.queue.worker import WorkerThreads, _create_consumer, run_worker
 from connector.settings import Settings, SettingsError
-from tests.processes import REDIS_SERVER, intake_config, wait_until
+from tests.processes import intake_config, needs_redis, wait_until
 
 LONG_POLL = 60.0  # seconds: the fallback poll in these tests; nothing below may rely on it
 BOUND = 10.0  # generous: the old consumer's max_delay; a wake-up is milliseconds
@@ -196,7 +196,7 @@ def test_wakeup_mode_caps_the_poll_after_a_storage_error_at_a_second(queue):
 # --- Redis: the blocking pop ------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install redis-server)")
+@needs_redis
 def test_redis_worker_waits_in_a_blocking_pop(redis_server, tmp_path, recorder):
     import redis
 

@@ -8,24 +8,21 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 import requests
 
 from connector.queue.reconcile_queue import ReconcileQueue
 from connector.settings import Settings
 from tests.processes import (
-    REDIS_SERVER,
     ConnectorProcess,
     RedisServer,
     connector_env,
     free_port,
     intake_config,
     jira_headers,
+    needs_redis,
     wait_ready,
 )
 from webhooks.app import create_app
-
-needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install redis-server)")
 
 JIRA_EVENT = json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"id": "10001", "key": "SUP-1"}}).encode()
 ZENDESK_EVENT = json.dumps({"ticket_id": "7"}).encode()
