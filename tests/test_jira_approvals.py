@@ -10,23 +10,13 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from connector.platforms.base import HostError, RetryPolicy
-from connector.platforms.jira import JiraAdapter
-from connector.platforms.mapping import default_jira_mapping
+from connector.platforms.base import HostError
 from connector.sandbox.jira import AGENT, JiraApiError, JiraSandbox
 from connector.sandbox.server import Clock
+from tests.jira_sandbox_adapter import adapter_for
 
 NOW = datetime(2026, 11, 20, 7, 0, tzinfo=timezone.utc)
 APPROVALS = "/rest/servicedeskapi/request/{issueIdOrKey}/approval"
-ONE_TRY = RetryPolicy(max_attempts=1)
-
-
-def adapter_for(sandbox: JiraSandbox) -> JiraAdapter:
-    if sandbox.deployment == "Cloud":
-        return JiraAdapter(sandbox.base_url, sandbox.email, sandbox.api_token, default_jira_mapping(),
-                           deployment="Cloud", policy=ONE_TRY)
-    return JiraAdapter(sandbox.base_url, None, sandbox.pat, default_jira_mapping(), deployment="Server",
-                       policy=ONE_TRY)
 
 
 @pytest.fixture(params=["Cloud", "Server"])
